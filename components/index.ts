@@ -1,0 +1,2 @@
+/** The g8s component library: the cluster spec today, the GuestCluster components as they land. */
+export * from "./spec";

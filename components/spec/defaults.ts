@@ -1,0 +1,70 @@
+/**
+ * Every default of the ClusterSpec, in one place. The schema (schema.ts) and the README's
+ * reference read these constants; nothing else hard-codes a default.
+ */
+
+/** Kubernetes minors g8s bootstraps and tests (kubeadm v1beta4 needs 1.31 or later). */
+export const SUPPORTED_KUBERNETES_MINORS = ["1.31", "1.32", "1.33", "1.34"] as const;
+export const DEFAULT_KUBERNETES_VERSION = "1.31.4";
+export const DEFAULT_SERVICE_CIDR = "172.31.0.0/16";
+export const DEFAULT_POD_CIDR = "10.2.0.0/16";
+/** Each node gets one /24 of the pod range (kube-controller-manager --node-cidr-mask-size). */
+export const POD_CIDR_NODE_MASK = 24;
+
+export const DEFAULT_MASTER_COUNT = 3;
+export const ALLOWED_MASTER_COUNTS = [1, 3, 5] as const;
+
+export const MAX_CLUSTER_ID_LENGTH = 20;
+export const MAX_NODE_POOLS = 20;
+
+// AWS
+export const DEFAULT_AWS_AVAILABILITY_ZONES = 3;
+export const MAX_AWS_AVAILABILITY_ZONES = 6;
+export const DEFAULT_AWS_VPC_CIDR = "10.1.0.0/16";
+export const DEFAULT_AWS_NAT_GATEWAYS = "perAz";
+export const DEFAULT_AWS_MASTER_INSTANCE_TYPE = "m6i.large";
+export const DEFAULT_AWS_WORKER_INSTANCE_TYPE = "m6i.xlarge";
+export const DEFAULT_AWS_ETCD_VOLUME_GIB = 20;
+export const DEFAULT_AWS_ROOT_VOLUME_GIB = 50;
+/** AWS accepts VPCs from /16 to /28; g8s needs room for a public and a private subnet per AZ. */
+export const MIN_AWS_VPC_PREFIX = 16;
+export const MAX_AWS_VPC_PREFIX = 22;
+
+// KVM
+export const DEFAULT_KVM_STORAGE = "persistentVolume";
+export const DEFAULT_KVM_IMAGE = "g8s/qemu-node:1.0.0";
+export const DEFAULT_KVM_NAMESPACE_PREFIX = "g8s-";
+export const DEFAULT_KVM_API_SERVICE = "ClusterIP";
+export const DEFAULT_KVM_MASTER_CPUS = 2;
+export const DEFAULT_KVM_MASTER_MEMORY_GIB = 4;
+export const DEFAULT_KVM_MASTER_DISK_GIB = 20;
+export const DEFAULT_KVM_WORKER_CPUS = 2;
+export const DEFAULT_KVM_WORKER_MEMORY_GIB = 8;
+export const DEFAULT_KVM_WORKER_DISK_GIB = 40;
+export const MAX_KVM_CPUS = 64;
+export const MAX_KVM_MEMORY_GIB = 512;
+export const MIN_KVM_DISK_GIB = 10;
+export const MAX_KVM_DISK_GIB = 2048;
+
+// PKI
+export const DEFAULT_PKI_BACKEND = "vault";
+export const DEFAULT_CERT_TTL = "24h";
+export const MIN_CERT_TTL_SECONDS = 60 * 60; // 1h: rotation at half the TTL needs a margin over the reconcile interval
+export const MAX_CERT_TTL_SECONDS = 30 * 24 * 60 * 60; // 30d
+export const DEFAULT_CA_TTL = "87600h"; // 10 years
+
+// Ingress
+export const DEFAULT_INGRESS_ENABLED = true;
+export const DEFAULT_INGRESS_HTTP_NODE_PORT = 30080;
+export const DEFAULT_INGRESS_HTTPS_NODE_PORT = 30443;
+export const NODE_PORT_MIN = 30000;
+export const NODE_PORT_MAX = 32767;
+
+// Reconcile (g8s:reconcile)
+export const DEFAULT_RECONCILE_MODE = "correct";
+export const DEFAULT_RECONCILE_INTERVAL = "5m";
+export const MIN_RECONCILE_INTERVAL_SECONDS = 10;
+export const MAX_RECONCILE_INTERVAL_SECONDS = 24 * 60 * 60;
+
+/** The tag/label every cloud resource of a guest cluster carries. */
+export const CLUSTER_TAG_KEY = "g8s.io/cluster";

@@ -1,0 +1,27 @@
+export * from "./defaults";
+export { ClusterSpecError, formatIssue, formatPath, type SpecIssue } from "./errors";
+export { parseClusterSpec, parseReconcileSpec } from "./parse";
+export {
+  G8S_CONFIG_KEYS,
+  parseStackFile,
+  parseStackSettings,
+  stackNameOf,
+  type ParsedStackFile,
+  type StackSettings,
+} from "./stackFile";
+export type {
+  AwsClusterSpec,
+  AwsNodePoolSpec,
+  ClusterSpec,
+  KvmClusterSpec,
+  KvmNodePoolSpec,
+  NodePoolSpec,
+  PkiSpec,
+  Provider,
+  ReconcileMode,
+  ReconcileSpec,
+  Taint,
+} from "./schema";
+export { durationSeconds, formatDuration, parseDuration } from "./duration";
+export { maxNodes } from "./rules";
+export * as cidr from "./cidr";

@@ -1,0 +1,167 @@
+/**
+ * Rules that relate several fields of a structurally valid, defaulted spec. Each rule is a
+ * pure function returning the issues it finds, exported for tests.
+ */
+import * as D from "./defaults";
+import { cidrsOverlap, cidrSize, parseCidr, type Cidr } from "./cidr";
+import { durationSeconds } from "./duration";
+import type { SpecIssue } from "./errors";
+import type { AwsClusterSpec, ClusterSpec } from "./schema";
+
+type Rule = (spec: ClusterSpec) => SpecIssue[];
+
+/** A CIDR the schema already accepted. */
+function cidr(text: string): Cidr {
+  const parsed = parseCidr(text);
+  if (typeof parsed === "string") throw new Error(`internal: unchecked CIDR ${text}: ${parsed}`);
+  return parsed;
+}
+
+export const uniquePoolNames: Rule = (spec) => {
+  const seen = new Map<string, number>();
+  const issues: SpecIssue[] = [];
+  spec.nodePools.forEach((pool, i) => {
+    const first = seen.get(pool.name);
+    if (first !== undefined) {
+      issues.push({
+        path: `nodePools[${i}].name`,
+        message: `'${pool.name}' is already used by nodePools[${first}]: pool names must be unique`,
+      });
+    } else seen.set(pool.name, i);
+  });
+  return issues;
+};
+
+export const poolSizes: Rule = (spec) => {
+  if (spec.provider !== "aws") return []; // kvm pools have a fixed count
+  const issues: SpecIssue[] = [];
+  spec.nodePools.forEach((pool, i) => {
+    if (pool.max < pool.min) {
+      issues.push({ path: `nodePools[${i}].max`, message: `must be ≥ min (${pool.min})` });
+    } else if (pool.desired !== undefined && (pool.desired < pool.min || pool.desired > pool.max)) {
+      issues.push({
+        path: `nodePools[${i}].desired`,
+        message: `must be between min (${pool.min}) and max (${pool.max}) (got ${pool.desired})`,
+      });
+    }
+  });
+  return issues;
+};
+
+export const rangesDoNotOverlap: Rule = (spec) => {
+  const ranges: Array<{ path: string; text: string }> = [];
+  if (spec.provider === "aws") ranges.push({ path: "aws.vpcCidr", text: spec.aws.vpcCidr });
+  ranges.push({ path: "kubernetes.serviceCidr", text: spec.kubernetes.serviceCidr });
+  ranges.push({ path: "kubernetes.podCidr", text: spec.kubernetes.podCidr });
+  const issues: SpecIssue[] = [];
+  for (let i = 0; i < ranges.length; i++) {
+    for (let j = i + 1; j < ranges.length; j++) {
+      const [a, b] = [ranges[i], ranges[j]];
+      if (cidrsOverlap(cidr(a.text), cidr(b.text))) {
+        issues.push({
+          path: b.path,
+          message: `${b.text} overlaps ${a.path} (${a.text}): the VPC, service and pod ranges must be disjoint`,
+        });
+      }
+    }
+  }
+  return issues;
+};
+
+/** The most nodes the spec can ever run: masters plus every pool at its maximum. */
+export function maxNodes(spec: ClusterSpec): number {
+  const workers =
+    spec.provider === "aws"
+      ? spec.nodePools.reduce((n, p) => n + p.max, 0)
+      : spec.nodePools.reduce((n, p) => n + p.count, 0);
+  return spec.masters.count + workers;
+}
+
+export const podRangeFitsNodes: Rule = (spec) => {
+  const pods = cidr(spec.kubernetes.podCidr);
+  const capacity = cidrSize(pods) / 2 ** (32 - D.POD_CIDR_NODE_MASK);
+  const needed = maxNodes(spec);
+  if (needed <= capacity) return [];
+  return [
+    {
+      path: "kubernetes.podCidr",
+      message:
+        `/${pods.prefix} holds ${capacity} node ranges (/${D.POD_CIDR_NODE_MASK} each) but the cluster ` +
+        `can grow to ${needed} nodes: use a larger range such as /16`,
+    },
+  ];
+};
+
+export const vpcFitsSubnets: Rule = (spec) => {
+  if (spec.provider !== "aws") return [];
+  const aws: AwsClusterSpec["aws"] = spec.aws;
+  const vpc = cidr(aws.vpcCidr);
+  // One public and one private subnet per AZ, each at least a /24 (see components/aws).
+  const subnets = 2 * aws.availabilityZones;
+  const needed = Math.ceil(Math.log2(subnets));
+  if (vpc.prefix + needed <= 24) return [];
+  return [
+    {
+      path: "aws.vpcCidr",
+      message:
+        `/${vpc.prefix} is too small for ${subnets} subnets of at least /24 ` +
+        `(${aws.availabilityZones} availability zones): use /${24 - needed} or larger`,
+    },
+  ];
+};
+
+export const vaultNeedsAddress: Rule = (spec) => {
+  const { backend, vault } = spec.pki;
+  if (backend === "vault" && vault?.address === undefined) {
+    return [
+      {
+        path: "pki.vault.address",
+        message: "is required with pki.backend vault: set the Vault URL, e.g. https://vault.example.com",
+      },
+    ];
+  }
+  if (backend === "tls" && vault !== undefined) {
+    return [{ path: "pki.vault", message: "is only used with pki.backend vault: remove it or set backend: vault" }];
+  }
+  return [];
+};
+
+export const caOutlivesCertificates: Rule = (spec) => {
+  const { caTtl, certTtl } = spec.pki;
+  if (durationSeconds(caTtl) >= 2 * durationSeconds(certTtl)) return [];
+  return [{ path: "pki.caTtl", message: `must be at least twice pki.certTtl (${certTtl}) (got ${caTtl})` }];
+};
+
+export const ingressPortsDistinct: Rule = (spec) => {
+  const { httpNodePort, httpsNodePort } = spec.ingress;
+  if (httpNodePort !== httpsNodePort) return [];
+  return [{ path: "ingress.httpsNodePort", message: `must differ from ingress.httpNodePort (${httpNodePort})` }];
+};
+
+export const kvmNamespaceIsLabel: Rule = (spec) => {
+  if (spec.provider !== "kvm") return [];
+  const namespace = `${spec.kvm.namespacePrefix}${spec.id}`;
+  if (/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(namespace)) return [];
+  return [
+    {
+      path: "kvm.namespacePrefix",
+      message: `gives the namespace '${namespace}', which is not a DNS label: use lowercase letters, digits and '-'`,
+    },
+  ];
+};
+
+export const RULES: readonly Rule[] = [
+  uniquePoolNames,
+  poolSizes,
+  rangesDoNotOverlap,
+  podRangeFitsNodes,
+  vpcFitsSubnets,
+  vaultNeedsAddress,
+  caOutlivesCertificates,
+  ingressPortsDistinct,
+  kvmNamespaceIsLabel,
+];
+
+export function checkRules(spec: ClusterSpec): SpecIssue[] {
+  return RULES.flatMap((rule) => rule(spec));
+}
