@@ -1,0 +1,177 @@
+/**
+ * The ClusterSpec reference in README.md, generated from the schema so that it cannot drift:
+ * `npm run docs` rewrites the section and a unit test fails when it is stale or when a schema
+ * field has no description here.
+ */
+import type { z } from "zod";
+import { awsClusterSchema, kvmClusterSchema, reconcileSchema } from "./schema";
+
+export const REFERENCE_START = "<!-- spec-reference:start (npm run docs) -->";
+export const REFERENCE_END = "<!-- spec-reference:end -->";
+
+/** One line of explanation per field path; `[]` stands for every entry of a list. */
+export const FIELD_DOCS: Record<string, string> = {
+  id: "Cluster id: a DNS label of at most 20 characters, equal to the stack name.",
+  provider: "Where the cluster runs: `aws` or `kvm` (`libvirt` is reserved).",
+  baseDomain: "Parent DNS zone; the cluster domain is `<id>.<baseDomain>`.",
+  kubernetes: "Kubernetes version and the cluster's address ranges.",
+  "kubernetes.version": "Concrete `x.y.z` release of a supported minor.",
+  "kubernetes.serviceCidr": "Service IP range (/12 to /24); must not overlap the pod range or the VPC.",
+  "kubernetes.podCidr": "Pod IP range (/8 to /22), a /24 per node; must be large enough for every node.",
+  aws: "AWS placement (only with `provider: aws`).",
+  "aws.region": "AWS region, e.g. `eu-central-1`.",
+  "aws.availabilityZones": "How many availability zones the cluster spans (1 to 6).",
+  "aws.vpcCidr": "VPC range (/16 to /22); a public and a private subnet per zone are carved from it.",
+  "aws.natGateways": "`perAz` (one NAT gateway per zone) or `single` (cheaper, one zone's outage cuts egress).",
+  "aws.publicApi": "Internet-facing API load balancer; otherwise internal.",
+  "aws.apiAllowedCidrs": "Extra ranges allowed to reach the API on 6443.",
+  "aws.apiAllowedCidrs[]": "An IPv4 CIDR.",
+  kvm: "Host-cluster placement (only with `provider: kvm`).",
+  "kvm.storage": "Node disks on `persistentVolume` claims or on the host's `hostPath`.",
+  "kvm.storageClass": "Storage class of the disk claims; unset uses the host cluster's default.",
+  "kvm.image": "Container image that runs QEMU for each guest node.",
+  "kvm.namespacePrefix": "The guest cluster's namespace on the host is `<prefix><id>`.",
+  "kvm.apiService": "Service type of the guest API: `ClusterIP`, `NodePort` or `LoadBalancer`.",
+  masters: "Control-plane nodes (etcd runs on each).",
+  "masters.count": "1, 3 or 5: etcd needs an odd quorum.",
+  "masters.instanceType": "EC2 instance type (aws).",
+  "masters.etcdVolumeGiB": "Size of the dedicated etcd volume (aws).",
+  "masters.cpus": "Virtual CPUs per master VM (kvm).",
+  "masters.memoryGiB": "Memory per master VM (kvm).",
+  "masters.diskGiB": "Disk per master VM, etcd included (kvm).",
+  nodePools: "Worker node pools (1 to 20); keyed by name, so reordering changes nothing.",
+  "nodePools[]": "One pool.",
+  "nodePools[].name": "Unique DNS label of at most 20 characters; part of resource names, never rename.",
+  "nodePools[].instanceType": "EC2 instance type (aws).",
+  "nodePools[].min": "Autoscaling lower bound (aws).",
+  "nodePools[].max": "Autoscaling upper bound, ≥ min (aws).",
+  "nodePools[].desired": "Initial size between min and max (aws); defaults to min.",
+  "nodePools[].spot": "Run the pool on spot instances (aws).",
+  "nodePools[].rootVolumeGiB": "Root volume size (aws).",
+  "nodePools[].count": "Fixed number of nodes (kvm).",
+  "nodePools[].cpus": "Virtual CPUs per node VM (kvm).",
+  "nodePools[].memoryGiB": "Memory per node VM (kvm).",
+  "nodePools[].diskGiB": "Disk per node VM (kvm).",
+  "nodePools[].labels": "Kubernetes labels on the pool's nodes.",
+  "nodePools[].taints": "Kubernetes taints on the pool's nodes.",
+  "nodePools[].taints[]": "One taint.",
+  "nodePools[].taints[].key": "Taint key.",
+  "nodePools[].taints[].value": "Taint value.",
+  "nodePools[].taints[].effect": "`NoSchedule`, `PreferNoSchedule` or `NoExecute`.",
+  pki: "The cluster's certificate authority and certificates.",
+  "pki.backend": "`vault` (root CA inside Vault, production) or `tls` (CA in Pulumi state, development and edge).",
+  "pki.vault": "Vault connection (only with `backend: vault`); the token comes from `g8s:vaultToken` or `VAULT_TOKEN`.",
+  "pki.vault.address": "Vault URL; required with `backend: vault`.",
+  "pki.vault.namespace": "Vault Enterprise namespace.",
+  "pki.certTtl": "Lifetime of every issued certificate (1h to 720h); renewed at half of it.",
+  "pki.caTtl": "Lifetime of the cluster's root CA; at least twice `certTtl`.",
+  ingress: "Ingress load balancing to the workers.",
+  "ingress.enabled": "Create the ingress load balancer and the wildcard record `*.<id>.<baseDomain>`.",
+  "ingress.httpNodePort": "Node port the ingress controller serves HTTP on.",
+  "ingress.httpsNodePort": "Node port the ingress controller serves HTTPS on.",
+  tags: "Extra tags or labels on every cloud resource (`g8s.io/cluster` is always set).",
+  "g8s:reconcile": "How the reconciler treats this stack (a sibling config key of `g8s:cluster`).",
+  "g8s:reconcile.mode": "`correct` (detect and undo drift), `detect` (report only) or `off`.",
+  "g8s:reconcile.interval": "Time between two passes (10s to 24h); jitter is added.",
+};
+
+interface Def {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  element?: z.ZodType;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  entries?: Record<string, string>;
+  values?: unknown[];
+  defaultValue?: unknown;
+  valueType?: z.ZodType;
+}
+
+export interface FieldRow {
+  readonly path: string;
+  readonly type: string;
+  readonly default?: string;
+  readonly required: boolean;
+}
+
+function defOf(schema: z.ZodType): Def {
+  return (schema as unknown as { _zod: { def: Def } })._zod.def;
+}
+
+function typeName(def: Def): string {
+  switch (def.type) {
+    case "enum":
+      return Object.values(def.entries ?? {}).join(" \\| ");
+    case "literal":
+      return (def.values ?? []).map(String).join(" \\| ");
+    case "record":
+      return "map of string";
+    case "array":
+      return "list";
+    case "object":
+      return "mapping";
+    case "number":
+      return "integer";
+    default:
+      return def.type;
+  }
+}
+
+/** Every field of a schema, depth first, with type, default and whether it must be set. */
+export function schemaFields(schema: z.ZodType, prefix = ""): FieldRow[] {
+  const rows: FieldRow[] = [];
+  const visit = (node: z.ZodType, path: string, required: boolean, dflt?: string): void => {
+    const def = defOf(node);
+    if (def.type === "default" || def.type === "prefault") {
+      const value = def.defaultValue;
+      const shown =
+        typeof value === "object"
+          ? JSON.stringify(value) === "{}"
+            ? undefined
+            : JSON.stringify(value)
+          : String(value);
+      return visit(def.innerType as z.ZodType, path, false, shown ?? dflt);
+    }
+    if (def.type === "optional") return visit(def.innerType as z.ZodType, path, false, dflt);
+    if (def.type === "pipe") return visit(def.in as z.ZodType, path, required, dflt);
+    if (path !== "") rows.push({ path, type: typeName(def), default: dflt, required });
+    if (def.type === "object") {
+      for (const [key, child] of Object.entries(def.shape ?? {})) {
+        visit(child, path === "" ? key : `${path}.${key}`, true);
+      }
+    } else if (def.type === "array") {
+      visit(def.element as z.ZodType, `${path}[]`, true);
+    }
+  };
+  visit(schema, prefix, true);
+  return rows;
+}
+
+/** The union of the aws and kvm fields, then `g8s:reconcile`, each path once. */
+export function specFields(): FieldRow[] {
+  const seen = new Map<string, FieldRow>();
+  for (const row of [
+    ...schemaFields(awsClusterSchema),
+    ...schemaFields(kvmClusterSchema),
+    ...schemaFields(reconcileSchema, "g8s:reconcile"),
+  ]) {
+    const earlier = seen.get(row.path);
+    if (!earlier) seen.set(row.path, row);
+    else if (earlier.type !== row.type) seen.set(row.path, { ...earlier, type: `${earlier.type} \\| ${row.type}` });
+  }
+  return [...seen.values()];
+}
+
+/** The Markdown table in README.md, between the markers. */
+export function renderSpecReference(): string {
+  const lines = [
+    "| field | type | default | meaning |",
+    "| --- | --- | --- | --- |",
+    ...specFields().map((f) => {
+      const dflt = f.required ? "**required**" : f.default === undefined ? "–" : `\`${f.default}\``;
+      const doc = FIELD_DOCS[f.path] ?? "";
+      return `| \`${f.path}\` | ${f.type} | ${dflt} | ${doc} |`;
+    }),
+  ];
+  return lines.join("\n");
+}
