@@ -1,0 +1,3 @@
+export * from "./toolchain";
+export * from "./environment";
+export * from "./pulumiEngine";

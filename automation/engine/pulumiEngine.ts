@@ -1,0 +1,191 @@
+/**
+ * The reconciler's Engine on the Pulumi Automation API and the real CLI. Every command runs in
+ * the hermetic environment from environment.ts with the CLI found by toolchain.ts.
+ */
+import { promises as fs } from "node:fs";
+import { hostname } from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  ConcurrentUpdateError,
+  LocalWorkspace,
+  PulumiCommand,
+  type EngineEvent,
+  type Stack,
+} from "@pulumi/pulumi/automation";
+import {
+  OperationAbortedError,
+  StackBusyError,
+  type Engine,
+  type OperationOptions,
+  type PendingOperation,
+  type PreviewResult,
+  type ResourceDrift,
+  type StaleLock,
+  type UpResult,
+} from "../reconciler/types";
+import type { PulumiCli } from "./toolchain";
+
+export interface PulumiEngineOptions {
+  readonly projectDir: string;
+  readonly cli: PulumiCli;
+  /** The hermetic environment (engineEnvironment()). */
+  readonly env: Record<string, string>;
+  /** Policy packs run before every preview and update (paths). */
+  readonly policyPacks?: readonly string[];
+}
+
+/** Engine operations that are not a change. */
+const NOT_A_CHANGE = new Set(["same", "refresh", "read", "discard", "import"]);
+
+/** What drifted, from the engine's resource pre-events (property names only, never values). */
+export function driftFromEvents(events: readonly EngineEvent[]): ResourceDrift[] {
+  const drift = new Map<string, ResourceDrift>();
+  for (const event of events) {
+    const meta = event.resourcePreEvent?.metadata;
+    if (!meta || NOT_A_CHANGE.has(meta.op)) continue;
+    const name = meta.urn.split("::").pop() ?? meta.urn;
+    const keys = [...new Set([...(meta.diffs ?? []), ...(meta.keys ?? [])])].sort();
+    drift.set(meta.urn, { urn: meta.urn, type: meta.type, name, op: meta.op, keys });
+  }
+  return [...drift.values()];
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by someone else
+  }
+}
+
+export class PulumiEngine implements Engine {
+  private command?: Promise<PulumiCommand>;
+  private readonly stacks = new Map<string, Promise<Stack>>();
+
+  constructor(private readonly options: PulumiEngineOptions) {}
+
+  private pulumiCommand(): Promise<PulumiCommand> {
+    this.command ??= PulumiCommand.get({ root: this.options.cli.root, skipVersionCheck: false });
+    return this.command;
+  }
+
+  private async workspace(): Promise<LocalWorkspace> {
+    return LocalWorkspace.create({
+      workDir: this.options.projectDir,
+      pulumiCommand: await this.pulumiCommand(),
+      envVars: this.options.env,
+    });
+  }
+
+  /** Selects the stack, creating it in the backend the first time its file is reconciled. */
+  private stack(name: string): Promise<Stack> {
+    let stack = this.stacks.get(name);
+    if (!stack) {
+      stack = this.pulumiCommand().then((pulumiCommand) =>
+        LocalWorkspace.createOrSelectStack(
+          { stackName: name, workDir: this.options.projectDir },
+          { pulumiCommand, envVars: this.options.env },
+        ),
+      );
+      stack.catch(() => this.stacks.delete(name));
+      this.stacks.set(name, stack);
+    }
+    return stack;
+  }
+
+  private translate(stack: string, options: OperationOptions, err: unknown): never {
+    if (err instanceof ConcurrentUpdateError) throw new StackBusyError(stack, "the backend lock is held");
+    if (options.signal.aborted) throw new OperationAbortedError(stack);
+    throw err;
+  }
+
+  async listStacks(): Promise<string[]> {
+    const ws = await this.workspace();
+    return (await ws.listStacks()).map((s) => s.name.split("/").pop() as string);
+  }
+
+  async previewRefresh(name: string, options: OperationOptions): Promise<PreviewResult> {
+    const events: EngineEvent[] = [];
+    try {
+      const stack = await this.stack(name);
+      const result = await stack.preview({
+        refresh: true,
+        signal: options.signal,
+        color: "never",
+        policyPacks: this.options.policyPacks ? [...this.options.policyPacks] : undefined,
+        onEvent: (e) => void events.push(e),
+      });
+      return { changeSummary: { ...result.changeSummary }, drift: driftFromEvents(events) };
+    } catch (err) {
+      return this.translate(name, options, err);
+    }
+  }
+
+  async upRefresh(name: string, options: OperationOptions): Promise<UpResult> {
+    try {
+      const stack = await this.stack(name);
+      const result = await stack.up({
+        refresh: true,
+        signal: options.signal,
+        color: "never",
+        policyPacks: this.options.policyPacks ? [...this.options.policyPacks] : undefined,
+      });
+      return { resourceChanges: { ...(result.summary.resourceChanges ?? {}) } };
+    } catch (err) {
+      return this.translate(name, options, err);
+    }
+  }
+
+  async destroy(name: string, options: OperationOptions): Promise<UpResult> {
+    try {
+      const stack = await this.stack(name);
+      const result = await stack.destroy({ signal: options.signal, color: "never", refresh: true });
+      return { resourceChanges: { ...(result.summary.resourceChanges ?? {}) } };
+    } catch (err) {
+      return this.translate(name, options, err);
+    }
+  }
+
+  async pendingOperations(name: string): Promise<PendingOperation[]> {
+    const state = await (await this.stack(name)).exportStack();
+    const pending = (state.deployment as { pending_operations?: Array<{ resource: { urn: string; type: string } }> })
+      .pending_operations;
+    return (pending ?? []).map((p) => ({ urn: p.resource.urn, type: p.resource.type }));
+  }
+
+  async clearPendingOperations(name: string): Promise<void> {
+    const stack = await this.stack(name);
+    const state = await stack.exportStack();
+    delete (state.deployment as { pending_operations?: unknown }).pending_operations;
+    await stack.importStack(state);
+  }
+
+  /** File backends only: lock files of processes on this host that no longer run. */
+  async clearStaleLocks(): Promise<StaleLock[]> {
+    const url = this.options.env.PULUMI_BACKEND_URL ?? "";
+    if (!url.startsWith("file://")) return [];
+    const locksDir = path.join(fileURLToPath(url), ".pulumi", "locks");
+    const here = hostname();
+    const cleared: StaleLock[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) await walk(file);
+        else if (entry.name.endsWith(".json")) {
+          const lock = JSON.parse(await fs.readFile(file, "utf8").catch(() => "{}")) as {
+            pid?: number;
+            hostname?: string;
+          };
+          if (typeof lock.pid !== "number" || lock.hostname !== here || isAlive(lock.pid)) continue;
+          await fs.rm(file, { force: true });
+          cleared.push({ stack: path.basename(dir), pid: lock.pid, host: here, file });
+        }
+      }
+    };
+    await walk(locksDir);
+    return cleared;
+  }
+}
