@@ -4,6 +4,8 @@ export interface CliIo {
   readonly env: NodeJS.ProcessEnv;
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
   readonly stderr: NodeJS.WritableStream;
+  /** Subscribes to SIGTERM/SIGINT; returns the unsubscribe. Absent in tests that do not need it. */
+  readonly onSignal?: (handler: (signal: NodeJS.Signals) => void) => () => void;
 }
 
 /** Exit codes shared by every command. */

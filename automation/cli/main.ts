@@ -1,5 +1,8 @@
 /** The `g8s` command line: dispatches to one command per verb. */
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
+import { DAEMON_USAGE, runDaemon } from "./daemon";
+import { RECONCILE_USAGE, runReconcile } from "./reconcile";
+import { runStatus, STATUS_USAGE } from "./status";
 import { runValidate, VALIDATE_USAGE } from "./validate";
 
 interface Command {
@@ -10,6 +13,9 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   validate: { summary: "check stack files offline", usage: VALIDATE_USAGE, run: runValidate },
+  reconcile: { summary: "one reconcile pass over the stacks", usage: RECONCILE_USAGE, run: runReconcile },
+  daemon: { summary: "reconcile every stack on a schedule, with an HTTP API", usage: DAEMON_USAGE, run: runDaemon },
+  status: { summary: "the running daemon's view of every stack", usage: STATUS_USAGE, run: runStatus },
 };
 
 function usage(): string {

@@ -56,7 +56,11 @@ function prefixed(prefix: string, issues: readonly SpecIssue[]): SpecIssue[] {
  * Projects other than g8s (fixtures, other programs) use this alone.
  * @throws ClusterSpecError
  */
-export function parseStackSettings(text: string, source: string): StackSettings {
+export function parseStackSettings(
+  text: string,
+  source: string,
+  options: { readonly reconcileDefaults?: Partial<ReconcileSpec> } = {},
+): StackSettings {
   const doc = parseDocument(text, { uniqueKeys: true });
   if (doc.errors.length > 0) {
     // One mistake often yields several parser errors at one line: report the first of each line.
@@ -109,7 +113,17 @@ export function parseStackSettings(text: string, source: string): StackSettings 
 
   let reconcile: ReconcileSpec | undefined;
   try {
-    reconcile = parseReconcileSpec(entries[G8S_CONFIG_KEYS.reconcile], source);
+    const raw = entries[G8S_CONFIG_KEYS.reconcile];
+    const defaults = options.reconcileDefaults ?? {};
+    // The daemon's defaults fill what the file leaves out; the schema's fill the rest.
+    reconcile = parseReconcileSpec(
+      raw === undefined || raw === null
+        ? defaults
+        : typeof raw === "object" && !Array.isArray(raw)
+          ? { ...defaults, ...raw }
+          : raw,
+      source,
+    );
   } catch (err) {
     if (!(err instanceof ClusterSpecError)) throw err;
     issues.push(...prefixed(G8S_CONFIG_KEYS.reconcile, err.issues));
@@ -127,11 +141,15 @@ export function parseStackSettings(text: string, source: string): StackSettings 
  * Collects every problem of the file before it throws.
  * @throws ClusterSpecError
  */
-export function parseStackFile(text: string, source: string): ParsedStackFile {
+export function parseStackFile(
+  text: string,
+  source: string,
+  options: { readonly reconcileDefaults?: Partial<ReconcileSpec> } = {},
+): ParsedStackFile {
   let settings: StackSettings | undefined;
   const issues: SpecIssue[] = [];
   try {
-    settings = parseStackSettings(text, source);
+    settings = parseStackSettings(text, source, options);
   } catch (err) {
     if (!(err instanceof ClusterSpecError)) throw err;
     // YAML errors and a missing config leave nothing else to check.

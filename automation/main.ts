@@ -1,0 +1,122 @@
+/**
+ * The composition root (STYLE.md 12): builds settings-driven logger, metrics registry, engine
+ * adapter, stack source, scheduler and HTTP server, and wires them together. Commands call
+ * these functions; nothing else constructs the reconciler.
+ */
+import { mkdirSync } from "node:fs";
+import * as path from "node:path";
+import type pino from "pino";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import { engineEnvironment, findPulumi, prepareStateDir, PulumiEngine } from "./engine";
+import type { Settings } from "./config";
+import { systemClock, type Clock } from "./reconciler/clock";
+import { ProjectStackSource } from "./reconciler/discovery";
+import { createLogger, redactText } from "./reconciler/logger";
+import { ReconcilerMetrics } from "./reconciler/metrics";
+import { Scheduler } from "./reconciler/scheduler";
+import { createApiServer, type ApiServer } from "./reconciler/server";
+import { FileStatusStore } from "./reconciler/status";
+import type { Engine, PassRecord, StackStatus } from "./reconciler/types";
+
+export interface Reconciler {
+  readonly settings: Settings;
+  readonly logger: pino.Logger;
+  readonly registry: Registry;
+  readonly metrics: ReconcilerMetrics;
+  readonly engine: Engine;
+  readonly scheduler: Scheduler;
+}
+
+export interface BuildOptions {
+  readonly env: NodeJS.ProcessEnv;
+  /** Where JSON logs go (default stdout). */
+  readonly logDestination?: pino.DestinationStream;
+  /** Replaces the real engine (tests). */
+  readonly engine?: Engine;
+  readonly clock?: Clock;
+  /** Status changes, for live progress on a terminal. */
+  readonly onStatus?: (status: StackStatus) => void;
+  readonly onPass?: (record: PassRecord) => void;
+}
+
+export async function buildReconciler(settings: Settings, options: BuildOptions): Promise<Reconciler> {
+  const secrets = [settings.passphrase, settings.apiToken].filter((s): s is string => !!s);
+  const redact = (text: string) => redactText(text, secrets);
+  const logger = createLogger({ level: settings.logLevel, destination: options.logDestination, secrets });
+  mkdirSync(settings.stateDir, { recursive: true });
+
+  let engine = options.engine;
+  if (!engine) {
+    const cli = await findPulumi({ env: options.env });
+    logger.info({ cli: cli.binary, version: cli.version, source: cli.source }, "pulumi CLI");
+    const env = engineEnvironment({
+      stateDir: settings.stateDir,
+      backendUrl: settings.backendUrl,
+      passphrase: settings.passphrase,
+      passphraseFile: settings.passphraseFile,
+      pathPrepend: [cli.binDir, path.join(settings.projectDir, "node_modules", ".bin")],
+      base: options.env,
+    });
+    prepareStateDir(env);
+    if (env.PULUMI_CONFIG_PASSPHRASE === undefined && env.PULUMI_CONFIG_PASSPHRASE_FILE === undefined) {
+      logger.warn({}, "no PULUMI_CONFIG_PASSPHRASE(_FILE): stacks with the passphrase secrets provider will fail");
+    }
+    engine = new PulumiEngine({ projectDir: settings.projectDir, cli, env });
+  }
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "g8s_process_" });
+  const metrics = new ReconcilerMetrics(registry);
+  const source = new ProjectStackSource({
+    projectDir: settings.projectDir,
+    listBackendStacks: () => (engine as Engine).listStacks(),
+    reconcileDefaults: { mode: settings.defaultMode, interval: settings.defaultInterval },
+  });
+  // onStatus reads the scheduler's list; the constructor itself reports nothing.
+  const scheduler: Scheduler = new Scheduler({
+    engine,
+    source,
+    store: new FileStatusStore(settings.stateDir),
+    clock: options.clock ?? systemClock,
+    log: logger,
+    redact,
+    concurrency: settings.concurrency,
+    jitter: settings.jitter,
+    backoffBaseMs: settings.backoffBaseMs,
+    backoffMaxMs: settings.backoffMaxMs,
+    stallAfter: settings.stallAfter,
+    busyRetryMs: settings.busyRetryMs,
+    discoverIntervalMs: settings.discoverIntervalMs,
+    clearPendingOperations: settings.clearPendingOperations,
+    onPass: (record) => {
+      metrics.observePass(record);
+      options.onPass?.(record);
+    },
+    onStatus: (status) => {
+      metrics.updateStack(status);
+      metrics.setPhaseCounts(scheduler.list());
+      options.onStatus?.(status);
+    },
+    onForget: (name) => metrics.removeStack(name),
+    onLoad: (inFlight, queueDepth) => {
+      metrics.setInFlight(inFlight);
+      metrics.setQueueDepth(queueDepth);
+    },
+  });
+  return { settings, logger, registry, metrics, engine, scheduler };
+}
+
+export function buildServer(reconciler: Reconciler): ApiServer {
+  const { scheduler } = reconciler;
+  return createApiServer({
+    api: {
+      isReady: () => scheduler.isReady(),
+      list: () => scheduler.list(),
+      get: (name) => scheduler.get(name),
+      requestRun: (name) => scheduler.requestRun(name),
+    },
+    registry: reconciler.registry,
+    token: reconciler.settings.apiToken,
+    logger: reconciler.logger,
+  });
+}

@@ -1,0 +1,188 @@
+/**
+ * The reconciler's Prometheus metrics, on a registry the composition root injects (never
+ * prom-client's global one, so tests and several instances do not share series).
+ */
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { PassOutcome, PassRecord, StackPhase, StackStatus } from "./types";
+
+/** Every PassOutcome, at runtime: series are created at 0 and removed by enumeration. */
+export const PASS_OUTCOMES = [
+  "in-sync",
+  "corrected",
+  "drifted",
+  "skipped",
+  "destroyed",
+  "busy",
+  "invalid",
+  "aborted",
+  "failed",
+] as const satisfies readonly PassOutcome[];
+
+/** Every StackPhase, at runtime. */
+export const STACK_PHASES = [
+  "pending",
+  "queued",
+  "running",
+  "in-sync",
+  "drifted",
+  "backoff",
+  "stalled",
+  "invalid",
+  "orphaned",
+  "needs-attention",
+  "off",
+  "destroyed",
+] as const satisfies readonly StackPhase[];
+
+// Compile-time check that the lists above are complete: adding a member to PassOutcome or
+// StackPhase in types.ts without adding it here fails `tsc`.
+type Missing<All, Listed> = [Exclude<All, Listed>] extends [never] ? true : Exclude<All, Listed>;
+const _allOutcomes: Missing<PassOutcome, (typeof PASS_OUTCOMES)[number]> = true;
+const _allPhases: Missing<StackPhase, (typeof STACK_PHASES)[number]> = true;
+
+/** A pass takes from about a second (nothing to refresh) to half an hour (a large `up`). */
+export const DURATION_BUCKETS_SECONDS = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800];
+
+export class ReconcilerMetrics {
+  private readonly passes: Counter<"stack" | "outcome">;
+  private readonly duration: Histogram<"stack" | "outcome">;
+  private readonly driftDetected: Counter<"stack">;
+  private readonly driftedResources: Counter<"stack">;
+  private readonly consecutiveFailures: Gauge<"stack">;
+  private readonly lastSuccess: Gauge<"stack">;
+  private readonly stackPhase: Gauge<"stack" | "phase">;
+  private readonly inFlight: Gauge;
+  private readonly queueDepth: Gauge;
+  private readonly stacks: Gauge<"phase">;
+  /** Stacks whose counters exist, so each is initialised once. */
+  private readonly known = new Set<string>();
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.passes = new Counter({
+      name: "g8s_reconcile_passes_total",
+      help: "Reconcile passes by stack and outcome.",
+      labelNames: ["stack", "outcome"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "g8s_reconcile_duration_seconds",
+      help: "Duration of reconcile passes (detect and correct) in seconds.",
+      labelNames: ["stack", "outcome"],
+      buckets: DURATION_BUCKETS_SECONDS,
+      registers,
+    });
+    this.driftDetected = new Counter({
+      name: "g8s_drift_detected_total",
+      help: "Reconcile passes that found drift.",
+      labelNames: ["stack"],
+      registers,
+    });
+    this.driftedResources = new Counter({
+      name: "g8s_drifted_resources_total",
+      help: "Drifted resources found, summed over passes.",
+      labelNames: ["stack"],
+      registers,
+    });
+    this.consecutiveFailures = new Gauge({
+      name: "g8s_stack_consecutive_failures",
+      help: "Failed passes in a row; 0 after a success.",
+      labelNames: ["stack"],
+      registers,
+    });
+    this.lastSuccess = new Gauge({
+      name: "g8s_stack_last_success_timestamp_seconds",
+      help: "Unix time of the stack's last successful pass; absent until it has one.",
+      labelNames: ["stack"],
+      registers,
+    });
+    this.stackPhase = new Gauge({
+      name: "g8s_stack_phase",
+      help: "1 for the stack's current phase, 0 for every other phase.",
+      labelNames: ["stack", "phase"],
+      registers,
+    });
+    this.inFlight = new Gauge({
+      name: "g8s_reconcile_in_flight",
+      help: "Reconcile passes running now.",
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: "g8s_reconcile_queue_depth",
+      help: "Stacks due and waiting for a worker.",
+      registers,
+    });
+    this.stacks = new Gauge({
+      name: "g8s_stacks",
+      help: "Known stacks by phase.",
+      labelNames: ["phase"],
+      registers,
+    });
+  }
+
+  observePass(record: PassRecord): void {
+    this.ensureStack(record.stack);
+    const labels = { stack: record.stack, outcome: record.outcome };
+    this.passes.inc(labels);
+    this.duration.observe(labels, record.durationMs / 1000);
+    // A pass found drift when it lists drifted resources; a correct pass whose `up` then failed
+    // still counts, since the drift was real.
+    if (record.drift.length > 0) {
+      this.driftDetected.inc({ stack: record.stack });
+      this.driftedResources.inc({ stack: record.stack }, record.drift.length);
+    }
+  }
+
+  updateStack(status: StackStatus): void {
+    this.ensureStack(status.name);
+    const stack = status.name;
+    this.consecutiveFailures.set({ stack }, status.consecutiveFailures);
+    // No series rather than 0 until the first success: 0 would read as "last succeeded in 1970".
+    const lastSuccess = status.lastSuccessAt === undefined ? NaN : Date.parse(status.lastSuccessAt);
+    if (Number.isNaN(lastSuccess)) this.lastSuccess.remove({ stack });
+    else this.lastSuccess.set({ stack }, lastSuccess / 1000);
+    // Every phase has a series (kube-state-metrics style), so `== 0` is as queryable as `== 1`.
+    for (const phase of STACK_PHASES) this.stackPhase.set({ stack, phase }, phase === status.phase ? 1 : 0);
+  }
+
+  /** Drops every series of a stack (a stack file deleted, a stack destroyed). */
+  removeStack(name: string): void {
+    this.known.delete(name);
+    const stack = name;
+    for (const outcome of PASS_OUTCOMES) {
+      this.passes.remove({ stack, outcome });
+      this.duration.remove({ stack, outcome });
+    }
+    for (const phase of STACK_PHASES) this.stackPhase.remove({ stack, phase });
+    for (const metric of [this.driftDetected, this.driftedResources, this.consecutiveFailures, this.lastSuccess]) {
+      metric.remove({ stack });
+    }
+  }
+
+  setInFlight(n: number): void {
+    this.inFlight.set(n);
+  }
+
+  setQueueDepth(n: number): void {
+    this.queueDepth.set(n);
+  }
+
+  /** Sets g8s_stacks from all statuses; phases no stack is in read 0. */
+  setPhaseCounts(statuses: readonly StackStatus[]): void {
+    for (const phase of STACK_PHASES) {
+      this.stacks.set({ phase }, statuses.filter((s) => s.phase === phase).length);
+    }
+  }
+
+  /**
+   * Creates a new stack's counters at 0. A counter series that first appears at 1 hides that
+   * first increment from `increase()` and `rate()`, so an alert on the first failure would miss.
+   */
+  private ensureStack(stack: string): void {
+    if (this.known.has(stack)) return;
+    this.known.add(stack);
+    for (const outcome of PASS_OUTCOMES) this.passes.inc({ stack, outcome }, 0);
+    this.driftDetected.inc({ stack }, 0);
+    this.driftedResources.inc({ stack }, 0);
+  }
+}

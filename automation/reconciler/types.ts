@@ -1,0 +1,137 @@
+/**
+ * The reconciler's contracts. The scheduler talks to the Pulumi engine only through `Engine`,
+ * so it is tested against a fake engine and the adapter (automation/engine/pulumiEngine.ts)
+ * against the real CLI.
+ */
+import type { ReconcileMode } from "../../components/spec";
+
+/** A resource the engine would change, as seen by a refreshing preview. */
+export interface ResourceDrift {
+  readonly urn: string;
+  readonly type: string;
+  readonly name: string;
+  /** Engine operation: update, replace, create, delete, create-replacement, … */
+  readonly op: string;
+  /** Properties that differ, when the engine says (never their values: they may be secret). */
+  readonly keys: readonly string[];
+}
+
+export interface PreviewResult {
+  /** Engine change summary by operation, e.g. `{ same: 3, update: 1 }`. */
+  readonly changeSummary: Readonly<Record<string, number>>;
+  readonly drift: readonly ResourceDrift[];
+}
+
+export interface UpResult {
+  readonly resourceChanges: Readonly<Record<string, number>>;
+}
+
+export interface OperationOptions {
+  /** Aborting cancels the engine operation (the CLI gets SIGINT, then is killed). */
+  readonly signal: AbortSignal;
+}
+
+/** Pending operations left in a stack's state by an interrupted update. */
+export interface PendingOperation {
+  readonly urn: string;
+  readonly type: string;
+}
+
+export interface Engine {
+  /** Stacks the backend holds for the project. */
+  listStacks(): Promise<string[]>;
+  /** Lock-free preview that refreshes first. */
+  previewRefresh(stack: string, options: OperationOptions): Promise<PreviewResult>;
+  /** `up --refresh` under the backend lock. */
+  upRefresh(stack: string, options: OperationOptions): Promise<UpResult>;
+  destroy(stack: string, options: OperationOptions): Promise<UpResult>;
+  pendingOperations(stack: string): Promise<PendingOperation[]>;
+  /** Drops pending operations from the stack's state (only on explicit request). */
+  clearPendingOperations(stack: string): Promise<void>;
+  /** Removes backend locks held by processes on this host that no longer run. */
+  clearStaleLocks(): Promise<StaleLock[]>;
+}
+
+/** A backend lock whose owner process is gone. */
+export interface StaleLock {
+  readonly stack: string;
+  readonly pid: number;
+  readonly host: string;
+  readonly file: string;
+}
+
+/** The stack is locked by another update: retry soon, not a failure. */
+export class StackBusyError extends Error {
+  constructor(stack: string, detail?: string) {
+    super(`stack ${stack} is locked by another update${detail ? `: ${detail}` : ""}`);
+    this.name = "StackBusyError";
+  }
+}
+
+/** The operation was aborted through its signal (shutdown). */
+export class OperationAbortedError extends Error {
+  constructor(stack: string) {
+    super(`operation on stack ${stack} was aborted`);
+    this.name = "OperationAbortedError";
+  }
+}
+
+/** What one pass over one stack ended in. */
+export type PassOutcome =
+  | "in-sync" // nothing drifted
+  | "corrected" // drift found and undone by up
+  | "drifted" // drift found, mode detect: reported only
+  | "skipped" // mode off
+  | "destroyed" // decommissioned
+  | "busy" // locked by someone else; retried soon
+  | "invalid" // the stack file is broken; nothing was run
+  | "aborted" // shutdown interrupted it
+  | "failed"; // the engine failed
+
+export interface PassRecord {
+  readonly stack: string;
+  readonly outcome: PassOutcome;
+  readonly mode: ReconcileMode;
+  readonly startedAt: string;
+  readonly durationMs: number;
+  readonly detectMs?: number;
+  readonly correctMs?: number;
+  readonly drift: readonly ResourceDrift[];
+  readonly changeSummary?: Readonly<Record<string, number>>;
+  readonly resourceChanges?: Readonly<Record<string, number>>;
+  /** Error text for failed/invalid/busy passes, secrets redacted. */
+  readonly error?: string;
+}
+
+/** Where a stack stands, as /api/stacks and `g8s status` show it. */
+export type StackPhase =
+  | "pending" // discovered, not yet reconciled
+  | "queued"
+  | "running"
+  | "in-sync"
+  | "drifted"
+  | "backoff" // failed, retrying with backoff
+  | "stalled" // too many failures in a row: waits for a file change or a requested run
+  | "invalid"
+  | "orphaned" // in the backend, no stack file: reported, never destroyed
+  | "needs-attention" // pending operations in state after a crash
+  | "off"
+  | "destroyed";
+
+export interface StackStatus {
+  readonly name: string;
+  readonly phase: StackPhase;
+  readonly mode: ReconcileMode;
+  readonly intervalSeconds: number;
+  readonly file?: string;
+  /** sha256 of the stack file's text: a change makes the stack run at once. */
+  readonly fileHash?: string;
+  readonly consecutiveFailures: number;
+  readonly nextRunAt?: string;
+  readonly lastSuccessAt?: string;
+  readonly lastDriftAt?: string;
+  readonly lastPass?: PassRecord;
+  /** Last pass that found drift, with its details. */
+  readonly lastDrift?: PassRecord;
+  readonly message?: string;
+}

@@ -1,0 +1,84 @@
+import * as assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { loadSettings, SettingsError, type SettingsSources } from "../../automation/config";
+
+describe("daemon settings", () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(path.join(tmpdir(), "g8s-settings-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const sources = (over: Partial<SettingsSources> = {}): SettingsSources => ({
+    flags: {},
+    env: {},
+    cwd: dir,
+    defaultProjectDir: "/opt/g8s",
+    ...over,
+  });
+
+  const problems = (over: Partial<SettingsSources>): readonly string[] => {
+    try {
+      loadSettings(sources(over));
+    } catch (err) {
+      assert.ok(err instanceof SettingsError, String(err));
+      return err.problems;
+    }
+    return assert.fail("accepted");
+  };
+
+  it("has defaults for everything", () => {
+    const s = loadSettings(sources());
+    assert.equal(s.projectDir, "/opt/g8s");
+    assert.equal(s.stateDir, "/opt/g8s/.g8s");
+    assert.equal(s.concurrency, 2);
+    assert.equal(s.backoffBaseMs, 10_000);
+    assert.equal(s.backoffMaxMs, 3_600_000);
+    assert.equal(s.stallAfter, 5);
+    assert.equal(s.host, "127.0.0.1");
+    assert.equal(s.port, 9464);
+    assert.equal(s.defaultMode, "correct");
+    assert.equal(s.apiToken, undefined);
+  });
+
+  it("takes flags over environment over the file", () => {
+    const file = path.join(dir, "g8s.yaml");
+    writeFileSync(file, "concurrency: 3\nport: 1000\nstallAfter: 7\n");
+    const s = loadSettings(
+      sources({ file, env: { G8S_CONCURRENCY: "4", G8S_PORT: "2000" }, flags: { concurrency: "6" } }),
+    );
+    assert.deepEqual([s.concurrency, s.port, s.stallAfter], [6, 2000, 7]);
+  });
+
+  it("names where a bad value came from", () => {
+    const file = path.join(dir, "g8s.yaml");
+    writeFileSync(file, "jitter: 3\nconcurency: 2\n");
+    assert.deepEqual(problems({ file, env: { G8S_CONCURRENCY: "0" }, flags: { defaultInterval: "soon" } }), [
+      "G8S_CONCURRENCY: must be ≥ 1 (got number 0)",
+      "--default-interval: must be a duration like 10s, 5m or 1h (got 'soon')",
+      `${file}: jitter: must be ≤ 1 (got number 3)`,
+      `${file}: concurency: unknown setting: did you mean 'concurrency'?`,
+    ]);
+  });
+
+  it("rejects a backoff cap below its base", () => {
+    assert.deepEqual(problems({ flags: { backoffBase: "60s", backoffMax: "30s" } }), [
+      "--backoff-max: must be ≥ backoffBase (60s)",
+    ]);
+  });
+
+  it("reads the API token from a file and insists on a real token", () => {
+    const file = path.join(dir, "token");
+    writeFileSync(file, "0123456789abcdef0123\n");
+    assert.equal(loadSettings(sources({ env: { G8S_API_TOKEN_FILE: file } })).apiToken, "0123456789abcdef0123");
+    assert.deepEqual(problems({ env: { G8S_API_TOKEN: "short" } }), [
+      "G8S_API_TOKEN: must be at least 16 characters long",
+    ]);
+  });
+
+  it("rejects a settings file that is not a mapping", () => {
+    const file = path.join(dir, "g8s.yaml");
+    writeFileSync(file, "- a\n- b\n");
+    assert.deepEqual(problems({ file }), [`${file}: must be a YAML mapping of setting: value`]);
+  });
+});

@@ -1,0 +1,83 @@
+import * as assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { ProjectStackSource } from "../../automation/reconciler/discovery";
+
+describe("stack discovery", () => {
+  let dir: string;
+  let backend: string[];
+  let source: ProjectStackSource;
+  const write = (name: string, text: string) => writeFileSync(path.join(dir, "stacks", name), text);
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), "g8s-discovery-"));
+    mkdirSync(path.join(dir, "stacks"));
+    writeFileSync(path.join(dir, "Pulumi.yaml"), "name: store\nruntime: nodejs\nstackConfigDir: stacks\n");
+    backend = [];
+    source = new ProjectStackSource({
+      projectDir: dir,
+      listBackendStacks: async () => backend,
+      reconcileDefaults: { mode: "detect", interval: "2m" },
+    });
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("reads each stack file's reconcile settings, filling gaps from the daemon's defaults", async () => {
+    write("Pulumi.a.yaml", "config:\n  store:dir: /x\n  g8s:reconcile: { mode: correct }\n");
+    write("Pulumi.b.yaml", "config:\n  store:dir: /y\n  g8s:reconcile: { interval: 30s }\n  g8s:decommission: true\n");
+    write("notes.txt", "not a stack");
+    const found = await source.discover();
+    assert.deepEqual(
+      found.map((s) => [s.name, s.settings]),
+      [
+        ["a", { mode: "correct", intervalSeconds: 120, decommission: false }],
+        ["b", { mode: "detect", intervalSeconds: 30, decommission: true }],
+      ],
+    );
+  });
+
+  it("reports a broken file as invalid with its located problems", async () => {
+    write("Pulumi.a.yaml", "config:\n  g8s:reconcile: { mode: fix }\n");
+    const [a] = await source.discover();
+    assert.equal(a.settings, undefined);
+    assert.equal(a.error, "stacks/Pulumi.a.yaml: g8s:reconcile.mode: must be one of correct, detect, off (got 'fix')");
+  });
+
+  it("reports backend stacks without a file as orphans", async () => {
+    write("Pulumi.a.yaml", "config: {}\n");
+    backend = ["a", "gone"];
+    const found = await source.discover({ includeBackend: true });
+    assert.deepEqual(
+      found.map((s) => [s.name, s.file !== undefined, s.inBackend]),
+      [
+        ["a", true, true],
+        ["gone", false, true],
+      ],
+    );
+  });
+
+  it("notices a changed file by its hash", async () => {
+    write("Pulumi.a.yaml", "config: {}\n");
+    const [before] = await source.discover();
+    write("Pulumi.a.yaml", "config:\n  g8s:reconcile: { mode: off }\n");
+    const [after] = await source.discover();
+    assert.notEqual(before.fileHash, after.fileHash);
+    assert.equal(after.settings?.mode, "off");
+  });
+
+  it("validates the whole cluster spec in the g8s project", async () => {
+    writeFileSync(path.join(dir, "Pulumi.yaml"), "name: g8s\nruntime: nodejs\n");
+    source = new ProjectStackSource({ projectDir: dir, reconcileDefaults: {} });
+    write("Pulumi.c1.yaml", "config:\n  g8s:cluster: { id: c1, provider: aws }\n");
+    const [c1] = await source.discover();
+    assert.equal(
+      c1.error,
+      [
+        "stacks/Pulumi.c1.yaml: aws: is required with provider aws: set at least aws.region",
+        "stacks/Pulumi.c1.yaml: baseDomain: is required",
+        "stacks/Pulumi.c1.yaml: nodePools: is required",
+      ].join("\n"),
+    );
+  });
+});

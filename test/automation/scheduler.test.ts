@@ -1,0 +1,424 @@
+import * as assert from "node:assert/strict";
+import { backoffDelay, Scheduler, type SchedulerOptions } from "../../automation/reconciler/scheduler";
+import { MemoryStatusStore } from "../../automation/reconciler/status";
+import { FakeClock, FakeEngine, FakeSource, MemoryLog, settle } from "./fakes";
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+
+function setup(options: Partial<SchedulerOptions> = {}) {
+  const clock = new FakeClock();
+  const engine = new FakeEngine(clock);
+  const source = new FakeSource(engine);
+  const store = new MemoryStatusStore();
+  const log = new MemoryLog();
+  const make = (extra: Partial<SchedulerOptions> = {}) =>
+    new Scheduler({ engine, source, store, clock, log, random: () => 0, ...options, ...extra });
+  return { clock, engine, source, store, log, make };
+}
+
+describe("Scheduler", () => {
+  describe("schedule and jitter", () => {
+    it("runs each stack again between interval and interval × (1 + jitter)", async () => {
+      for (const r of [0, 0.5, 0.999]) {
+        const t = setup({ random: () => r, jitter: 0.1 });
+        t.source.add("a", { intervalSeconds: 100 });
+        const s = t.make();
+        await s.start();
+        await t.clock.advance(30 * MINUTE);
+        const starts = t.engine.previews("a").map((c) => c.start);
+        assert.ok(starts.length > 10, `ran ${starts.length} times`);
+        for (let i = 1; i < starts.length; i++) {
+          const gap = starts[i] - starts[i - 1] - t.engine.durationMs; // the pass itself takes 1 s
+          assert.ok(gap >= 100 * SECOND && gap < 110 * SECOND, `gap ${gap} ms with random ${r}`);
+          assert.equal(gap, Math.round(100 * SECOND * (1 + r * 0.1)));
+        }
+        await s.stop();
+      }
+    });
+
+    it("spreads first runs over the first jitter window instead of starting all at once", async () => {
+      const randoms = [0.1, 0.9, 0.5];
+      const t = setup({ random: () => randoms.shift() ?? 0, jitter: 0.2, concurrency: 5 });
+      for (const name of ["a", "b", "c"]) t.source.add(name, { intervalSeconds: 100 });
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(25 * SECOND);
+      const firsts = ["a", "b", "c"].map((n) => t.engine.previews(n)[0].start);
+      assert.deepEqual(firsts, [2 * SECOND, 18 * SECOND, 10 * SECOND]);
+      await s.stop();
+    });
+  });
+
+  describe("concurrency", () => {
+    it("never runs more operations than the concurrency bound", async () => {
+      const t = setup({ concurrency: 2 });
+      for (const name of ["a", "b", "c", "d", "e", "f"]) t.source.add(name);
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(10 * SECOND);
+      assert.equal(t.engine.maxInFlight, 2);
+      assert.deepEqual(
+        ["a", "b", "c", "d", "e", "f"].map((n) => t.engine.previews(n).length),
+        [1, 1, 1, 1, 1, 1],
+      );
+      await s.stop();
+    });
+
+    it("defaults to two at a time", async () => {
+      const t = setup();
+      for (const name of ["a", "b", "c", "d"]) t.source.add(name);
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(0);
+      assert.equal(s.load().inFlight, 2);
+      assert.equal(s.load().queueDepth, 2);
+      await s.stop();
+    });
+
+    it("never runs two operations on one stack, even when a run is requested during one", async () => {
+      const t = setup({ concurrency: 4 });
+      t.source.add("a", { intervalSeconds: 10 });
+      t.engine.plan("a", "drift", "drift", "drift");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(0);
+      assert.equal(s.get("a")?.phase, "running");
+      assert.equal(s.requestRun("a").accepted, true);
+      assert.equal(s.requestRun("a").accepted, true);
+      await t.clock.advance(2 * MINUTE);
+      assert.equal(t.engine.maxPerStack, 1);
+      // The requested run happened right after the first pass (preview + up = 2 s), not in parallel.
+      assert.equal(t.engine.previews("a")[1].start, 2 * SECOND);
+    });
+
+    it("rejects a concurrency below 1", () => {
+      const t = setup();
+      assert.throws(() => t.make({ concurrency: 0 }), /concurrency must be a whole number ≥ 1 \(got 0\)/);
+    });
+  });
+
+  describe("detect and correct", () => {
+    it("corrects drift with up in mode correct and records what drifted", async () => {
+      const t = setup();
+      t.source.add("a");
+      t.engine.plan("a", "drift");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(5 * SECOND);
+      assert.equal(t.engine.ups("a").length, 1);
+      const status = s.get("a");
+      assert.equal(status?.phase, "in-sync");
+      assert.equal(status?.lastDrift?.outcome, "corrected");
+      assert.deepEqual(
+        status?.lastDrift?.drift.map((d) => [d.op, d.keys]),
+        [["update", ["content"]]],
+      );
+      assert.deepEqual(status?.lastDrift?.resourceChanges, { same: 2, update: 1 });
+      await s.stop();
+    });
+
+    it("only reports drift in mode detect", async () => {
+      const t = setup();
+      t.source.add("a", { mode: "detect" });
+      t.engine.plan("a", "drift");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(5 * SECOND);
+      assert.equal(t.engine.ups().length, 0);
+      assert.equal(s.get("a")?.phase, "drifted");
+      await s.stop();
+    });
+
+    it("runs nothing in mode off", async () => {
+      const t = setup();
+      t.source.add("a", { mode: "off" });
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(10 * MINUTE);
+      assert.equal(t.engine.calls.length, 0);
+      assert.equal(s.get("a")?.phase, "off");
+      await s.stop();
+    });
+
+    it("runs no up when nothing drifted", async () => {
+      const t = setup();
+      t.source.add("a");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(5 * MINUTE);
+      assert.ok(t.engine.previews("a").length >= 4);
+      assert.equal(t.engine.ups().length, 0);
+      await s.stop();
+    });
+  });
+
+  describe("failures", () => {
+    it("backs off 10 s, 20 s, 40 s, 80 s, then stalls after the fifth failure in a row", async () => {
+      const t = setup();
+      t.source.add("a", { intervalSeconds: 60 });
+      t.engine.plan("a", "fail", "fail", "fail", "fail", "fail", "fail");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(2 * 60 * MINUTE);
+      const starts = t.engine.previews("a").map((c) => c.start);
+      const gaps = starts.slice(1).map((x, i) => x - starts[i] - t.engine.durationMs);
+      assert.deepEqual(gaps, [10 * SECOND, 20 * SECOND, 40 * SECOND, 80 * SECOND]);
+      const status = s.get("a");
+      assert.equal(status?.phase, "stalled");
+      assert.equal(status?.consecutiveFailures, 5);
+      assert.equal(status?.message, "stalled after 5 consecutive failures: change the stack file or request a run");
+      await s.stop();
+    });
+
+    it("caps the backoff", () => {
+      assert.deepEqual(
+        [1, 2, 3, 9, 10, 20].map((n) => backoffDelay(n, 10 * SECOND, 60 * MINUTE)),
+        [10_000, 20_000, 40_000, 2_560_000, 3_600_000, 3_600_000],
+      );
+    });
+
+    it("un-stalls when the stack file changes, and runs at once", async () => {
+      const t = setup({ stallAfter: 2 });
+      t.source.add("a");
+      t.engine.plan("a", "fail", "fail");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(MINUTE);
+      assert.equal(s.get("a")?.phase, "stalled");
+      const before = t.engine.previews("a").length;
+      t.source.add("a", {}, "h2");
+      await t.clock.advance(7 * SECOND); // the next discovery (every 5 s) sees the new hash
+      assert.equal(t.engine.previews("a").length, before + 1);
+      assert.equal(s.get("a")?.phase, "in-sync");
+      assert.equal(s.get("a")?.consecutiveFailures, 0);
+      await s.stop();
+    });
+
+    it("un-stalls when a run is requested", async () => {
+      const t = setup({ stallAfter: 1 });
+      t.source.add("a");
+      t.engine.plan("a", "fail");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(MINUTE);
+      assert.equal(s.get("a")?.phase, "stalled");
+      await t.clock.advance(60 * MINUTE);
+      assert.equal(t.engine.previews("a").length, 1, "a stalled stack is not retried on its own");
+      assert.equal(s.requestRun("a").accepted, true);
+      await t.clock.advance(2 * SECOND);
+      assert.equal(t.engine.previews("a").length, 2);
+      assert.equal(s.get("a")?.phase, "in-sync");
+      await s.stop();
+    });
+
+    it("treats a locked stack as busy: retried soon, not counted as a failure", async () => {
+      const t = setup({ busyRetryMs: 15 * SECOND });
+      t.source.add("a", { intervalSeconds: 600 });
+      t.engine.plan("a", "busy", "busy");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(1 * SECOND);
+      assert.equal(s.get("a")?.lastPass?.outcome, "busy");
+      assert.equal(s.get("a")?.consecutiveFailures, 0);
+      await t.clock.advance(40 * SECOND);
+      const starts = t.engine.previews("a").map((c) => c.start);
+      assert.deepEqual(starts, [0, 16 * SECOND, 32 * SECOND]);
+      assert.equal(s.get("a")?.phase, "in-sync");
+      await s.stop();
+    });
+
+    it("keeps reconciling the other stacks when one stack file is broken", async () => {
+      const t = setup();
+      t.source.add("a");
+      t.source.add("c");
+      t.source.stacks.push({
+        name: "b",
+        file: "/p/stacks/Pulumi.b.yaml",
+        fileHash: "x",
+        error: "stacks/Pulumi.b.yaml: nodePools[0].max: must be ≥ min (3)",
+      });
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(5 * MINUTE);
+      assert.ok(t.engine.previews("a").length >= 4);
+      assert.ok(t.engine.previews("c").length >= 4);
+      assert.equal(t.engine.previews("b").length, 0);
+      assert.equal(s.get("b")?.phase, "invalid");
+      assert.equal(s.get("b")?.message, "stacks/Pulumi.b.yaml: nodePools[0].max: must be ≥ min (3)");
+      assert.deepEqual(s.requestRun("b"), { accepted: false, reason: "not-runnable", status: s.get("b") });
+      await s.stop();
+    });
+  });
+
+  describe("orphans and decommissioning", () => {
+    it("reports a backend stack without a file as orphaned and never destroys it", async () => {
+      const t = setup();
+      t.source.add("a");
+      t.engine.backendStacks = ["a", "ghost"];
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(10 * MINUTE);
+      assert.equal(s.get("ghost")?.phase, "orphaned");
+      assert.equal(t.engine.calls.filter((c) => c.stack === "ghost").length, 0);
+      assert.equal(t.engine.calls.filter((c) => c.op === "destroy").length, 0);
+      await s.stop();
+    });
+
+    it("destroys only a stack whose file says g8s:decommission: true, once", async () => {
+      const t = setup();
+      t.source.add("a", { decommission: true });
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(10 * MINUTE);
+      assert.deepEqual(
+        t.engine.calls.map((c) => [c.op, c.stack]),
+        [["destroy", "a"]],
+      );
+      assert.equal(s.get("a")?.phase, "destroyed");
+      await s.stop();
+    });
+  });
+
+  describe("shutdown", () => {
+    it("aborts running operations through their signal, waits for them, and starts nothing new", async () => {
+      const t = setup();
+      t.engine.durationMs = 10 * MINUTE;
+      t.source.add("a");
+      t.source.add("b");
+      t.source.add("c");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(0);
+      assert.equal(t.engine.inFlight, 2);
+      const stopped = s.stop(30 * SECOND);
+      await settle();
+      await stopped;
+      assert.equal(t.engine.inFlight, 0);
+      assert.deepEqual(
+        t.engine.calls.map((c) => [c.stack, c.outcome, c.end]),
+        [
+          ["a", "OperationAbortedError", 0],
+          ["b", "OperationAbortedError", 0],
+        ],
+      );
+      assert.equal(s.get("a")?.lastPass?.outcome, "aborted");
+      await t.clock.advance(60 * MINUTE);
+      assert.equal(t.engine.calls.length, 2, "nothing runs after stop");
+      assert.equal(t.clock.pending, 0, "no timers left behind");
+      assert.deepEqual(s.requestRun("a"), { accepted: false, reason: "shutting-down", status: s.get("a") });
+    });
+
+    it("persists status when it stops", async () => {
+      const t = setup();
+      t.source.add("a");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(2 * SECOND);
+      await s.stop();
+      assert.equal(t.store.saved.find((x) => x.name === "a")?.phase, "in-sync");
+    });
+
+    it("is idempotent", async () => {
+      const t = setup();
+      const s = t.make();
+      await s.start();
+      await s.start();
+      await s.stop();
+      await s.stop();
+    });
+  });
+
+  describe("restart", () => {
+    it("keeps status across a restart: last success, failures, stall", async () => {
+      const t = setup({ stallAfter: 2 });
+      t.source.add("a");
+      t.source.add("b");
+      t.engine.plan("b", "fail", "fail");
+      const first = t.make();
+      await first.start();
+      await t.clock.advance(MINUTE);
+      await first.stop();
+      const lastSuccess = first.get("a")?.lastSuccessAt;
+      assert.ok(lastSuccess);
+
+      const second = t.make();
+      await second.start();
+      assert.equal(second.get("a")?.lastSuccessAt, lastSuccess);
+      assert.equal(second.get("b")?.phase, "stalled");
+      assert.equal(second.get("b")?.consecutiveFailures, 2);
+      const previews = t.engine.previews("b").length;
+      await t.clock.advance(30 * MINUTE);
+      assert.equal(t.engine.previews("b").length, previews, "still stalled after the restart");
+      await second.stop();
+    });
+
+    it("marks a stack whose update was interrupted with pending operations as needs-attention", async () => {
+      const t = setup();
+      t.source.add("a");
+      t.store.saved = [
+        { name: "a", phase: "running", mode: "correct", intervalSeconds: 60, consecutiveFailures: 0, fileHash: "h1" },
+      ];
+      t.engine.pending.set("a", [{ urn: "urn:pulumi:a::p::t::r", type: "t" }]);
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(10 * MINUTE);
+      assert.equal(s.get("a")?.phase, "needs-attention");
+      assert.equal(s.get("a")?.message, "interrupted update left 1 pending operation(s): urn:pulumi:a::p::t::r");
+      assert.equal(t.engine.calls.length, 0);
+      assert.deepEqual(t.engine.cleared, [], "pending operations are kept unless configured");
+      await s.stop();
+    });
+
+    it("clears pending operations only when configured, then reconciles at once", async () => {
+      const t = setup({ clearPendingOperations: true });
+      t.source.add("a");
+      t.store.saved = [
+        { name: "a", phase: "running", mode: "correct", intervalSeconds: 60, consecutiveFailures: 0, fileHash: "h1" },
+      ];
+      t.engine.pending.set("a", [{ urn: "urn:pulumi:a::p::t::r", type: "t" }]);
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(2 * SECOND);
+      assert.deepEqual(t.engine.cleared, ["a"]);
+      assert.equal(t.engine.previews("a")[0].start, 0);
+      await s.stop();
+    });
+
+    it("logs every stale lock it cleared at start", async () => {
+      const t = setup();
+      t.engine.staleLocks = [{ stack: "a", pid: 4242, host: "here", file: "/b/.pulumi/locks/a/x.json" }];
+      const s = t.make();
+      await s.start();
+      assert.ok(t.log.messages("warn").includes("cleared a stale backend lock"));
+      await s.stop();
+    });
+  });
+
+  describe("runOnce", () => {
+    it("runs each named stack once and returns their records", async () => {
+      const t = setup();
+      t.source.add("a");
+      t.source.add("b");
+      t.engine.plan("b", "drift");
+      const s = t.make();
+      const done = s.runOnce(["a", "b"]);
+      await t.clock.advance(10 * SECOND);
+      const records = await done;
+      assert.deepEqual(
+        records.map((r) => [r.stack, r.outcome]),
+        [
+          ["a", "in-sync"],
+          ["b", "corrected"],
+        ],
+      );
+      assert.equal(t.clock.pending, 0);
+    });
+
+    it("refuses stacks without a file", async () => {
+      const t = setup();
+      const s = t.make();
+      await assert.rejects(s.runOnce(["nope"]), /no stack file for nope in stacks\//);
+    });
+  });
+});
