@@ -37,6 +37,7 @@ export interface PulumiEngineOptions {
 
 /** Engine operations that are not a change. */
 const NOT_A_CHANGE = new Set(["same", "refresh", "read", "discard", "import"]);
+const REPLACE_STEPS = new Set(["replace", "create-replacement", "delete-replaced", "discard-replaced", "read-replacement"]);
 
 /** What drifted, from the engine's resource pre-events (property names only, never values). */
 export function driftFromEvents(events: readonly EngineEvent[]): ResourceDrift[] {
@@ -45,8 +46,11 @@ export function driftFromEvents(events: readonly EngineEvent[]): ResourceDrift[]
     const meta = event.resourcePreEvent?.metadata;
     if (!meta || NOT_A_CHANGE.has(meta.op)) continue;
     const name = meta.urn.split("::").pop() ?? meta.urn;
-    const keys = [...new Set([...(meta.diffs ?? []), ...(meta.keys ?? [])])].sort();
-    drift.set(meta.urn, { urn: meta.urn, type: meta.type, name, op: meta.op, keys });
+    const earlier = drift.get(meta.urn);
+    // A replacement shows as several steps (create-replacement, replace, delete-replaced): one entry.
+    const op = REPLACE_STEPS.has(meta.op) ? "replace" : meta.op;
+    const keys = [...new Set([...(earlier?.keys ?? []), ...(meta.diffs ?? []), ...(meta.keys ?? [])])].sort();
+    drift.set(meta.urn, { urn: meta.urn, type: meta.type, name, op, keys });
   }
   return [...drift.values()];
 }

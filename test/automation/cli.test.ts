@@ -1,0 +1,103 @@
+/** `g8s status` against a real API server, and settings errors at the command line. */
+import * as assert from "node:assert/strict";
+import { PassThrough } from "node:stream";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { main } from "../../automation/cli/main";
+import type { CliIo } from "../../automation/cli/io";
+import { createApiServer, type ApiServer } from "../../automation/reconciler/server";
+import type { StackStatus } from "../../automation/reconciler/types";
+
+function capture(): { io: CliIo; out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let o = "";
+  let e = "";
+  stdout.on("data", (c: Buffer) => (o += c.toString()));
+  stderr.on("data", (c: Buffer) => (e += c.toString()));
+  return { io: { cwd: process.cwd(), env: {}, stdout, stderr }, out: () => o, err: () => e };
+}
+
+const STATUSES: StackStatus[] = [
+  { name: "eu1prod", phase: "in-sync", mode: "correct", intervalSeconds: 300, consecutiveFailures: 0 },
+  {
+    name: "edge7",
+    phase: "stalled",
+    mode: "detect",
+    intervalSeconds: 600,
+    consecutiveFailures: 5,
+    message: "stalled after 5 consecutive failures",
+  },
+];
+
+describe("g8s status", () => {
+  let server: ApiServer;
+  let url: string;
+
+  before(async () => {
+    server = createApiServer({
+      api: {
+        isReady: () => true,
+        list: () => STATUSES,
+        get: (name) => STATUSES.find((s) => s.name === name),
+        requestRun: () => ({ accepted: false, reason: "unknown-stack" }),
+      },
+      registry: new Registry(),
+      logger: pino({ level: "silent" }),
+    });
+    const { port } = await server.listen(0, "127.0.0.1");
+    url = `http://127.0.0.1:${port}`;
+  });
+  after(() => server.close());
+
+  it("prints a table of every stack", async () => {
+    const c = capture();
+    assert.equal(await main(["status", "--url", url], c.io), 0);
+    const lines = c.out().trimEnd().split("\n");
+    assert.match(lines[0], /^STACK\s+PHASE\s+MODE\s+FAILURES\s+LAST SUCCESS\s+NEXT RUN\s+MESSAGE$/);
+    assert.match(lines[1], /^edge7\s+stalled\s+detect\s+5\s+-\s+-\s+stalled after 5 consecutive failures$/);
+    assert.match(lines[2], /^eu1prod\s+in-sync\s+correct\s+0/);
+  });
+
+  it("prints one stack as JSON", async () => {
+    const c = capture();
+    assert.equal(await main(["status", "--url", url, "--json", "edge7"], c.io), 0);
+    assert.deepEqual(JSON.parse(c.out()), STATUSES[1]);
+  });
+
+  it("says so when the stack is unknown", async () => {
+    const c = capture();
+    assert.equal(await main(["status", "--url", url, "nope"], c.io), 1);
+    assert.match(c.err(), /^g8s status: 404 /);
+  });
+
+  it("names the daemon address when it cannot be reached", async () => {
+    const c = capture();
+    assert.equal(await main(["status", "--url", "http://127.0.0.1:1"], c.io), 1);
+    assert.match(c.err(), /^g8s status: cannot reach the daemon at http:\/\/127.0.0.1:1 .*is 'g8s daemon' running\?/);
+  });
+});
+
+describe("reconciler settings on the command line", () => {
+  it("rejects bad settings with exit 2 and the flag that carried them", async () => {
+    const c = capture();
+    assert.equal(await main(["daemon", "--concurrency", "0", "--default-mode", "fix"], c.io), 2);
+    assert.match(
+      c.err(),
+      /^g8s daemon: invalid settings:\n {2}--concurrency: must be ≥ 1 \(got number 0\)\n {2}--default-mode: must be one of correct, detect, off \(got 'fix'\)/,
+    );
+  });
+
+  it("does not accept secrets as flags", async () => {
+    const c = capture();
+    assert.equal(await main(["reconcile", "--passphrase", "x"], c.io), 2);
+    assert.match(c.err(), /Unknown option '--passphrase'/);
+  });
+
+  it("lists every setting with its environment variable in --help", async () => {
+    const c = capture();
+    assert.equal(await main(["daemon", "--help"], c.io), 0);
+    assert.match(c.out(), /--concurrency\s+G8S_CONCURRENCY/);
+    assert.match(c.out(), /--clear-pending-operations\s+G8S_CLEAR_PENDING_OPERATIONS/);
+  });
+});

@@ -1,0 +1,58 @@
+import * as assert from "node:assert/strict";
+import { hasChanges, runPass } from "../../automation/reconciler/pass";
+import type { DiscoveredStack } from "../../automation/reconciler/discovery";
+import { FakeClock, FakeEngine } from "./fakes";
+
+const stack = (settings: Partial<NonNullable<DiscoveredStack["settings"]>> = {}): DiscoveredStack => ({
+  name: "s",
+  file: "/p/stacks/Pulumi.s.yaml",
+  fileHash: "h",
+  settings: { mode: "correct", intervalSeconds: 60, decommission: false, ...settings },
+});
+
+describe("one pass", () => {
+  let clock: FakeClock;
+  let engine: FakeEngine;
+  const ctx = () => ({ engine, clock, signal: new AbortController().signal, redact: (t: string) => t.replace("s3cr3t", "[redacted]") });
+  beforeEach(() => {
+    clock = new FakeClock();
+    engine = new FakeEngine(clock);
+  });
+
+  async function run(s: DiscoveredStack) {
+    const pending = runPass(s, ctx());
+    await clock.advance(10_000);
+    return pending;
+  }
+
+  it("calls anything but same a change", () => {
+    assert.equal(hasChanges({ same: 4 }), false);
+    assert.equal(hasChanges({ same: 4, update: 0 }), false);
+    assert.equal(hasChanges({ same: 4, delete: 1 }), true);
+    assert.equal(hasChanges({}), false);
+  });
+
+  it("records detection and correction times", async () => {
+    engine.plan("s", "drift");
+    const record = await run(stack());
+    assert.equal(record.outcome, "corrected");
+    assert.equal(record.detectMs, 1000);
+    assert.equal(record.correctMs, 1000);
+    assert.equal(record.durationMs, 2000);
+  });
+
+  it("redacts the error text of a failed pass", async () => {
+    engine.previewRefresh = async () => {
+      throw new Error("bad passphrase s3cr3t");
+    };
+    const record = await run(stack());
+    assert.equal(record.outcome, "failed");
+    assert.equal(record.error, "detect: bad passphrase [redacted]");
+  });
+
+  it("runs nothing for an invalid file", async () => {
+    const record = await run({ name: "s", file: "/f", fileHash: "h", error: "stacks/Pulumi.s.yaml: id: is required" });
+    assert.equal(record.outcome, "invalid");
+    assert.equal(engine.calls.length, 0);
+  });
+});
