@@ -37,7 +37,31 @@ export interface PulumiEngineOptions {
 
 /** Engine operations that are not a change. */
 const NOT_A_CHANGE = new Set(["same", "refresh", "read", "discard", "import"]);
-const REPLACE_STEPS = new Set(["replace", "create-replacement", "delete-replaced", "discard-replaced", "read-replacement"]);
+const REPLACE_STEPS = new Set([
+  "replace",
+  "create-replacement",
+  "delete-replaced",
+  "discard-replaced",
+  "read-replacement",
+]);
+
+type StepMetadata = NonNullable<EngineEvent["resourcePreEvent"]>["metadata"];
+
+/**
+ * Names of the properties a step changes: what the provider reported (diffs, detailed diff),
+ * else the inputs whose desired value differs from the refreshed state (dynamic providers
+ * report no property list). Names only: values may be secret.
+ */
+export function changedProperties(meta: StepMetadata): string[] {
+  const reported = [...(meta.diffs ?? []), ...(meta.keys ?? []), ...Object.keys(meta.detailedDiff ?? {})];
+  if (reported.length > 0) return reported.map((k) => k.split(/[.[]/)[0]);
+  const desired = meta.new?.inputs ?? {};
+  const actual = meta.old?.outputs ?? meta.old?.inputs ?? {};
+  if (!meta.old) return [];
+  return Object.keys(desired).filter(
+    (k) => !k.startsWith("__") && JSON.stringify(desired[k]) !== JSON.stringify(actual[k]),
+  );
+}
 
 /** What drifted, from the engine's resource pre-events (property names only, never values). */
 export function driftFromEvents(events: readonly EngineEvent[]): ResourceDrift[] {
@@ -49,7 +73,7 @@ export function driftFromEvents(events: readonly EngineEvent[]): ResourceDrift[]
     const earlier = drift.get(meta.urn);
     // A replacement shows as several steps (create-replacement, replace, delete-replaced): one entry.
     const op = REPLACE_STEPS.has(meta.op) ? "replace" : meta.op;
-    const keys = [...new Set([...(earlier?.keys ?? []), ...(meta.diffs ?? []), ...(meta.keys ?? [])])].sort();
+    const keys = [...new Set([...(earlier?.keys ?? []), ...changedProperties(meta)])].sort();
     drift.set(meta.urn, { urn: meta.urn, type: meta.type, name, op, keys });
   }
   return [...drift.values()];

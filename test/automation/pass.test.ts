@@ -13,7 +13,12 @@ const stack = (settings: Partial<NonNullable<DiscoveredStack["settings"]>> = {})
 describe("one pass", () => {
   let clock: FakeClock;
   let engine: FakeEngine;
-  const ctx = () => ({ engine, clock, signal: new AbortController().signal, redact: (t: string) => t.replace("s3cr3t", "[redacted]") });
+  const ctx = () => ({
+    engine,
+    clock,
+    signal: new AbortController().signal,
+    redact: (t: string) => t.replace("s3cr3t", "[redacted]"),
+  });
   beforeEach(() => {
     clock = new FakeClock();
     engine = new FakeEngine(clock);

@@ -10,7 +10,30 @@ function pre(op: string, urn: string, diffs?: string[]): EngineEvent {
   } as unknown as EngineEvent;
 }
 
+function preWithState(op: string, urn: string, desired: object, actual: object): EngineEvent {
+  return {
+    sequence: 1,
+    timestamp: 0,
+    resourcePreEvent: {
+      metadata: { op, urn, type: "t", provider: "", old: { outputs: actual }, new: { inputs: desired } },
+    },
+  } as unknown as EngineEvent;
+}
+
 describe("drift from engine events", () => {
+  it("derives changed property names from state when the provider names none, never values", () => {
+    const [drift] = driftFromEvents([
+      preWithState(
+        "update",
+        "urn:pulumi:s::p::t::a",
+        { __provider: "code", content: "desired", dir: "/d", secret: "s3cr3t" },
+        { __provider: "other", content: "hand edit", dir: "/d", secret: "old" },
+      ),
+    ]);
+    assert.deepEqual(drift.keys, ["content", "secret"]);
+    assert.doesNotMatch(JSON.stringify(drift), /s3cr3t|hand edit|desired/);
+  });
+
   it("keeps changes with their property names and drops same/refresh/read steps", () => {
     const drift = driftFromEvents([
       pre("refresh", "urn:pulumi:s::p::t:index:R::a"),

@@ -1,0 +1,99 @@
+/** `g8s reconcile --once` as a process with the real engine: JSON lines, exit codes, a broken file among good ones. */
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { PROJECT_ROOT } from "../../automation/engine";
+import type { PassRecord } from "../../automation/reconciler/types";
+import { createSandbox, readRecord, TEST_PASSPHRASE, writeFixtureStack, writeRecord, type Sandbox } from "./harness";
+
+function reconcile(sandbox: Sandbox, ...args: string[]) {
+  const r = spawnSync(
+    process.execPath,
+    [
+      path.join(PROJECT_ROOT, "bin/g8s.js"),
+      "reconcile",
+      "--once",
+      "--project-dir",
+      sandbox.projectDir,
+      "--state-dir",
+      sandbox.stateDir,
+      ...args,
+    ],
+    {
+      env: {
+        ...process.env,
+        PULUMI_CONFIG_PASSPHRASE: TEST_PASSPHRASE,
+        G8S_PULUMI: path.join(sandbox.cli.binDir, "pulumi"),
+      },
+      encoding: "utf8",
+    },
+  );
+  const lines = r.stdout.trim().split("\n").filter(Boolean);
+  const records = lines.map((l) => JSON.parse(l) as PassRecord & { summary?: Record<string, number> });
+  // Lines come as passes finish; sort for stable assertions.
+  const passes = records.filter((x) => !x.summary).sort((a, b) => a.stack.localeCompare(b.stack));
+  return {
+    code: r.status,
+    records: passes,
+    summary: records.find((x) => x.summary)?.summary,
+    stderr: r.stderr,
+  };
+}
+
+describe("real engine: g8s reconcile --once", function () {
+  this.timeout(600_000);
+  let sandbox: Sandbox;
+  before(async () => (sandbox = await createSandbox("g8s-once")));
+  after(() => sandbox?.dispose());
+
+  it("creates new stacks, then reports them in sync, one JSON line per stack", async () => {
+    writeFixtureStack(sandbox, "o1", { a: "1" });
+    writeFixtureStack(sandbox, "o2", { a: "2" });
+    const first = reconcile(sandbox);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(
+      first.records.map((r) => [r.stack, r.outcome]),
+      [
+        ["o1", "corrected"],
+        ["o2", "corrected"],
+      ],
+    );
+    const second = reconcile(sandbox);
+    assert.deepEqual(second.summary, { "in-sync": 2 });
+  });
+
+  it("detects without correcting in mode detect", async () => {
+    writeRecord(sandbox, "o1", "a", "hand edit");
+    const r = reconcile(sandbox, "o1", "--default-mode", "detect");
+    assert.equal(r.code, 0);
+    assert.equal(r.records[0].outcome, "drifted");
+    assert.deepEqual(
+      r.records[0].drift.map((d) => [d.op, d.name, d.keys]),
+      [["update", "record-a", ["content"]]],
+    );
+    assert.equal(readRecord(sandbox, "o1", "a"), "hand edit");
+  });
+
+  it("reconciles the good stacks and exits 1 when one stack file is broken", async () => {
+    writeFileSync(
+      path.join(sandbox.projectDir, "stacks", "Pulumi.o3.yaml"),
+      "config:\n  g8s:reconcile: { mode: fix }\n",
+    );
+    const r = reconcile(sandbox);
+    assert.equal(r.code, 1);
+    assert.deepEqual(
+      r.records.map((x) => [x.stack, x.outcome]),
+      [
+        ["o1", "corrected"],
+        ["o2", "in-sync"],
+        ["o3", "invalid"],
+      ],
+    );
+    assert.equal(
+      r.records[2].error,
+      "stacks/Pulumi.o3.yaml: g8s:reconcile.mode: must be one of correct, detect, off (got 'fix')",
+    );
+    assert.equal(readRecord(sandbox, "o1", "a"), "1");
+  });
+});
