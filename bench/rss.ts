@@ -21,7 +21,7 @@ async function measure(stacks: number): Promise<number> {
     // mode off: discovered, parsed, tracked and served, but no engine runs that would add children.
     for (let i = 0; i < stacks; i++)
       writeFixtureStack(sandbox, `r${i}`, { a: "x" }, { "g8s:reconcile": { mode: "off" } });
-    const daemon = await startDaemon(sandbox, ["--log-level", "warn"]);
+    const daemon = await startDaemon(sandbox, ["--log-level", "info"]); // info: startDaemon waits for "listening"
     await waitFor("discovery", async () => ((await daemon.stacks()).length === stacks ? true : undefined), 120_000);
     await new Promise((resolve) => setTimeout(resolve, 3000)); // a few discovery cycles
     await daemon.stacks();

@@ -1,5 +1,6 @@
 /** Runs `g8s daemon` as a real process for integration tests and benchmarks. */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import * as path from "node:path";
 import { PROJECT_ROOT } from "../../automation/engine";
 import type { StackStatus } from "../../automation/reconciler/types";
@@ -89,8 +90,30 @@ export async function startDaemon(sandbox: Sandbox, extraArgs: string[] = []): P
     crash: async () => {
       process.kill(-(proc.pid as number), "SIGKILL");
       await exited;
+      killOrphanedPlugins(sandbox.root);
     },
   };
+}
+
+/**
+ * Plugins the killed engine started (dynamic providers) are orphaned rather than killed with
+ * it: end those running for this sandbox, so tests leave no processes behind.
+ */
+export function killOrphanedPlugins(root: string): number {
+  let killed = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (cwd.startsWith(root) && cmd.includes("dynamic-provider")) {
+        process.kill(Number(pid), "SIGKILL");
+        killed++;
+      }
+    } catch {
+      /* gone meanwhile, or not ours */
+    }
+  }
+  return killed;
 }
 
 /** Polls until `check` returns a value (bounded: fails after timeoutMs). */
