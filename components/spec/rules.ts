@@ -132,6 +132,17 @@ export const caOutlivesCertificates: Rule = (spec) => {
   return [{ path: "pki.caTtl", message: `must be at least twice pki.certTtl (${certTtl}) (got ${caTtl})` }];
 };
 
+/** pulumi-tls counts validity in whole hours (`validity_period_hours`). */
+export const tlsTtlsInHours: Rule = (spec) => {
+  if (spec.pki.backend !== "tls") return [];
+  return (["certTtl", "caTtl"] as const)
+    .filter((field) => durationSeconds(spec.pki[field]) % 3600 !== 0)
+    .map((field) => ({
+      path: `pki.${field}`,
+      message: `must be whole hours with pki.backend tls (got ${spec.pki[field]}): pulumi-tls counts validity in hours`,
+    }));
+};
+
 export const ingressPortsDistinct: Rule = (spec) => {
   const { httpNodePort, httpsNodePort } = spec.ingress;
   if (httpNodePort !== httpsNodePort) return [];
@@ -158,6 +169,7 @@ export const RULES: readonly Rule[] = [
   vpcFitsSubnets,
   vaultNeedsAddress,
   caOutlivesCertificates,
+  tlsTtlsInHours,
   ingressPortsDistinct,
   kvmNamespaceIsLabel,
 ];

@@ -11,6 +11,29 @@ export interface RecordedResource {
   readonly inputs: Record<string, unknown>;
   readonly provider?: string;
   readonly custom: boolean;
+  /** URN of the parent, as the engine receives it ("" for the stack). */
+  readonly parent?: string;
+  /** The `replacementTrigger` resource option as serialized for the engine, when set. */
+  readonly replacementTrigger?: unknown;
+  /** `additionalSecretOutputs` as sent to the engine (the class's own list plus the caller's). */
+  readonly additionalSecretOutputs?: readonly string[];
+}
+
+/** Resource options the engine sees but `newResource` does not: read off the register request. */
+interface RequestOptions {
+  readonly parent: string;
+  readonly replacementTrigger?: unknown;
+  readonly additionalSecretOutputs: readonly string[];
+}
+
+/** The parts of a RegisterResourceRequest the recorder reads. */
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  hasReplacementTrigger(): boolean;
+  getReplacementTrigger(): { toJavaScript(): unknown } | undefined;
+  getAdditionalsecretoutputsList(): string[];
 }
 
 export type CallStub = (args: pulumi.runtime.MockCallArgs) => Record<string, unknown>;
@@ -37,10 +60,17 @@ export class MockRecorder {
   }
 }
 
-export function installMocks(
-  options: { project?: string; stack?: string; config?: Record<string, string> } = {},
-): MockRecorder {
+export interface MockOptions {
+  project?: string;
+  stack?: string;
+  config?: Record<string, string>;
+  /** Provider-computed outputs of a resource (a certificate's PEM), merged over its inputs in the state. */
+  outputs?: (args: pulumi.runtime.MockResourceArgs) => Record<string, unknown>;
+}
+
+export function installMocks(options: MockOptions = {}): MockRecorder {
   const recorder = new MockRecorder();
+  const pending = new Map<string, RequestOptions>();
   pulumi.runtime.setAllConfig(
     options.config ?? {},
     Object.keys(options.config ?? {}).filter((k) => k.endsWith("secret")),
@@ -48,14 +78,19 @@ export function installMocks(
   void pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
+        const key = `${args.type}::${args.name}`;
+        const seen = pending.get(key);
+        pending.delete(key);
         recorder.resources.push({
           type: args.type,
           name: args.name,
           inputs: args.inputs as Record<string, unknown>,
           provider: args.provider,
           custom: args.custom ?? true,
+          ...seen,
         });
-        return { id: `${args.name}-id`, state: args.inputs as Record<string, unknown> };
+        const state = { ...(args.inputs as Record<string, unknown>), ...options.outputs?.(args) };
+        return { id: `${args.name}-id`, state };
       },
       call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
         const stub = recorder.calls.get(args.token);
@@ -67,7 +102,37 @@ export function installMocks(
     options.stack ?? "test",
     false,
   );
+  recordRequestOptions(pending);
   return recorder;
+}
+
+/**
+ * Wraps the mock monitor's registerResource to keep the options `newResource` is not given
+ * (parent, replacementTrigger, additionalSecretOutputs), exactly as serialized for the engine.
+ */
+function recordRequestOptions(pending: Map<string, RequestOptions>): void {
+  const monitor = pulumi.runtime.getMonitor() as unknown as {
+    registerResource(req: RegisterRequest, callback: (...args: unknown[]) => void): unknown;
+  };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, callback) => {
+    pending.set(`${req.getType()}::${req.getName()}`, {
+      parent: req.getParent(),
+      ...(req.hasReplacementTrigger() ? { replacementTrigger: req.getReplacementTrigger()?.toJavaScript() } : {}),
+      additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+    });
+    return register(req, callback);
+  };
+}
+
+/**
+ * Resolves once every resource registration and RPC started so far has finished, so a test
+ * sees children that no output of the component depends on (policies, URL configs).
+ */
+export async function settle(): Promise<void> {
+  const runtime = pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> };
+  if (typeof runtime.waitForRPCs !== "function") throw new Error("@pulumi/pulumi no longer exports waitForRPCs");
+  await runtime.waitForRPCs();
 }
 
 /** The value of an Output, for assertions. */

@@ -1,0 +1,368 @@
+/**
+ * The certificate set of a guest cluster as plain data: one table both backends read, so the
+ * vault and the tls backend issue the same names, subjects and usages. Pure functions only.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import { cidr, durationSeconds, MAX_CERT_TTL_SECONDS, MIN_CERT_TTL_SECONDS, type ClusterSpec } from "../spec";
+
+/** The Kubernetes in-cluster DNS domain (kubelet `clusterDomain`, kubeadm `networking.dnsDomain`). */
+export const DEFAULT_SERVICE_DNS_DOMAIN = "cluster.local";
+/** CN the API server must accept in `--requestheader-allowed-names` (front proxy, aggregation layer). */
+export const FRONT_PROXY_CLIENT_CN = "front-proxy-client";
+/** CN of the admin kubeconfig's client certificate; O carries the RBAC group. */
+export const ADMIN_CN = "kubernetes-admin";
+export const ADMIN_GROUP = "system:masters";
+/** Group of the shared worker (kubelet) identity. */
+export const NODES_GROUP = "system:nodes";
+/** Key sizes: RSA for every consumer's sake (etcd, kubelet, CNI plugins all accept it). */
+export const CA_KEY_BITS = 4096;
+export const LEAF_KEY_BITS = 2048;
+
+/** The Vault role (and policy) that issues a certificate: one per cluster component. */
+export type PkiRole = "api" | "etcd" | "worker" | "network" | "admin" | "user";
+export const PKI_ROLES: readonly PkiRole[] = ["api", "etcd", "worker", "network", "admin", "user"];
+
+export type Usage = "server" | "client";
+
+/** One certificate to issue: the fields of a certificate request plus who consumes it. */
+export interface CertificateSpec {
+  /** Stable key: the child resource names end in it (`${name}-cert-<key>`); never derived from list order. */
+  readonly key: string;
+  readonly role: PkiRole;
+  readonly commonName: string;
+  /** Subject O values (RBAC groups for client certificates). */
+  readonly organizations: readonly string[];
+  readonly dnsNames: readonly pulumi.Input<string>[];
+  readonly ipAddresses: readonly pulumi.Input<string>[];
+  readonly usages: readonly Usage[];
+  readonly ttlSeconds: number;
+  /** Who reads it, for the README's table. */
+  readonly consumer: string;
+}
+
+/** What the certificate set depends on besides the spec. */
+export interface CertificateInputs {
+  readonly spec: ClusterSpec;
+  readonly masterNames: readonly string[];
+  readonly masterAddresses: Readonly<Record<string, pulumi.Input<string>>>;
+  readonly apiNames: readonly pulumi.Input<string>[];
+  readonly apiAddresses: readonly pulumi.Input<string>[];
+  readonly serviceDnsDomain: string;
+}
+
+/** `<id>.<baseDomain>`: the cluster's own DNS zone and the root CA's CN. */
+export function clusterDomain(spec: Pick<ClusterSpec, "id" | "baseDomain">): string {
+  return `${spec.id}.${spec.baseDomain}`;
+}
+
+/** The first address of the service range: the `kubernetes` Service's ClusterIP. */
+export function firstServiceIp(serviceCidr: string): string {
+  const range = cidr.parseCidr(serviceCidr);
+  if (typeof range === "string") throw new RangeError(`kubernetes.serviceCidr ${range}`);
+  return cidr.nthAddress(range, 1);
+}
+
+/** The names every API server certificate carries, before Args add load-balancer names. */
+export function apiServerDnsNames(spec: ClusterSpec, serviceDnsDomain: string): string[] {
+  return [
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    `kubernetes.default.svc.${serviceDnsDomain}`,
+    `api.${clusterDomain(spec)}`,
+    "localhost",
+  ];
+}
+
+/** Names of a master's etcd member certificate (server and peer). */
+export function etcdDnsNames(spec: ClusterSpec, master: string): string[] {
+  return [master, `${master}.${clusterDomain(spec)}`, `etcd.${clusterDomain(spec)}`, "localhost"];
+}
+
+/** Every certificate Pulumi issues for a cluster, in a stable order (the order never names a resource). */
+export function certificateSet(input: CertificateInputs): CertificateSpec[] {
+  const { spec } = input;
+  const ttlSeconds = durationSeconds(spec.pki.certTtl);
+  const domain = clusterDomain(spec);
+  const cert = (
+    c: Omit<CertificateSpec, "ttlSeconds" | "organizations" | "dnsNames" | "ipAddresses"> & Partial<CertificateSpec>,
+  ) => ({ organizations: [], dnsNames: [], ipAddresses: [], ttlSeconds, ...c }) as CertificateSpec;
+  return [
+    cert({
+      key: "apiserver",
+      role: "api",
+      commonName: "kube-apiserver",
+      dnsNames: [...apiServerDnsNames(spec, input.serviceDnsDomain), ...input.apiNames],
+      ipAddresses: [firstServiceIp(spec.kubernetes.serviceCidr), "127.0.0.1", ...input.apiAddresses],
+      usages: ["server"],
+      consumer: "kube-apiserver (serving)",
+    }),
+    cert({
+      key: "apiserver-kubelet-client",
+      role: "api",
+      commonName: "kube-apiserver-kubelet-client",
+      usages: ["client"],
+      consumer: "kube-apiserver → kubelet (logs, exec)",
+    }),
+    cert({
+      key: "apiserver-etcd-client",
+      role: "etcd",
+      commonName: "kube-apiserver-etcd-client",
+      usages: ["client"],
+      consumer: "kube-apiserver → etcd",
+    }),
+    cert({
+      key: "front-proxy-client",
+      role: "api",
+      commonName: FRONT_PROXY_CLIENT_CN,
+      usages: ["client"],
+      consumer: "kube-apiserver → aggregated API servers",
+    }),
+    ...input.masterNames.map((master) =>
+      cert({
+        key: `etcd-${master}`,
+        role: "etcd",
+        commonName: `${master}.${domain}`,
+        dnsNames: etcdDnsNames(spec, master),
+        ipAddresses: [
+          ...(input.masterAddresses[master] === undefined ? [] : [input.masterAddresses[master]]),
+          "127.0.0.1",
+        ],
+        usages: ["server", "client"],
+        consumer: `etcd on ${master} (serving and peer)`,
+      }),
+    ),
+    cert({
+      key: "worker",
+      role: "worker",
+      commonName: `worker.${domain}`,
+      organizations: [NODES_GROUP],
+      dnsNames: [`worker.${domain}`],
+      usages: ["server", "client"],
+      consumer: "kubelet on every worker",
+    }),
+    cert({
+      key: "network",
+      role: "network",
+      commonName: `network.${domain}`,
+      usages: ["client"],
+      consumer: "CNI (calico-node) → kube-apiserver",
+    }),
+    cert({
+      key: "admin",
+      role: "admin",
+      commonName: ADMIN_CN,
+      organizations: [ADMIN_GROUP],
+      usages: ["client"],
+      consumer: "admin kubeconfig",
+    }),
+  ];
+}
+
+/** The certificate of a user kubeconfig: CN is the user name, O the RBAC groups. */
+export function userCertificate(spec: ClusterSpec, user: string, groups: readonly string[]): CertificateSpec {
+  return {
+    key: `user-${user}`,
+    role: "user",
+    commonName: user,
+    organizations: [...groups],
+    dnsNames: [],
+    ipAddresses: [],
+    usages: ["client"],
+    ttlSeconds: durationSeconds(spec.pki.certTtl),
+    consumer: `kubeconfig of ${user}`,
+  };
+}
+
+/**
+ * What a Vault role needs to issue its certificates and nothing else. Names are exact
+ * (`allow_bare_domains`, no subdomains, no globs, never `allow_any_name`), so a component's
+ * token can only obtain the names of its own certificates.
+ */
+export interface RolePolicy {
+  readonly role: PkiRole | `user-${string}`;
+  readonly allowedDomains: pulumi.Input<string>[];
+  readonly organizations: string[];
+  readonly server: boolean;
+  readonly client: boolean;
+  readonly allowLocalhost: boolean;
+  readonly allowIpSans: boolean;
+  /** True unless a name is not a host name (a user CN like `jane@example.com`). */
+  readonly enforceHostnames: boolean;
+}
+
+const HOSTNAME_RE = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** The role that issues exactly `certs` (all with `role`). */
+export function rolePolicy(role: RolePolicy["role"], certs: readonly CertificateSpec[]): RolePolicy {
+  const names: pulumi.Input<string>[] = [];
+  const add = (n: pulumi.Input<string>) => {
+    if (n !== "localhost" && !names.includes(n)) names.push(n);
+  };
+  for (const c of certs) {
+    add(c.commonName);
+    c.dnsNames.forEach(add);
+  }
+  const organizations = [...new Set(certs.flatMap((c) => c.organizations))];
+  return {
+    role,
+    allowedDomains: names,
+    organizations,
+    server: certs.some((c) => c.usages.includes("server")),
+    client: certs.some((c) => c.usages.includes("client")),
+    allowLocalhost: certs.some((c) => c.dnsNames.includes("localhost")),
+    allowIpSans: certs.some((c) => c.ipAddresses.length > 0),
+    enforceHostnames: names.every((n) => typeof n !== "string" || HOSTNAME_RE.test(n)),
+  };
+}
+
+/**
+ * The generic `user` role for self-service issuance through the `user` policy: names under
+ * `users.<clusterDomain>` only, no groups (Vault takes O from the role, so grouped users get
+ * their own role, see userCertificate).
+ */
+export function genericUserRole(spec: ClusterSpec): RolePolicy {
+  return {
+    role: "user",
+    allowedDomains: [`users.${clusterDomain(spec)}`],
+    organizations: [],
+    server: false,
+    client: true,
+    allowLocalhost: false,
+    allowIpSans: false,
+    enforceHostnames: true,
+  };
+}
+
+/** One Vault role per component, each issuing only its component's certificates. */
+export function componentRoles(certs: readonly CertificateSpec[], spec: ClusterSpec): RolePolicy[] {
+  return PKI_ROLES.map((role) =>
+    role === "user"
+      ? genericUserRole(spec)
+      : rolePolicy(
+          role,
+          certs.filter((c) => c.role === role),
+        ),
+  );
+}
+
+/** The Vault mount of a cluster's PKI. */
+export function mountPath(spec: Pick<ClusterSpec, "id">): string {
+  return `pki-${spec.id}`;
+}
+
+/** HCL of the policy that lets a component issue from its own role and nothing else. */
+export function issuePolicy(mount: string, role: string): string {
+  return `path "${mount}/issue/${role}" {\n  capabilities = ["update"]\n}\n`;
+}
+
+/** The tls provider's `allowed_uses` for a leaf certificate. */
+export function tlsAllowedUses(usages: readonly Usage[]): string[] {
+  return [
+    "digital_signature",
+    "key_encipherment",
+    ...(usages.includes("server") ? ["server_auth"] : []),
+    ...(usages.includes("client") ? ["client_auth"] : []),
+  ];
+}
+
+/** Vault's key usages for leaf certificates (ext key usages follow server_flag/client_flag). */
+export const VAULT_KEY_USAGES = ["DigitalSignature", "KeyEncipherment"];
+
+/**
+ * The rotation window `now` falls in: windows are half a TTL long and counted from the Unix
+ * epoch, so a certificate created in window w is replaced in window w+1, before less than half
+ * of its lifetime remains.
+ */
+export function rotationWindow(now: Date, ttlSeconds: number): number {
+  if (!(ttlSeconds > 0)) throw new RangeError(`TTL must be positive (got ${ttlSeconds})`);
+  return Math.floor(now.getTime() / 1000 / (ttlSeconds / 2));
+}
+
+/** The `replacementTrigger` of tls certificates and their keys: changes when the window rolls over. */
+export function rotationTrigger(now: Date, ttlSeconds: number): string {
+  return `ttl=${ttlSeconds}s;window=${rotationWindow(now, ttlSeconds)}`;
+}
+
+/** Vault's `min_seconds_remaining`: renew once half the TTL is gone. */
+export function minSecondsRemaining(ttlSeconds: number): number {
+  return Math.floor(ttlSeconds / 2);
+}
+
+const USER_RE = /^[a-z0-9]([a-z0-9._@-]{0,62}[a-z0-9])?$/;
+
+/** Checks a user kubeconfig request; returns the problem or undefined. */
+export function checkUser(
+  backend: ClusterSpec["pki"]["backend"],
+  user: string,
+  groups: readonly string[],
+): string | undefined {
+  if (!USER_RE.test(user)) {
+    return (
+      `userKubeconfig: user must be lowercase letters, digits, '.', '_', '@' or '-' ` +
+      `(it names the certificate's resource) (got '${user}')`
+    );
+  }
+  const bad = groups.find((g) => g.trim() === "" || g === ADMIN_GROUP);
+  if (bad !== undefined) {
+    return bad === ADMIN_GROUP
+      ? `userKubeconfig(${user}): group ${ADMIN_GROUP} is reserved for the admin kubeconfig`
+      : `userKubeconfig(${user}): groups must not be empty strings`;
+  }
+  if (backend === "tls" && groups.length > 1) {
+    return (
+      `userKubeconfig(${user}): the tls backend puts one group in O (pulumi-tls has a single subject ` +
+      `organization) (got ${groups.length}): bind the user by name or use pki.backend vault`
+    );
+  }
+  return undefined;
+}
+
+/**
+ * What ClusterPki needs of a spec beyond what parseClusterSpec guarantees, for specs that did not
+ * come through it. Returns the first problem, naming the config field, or undefined.
+ */
+export function checkPkiSpec(spec: ClusterSpec, masterNames: readonly string[]): string | undefined {
+  const pki = spec.pki as { backend: string; vault?: { address?: string }; certTtl: string; caTtl: string };
+  if (pki.backend !== "vault" && pki.backend !== "tls") {
+    return `pki.backend must be vault or tls (got '${pki.backend}')`;
+  }
+  if (pki.backend === "vault" && !pki.vault?.address) {
+    return "pki.vault.address is required with pki.backend vault: set the Vault URL, e.g. https://vault.example.com";
+  }
+  const ttl = durationOrUndefined(pki.certTtl);
+  if (ttl === undefined || ttl < MIN_CERT_TTL_SECONDS || ttl > MAX_CERT_TTL_SECONDS) {
+    return `pki.certTtl must be between 1h and 720h (got ${pki.certTtl})`;
+  }
+  const caTtl = durationOrUndefined(pki.caTtl);
+  if (caTtl === undefined || caTtl < 2 * ttl) {
+    return `pki.caTtl must be at least twice pki.certTtl (${pki.certTtl}) (got ${pki.caTtl})`;
+  }
+  if (pki.backend === "tls") {
+    for (const [field, seconds] of [
+      ["certTtl", ttl],
+      ["caTtl", caTtl],
+    ] as const) {
+      if (seconds % 3600 !== 0) {
+        return `pki.${field} must be whole hours with pki.backend tls (got ${pki[field]}): pulumi-tls counts validity in hours`;
+      }
+    }
+  }
+  const seen = new Set<string>();
+  for (const master of masterNames) {
+    if (!/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(master)) {
+      return `masterNames: '${master}' must be a DNS label (it is a SAN and names the etcd certificate)`;
+    }
+    if (seen.has(master)) return `masterNames: '${master}' is listed twice`;
+    seen.add(master);
+  }
+  return undefined;
+}
+
+function durationOrUndefined(text: string): number | undefined {
+  try {
+    return durationSeconds(text);
+  } catch {
+    return undefined;
+  }
+}

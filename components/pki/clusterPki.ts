@@ -1,0 +1,192 @@
+/**
+ * ClusterPki: the cert operator's job as a component. A root CA per cluster (in Vault, or
+ * in Pulumi state with the tls backend), mutual-TLS certificates for every Kubernetes
+ * component, client certificates whose O carries RBAC groups, rotation at half the TTL.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import type * as vault from "@pulumi/vault";
+import type { ClusterSpec } from "../spec";
+import type { PkiBackend } from "./backend";
+import {
+  DEFAULT_SERVICE_DNS_DOMAIN,
+  LEAF_KEY_BITS,
+  certificateSet,
+  checkPkiSpec,
+  checkUser,
+  userCertificate,
+  type CertificateSpec,
+} from "./certificates";
+import { renderKubeconfig } from "./kubeconfig";
+import { createTlsBackend } from "./tls";
+import { createVaultBackend, createVaultProvider } from "./vault";
+
+export interface ClusterPkiArgs {
+  /** The validated cluster spec (parseClusterSpec); ClusterPki reads id, baseDomain, kubernetes, masters and pki. */
+  readonly spec: ClusterSpec;
+  /** API endpoint of the kubeconfigs, e.g. `https://api.eu1prod.k8s.example.com:6443`. */
+  readonly apiEndpoint: pulumi.Input<string>;
+  /** Extra DNS SANs of the API server certificate: load balancer / Service names. Default: none. */
+  readonly apiNames?: readonly pulumi.Input<string>[];
+  /** Extra IP SANs of the API server certificate (a load balancer or Service IP). Default: none. */
+  readonly apiAddresses?: readonly pulumi.Input<string>[];
+  /**
+   * Stable keys of the masters, one etcd certificate each (`${name}-cert-etcd-<master>`).
+   * Default: `master-0` … `master-<masters.count - 1>`. Order does not matter; a key must never change.
+   */
+  readonly masterNames?: readonly string[];
+  /** A master's IP, added to its etcd certificate's IP SANs. Default: none (127.0.0.1 only). */
+  readonly masterAddresses?: Readonly<Record<string, pulumi.Input<string>>>;
+  /** In-cluster DNS domain of `kubernetes.default.svc.<domain>`. Default: `cluster.local`. */
+  readonly serviceDnsDomain?: string;
+  /** Vault token (vault backend only; index.ts passes the secret `g8s:vaultToken`). Default: the provider's VAULT_TOKEN handling. */
+  readonly vaultToken?: pulumi.Input<string>;
+  /** The time rotation windows are computed from (tls backend). Default: `new Date()`. */
+  readonly now?: Date;
+}
+
+/** Certificate, key and CA of one component, as written to a node. */
+export interface CertificateBundle {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
+}
+
+export interface ServiceAccountKeyPair {
+  readonly publicKeyPem: string;
+  readonly privateKeyPem: string;
+}
+
+/** The default master keys for a spec: `master-0` …, one per master slot. */
+export function defaultMasterNames(spec: ClusterSpec): string[] {
+  return Array.from({ length: spec.masters.count }, (_, i) => `master-${i}`);
+}
+
+/** The resource name suffix of a component certificate. */
+export function certificateChildName(cert: CertificateSpec): string {
+  return cert.role === "user" ? cert.key : `cert-${cert.key}`;
+}
+
+export class ClusterPki extends pulumi.ComponentResource {
+  /** The cluster CA certificate (PEM); public. */
+  public readonly caCertPem: pulumi.Output<string>;
+  /** Per certificate key (`apiserver`, `etcd-master-0`, `worker`, …): cert, key and CA. Secret. */
+  public readonly bundles: pulumi.Output<Record<string, CertificateBundle>>;
+  /** Per certificate key: when it expires (RFC 3339). Public, for time-to-expiry metrics. */
+  public readonly notAfter: pulumi.Output<Record<string, string>>;
+  /** The service-account token signing key pair. Secret. */
+  public readonly serviceAccountKey: pulumi.Output<ServiceAccountKeyPair>;
+  /** kubeconfig of `kubernetes-admin` (O=system:masters). Secret. */
+  public readonly adminKubeconfig: pulumi.Output<string>;
+
+  private readonly backend: PkiBackend;
+  private readonly spec: ClusterSpec;
+  private readonly apiEndpoint: pulumi.Input<string>;
+
+  constructor(name: string, args: ClusterPkiArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("g8s:pki:ClusterPki", name, {}, opts);
+    const masterNames = args.masterNames ?? defaultMasterNames(args.spec);
+    const problem = checkPkiSpec(args.spec, masterNames);
+    if (problem !== undefined) throw new pulumi.ResourceError(problem, this);
+    this.spec = args.spec;
+    this.apiEndpoint = args.apiEndpoint;
+
+    const certs = certificateSet({
+      spec: args.spec,
+      masterNames,
+      masterAddresses: args.masterAddresses ?? {},
+      apiNames: args.apiNames ?? [],
+      apiAddresses: args.apiAddresses ?? [],
+      serviceDnsDomain: args.serviceDnsDomain ?? DEFAULT_SERVICE_DNS_DOMAIN,
+    });
+    this.backend = createBackend(name, args, certs, this);
+    this.caCertPem = this.backend.caCertPem;
+
+    const issued = Object.fromEntries(
+      certs.map((cert) => [cert.key, this.backend.issue(cert, certificateChildName(cert))] as const),
+    );
+    this.bundles = pulumi.secret(
+      pulumi.all(
+        Object.fromEntries(
+          Object.entries(issued).map(([key, c]) => [
+            key,
+            pulumi
+              .all([c.certPem, c.keyPem, this.caCertPem])
+              .apply(([certPem, keyPem, caPem]) => ({ certPem, keyPem, caPem })),
+          ]),
+        ),
+      ),
+    ) as pulumi.Output<Record<string, CertificateBundle>>;
+    this.notAfter = pulumi.all(Object.fromEntries(Object.entries(issued).map(([key, c]) => [key, c.notAfter])));
+
+    this.serviceAccountKey = createServiceAccountKey(name, this);
+    const admin = certs.find((c) => c.key === "admin");
+    if (admin === undefined) throw new Error("internal: the certificate set has no admin certificate");
+    this.adminKubeconfig = kubeconfigOf(args.spec.id, this.apiEndpoint, this.caCertPem, admin, issued.admin);
+
+    this.registerOutputs({
+      caCertPem: this.caCertPem,
+      bundles: this.bundles,
+      notAfter: this.notAfter,
+      serviceAccountKey: this.serviceAccountKey,
+      adminKubeconfig: this.adminKubeconfig,
+    });
+  }
+
+  /**
+   * Issues a client certificate for `user` whose O carries `groups` (RBAC), as the child
+   * `${name}-user-<user>`, and returns its kubeconfig (secret). Call once per user.
+   */
+  public userKubeconfig(user: string, groups: readonly string[]): pulumi.Output<string> {
+    const problem = checkUser(this.spec.pki.backend, user, groups);
+    if (problem !== undefined) throw new pulumi.ResourceError(problem, this);
+    const cert = userCertificate(this.spec, user, groups);
+    const issued = this.backend.issue(cert, certificateChildName(cert));
+    return kubeconfigOf(this.spec.id, this.apiEndpoint, this.caCertPem, cert, issued);
+  }
+}
+
+function createBackend(name: string, args: ClusterPkiArgs, certs: CertificateSpec[], parent: ClusterPki): PkiBackend {
+  if (args.spec.pki.backend === "vault") {
+    const provider: vault.Provider = createVaultProvider(name, args.spec, args.vaultToken, parent);
+    return createVaultBackend(name, args.spec, certs, parent, provider);
+  }
+  return createTlsBackend(name, args.spec, parent, args.now ?? new Date());
+}
+
+/**
+ * The service-account signing key pair. A bare key, not a certificate, so it comes from
+ * pulumi-tls with both backends (Vault PKI issues certificates, not bare keys). Not rotated by
+ * the window: a new key invalidates every service-account token at once.
+ * @internal
+ */
+export function createServiceAccountKey(name: string, parent: pulumi.Resource): pulumi.Output<ServiceAccountKeyPair> {
+  const key = new tls.PrivateKey(`${name}-sa-key`, { algorithm: "RSA", rsaBits: LEAF_KEY_BITS }, { parent });
+  return pulumi.secret(
+    pulumi
+      .all([key.publicKeyPem, key.privateKeyPem])
+      .apply(([publicKeyPem, privateKeyPem]) => ({ publicKeyPem, privateKeyPem })),
+  );
+}
+
+/** @internal */
+export function kubeconfigOf(
+  clusterId: string,
+  server: pulumi.Input<string>,
+  caCertPem: pulumi.Output<string>,
+  cert: CertificateSpec,
+  issued: { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> },
+): pulumi.Output<string> {
+  return pulumi.secret(
+    pulumi.all([server, caCertPem, issued.certPem, issued.keyPem]).apply(([s, ca, certPem, keyPem]) =>
+      renderKubeconfig({
+        clusterName: clusterId,
+        server: s,
+        caCertPem: ca,
+        userName: cert.commonName,
+        clientCertPem: certPem,
+        clientKeyPem: keyPem,
+      }),
+    ),
+  );
+}

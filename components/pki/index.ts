@@ -1,0 +1,28 @@
+export {
+  ClusterPki,
+  certificateChildName,
+  defaultMasterNames,
+  type CertificateBundle,
+  type ClusterPkiArgs,
+  type ServiceAccountKeyPair,
+} from "./clusterPki";
+export {
+  ADMIN_CN,
+  ADMIN_GROUP,
+  DEFAULT_SERVICE_DNS_DOMAIN,
+  FRONT_PROXY_CLIENT_CN,
+  NODES_GROUP,
+  PKI_ROLES,
+  certificateSet,
+  checkPkiSpec,
+  clusterDomain,
+  issuePolicy,
+  minSecondsRemaining,
+  mountPath,
+  rotationTrigger,
+  rotationWindow,
+  type CertificateSpec,
+  type PkiRole,
+} from "./certificates";
+export { renderKubeconfig, type KubeconfigInput } from "./kubeconfig";
+export { certificateExpiry, secondsToExpiry } from "./expiry";

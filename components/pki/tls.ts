@@ -1,0 +1,88 @@
+/** The tls backend: a self-signed CA and locally signed certificates, all in Pulumi state. */
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import type { ClusterSpec } from "../spec";
+import { durationSeconds } from "../spec";
+import type { IssuedCertificate, PkiBackend } from "./backend";
+import {
+  CA_KEY_BITS,
+  LEAF_KEY_BITS,
+  clusterDomain,
+  rotationTrigger,
+  tlsAllowedUses,
+  type CertificateSpec,
+} from "./certificates";
+
+/**
+ * Options of a rotating tls child (a leaf key, CSR or certificate): replaced when the
+ * rotation window rolls over. `earlyRenewalHours` is deliberately not used (see README).
+ * @internal
+ */
+export function rotatingOptions(parent: pulumi.Resource, now: Date, ttlSeconds: number): pulumi.CustomResourceOptions {
+  return { parent, replacementTrigger: rotationTrigger(now, ttlSeconds) };
+}
+
+/**
+ * The subject of a tls certificate request. pulumi-tls has one `organization`; checkUser
+ * refuses more than one group for this backend before it gets here.
+ */
+export function tlsSubject(cert: CertificateSpec): tls.types.input.CertRequestSubject {
+  if (cert.organizations.length > 1) {
+    throw new RangeError(`${cert.key}: pulumi-tls takes one organization (got ${cert.organizations.join(", ")})`);
+  }
+  return {
+    commonName: cert.commonName,
+    ...(cert.organizations.length === 1 ? { organization: cert.organizations[0] } : {}),
+  };
+}
+
+/** @internal */
+export function createTlsBackend(name: string, spec: ClusterSpec, parent: pulumi.Resource, now: Date): PkiBackend {
+  const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "RSA", rsaBits: CA_KEY_BITS }, { parent });
+  // The CA is not rotated by the window: replacing it invalidates every certificate at once.
+  const ca = new tls.SelfSignedCert(
+    `${name}-ca`,
+    {
+      privateKeyPem: caKey.privateKeyPem,
+      subject: { commonName: clusterDomain(spec), organization: "g8s" },
+      validityPeriodHours: durationSeconds(spec.pki.caTtl) / 3600,
+      isCaCertificate: true,
+      allowedUses: ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"],
+    },
+    { parent },
+  );
+  return {
+    caCertPem: ca.certPem,
+    issue(cert: CertificateSpec, childName: string): IssuedCertificate {
+      const suffix = childName.replace(/^cert-/, "");
+      const opts = rotatingOptions(parent, now, cert.ttlSeconds);
+      const key = new tls.PrivateKey(`${name}-key-${suffix}`, { algorithm: "RSA", rsaBits: LEAF_KEY_BITS }, opts);
+      const csr = new tls.CertRequest(
+        `${name}-csr-${suffix}`,
+        {
+          privateKeyPem: key.privateKeyPem,
+          subject: tlsSubject(cert),
+          dnsNames: [...cert.dnsNames],
+          ipAddresses: [...cert.ipAddresses],
+        },
+        opts,
+      );
+      const signed = new tls.LocallySignedCert(
+        `${name}-${childName}`,
+        {
+          certRequestPem: csr.certRequestPem,
+          caPrivateKeyPem: caKey.privateKeyPem,
+          caCertPem: ca.certPem,
+          validityPeriodHours: cert.ttlSeconds / 3600,
+          allowedUses: tlsAllowedUses(cert.usages),
+        },
+        opts,
+      );
+      return {
+        certPem: signed.certPem,
+        keyPem: pulumi.secret(key.privateKeyPem),
+        notAfter: signed.validityEndTime.apply((t) => t ?? ""),
+      };
+    },
+  };
+}
