@@ -5,40 +5,12 @@
  * Targets: ours at concurrency 1 ≤ 1.1 × the loop; concurrency 2 clearly faster than 1.
  */
 import { spawnSync } from "node:child_process";
-import * as path from "node:path";
-import { PROJECT_ROOT } from "../automation/engine";
-import { createSandbox, writeFixtureStack, type Sandbox } from "../test/integration/harness";
-import { TEST_PASSPHRASE } from "../test/integration/harness";
+import { createSandbox, reconcileOnce, writeFixtureStack, type Sandbox } from "../test/integration/harness";
 import { elapsed, ratio, report, seconds } from "./common";
 
 const COUNT = Number(process.env.THROUGHPUT_STACKS ?? 20);
 
-function g8s(sandbox: Sandbox, args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(
-    process.execPath,
-    [
-      path.join(PROJECT_ROOT, "bin/g8s.js"),
-      "reconcile",
-      "--once",
-      "--json",
-      "--project-dir",
-      sandbox.projectDir,
-      "--state-dir",
-      sandbox.stateDir,
-      ...args,
-    ],
-    {
-      env: {
-        ...process.env,
-        PULUMI_CONFIG_PASSPHRASE: TEST_PASSPHRASE,
-        G8S_PULUMI: path.join(sandbox.cli.binDir, "pulumi"),
-      },
-      encoding: "utf8",
-      maxBuffer: 64 << 20,
-    },
-  );
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const g8s = (sandbox: Sandbox, args: string[]) => reconcileOnce(sandbox, args);
 
 async function main(): Promise<void> {
   const sandbox = await createSandbox("g8s-bench-throughput");

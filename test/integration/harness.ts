@@ -3,6 +3,7 @@
  * and store directory, a copy of the fixture project, and stacks driven through the Automation
  * API with the real Pulumi engine (found like every other engine use, through automation/engine).
  */
+import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -87,4 +88,35 @@ export async function timed<T>(step: () => Promise<T>): Promise<{ ms: number; re
   const start = process.hrtime.bigint();
   const result = await step();
   return { ms: Number(process.hrtime.bigint() - start) / 1e6, result };
+}
+
+/** `g8s reconcile --once --json` on the sandbox's project, as a process; `args` are extra flags and stacks. */
+export function reconcileOnce(
+  sandbox: Sandbox,
+  args: readonly string[] = [],
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(
+    process.execPath,
+    [
+      path.join(PROJECT_ROOT, "bin/g8s.js"),
+      "reconcile",
+      "--once",
+      "--json",
+      "--project-dir",
+      sandbox.projectDir,
+      "--state-dir",
+      sandbox.stateDir,
+      ...args,
+    ],
+    {
+      env: {
+        ...process.env,
+        PULUMI_CONFIG_PASSPHRASE: TEST_PASSPHRASE,
+        G8S_PULUMI: path.join(sandbox.cli.binDir, "pulumi"),
+      },
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+    },
+  );
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

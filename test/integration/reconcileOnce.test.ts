@@ -1,40 +1,18 @@
 /** `g8s reconcile --once` as a process with the real engine: JSON lines, exit codes, a broken file among good ones. */
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { PROJECT_ROOT } from "../../automation/engine";
 import type { PassRecord } from "../../automation/reconciler/types";
-import { createSandbox, readRecord, TEST_PASSPHRASE, writeFixtureStack, writeRecord, type Sandbox } from "./harness";
+import { createSandbox, readRecord, reconcileOnce, writeFixtureStack, writeRecord, type Sandbox } from "./harness";
 
 function reconcile(sandbox: Sandbox, ...args: string[]) {
-  const r = spawnSync(
-    process.execPath,
-    [
-      path.join(PROJECT_ROOT, "bin/g8s.js"),
-      "reconcile",
-      "--once",
-      "--project-dir",
-      sandbox.projectDir,
-      "--state-dir",
-      sandbox.stateDir,
-      ...args,
-    ],
-    {
-      env: {
-        ...process.env,
-        PULUMI_CONFIG_PASSPHRASE: TEST_PASSPHRASE,
-        G8S_PULUMI: path.join(sandbox.cli.binDir, "pulumi"),
-      },
-      encoding: "utf8",
-    },
-  );
+  const r = reconcileOnce(sandbox, args);
   const lines = r.stdout.trim().split("\n").filter(Boolean);
   const records = lines.map((l) => JSON.parse(l) as PassRecord & { summary?: Record<string, number> });
   // Lines come as passes finish; sort for stable assertions.
   const passes = records.filter((x) => !x.summary).sort((a, b) => a.stack.localeCompare(b.stack));
   return {
-    code: r.status,
+    code: r.code,
     records: passes,
     summary: records.find((x) => x.summary)?.summary,
     stderr: r.stderr,
