@@ -178,9 +178,10 @@ export class PulumiEngine implements Engine {
 
   async pendingOperations(name: string): Promise<PendingOperation[]> {
     const state = await (await this.stack(name)).exportStack();
-    const pending = (state.deployment as { pending_operations?: Array<{ resource: { urn: string; type: string } }> })
-      .pending_operations;
-    return (pending ?? []).map((p) => ({ urn: p.resource.urn, type: p.resource.type }));
+    const pending = (
+      state.deployment as { pending_operations?: Array<{ resource: { urn: string; type: string }; type: string }> }
+    ).pending_operations;
+    return (pending ?? []).map((p) => ({ urn: p.resource.urn, type: p.resource.type, op: p.type }));
   }
 
   async clearPendingOperations(name: string): Promise<void> {

@@ -373,20 +373,23 @@ export class Scheduler {
           "could not read pending operations",
         );
       }
-      if (pending.length > 0 && !this.o.clearPendingOperations) {
-        const urns = pending.map((p) => p.urn);
+      // A pending create may have made a resource the state does not know: a person decides.
+      // Pending updates and deletes are settled by the engine's next update.
+      const creates = pending.filter((p) => p.op === "creating");
+      if (creates.length > 0 && !this.o.clearPendingOperations) {
+        const urns = creates.map((p) => p.urn);
         this.o.log.warn(
           { stack: e.stack.name, pending: urns },
-          "interrupted update left pending operations: needs attention",
+          "interrupted update left pending creates: needs attention",
         );
         this.park(
           e,
           "needs-attention",
-          `interrupted update left ${pending.length} pending operation(s): ${urns.join(", ")}`,
+          `interrupted update left ${creates.length} pending create(s): ${urns.join(", ")}`,
         );
         continue;
       }
-      if (pending.length > 0) {
+      if (creates.length > 0) {
         await this.o.engine.clearPendingOperations(e.stack.name);
         this.o.log.warn({ stack: e.stack.name, cleared: pending.length }, "cleared pending operations (as configured)");
       }

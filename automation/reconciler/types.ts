@@ -35,6 +35,8 @@ export interface OperationOptions {
 export interface PendingOperation {
   readonly urn: string;
   readonly type: string;
+  /** Engine operation: creating, updating, deleting, reading, importing. */
+  readonly op: string;
 }
 
 export interface Engine {

@@ -353,18 +353,21 @@ describe("Scheduler", () => {
       await second.stop();
     });
 
-    it("marks a stack whose update was interrupted with pending operations as needs-attention", async () => {
+    it("marks a stack whose update was interrupted with pending creates as needs-attention", async () => {
       const t = setup();
       t.source.add("a");
       t.store.saved = [
         { name: "a", phase: "running", mode: "correct", intervalSeconds: 60, consecutiveFailures: 0, fileHash: "h1" },
       ];
-      t.engine.pending.set("a", [{ urn: "urn:pulumi:a::p::t::r", type: "t" }]);
+      t.engine.pending.set("a", [
+        { urn: "urn:pulumi:a::p::t::r", type: "t", op: "creating" },
+        { urn: "urn:pulumi:a::p::t::q", type: "t", op: "updating" },
+      ]);
       const s = t.make();
       await s.start();
       await t.clock.advance(10 * MINUTE);
       assert.equal(s.get("a")?.phase, "needs-attention");
-      assert.equal(s.get("a")?.message, "interrupted update left 1 pending operation(s): urn:pulumi:a::p::t::r");
+      assert.equal(s.get("a")?.message, "interrupted update left 1 pending create(s): urn:pulumi:a::p::t::r");
       assert.equal(t.engine.calls.length, 0);
       assert.deepEqual(t.engine.cleared, [], "pending operations are kept unless configured");
       await s.stop();
@@ -376,12 +379,28 @@ describe("Scheduler", () => {
       t.store.saved = [
         { name: "a", phase: "running", mode: "correct", intervalSeconds: 60, consecutiveFailures: 0, fileHash: "h1" },
       ];
-      t.engine.pending.set("a", [{ urn: "urn:pulumi:a::p::t::r", type: "t" }]);
+      t.engine.pending.set("a", [{ urn: "urn:pulumi:a::p::t::r", type: "t", op: "creating" }]);
       const s = t.make();
       await s.start();
       await t.clock.advance(2 * SECOND);
       assert.deepEqual(t.engine.cleared, ["a"]);
       assert.equal(t.engine.previews("a")[0].start, 0);
+      await s.stop();
+    });
+
+    it("reconciles at once after an interrupted update that left only pending updates", async () => {
+      const t = setup();
+      t.source.add("a");
+      t.store.saved = [
+        { name: "a", phase: "running", mode: "correct", intervalSeconds: 60, consecutiveFailures: 0, fileHash: "h1" },
+      ];
+      t.engine.pending.set("a", [{ urn: "urn:pulumi:a::p::t::r", type: "t", op: "updating" }]);
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(2 * SECOND);
+      assert.equal(t.engine.previews("a")[0].start, 0);
+      assert.deepEqual(t.engine.cleared, []);
+      assert.equal(s.get("a")?.phase, "in-sync");
       await s.stop();
     });
 
