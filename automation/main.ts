@@ -45,24 +45,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
   const logger = createLogger({ level: settings.logLevel, destination: options.logDestination, secrets });
   mkdirSync(settings.stateDir, { recursive: true });
 
-  let engine = options.engine;
-  if (!engine) {
-    const cli = await findPulumi({ env: options.env });
-    logger.info({ cli: cli.binary, version: cli.version, source: cli.source }, "pulumi CLI");
-    const env = engineEnvironment({
-      stateDir: settings.stateDir,
-      backendUrl: settings.backendUrl,
-      passphrase: settings.passphrase,
-      passphraseFile: settings.passphraseFile,
-      pathPrepend: [cli.binDir, path.join(settings.projectDir, "node_modules", ".bin")],
-      base: options.env,
-    });
-    prepareStateDir(env);
-    if (env.PULUMI_CONFIG_PASSPHRASE === undefined && env.PULUMI_CONFIG_PASSPHRASE_FILE === undefined) {
-      logger.warn({}, "no PULUMI_CONFIG_PASSPHRASE(_FILE): stacks with the passphrase secrets provider will fail");
-    }
-    engine = new PulumiEngine({ projectDir: settings.projectDir, cli, env });
-  }
+  const engine = options.engine ?? (await createEngine(settings, options.env, logger));
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "g8s_process_" });
@@ -104,6 +87,30 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     },
   });
   return { settings, logger, registry, metrics, engine, scheduler };
+}
+
+/** The real engine for the settings' project, state directory and backend. */
+export async function createEngine(
+  settings: Settings,
+  baseEnv: NodeJS.ProcessEnv,
+  logger: pino.Logger,
+): Promise<PulumiEngine> {
+  const cli = await findPulumi({ env: baseEnv });
+  logger.info({ cli: cli.binary, version: cli.version, source: cli.source }, "pulumi CLI");
+  const env = engineEnvironment({
+    stateDir: settings.stateDir,
+    backendUrl: settings.backendUrl,
+    passphrase: settings.passphrase,
+    passphraseFile: settings.passphraseFile,
+    pathPrepend: [cli.binDir, path.join(settings.projectDir, "node_modules", ".bin")],
+    base: baseEnv,
+  });
+  mkdirSync(settings.stateDir, { recursive: true });
+  prepareStateDir(env);
+  if (env.PULUMI_CONFIG_PASSPHRASE === undefined && env.PULUMI_CONFIG_PASSPHRASE_FILE === undefined) {
+    logger.warn({}, "no PULUMI_CONFIG_PASSPHRASE(_FILE): stacks with the passphrase secrets provider will fail");
+  }
+  return new PulumiEngine({ projectDir: settings.projectDir, cli, env });
 }
 
 export function buildServer(reconciler: Reconciler): ApiServer {

@@ -1,6 +1,7 @@
 /** The `g8s` command line: dispatches to one command per verb. */
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
 import { DAEMON_USAGE, runDaemon } from "./daemon";
+import { PLAN_USAGE, runPlanCommand } from "./plan";
 import { RECONCILE_USAGE, runReconcile } from "./reconcile";
 import { runStatus, STATUS_USAGE } from "./status";
 import { runValidate, VALIDATE_USAGE } from "./validate";
@@ -16,6 +17,11 @@ const COMMANDS: Record<string, Command> = {
   reconcile: { summary: "one reconcile pass over the stacks", usage: RECONCILE_USAGE, run: runReconcile },
   daemon: { summary: "reconcile every stack on a schedule, with an HTTP API", usage: DAEMON_USAGE, run: runDaemon },
   status: { summary: "the running daemon's view of every stack", usage: STATUS_USAGE, run: runStatus },
+  plan: {
+    summary: "what a change would do to the clusters (for pull requests)",
+    usage: PLAN_USAGE,
+    run: runPlanCommand,
+  },
 };
 
 function usage(): string {

@@ -166,6 +166,29 @@ export class PulumiEngine implements Engine {
     }
   }
 
+  /** What destroying the stack would delete (for `g8s plan` on a decommissioned stack). */
+  async previewDestroy(name: string, options: OperationOptions): Promise<PreviewResult> {
+    const events: EngineEvent[] = [];
+    try {
+      const stack = await this.stack(name);
+      const result = await stack.previewDestroy({
+        signal: options.signal,
+        color: "never",
+        refresh: true,
+        onEvent: (e) => void events.push(e),
+      });
+      return { changeSummary: { ...result.changeSummary }, drift: driftFromEvents(events) };
+    } catch (err) {
+      return this.translate(name, options, err);
+    }
+  }
+
+  /** Removes an empty stack from the backend (after previewing a stack that only exists as a file). */
+  async removeStack(name: string): Promise<void> {
+    this.stacks.delete(name);
+    await (await this.workspace()).removeStack(name);
+  }
+
   async destroy(name: string, options: OperationOptions): Promise<UpResult> {
     try {
       const stack = await this.stack(name);

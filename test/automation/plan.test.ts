@@ -1,0 +1,123 @@
+import * as assert from "node:assert/strict";
+import { isProgramFile, touchedStacks } from "../../automation/plan/changes";
+import { mapBounded, type PlanResult } from "../../automation/plan/plan";
+import { renderMarkdown, renderSummary } from "../../automation/plan/report";
+
+describe("g8s plan: touched stacks", () => {
+  const current = ["eu1prod", "edge7", "us2"];
+
+  it("touches the stack whose file changed, and only that one", () => {
+    assert.deepEqual(touchedStacks([{ path: "stacks/Pulumi.edge7.yaml", status: "modified" }], current), [
+      { stack: "edge7", reason: "modified" },
+    ]);
+  });
+
+  it("touches every stack when the program changes", () => {
+    for (const path of [
+      "components/aws/network.ts",
+      "index.ts",
+      "package-lock.json",
+      "Pulumi.yaml",
+      "policy/index.ts",
+    ]) {
+      assert.deepEqual(
+        touchedStacks([{ path, status: "modified" }], current).map((t) => [t.stack, t.reason]),
+        [
+          ["edge7", "program"],
+          ["eu1prod", "program"],
+          ["us2", "program"],
+        ],
+        path,
+      );
+    }
+  });
+
+  it("touches nothing for docs, tests or CI files", () => {
+    const changes = ["README.md", "test/unit/x.test.ts", ".github/workflows/pr.yaml", "components/README.md"].map(
+      (path) => ({ path, status: "modified" as const }),
+    );
+    assert.deepEqual(touchedStacks(changes, current), []);
+    assert.equal(isProgramFile("components/README.md"), false);
+    assert.equal(isProgramFile("components/pki/vault.ts"), true);
+  });
+
+  it("reports added and removed stack files with their status, even with a program change", () => {
+    assert.deepEqual(
+      touchedStacks(
+        [
+          { path: "index.ts", status: "modified" },
+          { path: "stacks/Pulumi.new1.yaml", status: "added" },
+          { path: "stacks/Pulumi.old1.yaml", status: "removed" },
+        ],
+        ["eu1prod", "new1"],
+      ),
+      [
+        { stack: "eu1prod", reason: "program" },
+        { stack: "new1", reason: "added" },
+        { stack: "old1", reason: "removed" },
+      ],
+    );
+  });
+
+  it("ignores files below stacks/ that are not stack files", () => {
+    assert.deepEqual(touchedStacks([{ path: "stacks/README.md", status: "added" }], current), []);
+  });
+
+  it("bounds concurrency and keeps the order of results", async () => {
+    let running = 0;
+    let most = 0;
+    const out = await mapBounded([5, 1, 3, 2, 4], 2, async (n) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((r) => setImmediate(r));
+      running--;
+      return n * 10;
+    });
+    assert.deepEqual(out, [50, 10, 30, 20, 40]);
+    assert.equal(most, 2);
+  });
+});
+
+describe("g8s plan: report", () => {
+  const result: PlanResult = {
+    base: "origin/main",
+    changes: [],
+    exitCode: 2,
+    stacks: [
+      {
+        stack: "eu1prod",
+        reason: "modified",
+        kind: "preview",
+        changeSummary: { same: 10, update: 1, replace: 1 },
+        preview: {
+          changeSummary: { same: 10, update: 1, replace: 1 },
+          drift: [
+            { urn: "u1", type: "aws:ec2/launchTemplate:LaunchTemplate", name: "lt", op: "update", keys: ["userData"] },
+            { urn: "u2", type: "aws:ebs/volume:Volume", name: "etcd-0", op: "replace", keys: ["type"] },
+          ],
+        },
+      },
+      { stack: "old1", reason: "removed", kind: "orphaned" },
+      { stack: "new1", reason: "added", kind: "new", changeSummary: { create: 4 } },
+    ],
+  };
+
+  it("tabulates every touched stack and calls out replacements and deletions", () => {
+    const md = renderMarkdown(result);
+    assert.match(md, /^## g8s plan against `origin\/main`/);
+    assert.match(md, /\| `eu1prod` \| file modified \| 0 \| 1 \| 1 \| 0 \| changes \|/);
+    assert.match(md, /\| `old1` \| file removed \| 0 \| 0 \| 0 \| 0 \| ⚠️ orphaned, nothing will be destroyed \|/);
+    assert.match(md, /\| `new1` \| file added \| 4 \| 0 \| 0 \| 0 \| 🆕 new cluster \|/);
+    assert.match(md, /- \*\*replace\*\* `aws:ebs\/volume:Volume` `etcd-0` \(type\)/);
+    assert.doesNotMatch(md, /launchTemplate/, "updates are counted, not listed");
+  });
+
+  it("says when nothing is touched", () => {
+    const md = renderMarkdown({ base: "HEAD~1", changes: [], stacks: [], exitCode: 0 });
+    assert.match(md, /This change touches no stack\./);
+    assert.equal(
+      renderSummary({ base: "HEAD~1", changes: [], stacks: [], exitCode: 0 }),
+      "g8s plan: no stack touched since HEAD~1",
+    );
+  });
+});
