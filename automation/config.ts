@@ -36,6 +36,9 @@ export const ENV_NAMES = {
   apiTokenFile: "G8S_API_TOKEN_FILE",
   logLevel: "G8S_LOG_LEVEL",
   clearPendingOperations: "G8S_CLEAR_PENDING_OPERATIONS",
+  gitBranch: "G8S_GIT_BRANCH",
+  gitRemote: "G8S_GIT_REMOTE",
+  gitPollInterval: "G8S_GIT_POLL_INTERVAL",
 } as const;
 
 export type SettingName = keyof typeof ENV_NAMES;
@@ -91,6 +94,15 @@ export const settingsSchema = z.strictObject({
   clearPendingOperations: z
     .preprocess((v) => (v === "true" || v === "1" ? true : v === "false" || v === "0" ? false : v), z.boolean())
     .default(false),
+  gitBranch: z
+    .string()
+    .regex(/^[\w./-]+$/, "must be a git branch name")
+    .optional(),
+  gitRemote: z
+    .string()
+    .regex(/^[\w.-]+$/, "must be a git remote name")
+    .default("origin"),
+  gitPollInterval: duration(5, 3600).default("30s"),
 });
 
 export type RawSettings = Partial<Record<SettingName, unknown>>;
@@ -116,6 +128,10 @@ export interface Settings {
   readonly apiToken?: string;
   readonly logLevel: string;
   readonly clearPendingOperations: boolean;
+  /** Follow this branch of gitRemote: a new commit reconciles the stacks it touches at once. */
+  readonly gitBranch?: string;
+  readonly gitRemote: string;
+  readonly gitPollIntervalMs: number;
 }
 
 export class SettingsError extends Error {
@@ -213,5 +229,8 @@ export function loadSettings(sources: SettingsSources): Settings {
     apiToken,
     logLevel: s.logLevel,
     clearPendingOperations: s.clearPendingOperations,
+    gitBranch: s.gitBranch,
+    gitRemote: s.gitRemote,
+    gitPollIntervalMs: durationSeconds(s.gitPollInterval) * 1000,
   };
 }

@@ -1,5 +1,7 @@
 /** `g8s daemon`: reconcile every stack on its schedule until SIGTERM/SIGINT. */
-import { buildReconciler, buildServer } from "../main";
+import type { Settings } from "../config";
+import { buildReconciler, buildServer, type Reconciler } from "../main";
+import { GitFollower } from "../plan/follow";
 import { ToolchainError } from "../engine";
 import { EXIT, writeLine, type CliIo } from "./io";
 import { parseCommandLine, settingsFrom, SETTINGS_HELP } from "./settingsFlags";
@@ -11,6 +13,38 @@ Reconciles every stack of the project on its interval, serves /healthz, /readyz,
 aborted and waited for up to the shutdown grace).
 
 ${SETTINGS_HELP}`;
+
+/** Polls the branch on the configured interval; returns the stop function. */
+function followBranch(settings: Settings, reconciler: Reconciler): () => void {
+  const { scheduler, logger } = reconciler;
+  const follower = new GitFollower(
+    settings.projectDir,
+    settings.gitRemote,
+    settings.gitBranch as string,
+    {
+      refresh: () => scheduler.refresh(),
+      requestRun: (s) => scheduler.requestRun(s),
+      stackNames: () => scheduler.list().map((s) => s.name),
+    },
+    logger,
+  );
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const tick = () => {
+    follower
+      .poll()
+      .catch((err: Error) => logger.warn({ err: err.message }, "git fetch failed: retrying"))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, settings.gitPollIntervalMs);
+      });
+  };
+  logger.info({ remote: settings.gitRemote, branch: settings.gitBranch }, "following git branch");
+  tick();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
+}
 
 export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandLine(argv, { help: { type: "boolean", short: "h" } });
@@ -49,8 +83,10 @@ export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
     );
     await scheduler.start();
     logger.info({ stacks: scheduler.list().length }, "first discovery done: ready");
+    const stopFollowing = settings.gitBranch ? followBranch(settings, reconciler) : () => undefined;
     const signal = await stopRequested;
     logger.info({ signal, graceMs: settings.shutdownGraceMs }, "shutting down");
+    stopFollowing();
     await scheduler.stop(settings.shutdownGraceMs);
     await server.close();
     logger.info({}, "stopped");

@@ -213,6 +213,12 @@ export class Scheduler {
     return records.sort((a, b) => a.stack.localeCompare(b.stack));
   }
 
+  /** Re-reads stack files now (a new commit was checked out), outside the discovery timer. */
+  async refresh(): Promise<void> {
+    await this.discover(false);
+    this.reschedule();
+  }
+
   /** Queues an immediate run; un-stalls a stalled stack and clears needs-attention. */
   requestRun(name: string): RunRequest {
     const e = this.entries.get(name);
