@@ -1,0 +1,338 @@
+/**
+ * `#cloud-config` documents per node role, built as objects and serialised with `yaml`: the
+ * first master (`kubeadm init`), further masters (`kubeadm join --control-plane`) and workers
+ * (`kubeadm join`). Pure over non-secret inputs: secrets reach the node through SecretDelivery.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { stringify } from "yaml";
+import { DEFAULT_SERVICE_DNS_DOMAIN } from "../pki";
+import type { ClusterSpec, Taint } from "../spec";
+import {
+  ADDONS_PATH,
+  BOOTSTRAP_TOKEN_PATH,
+  CALICO_OPERATOR_MANIFEST_URL,
+  G8S_DIR,
+  KUBEADM_CONFIG_PATH,
+  KUBERNETES_DIR,
+  STATE_DIR,
+  SYNC_SCRIPT_PATH,
+} from "./constants";
+import {
+  deliveryPackages,
+  deliveryWriteFiles,
+  renewalUnitNames,
+  type SecretDelivery,
+  type WriteFile,
+} from "./delivery";
+import type { BootstrapRole } from "./files";
+import { renderToml } from "./ini";
+import {
+  clusterConfiguration,
+  initConfiguration,
+  joinConfiguration,
+  kubeletConfiguration,
+  renderDocuments,
+  type KubeadmInput,
+} from "./kubeadm";
+
+/** Where kubelet, kubeadm and kubectl come from. */
+export type PackageSource =
+  /** pkgs.k8s.io `core:/stable:/v<minor>/deb`, apt-pinned to `<version>-*`, plus containerd from the distribution. */
+  | { readonly source: "apt" }
+  /** A pre-built image that already holds containerd and the pinned binaries; the node only checks the version. */
+  | { readonly source: "image" };
+
+export type CniChoice = { readonly kind: "calico" } | { readonly kind: "none" };
+
+export const DEFAULT_PACKAGE_SOURCE: PackageSource = { source: "apt" };
+export const DEFAULT_CNI: CniChoice = { kind: "calico" };
+/** The sandbox image of the supported minors (kubeadm 1.31+ expects pause 3.10). */
+export const PAUSE_IMAGE = "registry.k8s.io/pause:3.10";
+
+/** Everything a node's cloud-config depends on. No secret value: only names, paths, versions, the endpoint. */
+export interface BootstrapConfig {
+  /** The validated cluster spec: id, kubernetes (version, CIDRs), nodePools (labels, taints). */
+  readonly spec: ClusterSpec;
+  /** `https://host:port` of the API: the load balancer (AWS) or the API Service (KVM). */
+  readonly apiEndpoint: string;
+  /** How the node obtains its secret files. */
+  readonly delivery: SecretDelivery;
+  /** Extra API server SANs for the kubeadm config (the certificates come from ClusterPki). Default: none. */
+  readonly apiCertSans?: readonly string[];
+  /** Default: apt from pkgs.k8s.io. */
+  readonly packages?: PackageSource;
+  /** Default: Calico (CALICO_VERSION), applied once by the first master. */
+  readonly cni?: CniChoice;
+  /** Default: `cluster.local`. */
+  readonly serviceDnsDomain?: string;
+}
+
+/** The cloud-config object (the keys g8s uses; all are cloud-init 22.4+ modules). */
+export interface CloudConfig {
+  readonly write_files: readonly WriteFile[];
+  readonly runcmd: readonly (string | readonly string[])[];
+}
+
+/** The cloud-init top-level keys this module may emit (tests reject any other). */
+export const CLOUD_CONFIG_KEYS = ["write_files", "runcmd"] as const;
+
+const ADMIN_KUBECONFIG = `${KUBERNETES_DIR}/admin.conf`;
+
+function minorOf(version: string): string {
+  const m = /^(\d+)\.(\d+)\.\d+$/.exec(version);
+  if (!m) throw new RangeError(`kubernetes.version must be x.y.z (got '${version}')`);
+  return `${m[1]}.${m[2]}`;
+}
+
+/** `Key: value` stanzas (apt preferences, deb822). */
+function renderStanza(fields: readonly (readonly [string, string])[]): string {
+  return fields.map(([k, v]) => `${k}: ${v}`).join("\n") + "\n";
+}
+
+export function kubernetesAptRepository(version: string): string {
+  return `https://pkgs.k8s.io/core:/stable:/v${minorOf(version)}/deb/`;
+}
+
+const KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+const KUBE_PACKAGES = ["kubelet", "kubeadm", "kubectl"];
+
+/** containerd: CRI with the systemd cgroup driver (kubelet's cgroupDriver) and the pinned pause image. */
+export function containerdConfig(): string {
+  return renderToml({
+    version: 2,
+    plugins: {
+      "io.containerd.grpc.v1.cri": {
+        sandbox_image: PAUSE_IMAGE,
+        containerd: { runtimes: { runc: { runtime_type: "io.containerd.runc.v2", options: { SystemdCgroup: true } } } },
+      },
+    },
+  });
+}
+
+function hostFiles(config: BootstrapConfig): WriteFile[] {
+  const version = config.spec.kubernetes.version;
+  const files: WriteFile[] = [
+    { path: "/etc/modules-load.d/g8s-kubernetes.conf", content: "overlay\nbr_netfilter\n", permissions: "0644" },
+    {
+      path: "/etc/sysctl.d/90-g8s-kubernetes.conf",
+      content: renderStanza([
+        ["net.bridge.bridge-nf-call-iptables", "1"],
+        ["net.bridge.bridge-nf-call-ip6tables", "1"],
+        ["net.ipv4.ip_forward", "1"],
+      ]).replace(/: /g, " = "),
+      permissions: "0644",
+    },
+    { path: "/etc/containerd/config.toml", content: containerdConfig(), permissions: "0644" },
+  ];
+  if ((config.packages ?? DEFAULT_PACKAGE_SOURCE).source === "apt") {
+    files.push(
+      {
+        path: "/etc/apt/sources.list.d/kubernetes.list",
+        content: `deb [signed-by=${KEYRING}] ${kubernetesAptRepository(version)} /\n`,
+        permissions: "0644",
+      },
+      {
+        path: "/etc/apt/preferences.d/g8s-kubernetes",
+        content: renderStanza([
+          ["Package", KUBE_PACKAGES.join(" ")],
+          ["Pin", `version ${version}-*`],
+          ["Pin-Priority", "1001"],
+        ]),
+        permissions: "0644",
+      },
+    );
+  }
+  return files;
+}
+
+function installCommands(config: BootstrapConfig): (string | string[])[] {
+  const version = config.spec.kubernetes.version;
+  const extra = deliveryPackages(config.delivery);
+  if ((config.packages ?? DEFAULT_PACKAGE_SOURCE).source === "image") {
+    return [
+      [
+        "sh",
+        "-c",
+        `test "$(kubeadm version -o short)" = v${version} || { echo "image has the wrong kubeadm" >&2; exit 1; }`,
+      ],
+      ...(extra.length > 0
+        ? [["sh", "-c", `command -v aws >/dev/null || { echo "image lacks the AWS CLI" >&2; exit 1; }`]]
+        : []),
+    ];
+  }
+  return [
+    ["mkdir", "-p", "-m", "0755", "/etc/apt/keyrings"],
+    ["sh", "-c", `curl -fsSL ${kubernetesAptRepository(version)}Release.key | gpg --dearmor --yes -o ${KEYRING}`],
+    ["apt-get", "update"],
+    [
+      "env",
+      "DEBIAN_FRONTEND=noninteractive",
+      "apt-get",
+      "install",
+      "-y",
+      "--no-install-recommends",
+      "-o",
+      "Dpkg::Options::=--force-confold",
+      "containerd",
+      ...KUBE_PACKAGES,
+      ...extra,
+    ],
+    ["apt-mark", "hold", ...KUBE_PACKAGES],
+  ];
+}
+
+function kubeadmInput(config: BootstrapConfig): KubeadmInput {
+  return {
+    spec: config.spec,
+    apiEndpoint: config.apiEndpoint,
+    apiCertSans: config.apiCertSans,
+    serviceDnsDomain: config.serviceDnsDomain ?? DEFAULT_SERVICE_DNS_DOMAIN,
+  };
+}
+
+/** The Calico Installation and the binding of the shared node identity, applied once by the first master. */
+export function addonDocuments(config: BootstrapConfig): object[] {
+  const docs: object[] = [
+    {
+      // Kubelets share the `worker` identity (O=system:nodes), which the Node authorizer does
+      // not recognise (its CN is not system:node:<name>): grant the node role to the group.
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "g8s:shared-node-identity" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:node" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:nodes" }],
+    },
+  ];
+  if ((config.cni ?? DEFAULT_CNI).kind === "calico") {
+    docs.push({
+      apiVersion: "operator.tigera.io/v1",
+      kind: "Installation",
+      metadata: { name: "default" },
+      spec: {
+        calicoNetwork: {
+          ipPools: [
+            {
+              name: "default-ipv4-ippool",
+              cidr: config.spec.kubernetes.podCidr,
+              blockSize: 26,
+              encapsulation: "VXLANCrossSubnet",
+              natOutgoing: "Enabled",
+              nodeSelector: "all()",
+            },
+          ],
+        },
+      },
+    });
+  }
+  return docs;
+}
+
+function kubectl(...args: string[]): string[] {
+  return ["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, ...args];
+}
+
+/** Commands only the first master runs, once: the bootstrap token (read from its file), the CNI, the RBAC. */
+function firstMasterCommands(config: BootstrapConfig): (string | string[])[] {
+  const calico = (config.cni ?? DEFAULT_CNI).kind === "calico";
+  return [
+    [
+      "sh",
+      "-c",
+      `kubeadm token create "$(cat ${BOOTSTRAP_TOKEN_PATH})" --ttl 0 --description "g8s node join" ` +
+        `--kubeconfig ${ADMIN_KUBECONFIG}`,
+    ],
+    ...(calico
+      ? [
+          kubectl("create", "-f", CALICO_OPERATOR_MANIFEST_URL),
+          kubectl(
+            "wait",
+            "--for",
+            "condition=established",
+            "--timeout",
+            "300s",
+            "crd/installations.operator.tigera.io",
+          ),
+        ]
+      : []),
+    kubectl("apply", "-f", ADDONS_PATH),
+    ["touch", `${STATE_DIR}/addons-applied`],
+  ];
+}
+
+function poolOf(spec: ClusterSpec, pool: string): { labels: Record<string, string>; taints: Taint[] } {
+  const found = (spec.nodePools as readonly { name: string; labels: Record<string, string>; taints: Taint[] }[]).find(
+    (p) => p.name === pool,
+  );
+  if (found === undefined) {
+    throw new RangeError(
+      `node pool '${pool}' is not in the spec (pools: ${spec.nodePools.map((p) => p.name).join(", ")})`,
+    );
+  }
+  return found;
+}
+
+/** The kubeadm documents of a role, as YAML (multi-document for the first master). */
+export function kubeadmConfigFor(config: BootstrapConfig, role: BootstrapRole): string {
+  const input = kubeadmInput(config);
+  if (role.kind === "first-master") {
+    return renderDocuments([initConfiguration(), clusterConfiguration(input), kubeletConfiguration(input)]);
+  }
+  if (role.kind === "master") return renderDocuments([joinConfiguration({ kind: "master" })]);
+  const pool = poolOf(config.spec, role.pool);
+  return renderDocuments([joinConfiguration({ kind: "worker", pool: role.pool, ...pool })]);
+}
+
+/** The cloud-config object of a node. */
+export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): CloudConfig {
+  const first = role.kind === "first-master";
+  const writeFiles: WriteFile[] = [
+    ...hostFiles(config),
+    { path: KUBEADM_CONFIG_PATH, content: kubeadmConfigFor(config, role), permissions: "0600" },
+    ...(first ? [{ path: ADDONS_PATH, content: renderDocuments(addonDocuments(config)), permissions: "0644" }] : []),
+    ...deliveryWriteFiles(config.delivery, config.spec.id, role),
+  ];
+  const kubeadm =
+    role.kind === "first-master"
+      ? ["kubeadm", "init", "--config", KUBEADM_CONFIG_PATH]
+      : ["kubeadm", "join", "--config", KUBEADM_CONFIG_PATH];
+  const runcmd: (string | string[])[] = [
+    ["mkdir", "-p", G8S_DIR, STATE_DIR],
+    ["modprobe", "overlay"],
+    ["modprobe", "br_netfilter"],
+    ["sysctl", "--system"],
+    ...installCommands(config),
+    ["systemctl", "restart", "containerd"],
+    [SYNC_SCRIPT_PATH],
+    ["systemctl", "enable", "kubelet"],
+    kubeadm,
+    ...(first ? firstMasterCommands(config) : []),
+    ["systemctl", "daemon-reload"],
+    ["systemctl", "enable", "--now", ...renewalUnitNames(config.delivery)],
+  ];
+  return { write_files: writeFiles, runcmd };
+}
+
+/** The `#cloud-config` text of a node: deterministic, no secret values. */
+export function renderCloudConfig(config: BootstrapConfig, role: BootstrapRole): string {
+  return `#cloud-config\n${stringify(buildCloudConfig(config, role), { lineWidth: 0 })}`;
+}
+
+/** The roles of a cluster's masters: the first runs `kubeadm init`, the others join. */
+export function masterRoles(masterNames: readonly string[]): BootstrapRole[] {
+  return masterNames.map((master, i) => ({ kind: i === 0 ? "first-master" : "master", master }) as BootstrapRole);
+}
+
+/** Pulumi inputs of the user-data wrapper: the endpoint may be an Output (a load balancer's name). */
+export interface BootstrapConfigArgs extends Omit<BootstrapConfig, "apiEndpoint" | "apiCertSans"> {
+  readonly apiEndpoint: pulumi.Input<string>;
+  readonly apiCertSans?: pulumi.Input<readonly pulumi.Input<string>[]>;
+}
+
+/** `renderCloudConfig` over Pulumi inputs. Not secret: the document holds none. */
+export function cloudConfigOutput(args: BootstrapConfigArgs, role: BootstrapRole): pulumi.Output<string> {
+  return pulumi
+    .all([args.apiEndpoint, pulumi.output(args.apiCertSans ?? [])])
+    .apply(([apiEndpoint, apiCertSans]) =>
+      renderCloudConfig({ ...args, apiEndpoint, apiCertSans: apiCertSans as string[] }, role),
+    );
+}

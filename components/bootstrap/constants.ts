@@ -1,0 +1,49 @@
+/**
+ * Versions, paths and names of node bootstrap, as named constants. Nothing else in
+ * components/bootstrap hard-codes a path a platform or a test needs to know.
+ */
+
+/** kubeadm configuration API this module renders (kubeadm 1.31 and later read it). */
+export const KUBEADM_API_VERSION = "kubeadm.k8s.io/v1beta4";
+export const KUBELET_API_VERSION = "kubelet.config.k8s.io/v1beta1";
+
+/** Calico, installed by the Tigera operator from the first master. Pinned: a change is a reviewed upgrade. */
+export const CALICO_VERSION = "v3.28.2";
+export const CALICO_OPERATOR_MANIFEST_URL = `https://raw.githubusercontent.com/projectcalico/calico/${CALICO_VERSION}/manifests/tigera-operator.yaml`;
+
+/** The API server's secure port on every master. */
+export const API_SERVER_PORT = 6443;
+export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
+
+export const KUBERNETES_DIR = "/etc/kubernetes";
+export const PKI_DIR = "/etc/kubernetes/pki";
+export const MANIFESTS_DIR = "/etc/kubernetes/manifests";
+/** Where g8s keeps its own node files: kubeadm config, secret manifest, addon manifests. */
+export const G8S_DIR = "/etc/g8s";
+export const KUBEADM_CONFIG_PATH = `${G8S_DIR}/kubeadm.yaml`;
+export const SECRET_MANIFEST_PATH = `${G8S_DIR}/secrets.tsv`;
+export const ADDONS_PATH = `${G8S_DIR}/addons.yaml`;
+export const SYNC_SCRIPT_PATH = "/usr/local/sbin/g8s-sync-secrets";
+export const STATE_DIR = "/var/lib/g8s";
+/** Bootstrap token file on the first master (secret, delivered). */
+export const BOOTSTRAP_TOKEN_PATH = `${KUBERNETES_DIR}/g8s/bootstrap-token`;
+/** Discovery kubeconfig of joining nodes: CA, endpoint and the bootstrap token (secret, delivered). */
+export const DISCOVERY_KUBECONFIG_PATH = `${KUBERNETES_DIR}/g8s/discovery.conf`;
+
+/** Default mount point of the KVM platform's secret share inside the VM. */
+export const DEFAULT_SECRET_MOUNT_PATH = "/mnt/g8s-secrets";
+/** SSM Parameter Store prefix: `/g8s/<clusterId>/<role>/<file>`. */
+export const SSM_PARAMETER_PREFIX = "/g8s";
+
+/** How often running nodes re-fetch (AWS) or re-copy (KVM) their certificates. */
+export const SECRET_SYNC_INTERVAL = "15min";
+export const SECRET_SYNC_RANDOMIZED_DELAY = "5min";
+export const SECRET_SYNC_UNIT = "g8s-secret-sync";
+
+/** AWS EC2 user-data limit (bytes, before base64 by the launch template). */
+export const AWS_USER_DATA_LIMIT = 16 * 1024;
+
+/** Label every node carries with its pool's name. */
+export const POOL_LABEL = "g8s.io/pool";
+/** Bootstrap token format (kubeadm: `[a-z0-9]{6}.[a-z0-9]{16}`). */
+export const BOOTSTRAP_TOKEN_RE = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;

@@ -1,0 +1,253 @@
+/**
+ * kubeadm configuration (kubeadm.k8s.io/v1beta4) as typed objects: ClusterConfiguration,
+ * InitConfiguration, JoinConfiguration and the KubeletConfiguration kubeadm init uploads. The
+ * field names follow the v1beta4 Go types; kubeadmSchema.ts checks them strictly in tests.
+ */
+import { stringify } from "yaml";
+import type { ClusterSpec, Taint } from "../spec";
+import { apiServerDnsNames, clusterDomain, firstServiceIp } from "../pki/certificates";
+import {
+  API_SERVER_PORT,
+  CRI_SOCKET,
+  DISCOVERY_KUBECONFIG_PATH,
+  KUBEADM_API_VERSION,
+  KUBELET_API_VERSION,
+  PKI_DIR,
+  POOL_LABEL,
+} from "./constants";
+
+export interface KubeadmArg {
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface HostPathMount {
+  readonly name: string;
+  readonly hostPath: string;
+  readonly mountPath: string;
+  readonly readOnly?: boolean;
+  readonly pathType?: string;
+}
+
+export interface KubeadmTaint {
+  readonly key: string;
+  readonly value?: string;
+  readonly effect: Taint["effect"];
+}
+
+export interface NodeRegistrationOptions {
+  readonly name?: string;
+  readonly criSocket?: string;
+  readonly taints: readonly KubeadmTaint[];
+  readonly kubeletExtraArgs?: readonly KubeadmArg[];
+  readonly ignorePreflightErrors?: readonly string[];
+  readonly imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+}
+
+export interface ClusterConfiguration {
+  readonly apiVersion: typeof KUBEADM_API_VERSION;
+  readonly kind: "ClusterConfiguration";
+  readonly clusterName: string;
+  readonly kubernetesVersion: string;
+  readonly controlPlaneEndpoint: string;
+  readonly certificatesDir: string;
+  readonly encryptionAlgorithm: "RSA-2048";
+  readonly networking: { readonly serviceSubnet: string; readonly podSubnet: string; readonly dnsDomain: string };
+  readonly apiServer: { readonly certSANs: readonly string[]; readonly extraArgs?: readonly KubeadmArg[] };
+  readonly controllerManager: { readonly extraArgs?: readonly KubeadmArg[] };
+  readonly scheduler: { readonly extraVolumes?: readonly HostPathMount[] };
+  readonly etcd: {
+    readonly local: {
+      readonly dataDir: string;
+      readonly serverCertSANs: readonly string[];
+      readonly peerCertSANs: readonly string[];
+    };
+  };
+}
+
+export interface InitConfiguration {
+  readonly apiVersion: typeof KUBEADM_API_VERSION;
+  readonly kind: "InitConfiguration";
+  readonly localAPIEndpoint: { readonly bindPort: number };
+  readonly nodeRegistration: NodeRegistrationOptions;
+}
+
+export interface JoinConfiguration {
+  readonly apiVersion: typeof KUBEADM_API_VERSION;
+  readonly kind: "JoinConfiguration";
+  readonly caCertPath: string;
+  readonly discovery: { readonly file: { readonly kubeConfigPath: string } };
+  readonly controlPlane?: { readonly localAPIEndpoint: { readonly bindPort: number } };
+  readonly nodeRegistration: NodeRegistrationOptions;
+}
+
+export interface KubeletConfiguration {
+  readonly apiVersion: typeof KUBELET_API_VERSION;
+  readonly kind: "KubeletConfiguration";
+  readonly cgroupDriver: "systemd";
+  readonly clusterDomain: string;
+  readonly rotateCertificates: boolean;
+}
+
+export type KubeadmDocument = ClusterConfiguration | InitConfiguration | JoinConfiguration | KubeletConfiguration;
+
+/** What the kubeadm documents depend on: non-secret values only. */
+export interface KubeadmInput {
+  readonly spec: ClusterSpec;
+  /** `https://host:port` of the API (load balancer or Service); host:port becomes controlPlaneEndpoint. */
+  readonly apiEndpoint: string;
+  /** Extra API server SANs (load-balancer names, Service IPs). */
+  readonly apiCertSans?: readonly string[];
+  readonly serviceDnsDomain: string;
+}
+
+export const CONTROL_PLANE_TAINT: KubeadmTaint = { key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" };
+
+/** `host:port` of an `https://host:port` endpoint (port defaults to 6443). */
+export function controlPlaneEndpoint(apiEndpoint: string): string {
+  const m = /^https:\/\/([a-z0-9.-]+|\[[0-9a-f:]+\])(?::(\d{1,5}))?\/?$/i.exec(apiEndpoint);
+  if (!m)
+    throw new RangeError(`apiEndpoint must be an https URL like https://api.example.com:6443 (got '${apiEndpoint}')`);
+  return `${m[1]}:${m[2] ?? API_SERVER_PORT}`;
+}
+
+function hostOf(endpoint: string): string {
+  return endpoint.slice(0, endpoint.lastIndexOf(":"));
+}
+
+/**
+ * ClusterConfiguration in external-CA mode: every certificate under certificatesDir comes from
+ * ClusterPki, so certSANs and etcd SANs only document what those certificates carry.
+ */
+export function clusterConfiguration(input: KubeadmInput): ClusterConfiguration {
+  const { spec } = input;
+  const endpoint = controlPlaneEndpoint(input.apiEndpoint);
+  const sans = [
+    ...apiServerDnsNames(spec, input.serviceDnsDomain),
+    hostOf(endpoint),
+    ...(input.apiCertSans ?? []),
+    firstServiceIp(spec.kubernetes.serviceCidr),
+    "127.0.0.1",
+  ];
+  return {
+    apiVersion: KUBEADM_API_VERSION,
+    kind: "ClusterConfiguration",
+    clusterName: spec.id,
+    kubernetesVersion: `v${spec.kubernetes.version}`,
+    controlPlaneEndpoint: endpoint,
+    certificatesDir: PKI_DIR,
+    encryptionAlgorithm: "RSA-2048",
+    networking: {
+      serviceSubnet: spec.kubernetes.serviceCidr,
+      podSubnet: spec.kubernetes.podCidr,
+      dnsDomain: input.serviceDnsDomain,
+    },
+    apiServer: { certSANs: [...new Set(sans)] },
+    controllerManager: {},
+    // The scheduler's kubeconfig names its client certificate by path: mount the PKI directory.
+    scheduler: {
+      extraVolumes: [
+        { name: "k8s-certs", hostPath: PKI_DIR, mountPath: PKI_DIR, readOnly: true, pathType: "Directory" },
+      ],
+    },
+    etcd: {
+      local: {
+        dataDir: "/var/lib/etcd",
+        serverCertSANs: [`etcd.${clusterDomain(spec)}`],
+        peerCertSANs: [`etcd.${clusterDomain(spec)}`],
+      },
+    },
+  };
+}
+
+/** kubelet `--node-labels` for a pool's labels plus g8s.io/pool, sorted (stable bytes). */
+export function nodeLabelArgs(labels: Readonly<Record<string, string>>): KubeadmArg[] {
+  const entries = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return entries.length === 0 ? [] : [{ name: "node-labels", value: entries.map(([k, v]) => `${k}=${v}`).join(",") }];
+}
+
+function taintsOf(taints: readonly Taint[]): KubeadmTaint[] {
+  return taints.map((t) => (t.value === undefined ? { key: t.key, effect: t.effect } : { ...t }));
+}
+
+/** Files g8s places before `kubeadm join` (kubelet identity, CA): kubeadm's "already exists" checks must not stop it. */
+export const JOIN_PREFLIGHT_IGNORES = [
+  "FileAvailable--etc-kubernetes-kubelet.conf",
+  "FileAvailable--etc-kubernetes-pki-ca.crt",
+];
+
+function masterRegistration(ignores: readonly string[]): NodeRegistrationOptions {
+  return {
+    criSocket: CRI_SOCKET,
+    taints: [CONTROL_PLANE_TAINT],
+    kubeletExtraArgs: nodeLabelArgs({ [POOL_LABEL]: "control-plane" }),
+    ...(ignores.length > 0 ? { ignorePreflightErrors: [...ignores] } : {}),
+  };
+}
+
+/**
+ * InitConfiguration of the first master. No bootstrapTokens: the token is a secret, so the node
+ * creates it from its delivered file after init (`kubeadm token create`).
+ */
+export function initConfiguration(): InitConfiguration {
+  return {
+    apiVersion: KUBEADM_API_VERSION,
+    kind: "InitConfiguration",
+    localAPIEndpoint: { bindPort: API_SERVER_PORT },
+    nodeRegistration: masterRegistration([]),
+  };
+}
+
+/** kubelet settings kubeadm init uploads for every node (kubelet-config ConfigMap). */
+export function kubeletConfiguration(input: KubeadmInput): KubeletConfiguration {
+  return {
+    apiVersion: KUBELET_API_VERSION,
+    kind: "KubeletConfiguration",
+    cgroupDriver: "systemd",
+    clusterDomain: input.serviceDnsDomain,
+    rotateCertificates: true,
+  };
+}
+
+/**
+ * JoinConfiguration: file discovery through the delivered discovery kubeconfig (CA pinned by
+ * the file, bootstrap token as its credential), so the token never appears in this document.
+ */
+export function joinConfiguration(
+  target:
+    | { readonly kind: "master" }
+    | {
+        readonly kind: "worker";
+        readonly labels: Readonly<Record<string, string>>;
+        readonly taints: readonly Taint[];
+        readonly pool: string;
+      },
+): JoinConfiguration {
+  const base = {
+    apiVersion: KUBEADM_API_VERSION,
+    kind: "JoinConfiguration",
+    caCertPath: `${PKI_DIR}/ca.crt`,
+    discovery: { file: { kubeConfigPath: DISCOVERY_KUBECONFIG_PATH } },
+  } as const;
+  if (target.kind === "master") {
+    return {
+      ...base,
+      controlPlane: { localAPIEndpoint: { bindPort: API_SERVER_PORT } },
+      nodeRegistration: masterRegistration(JOIN_PREFLIGHT_IGNORES),
+    };
+  }
+  return {
+    ...base,
+    nodeRegistration: {
+      criSocket: CRI_SOCKET,
+      taints: taintsOf(target.taints),
+      kubeletExtraArgs: nodeLabelArgs({ ...target.labels, [POOL_LABEL]: target.pool }),
+      ignorePreflightErrors: [...JOIN_PREFLIGHT_IGNORES],
+    },
+  };
+}
+
+/** A multi-document YAML stream, `---` between documents. */
+export function renderDocuments(docs: readonly object[]): string {
+  return docs.map((d) => stringify(d, { lineWidth: 0 })).join("---\n");
+}

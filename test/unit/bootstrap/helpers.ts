@@ -1,0 +1,94 @@
+import { parseClusterSpec, type ClusterSpec } from "../../../components/spec";
+import { defaultMasterNames, type CertificateBundle } from "../../../components/pki";
+import type { BootstrapConfig, NodeSecretValues, SecretDelivery } from "../../../components/bootstrap";
+import { masterRoles, type BootstrapRole } from "../../../components/bootstrap";
+import { awsSpec, kvmSpec } from "../spec/helpers";
+
+const pools = [
+  { name: "general", labels: { "example.com/tier": "general" }, taints: [] },
+  {
+    name: "gpu",
+    labels: { "example.com/tier": "gpu", "example.com/accelerator": "a10g" },
+    taints: [
+      { key: "example.com/gpu", value: "true", effect: "NoSchedule" },
+      { key: "example.com/dedicated", effect: "NoExecute" },
+    ],
+  },
+];
+
+export function awsClusterSpec(masters: 1 | 3 | 5): ClusterSpec {
+  const raw = awsSpec();
+  raw.masters = { count: masters };
+  raw.nodePools = pools.map((p) => ({ ...p, min: 1, max: 5 }));
+  return parseClusterSpec(raw, "stacks/Pulumi.t.yaml");
+}
+
+export function kvmClusterSpec(masters: 1 | 3 | 5): ClusterSpec {
+  const raw = kvmSpec();
+  raw.masters = { count: masters };
+  raw.nodePools = pools.map((p) => ({ ...p, count: 2 }));
+  return parseClusterSpec(raw, "stacks/Pulumi.t.yaml");
+}
+
+export const AWS_DELIVERY: SecretDelivery = { kind: "aws-ssm", region: "eu-central-1" };
+export const KVM_DELIVERY: SecretDelivery = { kind: "mounted-secret" };
+
+export function awsConfig(masters: 1 | 3 | 5): BootstrapConfig {
+  return {
+    spec: awsClusterSpec(masters),
+    apiEndpoint: "https://api.eu1prod.k8s.example.com:6443",
+    apiCertSans: ["eu1prod-api-0123456789.elb.eu-central-1.amazonaws.com"],
+    delivery: AWS_DELIVERY,
+  };
+}
+
+export function kvmConfig(masters: 1 | 3 | 5): BootstrapConfig {
+  return {
+    spec: kvmClusterSpec(masters),
+    apiEndpoint: "https://api.g8s-edge7.svc:6443",
+    delivery: KVM_DELIVERY,
+    packages: { source: "image" },
+  };
+}
+
+/** Every node role of a config: its masters, then one worker per pool. */
+export function rolesOf(config: BootstrapConfig): BootstrapRole[] {
+  return [
+    ...masterRoles(defaultMasterNames(config.spec)),
+    ...config.spec.nodePools.map((p) => ({ kind: "worker", pool: p.name }) as const),
+  ];
+}
+
+function fakeBundle(key: string): CertificateBundle {
+  return {
+    certPem: `-----BEGIN CERTIFICATE-----\nFAKECERT${key}\n-----END CERTIFICATE-----\n`,
+    keyPem: `-----BEGIN RSA PRIVATE KEY-----\nSECRETKEY${key.replace(/[^a-z0-9]/g, "")}x7Qz\n-----END RSA PRIVATE KEY-----\n`,
+    caPem: FAKE_CA,
+  };
+}
+
+export const FAKE_CA = "-----BEGIN CERTIFICATE-----\nFAKECLUSTERCA\n-----END CERTIFICATE-----\n";
+export const FAKE_TOKEN = "s3cr3t.t0k3nvaluex9q2w7";
+
+/** Recognisable fake secrets for every certificate key ClusterPki issues. */
+export function fakeSecrets(masterNames: readonly string[]): NodeSecretValues {
+  const keys = [
+    "apiserver",
+    "apiserver-kubelet-client",
+    "apiserver-etcd-client",
+    "front-proxy-client",
+    ...masterNames.map((m) => `etcd-${m}`),
+    "worker",
+    "network",
+    "admin",
+  ];
+  return {
+    caCertPem: FAKE_CA,
+    bundles: Object.fromEntries(keys.map((k) => [k, fakeBundle(k)])),
+    serviceAccountKey: {
+      publicKeyPem: "-----BEGIN PUBLIC KEY-----\nFAKESAPUB\n-----END PUBLIC KEY-----\n",
+      privateKeyPem: "-----BEGIN PRIVATE KEY-----\nSECRETSAKEYq8Rw\n-----END PRIVATE KEY-----\n",
+    },
+    bootstrapToken: FAKE_TOKEN,
+  };
+}
