@@ -22,7 +22,7 @@ export type ReloadTarget = "kubelet" | "kube-apiserver" | "kube-controller-manag
 export interface NodeSecretValues {
   /** The cluster CA certificate (public, delivered with the secrets so user-data stays small). */
   readonly caCertPem: string;
-  /** ClusterPki.bundles: `apiserver`, `apiserver-kubelet-client`, `apiserver-etcd-client`, `front-proxy-client`, `etcd-<master>`, `worker`, `admin`; optionally `controller-manager`, `scheduler`. */
+  /** ClusterPki.bundles: `apiserver`, `apiserver-kubelet-client`, `apiserver-etcd-client`, `controller-manager`, `scheduler`, `front-proxy-client`, `etcd-<master>`, `worker`, `admin`. */
   readonly bundles: Readonly<Record<string, CertificateBundle>>;
   readonly serviceAccountKey: ServiceAccountKeyPair;
   /** `[a-z0-9]{6}.[a-z0-9]{16}` (see bootstrapToken()). */
@@ -72,8 +72,8 @@ export function secretRoleOf(role: BootstrapRole): StoreRole {
   return role.kind === "worker" ? "worker" : "master";
 }
 
-function bundleOf(values: NodeSecretValues, key: string, fallback?: string): CertificateBundle {
-  const found = values.bundles[key] ?? (fallback === undefined ? undefined : values.bundles[fallback]);
+function bundleOf(values: NodeSecretValues, key: string): CertificateBundle {
+  const found = values.bundles[key];
   if (found === undefined) {
     throw new RangeError(
       `ClusterPki has no certificate '${key}': pass ClusterPki.bundles (and the right master names)`,
@@ -122,10 +122,10 @@ function key(name: string, path: string, reload: ReloadTarget[], pick: (v: NodeS
 }
 
 /** cert + key of a PKI bundle at `<base>.crt` / `<base>.key`. */
-function pair(name: string, base: string, reload: ReloadTarget[], bundle: string, fallback?: string): NodeFile[] {
+function pair(name: string, base: string, reload: ReloadTarget[], bundle: string): NodeFile[] {
   return [
-    cert(`${name}.crt`, `${base}.crt`, reload, (v) => bundleOf(v, bundle, fallback).certPem),
-    key(`${name}.key`, `${base}.key`, reload, (v) => bundleOf(v, bundle, fallback).keyPem),
+    cert(`${name}.crt`, `${base}.crt`, reload, (v) => bundleOf(v, bundle).certPem),
+    key(`${name}.key`, `${base}.key`, reload, (v) => bundleOf(v, bundle).keyPem),
   ];
 }
 
@@ -208,15 +208,13 @@ export function nodeFiles(role: BootstrapRole): NodeFile[] {
     ...pair("etcd-healthcheck-client", `${PKI_DIR}/etcd/healthcheck-client`, [], "apiserver-etcd-client"),
     ...kubeletFiles(),
     ...pair("admin", `${CLIENT_DIR}/admin`, [], "admin"),
-    // Until ClusterPki issues controller-manager and scheduler identities, both fall back to admin.
     ...pair(
       "controller-manager",
       `${CLIENT_DIR}/controller-manager`,
       ["kube-controller-manager"],
       "controller-manager",
-      "admin",
     ),
-    ...pair("scheduler", `${CLIENT_DIR}/scheduler`, ["kube-scheduler"], "scheduler", "admin"),
+    ...pair("scheduler", `${CLIENT_DIR}/scheduler`, ["kube-scheduler"], "scheduler"),
     kubeconfigFile("admin.conf", "kubernetes-admin", `${CLIENT_DIR}/admin`, []),
     kubeconfigFile(
       "controller-manager.conf",

@@ -112,6 +112,20 @@ export function certificateSet(input: CertificateInputs): CertificateSpec[] {
       consumer: "kube-apiserver → etcd",
     }),
     cert({
+      key: "controller-manager",
+      role: "api",
+      commonName: "system:kube-controller-manager",
+      usages: ["client"],
+      consumer: "kube-controller-manager → kube-apiserver",
+    }),
+    cert({
+      key: "scheduler",
+      role: "api",
+      commonName: "system:kube-scheduler",
+      usages: ["client"],
+      consumer: "kube-scheduler → kube-apiserver",
+    }),
+    cert({
       key: "front-proxy-client",
       role: "api",
       commonName: FRONT_PROXY_CLIENT_CN,

@@ -76,6 +76,8 @@ export function fakeSecrets(masterNames: readonly string[]): NodeSecretValues {
     "apiserver",
     "apiserver-kubelet-client",
     "apiserver-etcd-client",
+    "controller-manager",
+    "scheduler",
     "front-proxy-client",
     ...masterNames.map((m) => `etcd-${m}`),
     "worker",

@@ -82,6 +82,16 @@ export function expectedCertificates(
       server: false,
       client: true,
     },
+    {
+      key: "controller-manager",
+      role: "api",
+      cn: "system:kube-controller-manager",
+      dns: [],
+      ip: [],
+      server: false,
+      client: true,
+    },
+    { key: "scheduler", role: "api", cn: "system:kube-scheduler", dns: [], ip: [], server: false, client: true },
     { key: "front-proxy-client", role: "api", cn: "front-proxy-client", dns: [], ip: [], server: false, client: true },
     ...Object.entries(masters).map(([m, ip]) => ({
       key: `etcd-${m}`,

@@ -126,6 +126,8 @@ describe("ClusterPki (vault backend)", () => {
       `api.${DOMAIN}`,
       "eu1prod-api-0123.elb.eu-central-1.amazonaws.com",
       "kube-apiserver-kubelet-client",
+      "system:kube-controller-manager",
+      "system:kube-scheduler",
       "front-proxy-client",
     ]);
     assert.deepEqual(allowed("etcd"), [
