@@ -1,4 +1,5 @@
-/** The g8s component library: the cluster spec, PKI and node bootstrap; platform components as they land. */
+/** The g8s component library: the cluster spec, PKI, node bootstrap and the platforms. */
 export * from "./spec";
 export * from "./pki";
 export * from "./bootstrap";
+export * from "./kvm";

@@ -1,0 +1,240 @@
+/**
+ * KvmCluster (`g8s:kvm:Cluster`): the KVM operator's job as a component. A guest cluster's
+ * nodes as QEMU pods on a host Kubernetes cluster: namespace, masters, node pools, Services,
+ * NetworkPolicies and an optional API Ingress, all through one host-cluster provider.
+ * It takes rendered user-data and node files; it renders neither.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { KvmClusterSpec } from "../spec";
+import { KvmControlPlane, createNodeSecrets } from "./controlPlane";
+import {
+  K8S_NAMES,
+  apiServiceNames,
+  checkNodeSecretNames,
+  clusterLabels,
+  kvmApiEndpoint,
+  kvmNamespace,
+  type KvmApiIngressArgs,
+} from "./naming";
+import {
+  SSL_PASSTHROUGH_ANNOTATIONS,
+  apiIngressSpec,
+  ingressServiceSpec,
+  networkPolicySpecs,
+  workersServiceSpec,
+} from "./network";
+import { KvmNodePool } from "./nodePool";
+
+/** Rendered cloud-init user-data per node; references only by contract, stored as Secrets anyway. */
+export interface KvmUserData {
+  /** The user-data of master slot `slot` (0 … masters.count - 1; pod `master-<slot>`). */
+  master(slot: number): pulumi.Input<string>;
+  /** The user-data of every node of pool `poolName`. */
+  pool(poolName: string): pulumi.Input<string>;
+}
+
+/** Certificate and key files per role: file name (a Secret key, no '/') → content. */
+export interface KvmNodeSecrets {
+  /** Shared into every master VM (all masters' etcd certificates included; each picks its own). */
+  readonly master: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Shared into every worker VM of every pool. */
+  readonly worker: Readonly<Record<string, pulumi.Input<string>>>;
+}
+
+export interface KvmClusterArgs {
+  /** The validated spec (parseClusterSpec, provider `kvm`). */
+  readonly spec: KvmClusterSpec;
+  /** kubeconfig of the host cluster (secret; index.ts passes `g8s:hostKubeconfig`). Default: the ambient kubeconfig. */
+  readonly hostKubeconfig?: pulumi.Input<string>;
+  /** Rendered user-data of each master slot and each pool. */
+  readonly userData: KvmUserData;
+  /** Certificates and keys of masters and workers; updated in place, they reach running VMs without a restart. */
+  readonly nodeSecrets: KvmNodeSecrets;
+  /** A host Ingress `api.<id>.<baseDomain>` with TLS passthrough (ingress-nginx). Default: none. */
+  readonly apiIngress?: KvmApiIngressArgs;
+}
+
+/** Checks what the spec schema cannot: the kind of spec and the node file names. */
+export function checkKvmClusterArgs(args: KvmClusterArgs): string | undefined {
+  if ((args.spec as { provider: string }).provider !== "kvm") {
+    return `KvmCluster needs a spec with provider 'kvm' (got '${(args.spec as { provider: string }).provider}')`;
+  }
+  return (
+    checkNodeSecretNames("master", Object.keys(args.nodeSecrets.master)) ??
+    checkNodeSecretNames("worker", Object.keys(args.nodeSecrets.worker))
+  );
+}
+
+export class KvmCluster extends pulumi.ComponentResource {
+  /** The guest's namespace on the host cluster, `<namespacePrefix><id>`. */
+  public readonly namespace: pulumi.Output<string>;
+  /** The API endpoint (`kvmApiEndpoint`): the Ingress host, else `https://api.<namespace>.svc:6443`. */
+  public readonly apiEndpoint: pulumi.Output<string>;
+  /** The API Service's load-balancer hostname or IP (apiService LoadBalancer, once assigned). */
+  public readonly apiLoadBalancerAddress: pulumi.Output<string | undefined>;
+  /** The host-cluster provider every child uses. */
+  public readonly hostProvider: k8s.Provider;
+
+  constructor(name: string, args: KvmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("g8s:kvm:Cluster", name, {}, opts);
+    const problem = checkKvmClusterArgs(args);
+    if (problem !== undefined) throw new pulumi.ResourceError(problem, this);
+    const { spec } = args;
+
+    const provider = createHostProvider(name, args.hostKubeconfig, this);
+    const child = { parent: this, provider };
+    const ns = createNamespace(name, spec, child);
+    const namespace = ns.metadata.name;
+
+    createNetworkPolicies(name, spec, namespace, child);
+    const controlPlane = new KvmControlPlane(
+      `${name}-master`,
+      {
+        spec,
+        namespace,
+        provider,
+        userData: (slot) => args.userData.master(slot),
+        nodeSecrets: args.nodeSecrets.master,
+      },
+      { parent: this },
+    );
+
+    const workerSecrets = createNodeSecrets(
+      `${name}-worker-secrets`,
+      K8S_NAMES.workerSecrets,
+      spec,
+      namespace,
+      args.nodeSecrets.worker,
+      child,
+    );
+    const workers = new k8s.core.v1.Service(
+      `${name}-workers`,
+      { metadata: { name: K8S_NAMES.workers, namespace, labels: clusterLabels(spec) }, spec: workersServiceSpec(spec) },
+      child,
+    );
+    for (const pool of spec.nodePools) {
+      // Keyed by pool name: reordering nodePools changes nothing.
+      new KvmNodePool(
+        `${name}-pool-${pool.name}`,
+        {
+          spec,
+          pool,
+          namespace,
+          provider,
+          userData: args.userData.pool(pool.name),
+          nodeSecretsSecret: workerSecrets.metadata.name,
+          serviceName: workers.metadata.name,
+        },
+        { parent: this },
+      );
+    }
+    if (spec.ingress.enabled) {
+      new k8s.core.v1.Service(
+        `${name}-ingress`,
+        {
+          metadata: { name: K8S_NAMES.ingress, namespace, labels: clusterLabels(spec) },
+          spec: ingressServiceSpec(spec),
+        },
+        child,
+      );
+    }
+    if (args.apiIngress !== undefined) {
+      // The Ingress routes to the API Service by name: create it after the control plane.
+      createApiIngress(name, spec, namespace, args.apiIngress, { ...child, dependsOn: [controlPlane] });
+    }
+
+    this.hostProvider = provider;
+    this.namespace = namespace;
+    const endpoint = kvmApiEndpoint(spec, args.apiIngress);
+    this.apiEndpoint = controlPlane.apiServiceName.apply(() => endpoint);
+    this.apiLoadBalancerAddress = controlPlane.apiLoadBalancerAddress;
+    this.registerOutputs({
+      namespace: this.namespace,
+      apiEndpoint: this.apiEndpoint,
+      apiLoadBalancerAddress: this.apiLoadBalancerAddress,
+    });
+  }
+}
+
+/** DNS names GuestCluster adds to the API certificate's SANs (`ClusterPki` `apiNames`). */
+export function kvmApiNames(spec: KvmClusterSpec): string[] {
+  return apiServiceNames(spec);
+}
+
+/**
+ * The host cluster's provider, `${name}-host`: from the kubeconfig (kept secret) when given,
+ * else the ambient kubeconfig (KUBECONFIG, ~/.kube/config, in-cluster).
+ * @internal
+ */
+export function createHostProvider(
+  name: string,
+  kubeconfig: pulumi.Input<string> | undefined,
+  parent: pulumi.Resource,
+): k8s.Provider {
+  return new k8s.Provider(`${name}-host`, kubeconfig === undefined ? {} : { kubeconfig: pulumi.secret(kubeconfig) }, {
+    parent,
+  });
+}
+
+/**
+ * The guest's namespace. Pod security level `privileged`: the QEMU container adds NET_ADMIN,
+ * which the baseline level forbids.
+ * @internal
+ */
+export function createNamespace(
+  name: string,
+  spec: KvmClusterSpec,
+  opts: pulumi.CustomResourceOptions,
+): k8s.core.v1.Namespace {
+  return new k8s.core.v1.Namespace(
+    `${name}-namespace`,
+    {
+      metadata: {
+        name: kvmNamespace(spec),
+        labels: { ...clusterLabels(spec), "pod-security.kubernetes.io/enforce": "privileged" },
+      },
+    },
+    opts,
+  );
+}
+
+/** @internal */
+export function createNetworkPolicies(
+  name: string,
+  spec: KvmClusterSpec,
+  namespace: pulumi.Input<string>,
+  opts: pulumi.CustomResourceOptions,
+): k8s.networking.v1.NetworkPolicy[] {
+  return Object.entries(networkPolicySpecs(spec)).map(
+    ([key, policySpec]) =>
+      new k8s.networking.v1.NetworkPolicy(
+        `${name}-netpol-${key}`,
+        { metadata: { name: key, namespace, labels: clusterLabels(spec) }, spec: policySpec },
+        opts,
+      ),
+  );
+}
+
+/** @internal */
+export function createApiIngress(
+  name: string,
+  spec: KvmClusterSpec,
+  namespace: pulumi.Input<string>,
+  apiIngress: KvmApiIngressArgs,
+  opts: pulumi.CustomResourceOptions,
+): k8s.networking.v1.Ingress {
+  return new k8s.networking.v1.Ingress(
+    `${name}-api-ingress`,
+    {
+      metadata: {
+        name: K8S_NAMES.api,
+        namespace,
+        labels: clusterLabels(spec),
+        annotations: { ...SSL_PASSTHROUGH_ANNOTATIONS },
+      },
+      spec: apiIngressSpec(spec, apiIngress.className),
+    },
+    opts,
+  );
+}

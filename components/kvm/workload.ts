@@ -1,0 +1,194 @@
+/**
+ * The pod of a guest node: one QEMU container running the node's VM, as a StatefulSet spec.
+ * Pure functions; the components (controlPlane.ts, nodePool.ts) create the resources.
+ */
+import type * as k8s from "@pulumi/kubernetes";
+import type * as pulumi from "@pulumi/pulumi";
+import type { KvmClusterSpec } from "../spec";
+import * as C from "./constants";
+import { clusterLabels, kvmNamespace } from "./naming";
+
+type StatefulSetSpec = k8s.types.input.apps.v1.StatefulSetSpec;
+type EnvVar = k8s.types.input.core.v1.EnvVar;
+type PersistentVolumeClaim = k8s.types.input.core.v1.PersistentVolumeClaim;
+type Volume = k8s.types.input.core.v1.Volume;
+type VolumeMount = k8s.types.input.core.v1.VolumeMount;
+
+/** One set of identical guest nodes: the masters or one pool. */
+export interface NodeSetOptions {
+  readonly spec: KvmClusterSpec;
+  readonly role: "master" | "worker";
+  /** Pods' selector labels (immutable once the StatefulSet exists). */
+  readonly selector: Record<string, string>;
+  readonly replicas: number;
+  readonly cpus: number;
+  readonly memoryGiB: number;
+  readonly diskGiB: number;
+  /** The governing headless Service. */
+  readonly serviceName: pulumi.Input<string>;
+  /** Name of the Secret holding the user-data. */
+  readonly userDataSecret: pulumi.Input<string>;
+  /** Name of the Secret holding the node's certificate files. */
+  readonly nodeSecretsSecret: pulumi.Input<string>;
+}
+
+/** The container's memory (request = limit) in MiB: guest RAM plus QEMU's overhead. */
+export function podMemoryMiB(cpus: number, memoryGiB: number): number {
+  return memoryGiB * 1024 + C.QEMU_OVERHEAD_MIB + cpus * C.QEMU_OVERHEAD_PER_CPU_MIB;
+}
+
+/** Requests and limits, equal, so the pod is in the Guaranteed QoS class (whole CPUs can be pinned). */
+export function podResources(cpus: number, memoryGiB: number): Record<string, string> {
+  return {
+    cpu: String(cpus),
+    memory: `${podMemoryMiB(cpus, memoryGiB)}Mi`,
+    [C.KVM_DEVICE_RESOURCE]: "1",
+    [C.TUN_DEVICE_RESOURCE]: "1",
+  };
+}
+
+/** The TCP port whose readiness shows the guest is up: the API on masters, the kubelet on workers. */
+export function readinessPort(role: "master" | "worker"): number {
+  return role === "master" ? C.API_PORT : C.KUBELET_PORT;
+}
+
+/** Environment of the QEMU container: the image contract. No secret ever goes here. */
+export function containerEnv(o: NodeSetOptions): EnvVar[] {
+  const env: EnvVar[] = [
+    { name: "G8S_CLUSTER_ID", value: o.spec.id },
+    { name: "G8S_ROLE", value: o.role },
+    { name: "G8S_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    { name: "G8S_CPUS", value: String(o.cpus) },
+    { name: "G8S_MEMORY_MIB", value: String(o.memoryGiB * 1024) },
+    { name: "G8S_DISK_DIR", value: C.MOUNT.disk },
+    { name: "G8S_DISK_GIB", value: String(o.diskGiB) },
+    { name: "G8S_USER_DATA_DIR", value: C.MOUNT.userData },
+    { name: "G8S_SHARE_DIR", value: C.MOUNT.nodeSecrets },
+    { name: "G8S_SHARE_TAG", value: C.SECRETS_SHARE_TAG },
+    { name: "G8S_NETWORK", value: "bridge" },
+  ];
+  if (o.role === "master") {
+    env.push(
+      { name: "G8S_ETCD_DIR", value: C.MOUNT.etcd },
+      { name: "G8S_ETCD_DISK_GIB", value: String(C.ETCD_DISK_GIB) },
+    );
+  }
+  return env;
+}
+
+/** The disks of a node: `disk`, plus `etcd` on masters. */
+function diskNames(role: "master" | "worker"): ("disk" | "etcd")[] {
+  return role === "master" ? ["disk", "etcd"] : ["disk"];
+}
+
+/** PVC templates (storage `persistentVolume`): one claim per disk, in the spec's storage class. */
+export function volumeClaimTemplates(o: NodeSetOptions): PersistentVolumeClaim[] {
+  return diskNames(o.role).map((disk) => ({
+    metadata: { name: disk, labels: clusterLabels(o.spec) },
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      volumeMode: "Filesystem",
+      ...(o.spec.kvm.storageClass === undefined ? {} : { storageClassName: o.spec.kvm.storageClass }),
+      resources: { requests: { storage: `${disk === "disk" ? o.diskGiB : C.ETCD_DISK_GIB}Gi` } },
+    },
+  }));
+}
+
+/** hostPath storage: one directory per namespace on the host node, a subdirectory per pod and disk. */
+export function hostPathDir(spec: KvmClusterSpec): string {
+  return `${C.HOST_PATH_ROOT}/${kvmNamespace(spec)}`;
+}
+
+export function podVolumes(o: NodeSetOptions): Volume[] {
+  const volumes: Volume[] = [
+    // Mounted as directories (never subPath) so kubelet's updates of the Secrets reach the VM.
+    { name: "user-data", secret: { secretName: o.userDataSecret, defaultMode: C.SECRET_FILE_MODE } },
+    { name: "node-secrets", secret: { secretName: o.nodeSecretsSecret, defaultMode: C.SECRET_FILE_MODE } },
+  ];
+  if (o.spec.kvm.storage === "hostPath") {
+    volumes.push({ name: "host-storage", hostPath: { path: hostPathDir(o.spec), type: "DirectoryOrCreate" } });
+  }
+  return volumes;
+}
+
+export function volumeMounts(o: NodeSetOptions): VolumeMount[] {
+  const disks: VolumeMount[] = diskNames(o.role).map((disk) =>
+    o.spec.kvm.storage === "hostPath"
+      ? // A subdirectory of the host directory per pod: <root>/<namespace>/<pod>/<disk>.
+        { name: "host-storage", mountPath: C.MOUNT[disk], subPathExpr: `$(G8S_POD_NAME)/${disk}` }
+      : { name: disk, mountPath: C.MOUNT[disk] },
+  );
+  return [
+    ...disks,
+    { name: "user-data", mountPath: C.MOUNT.userData, readOnly: true },
+    { name: "node-secrets", mountPath: C.MOUNT.nodeSecrets, readOnly: true },
+  ];
+}
+
+function containerPorts(role: "master" | "worker"): { name: string; containerPort: number; protocol: string }[] {
+  const kubelet = { name: "kubelet", containerPort: C.KUBELET_PORT, protocol: "TCP" };
+  if (role === "worker") return [kubelet];
+  return [
+    { name: "api", containerPort: C.API_PORT, protocol: "TCP" },
+    { name: "etcd-client", containerPort: C.ETCD_CLIENT_PORT, protocol: "TCP" },
+    { name: "etcd-peer", containerPort: C.ETCD_PEER_PORT, protocol: "TCP" },
+    kubelet,
+  ];
+}
+
+/** The StatefulSet spec of a set of guest nodes. */
+export function nodeSetSpec(o: NodeSetOptions): StatefulSetSpec {
+  const resources = podResources(o.cpus, o.memoryGiB);
+  return {
+    replicas: o.replicas,
+    serviceName: o.serviceName,
+    // Parallel: a restarted master must not wait for master-0's readiness, which needs quorum.
+    podManagementPolicy: "Parallel",
+    selector: { matchLabels: o.selector },
+    updateStrategy: { type: "RollingUpdate" },
+    // Disks outlive a `pulumi destroy` of the StatefulSet; a removed worker's disk goes with it
+    // (a new node must not boot an old identity), a removed master's etcd data stays.
+    persistentVolumeClaimRetentionPolicy: {
+      whenDeleted: "Retain",
+      whenScaled: o.role === "master" ? "Retain" : "Delete",
+    },
+    ...(o.spec.kvm.storage === "persistentVolume" ? { volumeClaimTemplates: volumeClaimTemplates(o) } : {}),
+    template: {
+      metadata: { labels: { ...clusterLabels(o.spec), ...o.selector } },
+      spec: {
+        automountServiceAccountToken: false,
+        enableServiceLinks: false,
+        terminationGracePeriodSeconds: C.TERMINATION_GRACE_SECONDS,
+        affinity: {
+          podAntiAffinity: {
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              {
+                weight: 100,
+                podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: o.selector } },
+              },
+            ],
+          },
+        },
+        containers: [
+          {
+            name: "qemu",
+            image: o.spec.kvm.image,
+            env: containerEnv(o),
+            ports: containerPorts(o.role),
+            resources: { requests: resources, limits: resources },
+            // NET_ADMIN: the entrypoint bridges the pod's interface to the VM's tap device.
+            securityContext: { privileged: false, capabilities: { add: ["NET_ADMIN"] } },
+            readinessProbe: {
+              tcpSocket: { port: readinessPort(o.role) },
+              initialDelaySeconds: 30,
+              periodSeconds: 10,
+              failureThreshold: 3,
+            },
+            volumeMounts: volumeMounts(o),
+          },
+        ],
+        volumes: podVolumes(o),
+      },
+    },
+  };
+}
