@@ -2,4 +2,5 @@
 export * from "./spec";
 export * from "./pki";
 export * from "./bootstrap";
+export * from "./aws";
 export * from "./kvm";

@@ -17,6 +17,10 @@ export interface RecordedResource {
   readonly replacementTrigger?: unknown;
   /** `additionalSecretOutputs` as sent to the engine (the class's own list plus the caller's). */
   readonly additionalSecretOutputs?: readonly string[];
+  /** The `protect` resource option (true only when set). */
+  readonly protect?: boolean;
+  /** The `ignoreChanges` resource option as sent to the engine. */
+  readonly ignoreChanges?: readonly string[];
 }
 
 /** Resource options the engine sees but `newResource` does not: read off the register request. */
@@ -24,6 +28,8 @@ interface RequestOptions {
   readonly parent: string;
   readonly replacementTrigger?: unknown;
   readonly additionalSecretOutputs: readonly string[];
+  readonly protect: boolean;
+  readonly ignoreChanges: readonly string[];
 }
 
 /** The parts of a RegisterResourceRequest the recorder reads. */
@@ -34,6 +40,8 @@ interface RegisterRequest {
   hasReplacementTrigger(): boolean;
   getReplacementTrigger(): { toJavaScript(): unknown } | undefined;
   getAdditionalsecretoutputsList(): string[];
+  getProtect(): boolean | undefined;
+  getIgnorechangesList(): string[];
 }
 
 export type CallStub = (args: pulumi.runtime.MockCallArgs) => Record<string, unknown>;
@@ -108,7 +116,8 @@ export function installMocks(options: MockOptions = {}): MockRecorder {
 
 /**
  * Wraps the mock monitor's registerResource to keep the options `newResource` is not given
- * (parent, replacementTrigger, additionalSecretOutputs), exactly as serialized for the engine.
+ * (parent, replacementTrigger, additionalSecretOutputs, protect, ignoreChanges), exactly as
+ * serialized for the engine.
  */
 function recordRequestOptions(pending: Map<string, RequestOptions>): void {
   const monitor = pulumi.runtime.getMonitor() as unknown as {
@@ -120,6 +129,8 @@ function recordRequestOptions(pending: Map<string, RequestOptions>): void {
       parent: req.getParent(),
       ...(req.hasReplacementTrigger() ? { replacementTrigger: req.getReplacementTrigger()?.toJavaScript() } : {}),
       additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+      protect: req.getProtect() === true,
+      ignoreChanges: req.getIgnorechangesList(),
     });
     return register(req, callback);
   };

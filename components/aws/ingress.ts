@@ -1,0 +1,124 @@
+/**
+ * Ingress (`g8s:aws:Ingress`, when `spec.ingress.enabled`): an internet-facing NLB for 80/443
+ * that forwards to the workers' ingress node ports (TCP: TLS ends at the in-cluster ingress
+ * controller), target groups attached to every pool's ASG, and `*.<id>.<baseDomain>`.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { childOpts, ingressDnsNameOf, tagsOf, type AwsComponentArgs } from "./common";
+
+export interface IngressArgs extends AwsComponentArgs {
+  readonly vpcId: pulumi.Input<string>;
+  readonly publicSubnetIds: pulumi.Input<string>[];
+  readonly securityGroupId: pulumi.Input<string>;
+  /** Every pool's ASG name, keyed by pool name (attachment names use the key). */
+  readonly autoScalingGroupNames: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Route53 hosted zone of `baseDomain`. */
+  readonly zoneId: pulumi.Input<string>;
+}
+
+export interface IngressResult {
+  readonly loadBalancer: aws.lb.LoadBalancer;
+  readonly targetGroups: Record<"http" | "https", aws.lb.TargetGroup>;
+  readonly record: aws.route53.Record;
+}
+
+/** @internal */
+export function createIngress(
+  name: string,
+  args: IngressArgs,
+  parent: pulumi.Resource,
+  provider: aws.Provider,
+): IngressResult {
+  const { spec } = args;
+  const loadBalancer = new aws.lb.LoadBalancer(
+    `${name}-lb`,
+    {
+      loadBalancerType: "network",
+      internal: false,
+      subnets: args.publicSubnetIds,
+      securityGroups: [args.securityGroupId],
+      enableCrossZoneLoadBalancing: true,
+      tags: tagsOf(args, `${name}-lb`),
+    },
+    childOpts(parent, provider),
+  );
+  const ports = {
+    http: { listener: 80, nodePort: spec.ingress.httpNodePort },
+    https: { listener: 443, nodePort: spec.ingress.httpsNodePort },
+  } as const;
+  const targetGroups = {} as Record<"http" | "https", aws.lb.TargetGroup>;
+  for (const key of ["http", "https"] as const) {
+    const port = ports[key];
+    const targetGroup = new aws.lb.TargetGroup(
+      `${name}-tg-${key}`,
+      {
+        vpcId: args.vpcId,
+        port: port.nodePort,
+        protocol: "TCP",
+        targetType: "instance",
+        // Off, so the workers' security group can trust the load balancer's group.
+        preserveClientIp: "false",
+        deregistrationDelay: 30,
+        healthCheck: {
+          protocol: "TCP",
+          port: "traffic-port",
+          interval: 10,
+          healthyThreshold: 2,
+          unhealthyThreshold: 2,
+        },
+        tags: tagsOf(args, `${name}-tg-${key}`),
+      },
+      childOpts(loadBalancer, provider),
+    );
+    targetGroups[key] = targetGroup;
+    new aws.lb.Listener(
+      `${name}-listener-${key}`,
+      {
+        loadBalancerArn: loadBalancer.arn,
+        port: port.listener,
+        protocol: "TCP",
+        defaultActions: [{ type: "forward", targetGroupArn: targetGroup.arn }],
+        tags: tagsOf(args, `${name}-listener-${key}`),
+      },
+      childOpts(loadBalancer, provider),
+    );
+    for (const pool of Object.keys(args.autoScalingGroupNames).sort()) {
+      new aws.autoscaling.Attachment(
+        `${name}-attach-${key}-${pool}`,
+        { autoscalingGroupName: args.autoScalingGroupNames[pool], lbTargetGroupArn: targetGroup.arn },
+        childOpts(targetGroup, provider),
+      );
+    }
+  }
+  const record = new aws.route53.Record(
+    `${name}-record`,
+    {
+      zoneId: args.zoneId,
+      name: ingressDnsNameOf(spec),
+      type: "A",
+      aliases: [{ name: loadBalancer.dnsName, zoneId: loadBalancer.zoneId, evaluateTargetHealth: true }],
+    },
+    childOpts(parent, provider),
+  );
+  return { loadBalancer, targetGroups, record };
+}
+
+export class Ingress extends pulumi.ComponentResource {
+  public readonly loadBalancerDnsName: pulumi.Output<string>;
+  /** @internal */
+  public readonly result: IngressResult;
+
+  constructor(name: string, args: IngressArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("g8s:aws:Ingress", name, {}, opts);
+    if (!args.spec.ingress.enabled) {
+      throw new pulumi.ResourceError(
+        "Ingress needs spec.ingress.enabled: create it only for clusters with ingress",
+        this,
+      );
+    }
+    this.result = createIngress(name, args, this, args.provider);
+    this.loadBalancerDnsName = this.result.loadBalancer.dnsName;
+    this.registerOutputs({ loadBalancerDnsName: this.loadBalancerDnsName });
+  }
+}
