@@ -3,6 +3,7 @@
  * first master (`kubeadm init`), further masters (`kubeadm join --control-plane`) and workers
  * (`kubeadm join`). Pure over non-secret inputs: secrets reach the node through SecretDelivery.
  */
+import type { MasterAttachment } from "./files";
 import * as pulumi from "@pulumi/pulumi";
 import { stringify } from "yaml";
 import { DEFAULT_SERVICE_DNS_DOMAIN } from "../pki";
@@ -275,11 +276,50 @@ function poolOf(spec: ClusterSpec, pool: string): { labels: Record<string, strin
 export function kubeadmConfigFor(config: BootstrapConfig, role: BootstrapRole): string {
   const input = kubeadmInput(config);
   if (role.kind === "first-master") {
-    return renderDocuments([initConfiguration(), clusterConfiguration(input), kubeletConfiguration(input)]);
+    return renderDocuments([
+      initConfiguration(role.attach?.privateIp),
+      clusterConfiguration(input),
+      kubeletConfiguration(input),
+    ]);
   }
-  if (role.kind === "master") return renderDocuments([joinConfiguration({ kind: "master" })]);
+  if (role.kind === "master") {
+    return renderDocuments([joinConfiguration({ kind: "master", advertiseAddress: role.attach?.privateIp })]);
+  }
   const pool = poolOf(config.spec, role.pool);
   return renderDocuments([joinConfiguration({ kind: "worker", pool: role.pool, ...pool })]);
+}
+
+/** Where the AWS master attach script goes; it runs first at boot. */
+export const ATTACH_SCRIPT_PATH = "/usr/local/sbin/g8s-attach-master";
+
+/**
+ * The boot script of an AWS master: attach the slot's interface (fixed IP) and etcd volume to
+ * this instance, format the volume once, mount it at /var/lib/etcd. Idempotent (a reboot finds
+ * both attached). Needs the AWS CLI and the instance role's attach permissions (components/aws).
+ */
+export function attachScript(a: MasterAttachment): string {
+  const nvmeId = a.etcdVolumeId.replace("-", "");
+  return [
+    "#!/bin/sh",
+    "set -eu",
+    'imds() { curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "http://169.254.169.254/latest/meta-data/$1"; }',
+    'TOKEN=$(curl -sf -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" http://169.254.169.254/latest/api/token)',
+    "IID=$(imds instance-id)",
+    `if ! ip -o addr show | grep -q " ${a.privateIp}/"; then`,
+    `  aws ec2 attach-network-interface --region ${a.region} --network-interface-id ${a.networkInterfaceId} --instance-id "$IID" --device-index ${a.deviceIndex}`,
+    `  for i in $(seq 60); do ip -o addr show | grep -q " ${a.privateIp}/" && break; sleep 2; done`,
+    "fi",
+    `DEV=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${nvmeId}`,
+    'if [ ! -e "$DEV" ]; then',
+    `  aws ec2 attach-volume --region ${a.region} --volume-id ${a.etcdVolumeId} --instance-id "$IID" --device /dev/sdf`,
+    '  for i in $(seq 90); do [ -e "$DEV" ] && break; sleep 2; done',
+    "fi",
+    'blkid "$DEV" >/dev/null 2>&1 || mkfs.ext4 -q -L etcd "$DEV"',
+    "mkdir -p /var/lib/etcd",
+    'mountpoint -q /var/lib/etcd || mount "$DEV" /var/lib/etcd',
+    `grep -q " /var/lib/etcd " /etc/fstab || echo "$DEV /var/lib/etcd ext4 defaults,nofail 0 2" >> /etc/fstab`,
+    "",
+  ].join("\n");
 }
 
 /** The cloud-config object of a node. */
@@ -290,6 +330,9 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     { path: KUBEADM_CONFIG_PATH, content: kubeadmConfigFor(config, role), permissions: "0600" },
     ...(first ? [{ path: ADDONS_PATH, content: renderDocuments(addonDocuments(config)), permissions: "0644" }] : []),
     ...deliveryWriteFiles(config.delivery, config.spec.id, role),
+    ...(role.kind !== "worker" && role.attach
+      ? [{ path: ATTACH_SCRIPT_PATH, content: attachScript(role.attach), permissions: "0755" }]
+      : []),
   ];
   const kubeadm =
     role.kind === "first-master"
@@ -297,6 +340,7 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
       : ["kubeadm", "join", "--config", KUBEADM_CONFIG_PATH];
   const runcmd: (string | string[])[] = [
     ["mkdir", "-p", G8S_DIR, STATE_DIR],
+    ...(role.kind !== "worker" && role.attach ? [[ATTACH_SCRIPT_PATH]] : []),
     ["modprobe", "overlay"],
     ["modprobe", "br_netfilter"],
     ["sysctl", "--system"],

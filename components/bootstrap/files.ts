@@ -9,10 +9,23 @@ import type { CertificateBundle, ServiceAccountKeyPair } from "../pki";
 import { BOOTSTRAP_TOKEN_PATH, DISCOVERY_KUBECONFIG_PATH, KUBERNETES_DIR, PKI_DIR } from "./constants";
 import { checkBootstrapToken } from "./token";
 
+/**
+ * AWS masters: the slot's stable network interface (fixed IP) and its etcd volume, attached at
+ * boot so a replaced instance keeps its etcd identity and data.
+ */
+export interface MasterAttachment {
+  readonly region: string;
+  readonly networkInterfaceId: string;
+  readonly deviceIndex: number;
+  /** The interface's fixed IP: kubelet node IP and the API/etcd advertise address. */
+  readonly privateIp: string;
+  readonly etcdVolumeId: string;
+}
+
 /** What a node is: the first master runs `kubeadm init`, the others join. */
 export type BootstrapRole =
-  | { readonly kind: "first-master"; readonly master: string }
-  | { readonly kind: "master"; readonly master: string }
+  | { readonly kind: "first-master"; readonly master: string; readonly attach?: MasterAttachment }
+  | { readonly kind: "master"; readonly master: string; readonly attach?: MasterAttachment }
   | { readonly kind: "worker"; readonly pool: string };
 
 /** A component the secret sync reloads when one of its files changed. */

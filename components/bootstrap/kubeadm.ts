@@ -68,7 +68,7 @@ export interface ClusterConfiguration {
 export interface InitConfiguration {
   readonly apiVersion: typeof KUBEADM_API_VERSION;
   readonly kind: "InitConfiguration";
-  readonly localAPIEndpoint: { readonly bindPort: number };
+  readonly localAPIEndpoint: { readonly bindPort: number; readonly advertiseAddress?: string };
   readonly nodeRegistration: NodeRegistrationOptions;
 }
 
@@ -77,7 +77,9 @@ export interface JoinConfiguration {
   readonly kind: "JoinConfiguration";
   readonly caCertPath: string;
   readonly discovery: { readonly file: { readonly kubeConfigPath: string } };
-  readonly controlPlane?: { readonly localAPIEndpoint: { readonly bindPort: number } };
+  readonly controlPlane?: {
+    readonly localAPIEndpoint: { readonly bindPort: number; readonly advertiseAddress?: string };
+  };
   readonly nodeRegistration: NodeRegistrationOptions;
 }
 
@@ -176,11 +178,14 @@ export const JOIN_PREFLIGHT_IGNORES = [
   "FileAvailable--etc-kubernetes-pki-ca.crt",
 ];
 
-function masterRegistration(ignores: readonly string[]): NodeRegistrationOptions {
+function masterRegistration(ignores: readonly string[], nodeIp?: string): NodeRegistrationOptions {
   return {
     criSocket: CRI_SOCKET,
     taints: [CONTROL_PLANE_TAINT],
-    kubeletExtraArgs: nodeLabelArgs({ [POOL_LABEL]: "control-plane" }),
+    kubeletExtraArgs: [
+      ...nodeLabelArgs({ [POOL_LABEL]: "control-plane" }),
+      ...(nodeIp === undefined ? [] : [{ name: "node-ip", value: nodeIp }]),
+    ],
     ...(ignores.length > 0 ? { ignorePreflightErrors: [...ignores] } : {}),
   };
 }
@@ -189,13 +194,20 @@ function masterRegistration(ignores: readonly string[]): NodeRegistrationOptions
  * InitConfiguration of the first master. No bootstrapTokens: the token is a secret, so the node
  * creates it from its delivered file after init (`kubeadm token create`).
  */
-export function initConfiguration(): InitConfiguration {
+export function initConfiguration(advertiseAddress?: string): InitConfiguration {
   return {
     apiVersion: KUBEADM_API_VERSION,
     kind: "InitConfiguration",
-    localAPIEndpoint: { bindPort: API_SERVER_PORT },
-    nodeRegistration: masterRegistration([]),
+    localAPIEndpoint: localEndpoint(advertiseAddress),
+    nodeRegistration: masterRegistration([], advertiseAddress),
   };
+}
+
+/** The master's API (and etcd) endpoint: the fixed IP when the platform gives one, else kubeadm's default. */
+function localEndpoint(advertiseAddress?: string): { readonly bindPort: number; readonly advertiseAddress?: string } {
+  return advertiseAddress === undefined
+    ? { bindPort: API_SERVER_PORT }
+    : { advertiseAddress, bindPort: API_SERVER_PORT };
 }
 
 /** kubelet settings kubeadm init uploads for every node (kubelet-config ConfigMap). */
@@ -215,7 +227,7 @@ export function kubeletConfiguration(input: KubeadmInput): KubeletConfiguration 
  */
 export function joinConfiguration(
   target:
-    | { readonly kind: "master" }
+    | { readonly kind: "master"; readonly advertiseAddress?: string }
     | {
         readonly kind: "worker";
         readonly labels: Readonly<Record<string, string>>;
@@ -232,8 +244,8 @@ export function joinConfiguration(
   if (target.kind === "master") {
     return {
       ...base,
-      controlPlane: { localAPIEndpoint: { bindPort: API_SERVER_PORT } },
-      nodeRegistration: masterRegistration(JOIN_PREFLIGHT_IGNORES),
+      controlPlane: { localAPIEndpoint: localEndpoint(target.advertiseAddress) },
+      nodeRegistration: masterRegistration(JOIN_PREFLIGHT_IGNORES, target.advertiseAddress),
     };
   }
   return {

@@ -1,7 +1,7 @@
 import { parseClusterSpec, type ClusterSpec } from "../../../components/spec";
 import { defaultMasterNames, type CertificateBundle } from "../../../components/pki";
 import type { BootstrapConfig, NodeSecretValues, SecretDelivery } from "../../../components/bootstrap";
-import { masterRoles, type BootstrapRole } from "../../../components/bootstrap";
+import { masterRoles, type BootstrapRole, type MasterAttachment } from "../../../components/bootstrap";
 import { awsSpec, kvmSpec } from "../spec/helpers";
 
 const pools = [
@@ -51,10 +51,24 @@ export function kvmConfig(masters: 1 | 3 | 5): BootstrapConfig {
   };
 }
 
-/** Every node role of a config: its masters, then one worker per pool. */
+/** AWS masters attach their slot's interface and etcd volume (fake ids). */
+export function fakeAttachment(slot: number): MasterAttachment {
+  return {
+    region: "eu-central-1",
+    networkInterfaceId: `eni-0abc${slot}`,
+    deviceIndex: 1,
+    privateIp: `10.1.0.${10 + slot}`,
+    etcdVolumeId: `vol-0def${slot}`,
+  };
+}
+
+/** Every node role of a config: its masters (attached on AWS), then one worker per pool. */
 export function rolesOf(config: BootstrapConfig): BootstrapRole[] {
+  const aws = config.delivery.kind === "aws-ssm";
   return [
-    ...masterRoles(defaultMasterNames(config.spec)),
+    ...masterRoles(defaultMasterNames(config.spec)).map((r, slot) =>
+      aws && r.kind !== "worker" ? { ...r, attach: fakeAttachment(slot) } : r,
+    ),
     ...config.spec.nodePools.map((p) => ({ kind: "worker", pool: p.name }) as const),
   ];
 }
