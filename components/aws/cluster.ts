@@ -15,11 +15,14 @@ import { NodePool } from "./nodePool";
 import { createSecurityGroups } from "./securityGroups";
 import { checkNodeSecrets, createSecretStore, type NodeSecrets } from "./secrets";
 
-/** Rendered user-data per node group, from the bootstrap (GuestCluster wires it). */
+/**
+ * Rendered user-data per node group, from the bootstrap (GuestCluster wires it), as base64 of
+ * the bytes EC2 receives (possibly gzip: bootstrap's `awsUserData` keeps them within 16 KB).
+ */
 export interface AwsUserData {
-  /** User-data of master slot `slot` (0 … masters.count - 1); `refs` names its etcd volume and interface. */
+  /** Base64 user-data of master slot `slot` (0 … masters.count - 1); `refs` names its etcd volume and interface. */
   master(slot: number, refs: MasterRefs): pulumi.Input<string>;
-  /** User-data of the pool named `poolName` (its labels and taints included). */
+  /** Base64 user-data of the pool named `poolName` (its labels and taints included). */
   pool(poolName: string): pulumi.Input<string>;
 }
 

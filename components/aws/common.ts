@@ -136,8 +136,3 @@ export function masterAddresses(spec: AwsClusterSpec): Record<string, string> {
 export function masterKey(slot: number): string {
   return `master-${slot}`;
 }
-
-/** Base64 of a user-data document, as launch templates want it. */
-export function base64(text: string): string {
-  return Buffer.from(text, "utf8").toString("base64");
-}

@@ -1,7 +1,7 @@
 /** Launch templates and auto scaling group tags shared by the masters and the node pools. */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { base64, childOpts, clusterTagsOf, tagsOf, type AwsClusterArgsBase, type Tags } from "./common";
+import { childOpts, clusterTagsOf, tagsOf, type AwsClusterArgsBase, type Tags } from "./common";
 
 /**
  * Default image: the current Ubuntu 24.04 LTS (amd64) AMI, resolved by EC2 at launch from
@@ -18,6 +18,7 @@ export const ROOT_DEVICE_NAME = "/dev/sda1";
 export interface NodeLaunchArgs extends AwsClusterArgsBase {
   readonly imageId?: pulumi.Input<string>;
   readonly instanceType: string;
+  /** Base64 of the user-data bytes (text or gzip), passed to EC2 unchanged. */
   readonly userData: pulumi.Input<string>;
   readonly instanceProfileArn: pulumi.Input<string>;
   readonly securityGroupIds: pulumi.Input<string>[];
@@ -40,7 +41,7 @@ export function createLaunchTemplate(
     {
       imageId: args.imageId ?? DEFAULT_AWS_IMAGE,
       instanceType: args.instanceType,
-      userData: pulumi.output(args.userData).apply(base64),
+      userData: args.userData,
       iamInstanceProfile: { arn: args.instanceProfileArn },
       vpcSecurityGroupIds: args.securityGroupIds,
       // IMDSv2 only; hop limit 1 keeps pods (one hop further) away from the node's credentials.

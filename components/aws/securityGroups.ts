@@ -17,7 +17,7 @@ export interface SecurityGroupRuleSpec {
   readonly direction: "ingress" | "egress";
   /** Stable part of the resource name: never change it for a released rule. */
   readonly key: string;
-  /** `tcp`, `udp`, an IP protocol number (`4` = IP-in-IP) or `-1` (all). */
+  /** `tcp`, `udp`, an IP protocol number or `-1` (all). */
   readonly protocol: string;
   readonly fromPort?: number;
   readonly toPort?: number;
@@ -27,9 +27,13 @@ export interface SecurityGroupRuleSpec {
 
 export const ETCD_PORTS = { from: 2379, to: 2380 } as const;
 export const KUBELET_PORT = 10250;
-/** Calico's default data plane (calico.yaml): BGP between nodes and IP-in-IP encapsulation. */
+/**
+ * Calico as components/bootstrap installs it (Tigera operator, VXLANCrossSubnet): BGP between
+ * nodes of a subnet, VXLAN across subnets, calico-node → Typha.
+ */
 export const CALICO_BGP_PORT = 179;
-export const IP_IN_IP_PROTOCOL = "4";
+export const CALICO_VXLAN_PORT = 4789;
+export const CALICO_TYPHA_PORT = 5473;
 
 const tcp = (port: number, to = port) => ({ protocol: "tcp", fromPort: port, toPort: to });
 
@@ -124,10 +128,20 @@ export function securityGroupRules(spec: AwsClusterArgsBase["spec"]): SecurityGr
       add({
         group,
         direction: "ingress",
-        key: `calico-ipip-from-${from}`,
-        protocol: IP_IN_IP_PROTOCOL,
+        key: `calico-vxlan-from-${from}`,
+        protocol: "udp",
+        fromPort: CALICO_VXLAN_PORT,
+        toPort: CALICO_VXLAN_PORT,
         peer: { group: from },
-        description: `Calico IP-in-IP pod traffic from the ${from}`,
+        description: `Calico VXLAN pod traffic from the ${from}`,
+      });
+      add({
+        group,
+        direction: "ingress",
+        key: `calico-typha-from-${from}`,
+        ...tcp(CALICO_TYPHA_PORT),
+        peer: { group: from },
+        description: `Calico Typha from calico-node on the ${from}`,
       });
     }
     add({

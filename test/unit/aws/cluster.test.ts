@@ -89,13 +89,17 @@ describe("AwsCluster (eu1prod)", () => {
       ["masters-in-kubelet-from-masters", "tcp", 10250, 10250, "masters"],
       ["masters-in-calico-bgp-from-masters", "tcp", 179, 179, "masters"],
       ["masters-in-calico-bgp-from-workers", "tcp", 179, 179, "workers"],
-      ["masters-in-calico-ipip-from-masters", "4", undefined, undefined, "masters"],
-      ["masters-in-calico-ipip-from-workers", "4", undefined, undefined, "workers"],
+      ["masters-in-calico-typha-from-masters", "tcp", 5473, 5473, "masters"],
+      ["masters-in-calico-vxlan-from-masters", "udp", 4789, 4789, "masters"],
+      ["masters-in-calico-typha-from-workers", "tcp", 5473, 5473, "workers"],
+      ["masters-in-calico-vxlan-from-workers", "udp", 4789, 4789, "workers"],
       ["workers-in-kubelet-from-masters", "tcp", 10250, 10250, "masters"],
       ["workers-in-calico-bgp-from-masters", "tcp", 179, 179, "masters"],
       ["workers-in-calico-bgp-from-workers", "tcp", 179, 179, "workers"],
-      ["workers-in-calico-ipip-from-masters", "4", undefined, undefined, "masters"],
-      ["workers-in-calico-ipip-from-workers", "4", undefined, undefined, "workers"],
+      ["workers-in-calico-typha-from-masters", "tcp", 5473, 5473, "masters"],
+      ["workers-in-calico-vxlan-from-masters", "udp", 4789, 4789, "masters"],
+      ["workers-in-calico-typha-from-workers", "tcp", 5473, 5473, "workers"],
+      ["workers-in-calico-vxlan-from-workers", "udp", 4789, 4789, "workers"],
       ["workers-in-ingress-http-from-ingress-lb", "tcp", 30080, 30080, "ingress-lb"],
       ["workers-in-ingress-https-from-ingress-lb", "tcp", 30443, 30443, "ingress-lb"],
       ["ingress-lb-in-http-from-anywhere", "tcp", 80, 80, "0.0.0.0/0"],
@@ -580,7 +584,7 @@ describe("AwsCluster (eu1prod)", () => {
 
     it("names every taggable resource with a Name tag and leaves the cluster tag to the provider", () => {
       const tagged = recorder.resources.filter((r) => TAGGED.includes(r.type));
-      assert.equal(tagged.length, 78);
+      assert.equal(tagged.length, 82);
       for (const r of tagged) {
         const tags = r.inputs.tags as Record<string, string>;
         assert.equal(tags?.Name, r.name, `${r.type} ${r.name}`);

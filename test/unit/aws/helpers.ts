@@ -140,12 +140,12 @@ export async function build(
       master: (slot, refs) => {
         const text = `#cloud-config\n# ${refs.key} ${refs.privateIp} ${mod.parameterName(spec.id, "master", "ca.key")}\n`;
         userData.set(`master-${slot}`, text);
-        return text;
+        return Buffer.from(text).toString("base64");
       },
       pool: (pool) => {
         const text = `#cloud-config\n# pool ${pool} ${mod.parameterName(spec.id, "worker", "bootstrap-token")}\n`;
         userData.set(pool, text);
-        return text;
+        return Buffer.from(text).toString("base64");
       },
     },
   });
