@@ -1,10 +1,10 @@
 /**
  * The g8s Pulumi program: one stack is one guest cluster. Reads `g8s:cluster` from the stack's
- * config (stacks/Pulumi.<stack>.yaml), validates it before any resource is created, and exports
- * the validated desired state. The platform components (GuestCluster) hang off this spec.
+ * config (stacks/Pulumi.<stack>.yaml), validates it before any resource is created, and builds
+ * the GuestCluster (PKI, node bootstrap, and the platform of `provider`).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterSpecError, parseClusterSpec, type ClusterSpec } from "./components";
+import { ClusterSpecError, GuestCluster, parseClusterSpec, type ClusterSpec } from "./components";
 
 /** Reads and validates the stack's cluster spec; a bad spec stops the program with every located problem. */
 export function loadClusterSpec(config: pulumi.Config, stack: string): ClusterSpec {
@@ -25,9 +25,37 @@ export function loadClusterSpec(config: pulumi.Config, stack: string): ClusterSp
   }
 }
 
-const spec = loadClusterSpec(new pulumi.Config("g8s"), pulumi.getStack());
+/** The whole program for one stack: the spec, the GuestCluster, and the stack outputs. */
+export function defineCluster(config: pulumi.Config, stack: string) {
+  const spec = loadClusterSpec(config, stack);
+  const cluster = new GuestCluster(spec.id, {
+    spec,
+    vaultToken: config.getSecret("vaultToken"),
+    hostKubeconfig: config.getSecret("hostKubeconfig"),
+  });
+  return {
+    clusterId: spec.id,
+    provider: spec.provider,
+    clusterDomain: `${spec.id}.${spec.baseDomain}`,
+    kubernetesVersion: spec.kubernetes.version,
+    apiEndpoint: cluster.apiEndpoint,
+    adminKubeconfig: cluster.adminKubeconfig,
+    caCertPem: cluster.caCertPem,
+    certificateNotAfter: cluster.certificateNotAfter,
+    platform: cluster.platform,
+  };
+}
 
-export const clusterId = spec.id;
-export const provider = spec.provider;
-export const clusterDomain = `${spec.id}.${spec.baseDomain}`;
-export const kubernetesVersion = spec.kubernetes.version;
+const outputs = defineCluster(new pulumi.Config("g8s"), pulumi.getStack());
+
+export const clusterId = outputs.clusterId;
+export const provider = outputs.provider;
+export const clusterDomain = outputs.clusterDomain;
+export const kubernetesVersion = outputs.kubernetesVersion;
+export const apiEndpoint = outputs.apiEndpoint;
+/** Secret. */
+export const adminKubeconfig = outputs.adminKubeconfig;
+export const caCertPem = outputs.caCertPem;
+/** Per certificate: when it expires, for time-to-expiry alerts. */
+export const certificateNotAfter = outputs.certificateNotAfter;
+export const platform = outputs.platform;

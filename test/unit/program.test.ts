@@ -3,7 +3,16 @@ import * as assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { installMocks } from "./mocks";
+import { gunzipSync } from "node:zlib";
+import { GET_ZONE_TOKEN, fakeAwsOutputs, stubZones } from "./aws/helpers";
+import { installMocks, promiseOf, settle, type MockRecorder } from "./mocks";
+import { fakePkiOutputs } from "./pki/helpers";
+
+/** A launch template's user-data as text (base64 of text or of gzip). */
+function decodeUserData(b64: string): string {
+  const bytes = Buffer.from(b64, "base64");
+  return (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString("utf8");
+}
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -16,14 +25,61 @@ function stackConfig(stack: string): Record<string, string> {
   );
 }
 
+/** Mocks that answer the AWS data sources and compute provider outputs (ARNs, PEMs). */
+function mocksFor(stack: string, config?: Record<string, string>): MockRecorder {
+  const recorder = installMocks({
+    stack,
+    config,
+    outputs: (args) => ({ ...fakePkiOutputs(args), ...fakeAwsOutputs(args) }),
+  });
+  stubZones(recorder);
+  recorder.calls.set(GET_ZONE_TOKEN, (args) => ({ zoneId: "Z0EXAMPLE", name: args.inputs.name }));
+  return recorder;
+}
+
 describe("index.ts (the Pulumi program)", () => {
-  it("validates the eu1prod stack's spec and exports the cluster identity", async () => {
-    installMocks({ stack: "eu1prod", config: stackConfig("eu1prod") });
+  it("builds the eu1prod stack (aws) and exports its endpoint, secret kubeconfig and platform", async () => {
+    const recorder = mocksFor("eu1prod", stackConfig("eu1prod"));
     const program = await import("../../index");
+    const pulumi = await import("@pulumi/pulumi");
     assert.equal(program.clusterId, "eu1prod");
     assert.equal(program.provider, "aws");
     assert.equal(program.clusterDomain, "eu1prod.k8s.example.com");
     assert.equal(program.kubernetesVersion, "1.31.4");
+    assert.equal(await promiseOf(program.apiEndpoint), "https://api.eu1prod.k8s.example.com:6443");
+    assert.equal(await pulumi.isSecret(program.adminKubeconfig), true);
+    const platform = (await promiseOf(program.platform)) as { availabilityZones: string[]; vpcId: string };
+    assert.deepEqual(platform.availabilityZones, ["eu-central-1a", "eu-central-1b", "eu-central-1c"]);
+    await settle();
+    assert.equal(recorder.byType("g8s:index:GuestCluster").length, 1);
+    assert.equal(recorder.byType("aws:autoscaling/group:Group").length, 3 + 2, "3 master slots, 2 pools");
+    const templates = recorder.byType("aws:ec2/launchTemplate:LaunchTemplate");
+    for (const lt of templates) {
+      const text = decodeUserData(String(lt.inputs.userData));
+      assert.match(text, /^#cloud-config\n/, lt.name);
+      assert.doesNotMatch(text, /PRIVATE KEY|KEY eu1prod/, `${lt.name}: no key material in user-data`);
+    }
+    const master0 = decodeUserData(String(templates.find((t) => t.name.includes("master-0"))?.inputs.userData));
+    assert.match(master0, /g8s-attach-master/);
+    assert.match(master0, /advertiseAddress: 10\.1\.0\.10/);
+  });
+
+  it("builds the edge7 stack (kvm) through the same program", async () => {
+    const recorder = mocksFor("edge7");
+    const pulumi = await import("@pulumi/pulumi");
+    const { defineCluster } = await import("../../index");
+    pulumi.runtime.setAllConfig(stackConfig("edge7"));
+    const outputs = defineCluster(new pulumi.Config("g8s"), "edge7");
+    assert.equal(outputs.provider, "kvm");
+    assert.equal(await promiseOf(outputs.apiEndpoint), "https://api.g8s-edge7.svc:6443");
+    await settle();
+    assert.deepEqual(
+      recorder
+        .byType("kubernetes:apps/v1:StatefulSet")
+        .map((r) => r.name)
+        .sort(),
+      ["edge7-kvm-master", "edge7-kvm-pool-default"],
+    );
   });
 
   it("stops with every located problem when the spec is invalid", async () => {

@@ -1,0 +1,180 @@
+/**
+ * GuestCluster (`g8s:index:GuestCluster`): one Kubernetes guest cluster from its validated spec.
+ * Composes the PKI (ClusterPki), the node bootstrap (cloud-init + kubeadm per role, secrets by
+ * reference only) and the platform of `spec.provider`.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { AwsCluster, apiEndpointOf, masterAddresses } from "./aws";
+import {
+  awsUserDataOutput,
+  bootstrapTokenOf,
+  cloudConfigOutput,
+  masterRoles,
+  nodeSecretsFor,
+  renderCloudConfig,
+  type BootstrapConfig,
+  type BootstrapConfigArgs,
+  type NodeSecretInputs,
+} from "./bootstrap";
+import { KvmCluster, kvmApiEndpoint, kvmApiNames } from "./kvm";
+import { ClusterPki, defaultMasterNames } from "./pki";
+import type { AwsClusterSpec, ClusterSpec, KvmClusterSpec } from "./spec";
+
+export interface GuestClusterArgs {
+  /** The validated spec (parseClusterSpec). */
+  readonly spec: ClusterSpec;
+  /** Vault token for the vault PKI backend (secret config `g8s:vaultToken`). Default: VAULT_TOKEN. */
+  readonly vaultToken?: pulumi.Input<string>;
+  /** kubeconfig of the host cluster, kvm only (secret config `g8s:hostKubeconfig`). Default: the ambient one. */
+  readonly hostKubeconfig?: pulumi.Input<string>;
+  /** Time for certificate rotation windows (tls backend). Default: now. */
+  readonly now?: Date;
+}
+
+/** What every platform branch returns to the component. */
+interface PlatformOutputs {
+  readonly apiEndpoint: pulumi.Output<string>;
+  readonly details: Record<string, pulumi.Output<unknown>>;
+}
+
+/** The secret inputs the bootstrap needs, from the PKI; the token is derived from the SA key (stable, secret). */
+export function nodeSecretInputs(pki: ClusterPki, clusterId: string): NodeSecretInputs {
+  return {
+    caCertPem: pki.caCertPem,
+    bundles: pki.bundles,
+    serviceAccountKey: pki.serviceAccountKey,
+    bootstrapToken: bootstrapTokenOf(
+      pki.serviceAccountKey.apply((k) => k.privateKeyPem),
+      clusterId,
+    ),
+  };
+}
+
+/** @internal KVM: PKI for the API Service name, user-data from mounted Secrets, QEMU pods. */
+export function createKvmGuest(name: string, spec: KvmClusterSpec, args: GuestClusterArgs, parent: pulumi.Resource) {
+  const apiEndpoint = kvmApiEndpoint(spec);
+  const masterNames = defaultMasterNames(spec);
+  const pki = new ClusterPki(
+    `${name}-pki`,
+    { spec, apiEndpoint, apiNames: kvmApiNames(spec), masterNames, vaultToken: args.vaultToken, now: args.now },
+    { parent },
+  );
+  const bootstrap: BootstrapConfigArgs = { spec, apiEndpoint, delivery: { kind: "mounted-secret" } };
+  const roles = masterRoles(masterNames);
+  const kvm = new KvmCluster(
+    `${name}-kvm`,
+    {
+      spec,
+      hostKubeconfig: args.hostKubeconfig,
+      userData: {
+        master: (slot) => cloudConfigOutput(bootstrap, roles[slot]),
+        pool: (pool) => cloudConfigOutput(bootstrap, { kind: "worker", pool }),
+      },
+      nodeSecrets: nodeSecretsFor(masterNames, nodeSecretInputs(pki, spec.id), { clusterId: spec.id, apiEndpoint }),
+    },
+    { parent },
+  );
+  const platform: PlatformOutputs = { apiEndpoint: kvm.apiEndpoint, details: { namespace: kvm.namespace } };
+  return { pki, platform };
+}
+
+/**
+ * @internal AWS: PKI for `api.<id>.<baseDomain>` and the masters' fixed IPs, user-data that
+ * fetches secrets from SSM and attaches each master's interface and etcd volume, the AWS platform.
+ */
+export function createAwsGuest(name: string, spec: AwsClusterSpec, args: GuestClusterArgs, parent: pulumi.Resource) {
+  const apiEndpoint = apiEndpointOf(spec);
+  const masterNames = defaultMasterNames(spec);
+  const pki = new ClusterPki(
+    `${name}-pki`,
+    {
+      spec,
+      apiEndpoint,
+      masterNames,
+      masterAddresses: masterAddresses(spec),
+      vaultToken: args.vaultToken,
+      now: args.now,
+    },
+    { parent },
+  );
+  const bootstrap: BootstrapConfig = { spec, apiEndpoint, delivery: { kind: "aws-ssm", region: spec.aws.region } };
+  const roles = masterRoles(masterNames);
+  const aws = new AwsCluster(
+    `${name}-aws`,
+    {
+      spec,
+      userData: {
+        master: (slot, refs) =>
+          awsUserDataOutput(
+            pulumi.all([refs.networkInterfaceId, refs.etcdVolumeId]).apply(([networkInterfaceId, etcdVolumeId]) =>
+              renderCloudConfig(bootstrap, {
+                ...roles[slot],
+                attach: {
+                  region: spec.aws.region,
+                  networkInterfaceId,
+                  deviceIndex: refs.networkInterfaceDeviceIndex,
+                  privateIp: refs.privateIp,
+                  etcdVolumeId,
+                },
+              } as (typeof roles)[number]),
+            ),
+          ).apply((u) => u.userDataBase64),
+        pool: (pool) =>
+          awsUserDataOutput(cloudConfigOutput(bootstrap, { kind: "worker", pool })).apply((u) => u.userDataBase64),
+      },
+      nodeSecrets: nodeSecretsFor(masterNames, nodeSecretInputs(pki, spec.id), { clusterId: spec.id, apiEndpoint }),
+    },
+    { parent },
+  );
+  const platform: PlatformOutputs = {
+    apiEndpoint: aws.apiEndpoint,
+    details: {
+      apiLoadBalancer: aws.apiLoadBalancerDnsName,
+      ingressLoadBalancer: aws.ingressDnsName,
+      vpcId: aws.vpcId,
+      privateSubnetIds: aws.privateSubnetIds,
+      publicSubnetIds: aws.publicSubnetIds,
+      availabilityZones: aws.availabilityZones,
+    },
+  };
+  return { pki, platform };
+}
+
+export class GuestCluster extends pulumi.ComponentResource {
+  public readonly apiEndpoint: pulumi.Output<string>;
+  /** kubeconfig of `kubernetes-admin` (O=system:masters). Secret. */
+  public readonly adminKubeconfig: pulumi.Output<string>;
+  public readonly caCertPem: pulumi.Output<string>;
+  /** When each certificate expires (RFC 3339), for time-to-expiry alerts. */
+  public readonly certificateNotAfter: pulumi.Output<Record<string, string>>;
+  /** Platform details: the host namespace (kvm); VPC, subnets and load balancers (aws). */
+  public readonly platform: pulumi.Output<Record<string, unknown>>;
+  public readonly pki: ClusterPki;
+
+  constructor(name: string, args: GuestClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("g8s:index:GuestCluster", name, {}, opts);
+    const { spec } = args;
+    let created: { pki: ClusterPki; platform: PlatformOutputs };
+    switch (spec.provider) {
+      case "kvm":
+        created = createKvmGuest(name, spec, args, this);
+        break;
+      case "aws":
+        created = createAwsGuest(name, spec, args, this);
+        break;
+    }
+    this.pki = created.pki;
+    this.apiEndpoint = created.platform.apiEndpoint;
+    this.adminKubeconfig = created.pki.adminKubeconfig;
+    this.caCertPem = created.pki.caCertPem;
+    this.certificateNotAfter = created.pki.notAfter;
+    this.platform = pulumi.all(created.platform.details).apply((d) => d as Record<string, unknown>);
+    this.registerOutputs({
+      apiEndpoint: this.apiEndpoint,
+      adminKubeconfig: this.adminKubeconfig,
+      caCertPem: this.caCertPem,
+      certificateNotAfter: this.certificateNotAfter,
+      platform: this.platform,
+    });
+  }
+}

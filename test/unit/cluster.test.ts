@@ -1,0 +1,72 @@
+/** GuestCluster under mocks: PKI, bootstrap and the platform composed for each example stack. */
+import * as assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
+import { installMocks, promiseOf, settle, type MockRecorder } from "./mocks";
+import { fakePkiOutputs } from "./pki/helpers";
+
+const ROOT = path.resolve(__dirname, "../..");
+
+/** The raw `g8s:cluster` of an example stack file. */
+export function exampleSpec(stack: string): unknown {
+  const file = parse(readFileSync(path.join(ROOT, `stacks/Pulumi.${stack}.yaml`), "utf8")) as {
+    config: Record<string, unknown>;
+  };
+  return file.config["g8s:cluster"];
+}
+
+describe("GuestCluster", () => {
+  describe("kvm (stacks/Pulumi.edge7.yaml)", () => {
+    let recorder: MockRecorder;
+    let cluster: import("../../components").GuestCluster;
+    let pulumiMod: typeof pulumi;
+
+    before(async () => {
+      recorder = installMocks({ stack: "edge7", outputs: fakePkiOutputs });
+      pulumiMod = await import("@pulumi/pulumi");
+      const { GuestCluster, parseClusterSpec } = await import("../../components");
+      const spec = parseClusterSpec(exampleSpec("edge7"), "stacks/Pulumi.edge7.yaml");
+      cluster = new GuestCluster("edge7", { spec, now: new Date("2026-11-25T12:00:00Z") });
+      await settle();
+    });
+
+    it("is a g8s:index:GuestCluster with the PKI and the KVM platform as children", () => {
+      const top = recorder.one("g8s:index:GuestCluster", "edge7");
+      assert.equal(top.custom, false);
+      assert.equal(
+        recorder.one("g8s:pki:ClusterPki", "edge7-pki").parent?.endsWith("g8s:index:GuestCluster::edge7"),
+        true,
+      );
+      assert.equal(
+        recorder.one("g8s:kvm:Cluster", "edge7-kvm").parent?.endsWith("g8s:index:GuestCluster::edge7"),
+        true,
+      );
+    });
+
+    it("serves the API at the guest's API Service and hands out a secret admin kubeconfig", async () => {
+      assert.equal(await promiseOf(cluster.apiEndpoint), "https://api.g8s-edge7.svc:6443");
+      assert.equal(await pulumiMod.isSecret(cluster.adminKubeconfig), true);
+      assert.match(await promiseOf(cluster.adminKubeconfig), /server: https:\/\/api\.g8s-edge7\.svc:6443/);
+      assert.deepEqual(await promiseOf(cluster.platform), { namespace: "g8s-edge7" });
+    });
+
+    it("shares node secrets as Secrets only, and user-data without secret values", () => {
+      const secrets = recorder.byType("kubernetes:core/v1:Secret");
+      assert.ok(secrets.length >= 2);
+      assert.equal(recorder.byType("kubernetes:core/v1:ConfigMap").length, 0);
+      for (const s of secrets.filter((x) => x.name.includes("user-data"))) {
+        assert.doesNotMatch(JSON.stringify(s.inputs), /PRIVATE KEY/);
+      }
+    });
+
+    it("runs one master StatefulSet and one per pool", () => {
+      const sets = recorder
+        .byType("kubernetes:apps/v1:StatefulSet")
+        .map((r) => r.name)
+        .sort();
+      assert.deepEqual(sets, ["edge7-kvm-master", "edge7-kvm-pool-default"]);
+    });
+  });
+});
