@@ -14,6 +14,8 @@ import { ProjectStackSource } from "./reconciler/discovery";
 import { createLogger, redactText } from "./reconciler/logger";
 import { ReconcilerMetrics } from "./reconciler/metrics";
 import { Scheduler } from "./reconciler/scheduler";
+import { evaluatePolicies } from "./policy/runner";
+import { G8S_POLICIES } from "../policy/policies";
 import { createApiServer, type ApiServer } from "./reconciler/server";
 import { FileStatusStore } from "./reconciler/status";
 import type { Engine, PassRecord, StackStatus } from "./reconciler/types";
@@ -71,6 +73,9 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     busyRetryMs: settings.busyRetryMs,
     discoverIntervalMs: settings.discoverIntervalMs,
     clearPendingOperations: settings.clearPendingOperations,
+    // The g8s policies guard the g8s project's stacks; other projects carry no policy config.
+    checkPolicies: async (stack, resources) =>
+      stack.policyConfig ? evaluatePolicies(G8S_POLICIES, resources, stack.policyConfig) : [],
     onPass: (record) => {
       metrics.observePass(record);
       options.onPass?.(record);

@@ -19,6 +19,7 @@ import {
   type Engine,
   type OperationOptions,
   type PendingOperation,
+  type PreviewResource,
   type PreviewResult,
   type ResourceDrift,
   type StaleLock,
@@ -61,6 +62,26 @@ export function changedProperties(meta: StepMetadata): string[] {
   return Object.keys(desired).filter(
     (k) => !k.startsWith("__") && JSON.stringify(desired[k]) !== JSON.stringify(actual[k]),
   );
+}
+
+/** Resources as the update would leave them, from the preview's steps (deletions left out). */
+export function previewResourcesFromEvents(events: readonly EngineEvent[]): PreviewResource[] {
+  const byUrn = new Map<string, PreviewResource>();
+  for (const event of events) {
+    const meta = event.resourcePreEvent?.metadata;
+    const state = meta?.new;
+    if (!meta || !state || meta.op.startsWith("delete") || meta.op === "discard" || meta.op === "refresh") continue;
+    byUrn.set(meta.urn, {
+      urn: meta.urn,
+      type: meta.type,
+      name: meta.urn.split("::").pop() ?? meta.urn,
+      props: state.inputs ?? {},
+      protect: state.protect === true,
+      provider: state.provider || undefined,
+      parent: state.parent || undefined,
+    });
+  }
+  return [...byUrn.values()];
 }
 
 /** What drifted, from the engine's resource pre-events (property names only, never values). */
@@ -145,7 +166,11 @@ export class PulumiEngine implements Engine {
         policyPacks: this.options.policyPacks ? [...this.options.policyPacks] : undefined,
         onEvent: (e) => void events.push(e),
       });
-      return { changeSummary: { ...result.changeSummary }, drift: driftFromEvents(events) };
+      return {
+        changeSummary: { ...result.changeSummary },
+        drift: driftFromEvents(events),
+        resources: previewResourcesFromEvents(events),
+      };
     } catch (err) {
       return this.translate(name, options, err);
     }

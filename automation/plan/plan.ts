@@ -7,7 +7,7 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { ProjectStackSource, type DiscoveredStack } from "../reconciler/discovery";
-import type { OperationOptions, PreviewResult } from "../reconciler/types";
+import type { OperationOptions, PreviewResource, PreviewResult, Violation } from "../reconciler/types";
 import { changedFiles, touchedStacks, type FileChange, type TouchedStack } from "./changes";
 
 /** What plan needs of the engine (PulumiEngine implements it). */
@@ -28,6 +28,8 @@ export interface StackPlan {
   readonly preview?: PreviewResult;
   /** Validation problems or the engine's error. */
   readonly error?: string;
+  /** Policy violations of the previewed desired state (g8s project stacks). */
+  readonly violations?: readonly Violation[];
 }
 
 export interface PlanResult {
@@ -45,6 +47,8 @@ export interface PlanOptions {
   readonly concurrency: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (stack: string, what: string) => void;
+  /** Policy check of a previewed stack (default: none). */
+  readonly checkPolicies?: (stack: DiscoveredStack, resources: readonly PreviewResource[]) => Promise<Violation[]>;
 }
 
 /** Runs `fn` over `items` with at most `limit` at a time, keeping the order of results. */
@@ -95,21 +99,32 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
         const preview = await engine.previewDestroy(t.stack, { signal });
         return { stack: t.stack, reason: t.reason, kind: "destroy", preview, changeSummary: preview.changeSummary };
       }
-      if (inBackend.has(t.stack)) {
-        const preview = await engine.previewRefresh(t.stack, { signal });
-        return { stack: t.stack, reason: t.reason, kind: "preview", preview, changeSummary: preview.changeSummary };
-      }
-      const preview = await previewNewStack(stack, engine, signal);
-      return { stack: t.stack, reason: t.reason, kind: "new", preview, changeSummary: preview.changeSummary };
+      const kind = inBackend.has(t.stack) ? "preview" : "new";
+      const preview =
+        kind === "preview"
+          ? await engine.previewRefresh(t.stack, { signal })
+          : await previewNewStack(stack, engine, signal);
+      const violations =
+        options.checkPolicies && preview.resources ? await options.checkPolicies(stack, preview.resources) : [];
+      return {
+        stack: t.stack,
+        reason: t.reason,
+        kind,
+        preview,
+        changeSummary: preview.changeSummary,
+        ...(violations.length > 0 ? { violations } : {}),
+      };
     } catch (err) {
       return { stack: t.stack, reason: t.reason, kind: "failed", error: (err as Error).message };
     }
   });
-  const exitCode = plans.some((p) => p.kind === "failed")
-    ? 1
-    : plans.some((p) => hasChanges(p.changeSummary) || p.kind === "orphaned")
-      ? 2
-      : 0;
+  const blocked = plans.some((p) => (p.violations ?? []).some((v) => v.enforcementLevel === "mandatory"));
+  const exitCode =
+    plans.some((p) => p.kind === "failed") || blocked
+      ? 1
+      : plans.some((p) => hasChanges(p.changeSummary) || p.kind === "orphaned")
+        ? 2
+        : 0;
   return { base: options.base, changes, stacks: plans, exitCode };
 }
 

@@ -1,4 +1,5 @@
 /** The plan as Markdown for a pull request comment, and as a short summary for the terminal. */
+import { formatViolation } from "../policy/runner";
 import type { PlanResult, StackPlan } from "./plan";
 
 const OPS = ["create", "update", "replace", "delete"] as const;
@@ -9,6 +10,7 @@ function count(plan: StackPlan, op: (typeof OPS)[number]): number {
 }
 
 function verdict(plan: StackPlan): string {
+  if ((plan.violations ?? []).some((v) => v.enforcementLevel === "mandatory")) return "⛔ blocked by policy";
   switch (plan.kind) {
     case "invalid":
       return "❌ invalid stack file";
@@ -47,9 +49,15 @@ export function renderMarkdown(result: PlanResult): string {
   lines.push("");
   for (const p of result.stacks) {
     const risky = (p.preview?.drift ?? []).filter((d) => d.op === "replace" || d.op === "delete");
-    if (risky.length === 0 && p.error === undefined) continue;
+    const violations = p.violations ?? [];
+    if (risky.length === 0 && p.error === undefined && violations.length === 0) continue;
     lines.push(`### \`${p.stack}\``, "");
     if (p.error !== undefined) lines.push("```", p.error, "```", "");
+    if (violations.length > 0) {
+      lines.push("Policy violations:", "");
+      for (const v of violations) lines.push(`- ${formatViolation(v)}`);
+      lines.push("");
+    }
     if (risky.length > 0) {
       lines.push("Resources that would be **replaced or deleted**:", "");
       for (const d of risky)

@@ -14,6 +14,7 @@ import {
   parseStackFile,
   parseStackSettings,
   stackNameOf,
+  type ParsedStackFile,
   type ReconcileMode,
   type ReconcileSpec,
 } from "../../components/spec";
@@ -35,6 +36,8 @@ export interface DiscoveredStack {
   readonly error?: string;
   /** The backend holds this stack (unknown when the backend could not be listed). */
   readonly inBackend?: boolean;
+  /** Configuration of the g8s policies (g8s project only: other projects are not checked). */
+  readonly policyConfig?: { readonly clusterId: string; readonly publicApi: boolean };
 }
 
 export interface StackSource {
@@ -80,10 +83,19 @@ export class ProjectStackSource implements StackSource {
       // The g8s project validates the whole cluster spec; other projects only the g8s: keys.
       const opts = { reconcileDefaults: this.options.reconcileDefaults };
       const parsed = this.isG8s ? parseStackFile(text, display, opts) : parseStackSettings(text, display, opts);
+      const cluster = "cluster" in parsed ? (parsed as ParsedStackFile).cluster : undefined;
       result = {
         name,
         file,
         fileHash: hash,
+        ...(cluster
+          ? {
+              policyConfig: {
+                clusterId: cluster.id,
+                publicApi: cluster.provider === "aws" ? cluster.aws.publicApi : false,
+              },
+            }
+          : {}),
         settings: {
           mode: parsed.reconcile.mode,
           intervalSeconds: durationSeconds(parsed.reconcile.interval),

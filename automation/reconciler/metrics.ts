@@ -10,6 +10,7 @@ export const PASS_OUTCOMES = [
   "in-sync",
   "corrected",
   "drifted",
+  "blocked",
   "skipped",
   "destroyed",
   "busy",

@@ -12,6 +12,8 @@ import {
   type ResourceDrift,
 } from "./types";
 import type { DiscoveredStack } from "./discovery";
+import { formatViolation } from "../policy/runner";
+import type { PreviewResource, Violation } from "./types";
 
 /** True when the change summary holds anything but `same`. */
 export function hasChanges(summary: Readonly<Record<string, number>>): boolean {
@@ -24,6 +26,8 @@ export interface PassContext {
   readonly signal: AbortSignal;
   /** Scrubs secrets from error text before it is recorded. */
   readonly redact: (text: string) => string;
+  /** Policy check of the desired state before an up; a mandatory violation blocks it. */
+  readonly checkPolicies?: (stack: DiscoveredStack, resources: readonly PreviewResource[]) => Promise<Violation[]>;
 }
 
 export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise<PassRecord> {
@@ -60,6 +64,13 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
     if (!hasChanges(preview.changeSummary)) return done("in-sync", { detectMs, changeSummary });
     if (mode === "detect") return done("drifted", { detectMs, changeSummary, drift });
 
+    const violations = ctx.checkPolicies && preview.resources ? await ctx.checkPolicies(stack, preview.resources) : [];
+    const blocking = violations.filter((v) => v.enforcementLevel === "mandatory");
+    if (blocking.length > 0) {
+      const error = `policy: ${blocking.map(formatViolation).join("; ")}`;
+      return done("blocked", { detectMs, changeSummary, drift, violations, error });
+    }
+
     phase = "correct";
     const correctStart = clock.now();
     const result = await engine.upRefresh(stack.name, { signal });
@@ -69,6 +80,7 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
       changeSummary,
       drift,
       resourceChanges: result.resourceChanges,
+      ...(violations.length > 0 ? { violations } : {}),
     });
   } catch (err) {
     const extra = { detectMs, changeSummary, drift, error: ctx.redact(`${phase}: ${(err as Error).message}`) };

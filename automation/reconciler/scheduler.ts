@@ -7,7 +7,7 @@
 import type { Clock, TimerHandle } from "./clock";
 import { sleep } from "./clock";
 import type { DiscoveredStack, StackSource } from "./discovery";
-import { runPass } from "./pass";
+import { runPass, type PassContext } from "./pass";
 import type { StatusStore } from "./status";
 import type { Engine, PassRecord, StackPhase, StackStatus } from "./types";
 
@@ -48,6 +48,8 @@ export interface SchedulerOptions {
   readonly busyRetryMs?: number;
   readonly discoverIntervalMs?: number;
   readonly backendDiscoverIntervalMs?: number;
+  /** Policy check before every up (see pass.ts). */
+  readonly checkPolicies?: PassContext["checkPolicies"];
   /** Drop pending operations left by a crash instead of stopping at needs-attention. */
   readonly clearPendingOperations?: boolean;
   /** Called after every pass and every status change (metrics). */
@@ -58,7 +60,7 @@ export interface SchedulerOptions {
   readonly onForget?: (name: string) => void;
 }
 
-type Hooks = "onPass" | "onStatus" | "onLoad" | "onForget";
+type Hooks = "onPass" | "onStatus" | "onLoad" | "onForget" | "checkPolicies";
 type Resolved = Required<Omit<SchedulerOptions, Hooks>> &
   Pick<SchedulerOptions, Hooks> & { readonly shutdownGraceMs: number };
 
@@ -443,6 +445,7 @@ export class Scheduler {
       clock: this.o.clock,
       signal: controller.signal,
       redact: this.o.redact,
+      checkPolicies: this.o.checkPolicies,
     })
       .then((record) => this.finish(e, record))
       .catch((err: Error) => this.o.log.error({ stack: stack.name, err: this.o.redact(err.message) }, "pass crashed"))
@@ -471,12 +474,13 @@ export class Scheduler {
       case "in-sync":
       case "corrected":
       case "drifted":
+      case "blocked":
         e.nextRunAt = nextInterval();
         this.setStatus(e, {
-          phase: record.outcome === "drifted" ? "drifted" : "in-sync",
+          phase: record.outcome === "in-sync" || record.outcome === "corrected" ? "in-sync" : "drifted",
           consecutiveFailures: 0,
           lastSuccessAt: at,
-          message: undefined,
+          message: record.outcome === "blocked" ? `up blocked: ${record.error}` : undefined,
           ...drift,
         });
         if (record.outcome === "in-sync") this.o.log.debug(log, "in sync");

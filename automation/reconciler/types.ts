@@ -4,6 +4,9 @@
  * against the real CLI.
  */
 import type { ReconcileMode } from "../../components/spec";
+import type { PreviewResource, Violation } from "../policy/runner";
+
+export type { PreviewResource, Violation };
 
 /** A resource the engine would change, as seen by a refreshing preview. */
 export interface ResourceDrift {
@@ -20,6 +23,8 @@ export interface PreviewResult {
   /** Engine change summary by operation, e.g. `{ same: 3, update: 1 }`. */
   readonly changeSummary: Readonly<Record<string, number>>;
   readonly drift: readonly ResourceDrift[];
+  /** Every resource as the update would leave it (new inputs, options), for policy checks. */
+  readonly resources?: readonly PreviewResource[];
 }
 
 export interface UpResult {
@@ -83,6 +88,7 @@ export type PassOutcome =
   | "in-sync" // nothing drifted
   | "corrected" // drift found and undone by up
   | "drifted" // drift found, mode detect: reported only
+  | "blocked" // drift found, but the desired state violates a mandatory policy: no up
   | "skipped" // mode off
   | "destroyed" // decommissioned
   | "busy" // locked by someone else; retried soon
@@ -103,6 +109,8 @@ export interface PassRecord {
   readonly resourceChanges?: Readonly<Record<string, number>>;
   /** Error text for failed/invalid/busy passes, secrets redacted. */
   readonly error?: string;
+  /** Policy violations of the desired state (a mandatory one blocks the up). */
+  readonly violations?: readonly Violation[];
 }
 
 /** Where a stack stands, as /api/stacks and `g8s status` show it. */

@@ -51,6 +51,7 @@ describe("ReconcilerMetrics", () => {
       'g8s_reconcile_passes_total{stack="eu1prod",outcome="in-sync"} 2',
       'g8s_reconcile_passes_total{stack="eu1prod",outcome="corrected"} 0',
       'g8s_reconcile_passes_total{stack="eu1prod",outcome="drifted"} 0',
+      'g8s_reconcile_passes_total{stack="eu1prod",outcome="blocked"} 0',
       'g8s_reconcile_passes_total{stack="eu1prod",outcome="skipped"} 0',
       'g8s_reconcile_passes_total{stack="eu1prod",outcome="destroyed"} 0',
       'g8s_reconcile_passes_total{stack="eu1prod",outcome="busy"} 0',

@@ -55,6 +55,55 @@ describe("one pass", () => {
     assert.equal(record.error, "detect: bad passphrase [redacted]");
   });
 
+  it("blocks the up when the desired state violates a mandatory policy", async () => {
+    engine.plan("s", "drift");
+    const original = engine.previewRefresh.bind(engine);
+    engine.previewRefresh = async (name, options) => ({
+      ...(await original(name, options)),
+      resources: [
+        {
+          urn: "urn:pulumi:s::p::aws:ebs/volume:Volume::etcd-0",
+          type: "aws:ebs/volume:Volume",
+          name: "etcd-0",
+          props: {},
+          protect: false,
+        },
+      ],
+    });
+    const pending = runPass(stack(), {
+      ...ctx(),
+      checkPolicies: async (_s, resources) =>
+        resources.map((r) => ({
+          policy: "etcd-volumes-protected",
+          enforcementLevel: "mandatory",
+          message: "not protected",
+          urn: r.urn,
+        })),
+    });
+    await clock.advance(10_000);
+    const record = await pending;
+    assert.equal(record.outcome, "blocked");
+    assert.equal(engine.ups().length, 0, "no up");
+    assert.equal(record.error, "policy: [mandatory] etcd-volumes-protected: not protected (etcd-0)");
+  });
+
+  it("corrects despite advisory violations and records them", async () => {
+    engine.plan("s", "drift");
+    const original = engine.previewRefresh.bind(engine);
+    engine.previewRefresh = async (name, options) => ({ ...(await original(name, options)), resources: [] });
+    const pending = runPass(stack(), {
+      ...ctx(),
+      checkPolicies: async () => [{ policy: "p", enforcementLevel: "advisory", message: "consider" }],
+    });
+    await clock.advance(10_000);
+    const record = await pending;
+    assert.equal(record.outcome, "corrected");
+    assert.deepEqual(
+      record.violations?.map((v) => v.policy),
+      ["p"],
+    );
+  });
+
   it("runs nothing for an invalid file", async () => {
     const record = await run({ name: "s", file: "/f", fileHash: "h", error: "stacks/Pulumi.s.yaml: id: is required" });
     assert.equal(record.outcome, "invalid");

@@ -112,6 +112,35 @@ describe("g8s plan: report", () => {
     assert.doesNotMatch(md, /launchTemplate/, "updates are counted, not listed");
   });
 
+  it("lists policy violations and marks a stack blocked by a mandatory one", () => {
+    const md = renderMarkdown({
+      base: "main",
+      changes: [],
+      exitCode: 1,
+      stacks: [
+        {
+          stack: "eu1prod",
+          reason: "modified",
+          kind: "preview",
+          changeSummary: { update: 1 },
+          violations: [
+            {
+              policy: "no-public-api",
+              enforcementLevel: "mandatory",
+              message: "internet-facing API load balancer, but the spec does not set aws.publicApi",
+              urn: "urn:pulumi:eu1prod::g8s::aws:lb/loadBalancer:LoadBalancer::eu1prod-aws-cp-api-lb",
+            },
+          ],
+        },
+      ],
+    });
+    assert.match(md, /\| `eu1prod` \| file modified \| 0 \| 1 \| 0 \| 0 \| ⛔ blocked by policy \|/);
+    assert.match(
+      md,
+      /- \[mandatory\] no-public-api: internet-facing API load balancer, but the spec does not set aws.publicApi \(eu1prod-aws-cp-api-lb\)/,
+    );
+  });
+
   it("says when nothing is touched", () => {
     const md = renderMarkdown({ base: "HEAD~1", changes: [], stacks: [], exitCode: 0 });
     assert.match(md, /This change touches no stack\./);

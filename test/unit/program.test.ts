@@ -8,6 +8,23 @@ import { GET_ZONE_TOKEN, fakeAwsOutputs, stubZones } from "./aws/helpers";
 import { installMocks, promiseOf, settle, type MockRecorder } from "./mocks";
 import { fakePkiOutputs } from "./pki/helpers";
 
+/** The g8s policies over a recorded graph (inputs as props, recorded options). */
+async function violationsOf(recorder: MockRecorder, config: object): Promise<string[]> {
+  const { evaluatePolicies, formatViolation } = await import("../../automation/policy/runner");
+  const { G8S_POLICIES } = await import("../../policy/policies");
+  const resources = recorder.resources
+    .filter((r) => r.custom)
+    .map((r) => ({
+      urn: `urn:pulumi:test::g8s::${r.type}::${r.name}`,
+      type: r.type,
+      name: r.name,
+      props: r.inputs,
+      protect: r.protect === true,
+      provider: r.provider,
+    }));
+  return (await evaluatePolicies(G8S_POLICIES, resources, config)).map(formatViolation);
+}
+
 /** A launch template's user-data as text (base64 of text or of gzip). */
 function decodeUserData(b64: string): string {
   const bytes = Buffer.from(b64, "base64");
@@ -64,6 +81,15 @@ describe("index.ts (the Pulumi program)", () => {
     assert.match(master0, /advertiseAddress: 10\.1\.0\.10/);
   });
 
+  it("complies with every g8s policy (aws)", async () => {
+    const recorder = mocksFor("eu1prod", stackConfig("eu1prod"));
+    const pulumi = await import("@pulumi/pulumi");
+    const { defineCluster } = await import("../../index");
+    defineCluster(new pulumi.Config("g8s"), "eu1prod");
+    await settle();
+    assert.deepEqual(await violationsOf(recorder, { clusterId: "eu1prod", publicApi: false }), []);
+  });
+
   it("builds the edge7 stack (kvm) through the same program", async () => {
     const recorder = mocksFor("edge7");
     const pulumi = await import("@pulumi/pulumi");
@@ -80,6 +106,7 @@ describe("index.ts (the Pulumi program)", () => {
         .sort(),
       ["edge7-kvm-master", "edge7-kvm-pool-default"],
     );
+    assert.deepEqual(await violationsOf(recorder, { clusterId: "edge7" }), [], "complies with every g8s policy (kvm)");
   });
 
   it("stops with every located problem when the spec is invalid", async () => {

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { driftFromEvents } from "../../../automation/engine";
+import { driftFromEvents, previewResourcesFromEvents } from "../../../automation/engine";
 
 function pre(op: string, urn: string, diffs?: string[]): EngineEvent {
   return {
@@ -58,5 +58,50 @@ describe("drift from engine events", () => {
       drift.map((d) => [d.op, d.keys]),
       [["replace", ["dir", "key"]]],
     );
+  });
+});
+
+describe("preview resources from engine events", () => {
+  const step = (op: string, name: string, state?: object): EngineEvent =>
+    ({
+      sequence: 1,
+      timestamp: 0,
+      resourcePreEvent: {
+        metadata: { op, urn: `urn:pulumi:s::p::t::${name}`, type: "t", provider: "", new: state },
+      },
+    }) as unknown as EngineEvent;
+
+  it("keeps every resource the update leaves (new inputs, protect, provider) and drops deletions", () => {
+    const resources = previewResourcesFromEvents([
+      step("same", "kept", {
+        inputs: { a: 1 },
+        protect: true,
+        provider: "urn:pulumi:s::p::pulumi:providers:aws::p::id",
+        parent: "",
+      }),
+      step("update", "changed", { inputs: { a: 2 } }),
+      step("delete", "gone", { inputs: { a: 3 } }),
+      step("refresh", "refreshed", { inputs: { a: 4 } }),
+    ]);
+    assert.deepEqual(resources, [
+      {
+        urn: "urn:pulumi:s::p::t::kept",
+        type: "t",
+        name: "kept",
+        props: { a: 1 },
+        protect: true,
+        provider: "urn:pulumi:s::p::pulumi:providers:aws::p::id",
+        parent: undefined,
+      },
+      {
+        urn: "urn:pulumi:s::p::t::changed",
+        type: "t",
+        name: "changed",
+        props: { a: 2 },
+        protect: false,
+        provider: undefined,
+        parent: undefined,
+      },
+    ]);
   });
 });
