@@ -4,8 +4,7 @@
  * names it lists; the node's user-data carries only the names and paths (see delivery.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { stringify } from "yaml";
-import type { CertificateBundle, ServiceAccountKeyPair } from "../pki";
+import { kubeconfigDocument, type CertificateBundle, type ServiceAccountKeyPair } from "../pki";
 import { BOOTSTRAP_TOKEN_PATH, DISCOVERY_KUBECONFIG_PATH, KUBERNETES_DIR, PKI_DIR } from "./constants";
 import { checkBootstrapToken } from "./token";
 
@@ -95,34 +94,11 @@ function bundleOf(values: NodeSecretValues, key: string): CertificateBundle {
   return found;
 }
 
-const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
-
 /**
  * A kubeconfig that names its client certificate and key by path, so it holds no key material
  * and a renewed certificate needs no new kubeconfig. The CA is embedded (kubeadm compares it).
  */
-export function fileKubeconfig(input: {
-  readonly clusterName: string;
-  readonly server: string;
-  readonly caCertPem: string;
-  readonly userName: string;
-  readonly user: Readonly<Record<string, string>>;
-}): string {
-  const context = `${input.userName}@${input.clusterName}`;
-  return stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [
-      {
-        name: input.clusterName,
-        cluster: { server: input.server, "certificate-authority-data": b64(input.caCertPem) },
-      },
-    ],
-    users: [{ name: input.userName, user: { ...input.user } }],
-    contexts: [{ name: context, context: { cluster: input.clusterName, user: input.userName } }],
-    "current-context": context,
-  });
-}
+export const fileKubeconfig = kubeconfigDocument;
 
 const CLIENT_DIR = `${PKI_DIR}/g8s`;
 

@@ -24,5 +24,5 @@ export {
   type CertificateSpec,
   type PkiRole,
 } from "./certificates";
-export { renderKubeconfig, type KubeconfigInput } from "./kubeconfig";
+export { kubeconfigDocument, renderKubeconfig, type KubeconfigInput } from "./kubeconfig";
 export { certificateExpiry, secondsToExpiry } from "./expiry";

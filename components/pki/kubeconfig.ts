@@ -17,12 +17,22 @@ function b64(text: string): string {
   return Buffer.from(text, "utf8").toString("base64");
 }
 
-/** A kubeconfig (YAML) with one cluster, one user and one context, which is the current one. */
-export function renderKubeconfig(input: KubeconfigInput): string {
-  if (!/^https:\/\/[^\s/]+(:\d+)?\/?$/.test(input.server)) {
-    throw new RangeError(`apiEndpoint must be an https URL like https://api.example.com:6443 (got '${input.server}')`);
-  }
+/**
+ * The document every g8s kubeconfig is: one cluster (CA embedded), one user, one context
+ * `<userName>@<clusterName>`, which is the current one. `user` holds the credentials: embedded
+ * data (admin and user kubeconfigs) or file paths (the node kubeconfigs of components/bootstrap).
+ */
+export function kubeconfigDocument(input: {
+  readonly clusterName: string;
+  readonly server: string;
+  readonly caCertPem: string;
+  readonly userName: string;
+  /** The user entry's name. Default: userName. */
+  readonly userEntryName?: string;
+  readonly user: Readonly<Record<string, string>>;
+}): string {
   const context = `${input.userName}@${input.clusterName}`;
+  const userEntry = input.userEntryName ?? input.userName;
   return stringify({
     apiVersion: "v1",
     kind: "Config",
@@ -32,17 +42,24 @@ export function renderKubeconfig(input: KubeconfigInput): string {
         cluster: { server: input.server, "certificate-authority-data": b64(input.caCertPem) },
       },
     ],
-    users: [
-      {
-        name: context,
-        user: {
-          "client-certificate-data": b64(input.clientCertPem),
-          "client-key-data": b64(input.clientKeyPem),
-        },
-      },
-    ],
-    contexts: [{ name: context, context: { cluster: input.clusterName, user: context } }],
+    users: [{ name: userEntry, user: { ...input.user } }],
+    contexts: [{ name: context, context: { cluster: input.clusterName, user: userEntry } }],
     "current-context": context,
     preferences: {},
+  });
+}
+
+/** A kubeconfig (YAML) with the client certificate and key embedded. */
+export function renderKubeconfig(input: KubeconfigInput): string {
+  if (!/^https:\/\/[^\s/]+(:\d+)?\/?$/.test(input.server)) {
+    throw new RangeError(`apiEndpoint must be an https URL like https://api.example.com:6443 (got '${input.server}')`);
+  }
+  return kubeconfigDocument({
+    clusterName: input.clusterName,
+    server: input.server,
+    caCertPem: input.caCertPem,
+    userName: input.userName,
+    userEntryName: `${input.userName}@${input.clusterName}`,
+    user: { "client-certificate-data": b64(input.clientCertPem), "client-key-data": b64(input.clientKeyPem) },
   });
 }
