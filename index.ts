@@ -4,7 +4,13 @@
  * the GuestCluster (PKI, node bootstrap, and the platform of `provider`).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterSpecError, GuestCluster, parseClusterSpec, type ClusterSpec } from "./components";
+import {
+  ClusterSpecError,
+  GuestCluster,
+  clusterDomain as domainOf,
+  parseClusterSpec,
+  type ClusterSpec,
+} from "./components";
 
 /** Reads and validates the stack's cluster spec; a bad spec stops the program with every located problem. */
 export function loadClusterSpec(config: pulumi.Config, stack: string): ClusterSpec {
@@ -36,7 +42,7 @@ export function defineCluster(config: pulumi.Config, stack: string) {
   return {
     clusterId: spec.id,
     provider: spec.provider,
-    clusterDomain: `${spec.id}.${spec.baseDomain}`,
+    clusterDomain: domainOf(spec),
     kubernetesVersion: spec.kubernetes.version,
     apiEndpoint: cluster.apiEndpoint,
     adminKubeconfig: cluster.adminKubeconfig,

@@ -10,7 +10,7 @@ import { Registry, collectDefaultMetrics } from "prom-client";
 import { engineEnvironment, findPulumi, prepareStateDir, PulumiEngine } from "./engine";
 import type { Settings } from "./config";
 import { systemClock, type Clock } from "./reconciler/clock";
-import { ProjectStackSource } from "./reconciler/discovery";
+import { ProjectStackSource, type DiscoveredStack } from "./reconciler/discovery";
 import { createLogger, redactText } from "./reconciler/logger";
 import { ReconcilerMetrics } from "./reconciler/metrics";
 import { Scheduler } from "./reconciler/scheduler";
@@ -18,7 +18,7 @@ import { evaluatePolicies } from "./policy/runner";
 import { G8S_POLICIES } from "../policy/policies";
 import { createApiServer, type ApiServer } from "./reconciler/server";
 import { FileStatusStore } from "./reconciler/status";
-import type { Engine, PassRecord, StackStatus } from "./reconciler/types";
+import type { Engine, PassRecord, PreviewResource, StackStatus, Violation } from "./reconciler/types";
 
 export interface Reconciler {
   readonly settings: Settings;
@@ -73,9 +73,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     busyRetryMs: settings.busyRetryMs,
     discoverIntervalMs: settings.discoverIntervalMs,
     clearPendingOperations: settings.clearPendingOperations,
-    // The g8s policies guard the g8s project's stacks; other projects carry no policy config.
-    checkPolicies: async (stack, resources) =>
-      stack.policyConfig ? evaluatePolicies(G8S_POLICIES, resources, stack.policyConfig) : [],
+    checkPolicies: checkG8sPolicies,
     onPass: (record) => {
       metrics.observePass(record);
       options.onPass?.(record);
@@ -92,6 +90,14 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     },
   });
   return { settings, logger, registry, metrics, engine, scheduler };
+}
+
+/** The g8s policies over a stack's previewed resources; only g8s project stacks carry a policy config. */
+export async function checkG8sPolicies(
+  stack: DiscoveredStack,
+  resources: readonly PreviewResource[],
+): Promise<Violation[]> {
+  return stack.policyConfig ? evaluatePolicies(G8S_POLICIES, resources, stack.policyConfig) : [];
 }
 
 /** The real engine for the settings' project, state directory and backend. */

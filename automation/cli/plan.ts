@@ -2,12 +2,10 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { Writable } from "node:stream";
-import { createEngine } from "../main";
+import { checkG8sPolicies, createEngine } from "../main";
 import { ToolchainError } from "../engine";
 import { createLogger } from "../reconciler/logger";
 import { runPlan } from "../plan/plan";
-import { evaluatePolicies } from "../policy/runner";
-import { G8S_POLICIES } from "../../policy/policies";
 import { renderMarkdown, renderSummary } from "../plan/report";
 import { UsageError, writeLine, type CliIo } from "./io";
 import { parseCommandLine, settingsFrom, SETTINGS_HELP } from "./settingsFlags";
@@ -57,8 +55,7 @@ export async function runPlanCommand(argv: string[], io: CliIo): Promise<number>
       base: values.base,
       engine,
       concurrency: settings.concurrency,
-      checkPolicies: async (stack, resources) =>
-        stack.policyConfig ? evaluatePolicies(G8S_POLICIES, resources, stack.policyConfig) : [],
+      checkPolicies: checkG8sPolicies,
       onProgress: (stack, what) => writeLine(io.stderr, `… ${stack}: ${what}`),
     });
   } catch (err) {

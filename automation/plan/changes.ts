@@ -56,7 +56,8 @@ export function touchedStacks(changes: readonly FileChange[], currentStacks: rea
 
 const run = promisify(execFile);
 
-async function git(projectDir: string, args: string[]): Promise<string> {
+/** Runs git in the project directory; the error carries git's own message. */
+export async function git(projectDir: string, args: string[]): Promise<string> {
   try {
     const { stdout } = await run("git", ["-C", projectDir, ...args], { maxBuffer: 32 << 20 });
     return stdout;
@@ -66,6 +67,17 @@ async function git(projectDir: string, args: string[]): Promise<string> {
   }
 }
 
+/** `git diff --name-status` output as changes. */
+export function parseNameStatus(diff: string): FileChange[] {
+  const changes: FileChange[] = [];
+  for (const line of diff.split("\n")) {
+    const [code, path] = line.split("\t");
+    if (!code || !path) continue;
+    changes.push({ path, status: code.startsWith("A") ? "added" : code.startsWith("D") ? "removed" : "modified" });
+  }
+  return changes;
+}
+
 /**
  * Files changed between the merge base of `base` and HEAD and the working tree (so uncommitted
  * edits and new stack files count too), relative to the project directory.
@@ -73,13 +85,7 @@ async function git(projectDir: string, args: string[]): Promise<string> {
 export async function changedFiles(projectDir: string, base: string): Promise<FileChange[]> {
   const mergeBase = (await git(projectDir, ["merge-base", base, "HEAD"])).trim();
   const diff = await git(projectDir, ["diff", "--name-status", "--no-renames", "--relative", mergeBase]);
-  const changes = new Map<string, FileChange>();
-  for (const line of diff.split("\n")) {
-    const [code, path] = line.split("\t");
-    if (!code || !path) continue;
-    const status: FileStatus = code.startsWith("A") ? "added" : code.startsWith("D") ? "removed" : "modified";
-    changes.set(path, { path, status });
-  }
+  const changes = new Map(parseNameStatus(diff).map((c) => [c.path, c]));
   const untracked = await git(projectDir, ["ls-files", "--others", "--exclude-standard"]);
   for (const path of untracked.split("\n").filter(Boolean)) changes.set(path, { path, status: "added" });
   return [...changes.values()].sort((a, b) => a.path.localeCompare(b.path));

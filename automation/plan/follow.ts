@@ -5,11 +5,7 @@
  * fast-forwarded (local commits or edits) is left alone and reported: the reconciler never
  * discards work.
  */
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-import { touchedStacks, type FileChange } from "./changes";
-
-const run = promisify(execFile);
+import { git, parseNameStatus, touchedStacks } from "./changes";
 
 export interface FollowTarget {
   /** Re-reads the stack files (new or removed files), then runs the named stacks now. */
@@ -39,8 +35,7 @@ export class GitFollower {
   ) {}
 
   private async git(...args: string[]): Promise<string> {
-    const { stdout } = await run("git", ["-C", this.projectDir, ...args], { maxBuffer: 32 << 20 });
-    return stdout.trim();
+    return (await git(this.projectDir, args)).trim();
   }
 
   /** One poll. Resolves with what moved, or undefined when nothing did (or it could not move). */
@@ -53,19 +48,12 @@ export class GitFollower {
       await this.git("merge", "--ff-only", "--quiet", to);
     } catch (err) {
       this.log.warn(
-        { from, to, err: (err as { stderr?: string }).stderr?.trim() ?? String(err) },
+        { from, to, err: (err as Error).message },
         `cannot fast-forward to ${this.remote}/${this.branch}: local commits or edits; not following until resolved`,
       );
       return undefined;
     }
-    const diff = await this.git("diff", "--name-status", "--no-renames", "--relative", from, to);
-    const changes: FileChange[] = diff
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => {
-        const [code, path] = line.split("\t");
-        return { path, status: code.startsWith("A") ? "added" : code.startsWith("D") ? "removed" : "modified" };
-      });
+    const changes = parseNameStatus(await this.git("diff", "--name-status", "--no-renames", "--relative", from, to));
     await this.target.refresh();
     const stacks = touchedStacks(changes, this.target.stackNames())
       .filter((t) => t.reason !== "removed")

@@ -7,6 +7,7 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { ProjectStackSource, type DiscoveredStack } from "../reconciler/discovery";
+import { hasChanges } from "../reconciler/pass";
 import type { OperationOptions, PreviewResource, PreviewResult, Violation } from "../reconciler/types";
 import { changedFiles, touchedStacks, type FileChange, type TouchedStack } from "./changes";
 
@@ -63,10 +64,6 @@ export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-export function hasChanges(summary: Readonly<Record<string, number>> | undefined): boolean {
-  return Object.entries(summary ?? {}).some(([op, n]) => op !== "same" && n > 0);
 }
 
 export async function runPlan(options: PlanOptions): Promise<PlanResult> {

@@ -16,8 +16,8 @@ import { formatViolation } from "../policy/runner";
 import type { PreviewResource, Violation } from "./types";
 
 /** True when the change summary holds anything but `same`. */
-export function hasChanges(summary: Readonly<Record<string, number>>): boolean {
-  return Object.entries(summary).some(([op, n]) => op !== "same" && n > 0);
+export function hasChanges(summary: Readonly<Record<string, number>> | undefined): boolean {
+  return Object.entries(summary ?? {}).some(([op, n]) => op !== "same" && n > 0);
 }
 
 export interface PassContext {

@@ -133,6 +133,15 @@ export function masterAddresses(spec: AwsClusterSpec): Record<string, string> {
   );
 }
 
+/** TCP health check of every g8s target group (API and ingress). */
+export const TCP_HEALTH_CHECK = {
+  protocol: "TCP",
+  port: "traffic-port",
+  interval: 10,
+  healthyThreshold: 2,
+  unhealthyThreshold: 2,
+} as const;
+
 export function masterKey(slot: number): string {
   return `master-${slot}`;
 }

@@ -19,6 +19,7 @@ import {
   masterZoneIndex,
   tagsOf,
   type AwsComponentArgs,
+  TCP_HEALTH_CHECK,
 } from "./common";
 import { createNodeRole, secretsPolicy, type PolicyDocument } from "./iam";
 import { asgTags, createLaunchTemplate, latestVersionOf } from "./launch";
@@ -256,13 +257,7 @@ export function createControlPlane(
       // and the masters' security group can trust the load balancer's group.
       preserveClientIp: "false",
       deregistrationDelay: 30,
-      healthCheck: {
-        protocol: "TCP",
-        port: "traffic-port",
-        interval: 10,
-        healthyThreshold: 2,
-        unhealthyThreshold: 2,
-      },
+      healthCheck: TCP_HEALTH_CHECK,
       tags: tagsOf(args, `${name}-api-tg`),
     },
     childOpts(loadBalancer, provider),

@@ -5,7 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { childOpts, ingressDnsNameOf, tagsOf, type AwsComponentArgs } from "./common";
+import { TCP_HEALTH_CHECK, childOpts, ingressDnsNameOf, tagsOf, type AwsComponentArgs } from "./common";
 
 export interface IngressArgs extends AwsComponentArgs {
   readonly vpcId: pulumi.Input<string>;
@@ -60,13 +60,7 @@ export function createIngress(
         // Off, so the workers' security group can trust the load balancer's group.
         preserveClientIp: "false",
         deregistrationDelay: 30,
-        healthCheck: {
-          protocol: "TCP",
-          port: "traffic-port",
-          interval: 10,
-          healthyThreshold: 2,
-          unhealthyThreshold: 2,
-        },
+        healthCheck: TCP_HEALTH_CHECK,
         tags: tagsOf(args, `${name}-tg-${key}`),
       },
       childOpts(loadBalancer, provider),
