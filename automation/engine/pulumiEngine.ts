@@ -22,10 +22,13 @@ import {
   type PreviewResource,
   type PreviewResult,
   type ResourceDrift,
+  type BackendLock,
+  type LockOwnerState,
   type StaleLock,
   type UpResult,
 } from "../reconciler/types";
 import type { PulumiCli } from "./toolchain";
+import { liveness, orphanedProcesses, processEnv } from "../os/processes";
 
 export interface PulumiEngineOptions {
   readonly projectDir: string;
@@ -100,13 +103,18 @@ export function driftFromEvents(events: readonly EngineEvent[]): ResourceDrift[]
   return [...drift.values()];
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by someone else
-  }
+/** A file backend lock as the Pulumi CLI writes it. */
+interface LockFile {
+  pid?: number;
+  hostname?: string;
+  timestamp?: string;
+}
+
+/** What became of a lock's owner, judged from this host. */
+export function lockOwnerState(lock: LockFile, here: string): LockOwnerState {
+  if (lock.hostname !== here || typeof lock.pid !== "number") return "other-host";
+  const taken = lock.timestamp === undefined ? NaN : Date.parse(lock.timestamp);
+  return liveness(lock.pid, Number.isNaN(taken) ? undefined : taken);
 }
 
 export class PulumiEngine implements Engine {
@@ -239,30 +247,68 @@ export class PulumiEngine implements Engine {
     await stack.importStack(state);
   }
 
-  /** File backends only: lock files of processes on this host that no longer run. */
-  async clearStaleLocks(): Promise<StaleLock[]> {
+  /** File backends only: every lock file (of one stack, or all), with its owner's state. */
+  private async locks(stack?: string): Promise<BackendLock[]> {
     const url = this.options.env.PULUMI_BACKEND_URL ?? "";
     if (!url.startsWith("file://")) return [];
     const locksDir = path.join(fileURLToPath(url), ".pulumi", "locks");
     const here = hostname();
-    const cleared: StaleLock[] = [];
+    const found: BackendLock[] = [];
     const walk = async (dir: string): Promise<void> => {
       const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
       for (const entry of entries) {
         const file = path.join(dir, entry.name);
         if (entry.isDirectory()) await walk(file);
-        else if (entry.name.endsWith(".json")) {
-          const lock = JSON.parse(await fs.readFile(file, "utf8").catch(() => "{}")) as {
-            pid?: number;
-            hostname?: string;
-          };
-          if (typeof lock.pid !== "number" || lock.hostname !== here || isAlive(lock.pid)) continue;
-          await fs.rm(file, { force: true });
-          cleared.push({ stack: path.basename(dir), pid: lock.pid, host: here, file });
+        else if (entry.name.endsWith(".json") && (stack === undefined || path.basename(dir) === stack)) {
+          let lock: LockFile;
+          try {
+            lock = JSON.parse(await fs.readFile(file, "utf8")) as LockFile;
+          } catch {
+            continue; // removed meanwhile, or being written
+          }
+          found.push({
+            stack: path.basename(dir),
+            pid: lock.pid ?? 0,
+            host: lock.hostname ?? "",
+            since: lock.timestamp,
+            file,
+            owner: lockOwnerState(lock, here),
+          });
         }
       }
     };
     await walk(locksDir);
-    return cleared;
+    return found;
+  }
+
+  async clearStaleLocks(stack?: string): Promise<StaleLock[]> {
+    const stale = (await this.locks(stack)).filter(
+      (l): l is StaleLock => l.owner === "exited" || l.owner === "zombie" || l.owner === "reused",
+    );
+    for (const lock of stale) await fs.rm(lock.file, { force: true });
+    return stale;
+  }
+
+  async lockHolder(stack: string): Promise<BackendLock | undefined> {
+    return (await this.locks(stack))[0];
+  }
+
+  /** Processes whose PULUMI_HOME is this engine's and whose engine run died (reparented). */
+  async endOrphanedProcesses(): Promise<number[]> {
+    const home = this.options.env.PULUMI_HOME;
+    if (!home) return [];
+    const orphans = orphanedProcesses((pid) => processEnv(pid, "PULUMI_HOME") === home);
+    const ended: number[] = [];
+    for (const p of orphans) {
+      // Same process still (not a reused pid) before the signal.
+      if (liveness(p.pid, p.startedAtMs) !== "alive") continue;
+      try {
+        process.kill(p.pid, "SIGKILL");
+        ended.push(p.pid);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    return ended;
   }
 }

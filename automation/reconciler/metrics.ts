@@ -52,9 +52,13 @@ export class ReconcilerMetrics {
   private readonly consecutiveFailures: Gauge<"stack">;
   private readonly lastSuccess: Gauge<"stack">;
   private readonly stackPhase: Gauge<"stack" | "phase">;
+  private readonly busySince: Gauge<"stack">;
+  private readonly lockOwner: Gauge<"stack" | "owner_pid" | "owner_host" | "owner_state">;
   private readonly inFlight: Gauge;
   private readonly queueDepth: Gauge;
   private readonly stacks: Gauge<"phase">;
+  /** The labels of each stack's lock-owner series (prom-client removes a series by all its labels). */
+  private readonly lockOwnerLabels = new Map<string, Record<string, string>>();
   /** Stacks whose counters exist, so each is initialised once. */
   private readonly known = new Set<string>();
 
@@ -103,6 +107,18 @@ export class ReconcilerMetrics {
       labelNames: ["stack", "phase"],
       registers,
     });
+    this.busySince = new Gauge({
+      name: "g8s_stack_busy_since_timestamp_seconds",
+      help: "Unix time since which the stack's passes have found it locked; absent when it is not busy.",
+      labelNames: ["stack"],
+      registers,
+    });
+    this.lockOwner = new Gauge({
+      name: "g8s_stack_lock_owner_info",
+      help: "1 while a busy stack's backend lock is held: its owner's pid, host and state (alive, other-host).",
+      labelNames: ["stack", "owner_pid", "owner_host", "owner_state"],
+      registers,
+    });
     this.inFlight = new Gauge({
       name: "g8s_reconcile_in_flight",
       help: "Reconcile passes running now.",
@@ -142,6 +158,16 @@ export class ReconcilerMetrics {
     const lastSuccess = status.lastSuccessAt === undefined ? NaN : Date.parse(status.lastSuccessAt);
     if (Number.isNaN(lastSuccess)) this.lastSuccess.remove({ stack });
     else this.lastSuccess.set({ stack }, lastSuccess / 1000);
+    const busySince = status.busySince === undefined ? NaN : Date.parse(status.busySince);
+    if (Number.isNaN(busySince)) this.busySince.remove({ stack });
+    else this.busySince.set({ stack }, busySince / 1000);
+    this.dropLockOwner(stack); // one series per stack at most: the current owner
+    const owner = status.lockOwner;
+    if (owner && status.busySince !== undefined) {
+      const labels = { stack, owner_pid: String(owner.pid), owner_host: owner.host, owner_state: owner.owner };
+      this.lockOwner.set(labels, 1);
+      this.lockOwnerLabels.set(stack, labels);
+    }
     // Every phase has a series (kube-state-metrics style), so `== 0` is as queryable as `== 1`.
     for (const phase of STACK_PHASES) this.stackPhase.set({ stack, phase }, phase === status.phase ? 1 : 0);
   }
@@ -155,9 +181,22 @@ export class ReconcilerMetrics {
       this.duration.remove({ stack, outcome });
     }
     for (const phase of STACK_PHASES) this.stackPhase.remove({ stack, phase });
-    for (const metric of [this.driftDetected, this.driftedResources, this.consecutiveFailures, this.lastSuccess]) {
+    this.dropLockOwner(stack);
+    for (const metric of [
+      this.driftDetected,
+      this.driftedResources,
+      this.consecutiveFailures,
+      this.lastSuccess,
+      this.busySince,
+    ]) {
       metric.remove({ stack });
     }
+  }
+
+  private dropLockOwner(stack: string): void {
+    const labels = this.lockOwnerLabels.get(stack);
+    if (labels) this.lockOwner.remove(labels);
+    this.lockOwnerLabels.delete(stack);
   }
 
   setInFlight(n: number): void {

@@ -9,7 +9,7 @@ import { sleep } from "./clock";
 import type { DiscoveredStack, StackSource } from "./discovery";
 import { runPass, type PassContext } from "./pass";
 import type { StatusStore } from "./status";
-import type { Engine, PassRecord, StackPhase, StackStatus } from "./types";
+import type { BackendLock, Engine, PassRecord, StackPhase, StackStatus } from "./types";
 
 /** The part of a pino logger the scheduler uses. */
 export interface Log {
@@ -27,6 +27,8 @@ export const SCHEDULER_DEFAULTS = {
   backoffMaxMs: 60 * 60 * 1000,
   stallAfter: 5,
   busyRetryMs: 15_000,
+  /** A stack busy without a break for this long is reported as stuck on its lock (10 busy retries). */
+  busyStuckAfterMs: 150_000,
   discoverIntervalMs: 5_000,
   backendDiscoverIntervalMs: 60_000,
   shutdownGraceMs: 60_000,
@@ -46,6 +48,7 @@ export interface SchedulerOptions {
   readonly backoffMaxMs?: number;
   readonly stallAfter?: number;
   readonly busyRetryMs?: number;
+  readonly busyStuckAfterMs?: number;
   readonly discoverIntervalMs?: number;
   readonly backendDiscoverIntervalMs?: number;
   /** Policy check before every up (see pass.ts). */
@@ -71,6 +74,12 @@ interface Entry {
   queued: boolean;
   running?: { controller: AbortController; done: Promise<void> };
   rerun: boolean;
+}
+
+/** What a busy pass's lock turned out to be. */
+interface LockExamination {
+  readonly cleared: boolean;
+  readonly holder?: BackendLock;
 }
 
 export type RunRequest =
@@ -149,12 +158,7 @@ export class Scheduler {
     if (this.started) return;
     this.started = true;
     this.persisted = await this.o.store.load();
-    for (const lock of await this.o.engine.clearStaleLocks()) {
-      this.o.log.warn(
-        { stack: lock.stack, pid: lock.pid, host: lock.host, file: lock.file },
-        "cleared a stale backend lock",
-      );
-    }
+    await this.clearStaleLocks();
     await this.discover(true);
     await this.recoverInterrupted();
     this.ready = true;
@@ -447,7 +451,7 @@ export class Scheduler {
       redact: this.o.redact,
       checkPolicies: this.o.checkPolicies,
     })
-      .then((record) => this.finish(e, record))
+      .then(async (record) => this.finish(e, record, record.outcome === "busy" ? await this.examineLock(e) : undefined))
       .catch((err: Error) => this.o.log.error({ stack: stack.name, err: this.o.redact(err.message) }, "pass crashed"))
       .finally(() => {
         e.running = undefined;
@@ -463,8 +467,11 @@ export class Scheduler {
     e.running = { controller, done };
   }
 
-  private finish(e: Entry, record: PassRecord): void {
+  private finish(e: Entry, record: PassRecord, lock?: LockExamination): void {
     const now = this.o.clock.now();
+    if (record.outcome !== "busy" && e.status.busySince !== undefined) {
+      this.setStatus(e, { busySince: undefined, lockOwner: undefined });
+    }
     const at = new Date(now).toISOString();
     const intervalMs = (e.stack.settings?.intervalSeconds ?? e.status.intervalSeconds) * 1000;
     const nextInterval = () => now + Math.round(intervalMs * (1 + this.o.random() * this.o.jitter));
@@ -486,11 +493,34 @@ export class Scheduler {
         if (record.outcome === "in-sync") this.o.log.debug(log, "in sync");
         else this.o.log.info({ ...log, drift: record.drift.map((d) => `${d.op} ${d.urn}`) }, `drift ${record.outcome}`);
         break;
-      case "busy":
+      case "busy": {
+        const since = e.status.busySince ?? at;
+        const busyMs = now - Date.parse(since);
+        if (lock?.cleared) {
+          // The lock's owner on this host is dead: the lock was removed, so run again at once.
+          e.nextRunAt = now;
+          this.setStatus(e, { phase: "pending", message: "a dead process's backend lock was cleared: retrying now" });
+          break;
+        }
         e.nextRunAt = now + this.o.busyRetryMs;
-        this.setStatus(e, { phase: "pending", message: `busy: ${record.error ?? "locked"}; retrying` });
-        this.o.log.info(log, "stack busy: retrying soon");
+        const owner = lock?.holder;
+        const held = owner ? `the backend lock is held by pid ${owner.pid} on ${owner.host || "an unknown host"}` : "";
+        const stuck = busyMs >= this.o.busyStuckAfterMs;
+        const message = stuck
+          ? `busy for ${Math.round(busyMs / 1000)} s: ${held || "locked"}${
+              owner?.owner === "other-host" ? " (another host: g8s cannot tell whether it still runs)" : ""
+            }; retrying`
+          : `busy: ${record.error ?? "locked"}; retrying`;
+        this.setStatus(e, {
+          phase: "pending",
+          message,
+          busySince: since,
+          lockOwner: owner ? { pid: owner.pid, host: owner.host, since: owner.since, owner: owner.owner } : undefined,
+        });
+        if (stuck) this.o.log.warn({ ...log, busySince: since, lockOwner: owner }, "stack stuck on a backend lock");
+        else this.o.log.info(log, "stack busy: retrying soon");
         break;
+      }
       case "aborted":
         e.nextRunAt = undefined;
         this.setStatus(e, { phase: "pending", message: "aborted by shutdown" });
@@ -531,6 +561,47 @@ export class Scheduler {
     });
     this.o.onPass?.(record);
     for (const listener of this.passListeners) listener(record);
+  }
+
+  // ---- backend locks ----
+
+  /**
+   * Removes locks whose owner on this host is dead (one stack's, or all at start), logs each
+   * once (the dead owner as ownerPid: `pid` is this daemon's own), and ends the engine
+   * processes the dead run left behind. Returns how many locks were cleared.
+   */
+  private async clearStaleLocks(stack?: string): Promise<number> {
+    let cleared: Awaited<ReturnType<Engine["clearStaleLocks"]>> = [];
+    try {
+      cleared = await this.o.engine.clearStaleLocks(stack);
+    } catch (err) {
+      this.o.log.warn({ stack, err: this.o.redact((err as Error).message) }, "could not examine backend locks");
+    }
+    for (const lock of cleared) {
+      this.o.log.warn(
+        { stack: lock.stack, ownerPid: lock.pid, ownerHost: lock.host, ownerState: lock.owner, file: lock.file },
+        "cleared a stale backend lock",
+      );
+    }
+    if (stack === undefined || cleared.length > 0) {
+      try {
+        const ended = await this.o.engine.endOrphanedProcesses();
+        if (ended.length > 0) this.o.log.warn({ pids: ended }, "ended engine processes left by a dead run");
+      } catch (err) {
+        this.o.log.warn({ err: this.o.redact((err as Error).message) }, "could not look for orphaned engine processes");
+      }
+    }
+    return cleared.length;
+  }
+
+  /** After a busy pass: clear the lock if its owner is dead, else say who holds it. */
+  private async examineLock(e: Entry): Promise<LockExamination> {
+    if ((await this.clearStaleLocks(e.stack.name)) > 0) return { cleared: true };
+    try {
+      return { cleared: false, holder: await this.o.engine.lockHolder(e.stack.name) };
+    } catch {
+      return { cleared: false };
+    }
   }
 
   // ---- timers and bookkeeping ----

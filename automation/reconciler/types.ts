@@ -55,17 +55,37 @@ export interface Engine {
   pendingOperations(stack: string): Promise<PendingOperation[]>;
   /** Drops pending operations from the stack's state (only on explicit request). */
   clearPendingOperations(stack: string): Promise<void>;
-  /** Removes backend locks held by processes on this host that no longer run. */
-  clearStaleLocks(): Promise<StaleLock[]>;
+  /**
+   * Removes backend locks held by processes on this host that no longer run (exited, zombie,
+   * or a pid now used by a younger process): all of them, or one stack's.
+   */
+  clearStaleLocks(stack?: string): Promise<StaleLock[]>;
+  /** Who holds the stack's backend lock now, if anyone (file backends; others say undefined). */
+  lockHolder(stack: string): Promise<BackendLock | undefined>;
+  /**
+   * Ends engine processes (language hosts, provider plugins, programs) that a killed engine
+   * run of this reconciler left behind; returns their pids.
+   */
+  endOrphanedProcesses(): Promise<number[]>;
+}
+
+/** What became of a lock's owner: `alive`, dead (`exited`, `zombie`, `reused` pid), or unknown. */
+export type LockOwnerState = "alive" | "exited" | "zombie" | "reused" | "other-host";
+
+/** A backend lock and its owner. */
+export interface BackendLock {
+  readonly stack: string;
+  /** The owner's pid and host, as the lock recorded them. */
+  readonly pid: number;
+  readonly host: string;
+  /** When the lock was taken (ISO time), when recorded. */
+  readonly since?: string;
+  readonly file: string;
+  readonly owner: LockOwnerState;
 }
 
 /** A backend lock whose owner process is gone. */
-export interface StaleLock {
-  readonly stack: string;
-  readonly pid: number;
-  readonly host: string;
-  readonly file: string;
-}
+export type StaleLock = BackendLock & { readonly owner: "exited" | "zombie" | "reused" };
 
 /** The stack is locked by another update: retry soon, not a failure. */
 export class StackBusyError extends Error {
@@ -144,4 +164,8 @@ export interface StackStatus {
   /** Last pass that found drift, with its details. */
   readonly lastDrift?: PassRecord;
   readonly message?: string;
+  /** Since when passes have ended busy, without a break (cleared by any other outcome). */
+  readonly busySince?: string;
+  /** Who held the backend lock at the last busy pass. */
+  readonly lockOwner?: Omit<BackendLock, "file" | "stack">;
 }

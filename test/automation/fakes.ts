@@ -10,6 +10,7 @@ import {
   type OperationOptions,
   type PendingOperation,
   type PreviewResult,
+  type BackendLock,
   type StaleLock,
   type UpResult,
 } from "../../automation/reconciler/types";
@@ -85,6 +86,10 @@ export class FakeEngine implements Engine {
   backendStacks: string[] = [];
   pending = new Map<string, PendingOperation[]>();
   staleLocks: StaleLock[] = [];
+  /** Locks a busy stack's holder reports (a live or foreign owner). */
+  heldLocks = new Map<string, BackendLock>();
+  orphans: number[] = [];
+  orphanSweeps = 0;
   cleared: string[] = [];
   durationMs = 1000;
   inFlight = 0;
@@ -164,8 +169,20 @@ export class FakeEngine implements Engine {
     this.pending.delete(stack);
   }
 
-  async clearStaleLocks(): Promise<StaleLock[]> {
-    return this.staleLocks.splice(0);
+  async clearStaleLocks(stack?: string): Promise<StaleLock[]> {
+    const cleared = this.staleLocks.filter((l) => stack === undefined || l.stack === stack);
+    this.staleLocks = this.staleLocks.filter((l) => !cleared.includes(l));
+    for (const l of cleared) this.heldLocks.delete(l.stack);
+    return cleared;
+  }
+
+  async lockHolder(stack: string): Promise<BackendLock | undefined> {
+    return this.heldLocks.get(stack);
+  }
+
+  async endOrphanedProcesses(): Promise<number[]> {
+    this.orphanSweeps++;
+    return this.orphans.splice(0);
   }
 
   previews(stack?: string): Call[] {

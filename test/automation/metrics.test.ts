@@ -139,6 +139,33 @@ describe("ReconcilerMetrics", () => {
     );
   });
 
+  it("shows a busy stack's lock owner and busy-since time, and drops both when it is no longer busy", async () => {
+    const lockOwner = { pid: 4711, host: "runner-2", owner: "other-host" as const };
+    metrics.updateStack(
+      status({ name: "eu1prod", phase: "pending", busySince: "2026-01-01T00:00:01.000Z", lockOwner }),
+    );
+    assert.deepEqual(await samples(registry, "g8s_stack_busy_since_timestamp_seconds"), [
+      'g8s_stack_busy_since_timestamp_seconds{stack="eu1prod"} 1767225601',
+    ]);
+    assert.deepEqual(await samples(registry, "g8s_stack_lock_owner_info"), [
+      'g8s_stack_lock_owner_info{stack="eu1prod",owner_pid="4711",owner_host="runner-2",owner_state="other-host"} 1',
+    ]);
+    metrics.updateStack(
+      status({
+        name: "eu1prod",
+        phase: "pending",
+        busySince: "2026-01-01T00:00:01.000Z",
+        lockOwner: { ...lockOwner, pid: 4712 },
+      }),
+    );
+    assert.deepEqual(await samples(registry, "g8s_stack_lock_owner_info"), [
+      'g8s_stack_lock_owner_info{stack="eu1prod",owner_pid="4712",owner_host="runner-2",owner_state="other-host"} 1',
+    ]);
+    metrics.updateStack(status({ name: "eu1prod", phase: "in-sync" }));
+    assert.deepEqual(await samples(registry, "g8s_stack_busy_since_timestamp_seconds"), []);
+    assert.deepEqual(await samples(registry, "g8s_stack_lock_owner_info"), []);
+  });
+
   it("has no last-success series before a first success", async () => {
     metrics.updateStack(status({ name: "edge7", phase: "pending" }));
     assert.deepEqual(await samples(registry, "g8s_stack_last_success_timestamp_seconds"), []);

@@ -406,10 +406,99 @@ describe("Scheduler", () => {
 
     it("logs every stale lock it cleared at start", async () => {
       const t = setup();
-      t.engine.staleLocks = [{ stack: "a", pid: 4242, host: "here", file: "/b/.pulumi/locks/a/x.json" }];
+      t.engine.staleLocks = [
+        { stack: "a", pid: 4242, host: "here", file: "/b/.pulumi/locks/a/x.json", owner: "zombie" },
+      ];
+      t.engine.orphans = [5151];
       const s = t.make();
       await s.start();
-      assert.ok(t.log.messages("warn").includes("cleared a stale backend lock"));
+      const entry = t.log.lines.find((l) => l.msg === "cleared a stale backend lock");
+      assert.deepEqual(entry?.obj, {
+        stack: "a",
+        ownerPid: 4242,
+        ownerHost: "here",
+        ownerState: "zombie",
+        file: "/b/.pulumi/locks/a/x.json",
+      });
+      assert.equal(t.engine.orphanSweeps, 1, "engine processes of the dead run are looked for at start");
+      assert.ok(t.log.messages("warn").includes("ended engine processes left by a dead run"));
+      await s.stop();
+    });
+  });
+
+  describe("backend locks", () => {
+    it("re-examines the lock when a pass ends busy: a dead owner's lock is cleared and the pass rerun at once", async () => {
+      const t = setup({ busyRetryMs: 15 * SECOND });
+      t.source.add("a", { intervalSeconds: 600 });
+      t.engine.plan("a", "busy");
+      const s = t.make();
+      await s.start();
+      // The owner died after start's sweep (it was still a zombie then): only the busy pass sees it.
+      t.engine.staleLocks = [{ stack: "a", pid: 77, host: "here", file: "/l/a/1.json", owner: "exited" }];
+      await t.clock.advance(3 * SECOND);
+      const starts = t.engine.previews("a").map((c) => c.start);
+      assert.deepEqual(starts, [0, SECOND], "retried as soon as the busy pass ended, not after 15 s");
+      assert.equal(s.get("a")?.phase, "in-sync");
+      assert.equal(t.log.messages("warn").filter((m) => m === "cleared a stale backend lock").length, 1);
+      assert.equal(s.get("a")?.busySince, undefined);
+      await s.stop();
+    });
+
+    it("leaves a live owner's lock alone and retries after the busy interval", async () => {
+      const t = setup({ busyRetryMs: 15 * SECOND });
+      t.source.add("a", { intervalSeconds: 600 });
+      t.engine.plan("a", "busy");
+      t.engine.heldLocks.set("a", { stack: "a", pid: 88, host: "here", file: "/l/a/2.json", owner: "alive" });
+      t.engine.staleLocks = [{ stack: "b", pid: 99, host: "here", file: "/l/b/3.json", owner: "exited" }];
+      const s = t.make();
+      await s.start();
+      t.engine.staleLocks = [{ stack: "b", pid: 99, host: "here", file: "/l/b/3.json", owner: "exited" }];
+      await t.clock.advance(3 * SECOND);
+      assert.equal(s.get("a")?.lockOwner?.pid, 88);
+      assert.equal(t.engine.staleLocks.length, 1, "another stack's lock is not touched by a's busy pass");
+      await t.clock.advance(15 * SECOND);
+      assert.deepEqual(
+        t.engine.previews("a").map((c) => c.start),
+        [0, 16 * SECOND],
+      );
+      await s.stop();
+    });
+
+    it("shows a stack busy longer than the bound as stuck, with the lock's owner, until a pass succeeds", async () => {
+      const t = setup({ busyRetryMs: 15 * SECOND, busyStuckAfterMs: 150 * SECOND });
+      t.source.add("a", { intervalSeconds: 600 });
+      t.engine.plan("a", ...Array<"busy">(12).fill("busy"));
+      t.engine.heldLocks.set("a", {
+        stack: "a",
+        pid: 31337,
+        host: "ci-runner-7",
+        since: "2026-01-01T00:00:00Z",
+        file: "/l/a/4.json",
+        owner: "other-host",
+      });
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(100 * SECOND);
+      assert.match(s.get("a")?.message ?? "", /^busy: /, "not stuck yet after 100 s");
+      assert.equal(s.get("a")?.busySince, new Date(SECOND).toISOString());
+      await t.clock.advance(80 * SECOND);
+      const status = s.get("a");
+      assert.match(
+        status?.message ?? "",
+        /^busy for 1\d\d s: the backend lock is held by pid 31337 on ci-runner-7 \(another host: g8s cannot tell whether it still runs\); retrying$/,
+      );
+      assert.deepEqual(status?.lockOwner, {
+        pid: 31337,
+        host: "ci-runner-7",
+        since: "2026-01-01T00:00:00Z",
+        owner: "other-host",
+      });
+      assert.ok(t.log.messages("warn").includes("stack stuck on a backend lock"));
+      t.engine.heldLocks.delete("a");
+      await t.clock.advance(60 * SECOND);
+      assert.equal(s.get("a")?.phase, "in-sync");
+      assert.equal(s.get("a")?.busySince, undefined);
+      assert.equal(s.get("a")?.lockOwner, undefined);
       await s.stop();
     });
   });

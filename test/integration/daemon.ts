@@ -1,10 +1,13 @@
 /** Runs `g8s daemon` as a real process for integration tests and benchmarks. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import * as assert from "node:assert/strict";
+import { existsSync, readdirSync } from "node:fs";
 import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import { PROJECT_ROOT } from "../../automation/engine";
 import type { StackStatus } from "../../automation/reconciler/types";
-import { TEST_PASSPHRASE, type Sandbox } from "./harness";
+import { allPids, orphanedProcesses, processEnv } from "../../automation/os/processes";
+import { openStack, readRecord, TEST_PASSPHRASE, writeFixtureStack, type Sandbox } from "./harness";
 
 export const TEST_TOKEN = "integration-test-token-0123456789";
 
@@ -17,7 +20,11 @@ export interface DaemonProcess {
   metrics(): Promise<string>;
   /** SIGTERM and wait for exit; resolves with the exit code. */
   stop(): Promise<number | null>;
-  /** SIGKILL the daemon and every process it started (its process group): a crash. */
+  /**
+   * SIGKILL the daemon and its process group (it and the engine CLI): a crash. Plugins the CLI
+   * started run in process groups of their own and are left behind, as in a real crash: the
+   * restarted daemon must end them.
+   */
   crash(): Promise<void>;
   exited: Promise<number | null>;
 }
@@ -90,30 +97,8 @@ export async function startDaemon(sandbox: Sandbox, extraArgs: string[] = []): P
     crash: async () => {
       process.kill(-(proc.pid as number), "SIGKILL");
       await exited;
-      killOrphanedPlugins(sandbox.root);
     },
   };
-}
-
-/**
- * Plugins the killed engine started (dynamic providers) are orphaned rather than killed with
- * it: end those running for this sandbox, so tests leave no processes behind.
- */
-export function killOrphanedPlugins(root: string): number {
-  let killed = 0;
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (cwd.startsWith(root) && cmd.includes("dynamic-provider")) {
-        process.kill(Number(pid), "SIGKILL");
-        killed++;
-      }
-    } catch {
-      /* gone meanwhile, or not ours */
-    }
-  }
-  return killed;
 }
 
 /** Polls until `check` returns a value (bounded: fails after timeoutMs). */
@@ -140,4 +125,100 @@ export function sample(metrics: string, name: string, labels: Record<string, str
     if (want.every((w) => line.includes(w))) return Number(line.split(" ").pop());
   }
   return 0;
+}
+
+/** Processes of the sandbox's engine runs (its PULUMI_HOME) whose parent died: what a crash leaves. */
+export function orphanedEngineProcesses(sandbox: Sandbox): number[] {
+  return orphanedProcesses((pid) => processEnv(pid, "PULUMI_HOME") === sandbox.env.PULUMI_HOME).map((p) => p.pid);
+}
+
+/** Ends every process of the sandbox's engine runs, by pid: a test's safety net, after its assertions. */
+export function endEngineProcesses(sandbox: Sandbox): void {
+  for (const pid of allPids()) {
+    if (pid !== process.pid && processEnv(pid, "PULUMI_HOME") === sandbox.env.PULUMI_HOME) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+}
+
+export interface CrashRound {
+  /** From the restart to the stack in sync with the new desired state. */
+  readonly convergeMs: number;
+  /** The bound it must meet: reconcile interval + the converging update + 10 s. */
+  readonly boundMs: number;
+  readonly lockCleared: boolean;
+}
+
+/**
+ * One kill-and-restart round on fixture stack `stack` (which must exist and be in sync): the
+ * desired records change to `target`, a daemon starts the update (3 s per record), is killed
+ * with its engine (-9, whole process group) inside it and restarted at once; resolves when the
+ * stack converged, after checking that the history kept every earlier update and that no
+ * engine process of the dead run is left.
+ */
+export async function crashAndRestart(
+  sandbox: Sandbox,
+  stack: string,
+  target: string,
+  reconcile: Record<string, unknown>,
+  intervalMs: number,
+): Promise<CrashRound> {
+  writeFixtureStack(sandbox, stack, { a: target, b: target }, { ...reconcile, "store:delayMs": 3000 });
+  const handle = await openStack(sandbox, stack);
+  const versionsBefore = (await handle.history()).map((h) => h.version);
+  const locks = path.join(fileURLToPath(sandbox.env.PULUMI_BACKEND_URL), ".pulumi", "locks");
+  const lockFiles = () =>
+    existsSync(locks) ? readdirSync(locks, { recursive: true }).filter((f) => String(f).endsWith(".json")) : [];
+
+  let daemon = await startDaemon(sandbox);
+  try {
+    await waitFor(
+      "the update to hold the backend lock",
+      async () => (lockFiles().length > 0 ? true : undefined),
+      120_000,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // inside the first 3 s record update
+    await daemon.crash();
+    assert.ok(lockFiles().length > 0, "the killed update left its lock behind");
+    assert.notEqual(readRecord(sandbox, stack, "a"), target, "the kill came before the update finished");
+
+    // A supervisor restarts the daemon at once: no pause, the dead CLI may still be a zombie.
+    const restartedAt = Date.now();
+    daemon = await startDaemon(sandbox);
+    const d = daemon;
+    const converged = await waitFor(
+      `${stack} to converge after the restart`,
+      async () => {
+        const s = await d.stack(stack);
+        return s.phase === "in-sync" &&
+          s.lastPass?.outcome === "corrected" &&
+          readRecord(sandbox, stack, "a") === target &&
+          readRecord(sandbox, stack, "b") === target
+          ? s
+          : undefined;
+      },
+      240_000,
+    );
+    const convergeMs = Date.now() - restartedAt;
+    const boundMs = intervalMs + (converged.lastPass?.correctMs ?? 0) + 10_000;
+    assert.equal(converged.consecutiveFailures, 0);
+    const history = await handle.history();
+    const versions = history.map((h) => h.version);
+    assert.ok(
+      versionsBefore.every((v) => versions.includes(v)),
+      `every earlier update is still in the history: ${versionsBefore.join(",")} ⊂ ${versions.join(",")}`,
+    );
+    assert.ok(versions.length > versionsBefore.length, "the converging update was recorded");
+    assert.equal(history[0].result, "succeeded", "the newest update succeeded");
+    assert.deepEqual(orphanedEngineProcesses(sandbox), [], "no engine process of the killed run is left");
+    const lockCleared = d.logs.some((l) => l.msg === "cleared a stale backend lock");
+    assert.equal(await d.stop(), 0, "SIGTERM stops the daemon with exit 0");
+    return { convergeMs, boundMs, lockCleared };
+  } finally {
+    if (daemon.proc.exitCode === null && daemon.proc.signalCode === null) await daemon.crash();
+  }
 }
