@@ -297,7 +297,10 @@ export class PulumiEngine implements Engine {
   async endOrphanedProcesses(): Promise<number[]> {
     const home = this.options.env.PULUMI_HOME;
     if (!home) return [];
-    const orphans = orphanedProcesses((pid) => processEnv(pid, "PULUMI_HOME") === home);
+    const orphans = orphanedProcesses(
+      (pid) => processEnv(pid, "PULUMI_HOME") === home,
+      (p) => path.basename(p.argv[0] ?? "") === "pulumi",
+    );
     const ended: number[] = [];
     for (const p of orphans) {
       // Same process still (not a reused pid) before the signal.

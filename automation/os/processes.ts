@@ -126,30 +126,25 @@ export function processEnv(pid: number, key: string): string | undefined {
   }
 }
 
-/** Programs that adopt orphans (init, a subreaper): a child of one of these lost its parent. */
-const REAPERS = /^(systemd|init|tini|dumb-init|catatonit|containerd-shim.*|conmon)$/;
-
 /**
- * Processes left over from a program that died: those marked by `belongsHere` (for engine runs:
- * their PULUMI_HOME is ours) whose parent is not one of them but init or a subreaper (which
- * adopt orphans), plus all their descendants. A marked process whose parent is
- * another live program (a `g8s reconcile --once` beside the daemon) is left alone.
+ * Processes left over from a run that died: those marked by `belongsHere` (for engine runs:
+ * their PULUMI_HOME is ours) whose parent is not marked although only a marked `driver` starts
+ * them, plus all their descendants. For the engine the driver is the Pulumi CLI: language hosts
+ * and provider plugins are always the CLI's children, so one whose parent is anything else lost
+ * its CLI (init or a subreaper adopted it). A CLI is never included: one that outlived its daemon
+ * still owns its update and ends it by itself; children of this process are never included.
  */
-export function orphanedProcesses(belongsHere: (pid: number) => boolean, self: number = process.pid): ProcessInfo[] {
+export function orphanedProcesses(
+  belongsHere: (pid: number) => boolean,
+  isDriver: (info: ProcessInfo) => boolean,
+  self: number = process.pid,
+): ProcessInfo[] {
   const infos = new Map<number, ProcessInfo>();
   for (const pid of allPids()) {
     const info = processInfo(pid);
     if (info) infos.set(pid, info);
   }
   const marked = new Set([...infos.keys()].filter((pid) => pid !== self && belongsHere(pid)));
-  const adopted = (ppid: number): boolean => {
-    // Our own children are never orphans (when we are pid 1 ourselves, an adopted orphan cannot be
-    // told from a child we started, so we leave both: they end with our container).
-    if (ppid === self) return false;
-    if (ppid <= 1) return true;
-    const exe = infos.get(ppid)?.argv[0]?.split("/").pop() ?? "";
-    return REAPERS.test(exe);
-  };
   const result: ProcessInfo[] = [];
   const take = (info: ProcessInfo): void => {
     result.push(info);
@@ -157,7 +152,8 @@ export function orphanedProcesses(belongsHere: (pid: number) => boolean, self: n
   };
   for (const pid of marked) {
     const info = infos.get(pid) as ProcessInfo;
-    if (!marked.has(info.ppid) && adopted(info.ppid)) take(info);
+    if (marked.has(info.ppid) || info.ppid === self || isDriver(info) || info.state === "Z") continue;
+    take(info);
   }
   return result;
 }

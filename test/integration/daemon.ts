@@ -1,7 +1,7 @@
 /** Runs `g8s daemon` as a real process for integration tests and benchmarks. */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as assert from "node:assert/strict";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { PROJECT_ROOT } from "../../automation/engine";
@@ -26,41 +26,57 @@ export interface DaemonProcess {
    * restarted daemon must end them.
    */
   crash(): Promise<void>;
+  /** Ends the slow-reaper supervisor (its zombies go to init); a no-op without one. */
+  release(): Promise<void>;
   exited: Promise<number | null>;
 }
 
-export async function startDaemon(sandbox: Sandbox, extraArgs: string[] = []): Promise<DaemonProcess> {
-  const proc = spawn(
+export interface StartOptions {
+  /**
+   * Run the daemon under test/integration/slow-reaper.py, a supervisor that reaps nothing:
+   * after crash() the daemon, its engine CLI and everything orphaned stay zombies until
+   * release(), as in the window after a real crash before init reaps them.
+   */
+  readonly slowReaper?: boolean;
+}
+
+export async function startDaemon(
+  sandbox: Sandbox,
+  extraArgs: string[] = [],
+  options: StartOptions = {},
+): Promise<DaemonProcess> {
+  const supervisor = options.slowReaper ? ["python3", path.join(__dirname, "slow-reaper.py")] : [];
+  const command = [
+    ...supervisor,
     process.execPath,
-    [
-      path.join(PROJECT_ROOT, "bin/g8s.js"),
-      "daemon",
-      "--project-dir",
-      sandbox.projectDir,
-      "--state-dir",
-      sandbox.stateDir,
-      "--port",
-      "0",
-      "--discover-interval",
-      "1s",
-      "--log-level",
-      "debug",
-      ...extraArgs,
-    ],
-    {
-      env: {
-        ...process.env,
-        PULUMI_CONFIG_PASSPHRASE: TEST_PASSPHRASE,
-        G8S_API_TOKEN: TEST_TOKEN,
-        G8S_PULUMI: path.join(sandbox.cli.binDir, "pulumi"),
-      },
-      detached: true, // its own process group, so crash() can take the engine down with it
-      stdio: ["ignore", "pipe", "pipe"],
+    path.join(PROJECT_ROOT, "bin/g8s.js"),
+    "daemon",
+    "--project-dir",
+    sandbox.projectDir,
+    "--state-dir",
+    sandbox.stateDir,
+    "--port",
+    "0",
+    "--discover-interval",
+    "1s",
+    "--log-level",
+    "debug",
+    ...extraArgs,
+  ];
+  const proc = spawn(command[0], command.slice(1), {
+    env: {
+      ...process.env,
+      PULUMI_CONFIG_PASSPHRASE: TEST_PASSPHRASE,
+      G8S_API_TOKEN: TEST_TOKEN,
+      G8S_PULUMI: path.join(sandbox.cli.binDir, "pulumi"),
     },
-  );
+    detached: true, // its own process group, so crash() can take the engine down with it
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = "";
   const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  let daemonPid = proc.pid as number; // under the supervisor: read from the first log line
   const port = await new Promise<number>((resolve, reject) => {
     let buffer = "";
     proc.stdout?.on("data", (chunk: Buffer) => {
@@ -71,6 +87,7 @@ export async function startDaemon(sandbox: Sandbox, extraArgs: string[] = []): P
         try {
           const entry = JSON.parse(line) as Record<string, unknown>;
           logs.push(entry);
+          if (logs.length === 1 && typeof entry.pid === "number") daemonPid = entry.pid;
           if (entry.msg === "g8s daemon listening") resolve(entry.port as number);
         } catch {
           /* not a log line */
@@ -95,7 +112,13 @@ export async function startDaemon(sandbox: Sandbox, extraArgs: string[] = []): P
       return exited;
     },
     crash: async () => {
-      process.kill(-(proc.pid as number), "SIGKILL");
+      process.kill(-daemonPid, "SIGKILL");
+      if (!options.slowReaper) await exited;
+      else await waitFor("the daemon to die", async () => (isZombieOrGone(daemonPid) ? true : undefined), 10_000);
+    },
+    release: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill("SIGTERM");
       await exited;
     },
   };
@@ -129,7 +152,10 @@ export function sample(metrics: string, name: string, labels: Record<string, str
 
 /** Processes of the sandbox's engine runs (its PULUMI_HOME) whose parent died: what a crash leaves. */
 export function orphanedEngineProcesses(sandbox: Sandbox): number[] {
-  return orphanedProcesses((pid) => processEnv(pid, "PULUMI_HOME") === sandbox.env.PULUMI_HOME).map((p) => p.pid);
+  return orphanedProcesses(
+    (pid) => processEnv(pid, "PULUMI_HOME") === sandbox.env.PULUMI_HOME,
+    (p) => path.basename(p.argv[0] ?? "") === "pulumi",
+  ).map((p) => p.pid);
 }
 
 /** Ends every process of the sandbox's engine runs, by pid: a test's safety net, after its assertions. */
@@ -174,7 +200,8 @@ export async function crashAndRestart(
   const lockFiles = () =>
     existsSync(locks) ? readdirSync(locks, { recursive: true }).filter((f) => String(f).endsWith(".json")) : [];
 
-  let daemon = await startDaemon(sandbox);
+  const first = await startDaemon(sandbox, [], { slowReaper: true });
+  let daemon = first;
   try {
     await waitFor(
       "the update to hold the backend lock",
@@ -186,7 +213,10 @@ export async function crashAndRestart(
     assert.ok(lockFiles().length > 0, "the killed update left its lock behind");
     assert.notEqual(readRecord(sandbox, stack, "a"), target, "the kill came before the update finished");
 
-    // A supervisor restarts the daemon at once: no pause, the dead CLI may still be a zombie.
+    const owner = lockOwner(locks);
+    assert.ok(isZombieOrGone(owner) && existsSync(`/proc/${owner}`), "the dead CLI that holds the lock is a zombie");
+
+    // A supervisor restarts the daemon at once: no pause, and the dead CLI is still a zombie.
     const restartedAt = Date.now();
     daemon = await startDaemon(sandbox);
     const d = daemon;
@@ -219,6 +249,23 @@ export async function crashAndRestart(
     assert.equal(await d.stop(), 0, "SIGTERM stops the daemon with exit 0");
     return { convergeMs, boundMs, lockCleared };
   } finally {
-    if (daemon.proc.exitCode === null && daemon.proc.signalCode === null) await daemon.crash();
+    if (daemon !== first && daemon.proc.exitCode === null && daemon.proc.signalCode === null) await daemon.crash();
+    await first.release();
   }
+}
+
+/** Read straight from /proc (not through the code under test). */
+function isZombieOrGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+/** The pid recorded in the (single) lock file under `locks`. */
+function lockOwner(locks: string): number {
+  const files = readdirSync(locks, { recursive: true }).filter((f) => String(f).endsWith(".json"));
+  return (JSON.parse(readFileSync(path.join(locks, String(files[0])), "utf8")) as { pid: number }).pid;
 }

@@ -1,7 +1,14 @@
 import * as assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { lockOwnerState } from "../../../automation/engine/pulumiEngine";
-import { liveness, orphanedProcesses, parseStat, processEnv, processInfo } from "../../../automation/os/processes";
+import {
+  liveness,
+  orphanedProcesses,
+  parseStat,
+  processEnv,
+  processInfo,
+  type ProcessInfo,
+} from "../../../automation/os/processes";
 import { hostname } from "node:os";
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -71,7 +78,7 @@ describe("process liveness (/proc)", () => {
     assert.equal(lockOwnerState({ pid: gone, hostname: here, timestamp: now }, here), "exited");
   });
 
-  it("finds marked processes whose parent died, with their children, and leaves our own children alone", async () => {
+  it("finds marked processes whose driver died, with their children; leaves drivers and our children alone", async () => {
     const mark = `g8s-test-${process.pid}-${Date.now()}`;
     const env = { ...process.env, G8S_TEST_MARK: mark };
     // Ours: a marked child of this process.
@@ -84,9 +91,13 @@ describe("process liveness (/proc)", () => {
     });
     const orphan = Number(sh.stdout.trim());
     started.push(orphan);
+    // A driver (the CLI's role) that outlived its parent is not an orphan to end.
+    const driver = spawnSync("sh", ["-c", "sleep 33 >/dev/null 2>&1 & echo $!"], { env, encoding: "utf8" });
+    started.push(Number(driver.stdout.trim()));
     const belongs = (pid: number) => processEnv(pid, "G8S_TEST_MARK") === mark;
+    const isDriver = (p: ProcessInfo) => p.argv.join(" ") === "sleep 33";
     const found = await until("the orphan and its child", () => {
-      const o = orphanedProcesses(belongs);
+      const o = orphanedProcesses(belongs, isDriver);
       return o.length === 2 ? o : undefined;
     });
     for (const p of found) started.push(p.pid);
