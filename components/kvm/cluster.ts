@@ -172,9 +172,17 @@ export function createHostProvider(
   kubeconfig: pulumi.Input<string> | undefined,
   parent: pulumi.Resource,
 ): k8s.Provider {
-  return new k8s.Provider(`${name}-host`, kubeconfig === undefined ? {} : { kubeconfig: pulumi.secret(kubeconfig) }, {
-    parent,
-  });
+  return new k8s.Provider(
+    `${name}-host`,
+    {
+      // g8s owns every host object it creates: Server-Side Apply with force takes fields back from
+      // other field managers (`kubectl scale`, `kubectl edit`), so drift correction never stops
+      // on a field conflict. A provider argument, so a by-hand `pulumi up -s <stack>` does the same.
+      enablePatchForce: true,
+      ...(kubeconfig === undefined ? {} : { kubeconfig: pulumi.secret(kubeconfig) }),
+    },
+    { parent },
+  );
 }
 
 /**

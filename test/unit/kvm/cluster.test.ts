@@ -142,6 +142,12 @@ describe("KvmCluster", () => {
       }
     });
 
+    it("forces Server-Side Apply, so fields another manager took (kubectl scale, edit) come back", () => {
+      for (const build of ["one", "three"]) {
+        assert.equal(recorder.one(K8S.provider, `${build}-host`).inputs.enablePatchForce, "true"); // provider inputs travel as strings
+      }
+    });
+
     it("takes the kubeconfig from the args, else none (ambient)", () => {
       assert.equal(secretValue(recorder.one(K8S.provider, "three-host").inputs.kubeconfig), FAKE.kubeconfig);
       assert.equal(recorder.one(K8S.provider, "one-host").inputs.kubeconfig, undefined);
