@@ -36,6 +36,7 @@ export const ENV_NAMES = {
   apiTokenFile: "G8S_API_TOKEN_FILE",
   logLevel: "G8S_LOG_LEVEL",
   clearPendingOperations: "G8S_CLEAR_PENDING_OPERATIONS",
+  offline: "G8S_OFFLINE",
   gitBranch: "G8S_GIT_BRANCH",
   gitRemote: "G8S_GIT_REMOTE",
   gitPollInterval: "G8S_GIT_POLL_INTERVAL",
@@ -62,6 +63,11 @@ const intFromText = (min: number, max: number) =>
     (v) => (typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v),
     z.number().int().min(min).max(max),
   );
+
+const flag = () =>
+  z
+    .preprocess((v) => (v === "true" || v === "1" ? true : v === "false" || v === "0" ? false : v), z.boolean())
+    .default(false);
 
 const ms = (n: number) => `${Math.round(n / 1000)}s`;
 
@@ -91,9 +97,8 @@ export const settingsSchema = z.strictObject({
   apiToken: z.string().min(16).optional(),
   apiTokenFile: z.string().optional(),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
-  clearPendingOperations: z
-    .preprocess((v) => (v === "true" || v === "1" ? true : v === "false" || v === "0" ? false : v), z.boolean())
-    .default(false),
+  clearPendingOperations: flag(),
+  offline: flag(),
   gitBranch: z
     .string()
     .regex(/^[\w./-]+$/, "must be a git branch name")
@@ -128,6 +133,8 @@ export interface Settings {
   readonly apiToken?: string;
   readonly logLevel: string;
   readonly clearPendingOperations: boolean;
+  /** Use only provider plugins already installed or built by the toolchain; never download one. */
+  readonly offline: boolean;
   /** Follow this branch of gitRemote: a new commit reconciles the stacks it touches at once. */
   readonly gitBranch?: string;
   readonly gitRemote: string;
@@ -229,6 +236,7 @@ export function loadSettings(sources: SettingsSources): Settings {
     apiToken,
     logLevel: s.logLevel,
     clearPendingOperations: s.clearPendingOperations,
+    offline: s.offline,
     gitBranch: s.gitBranch,
     gitRemote: s.gitRemote,
     gitPollIntervalMs: durationSeconds(s.gitPollInterval) * 1000,

@@ -7,7 +7,8 @@ import { mkdirSync } from "node:fs";
 import * as path from "node:path";
 import type pino from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
-import { engineEnvironment, findPulumi, prepareStateDir, PulumiEngine } from "./engine";
+import { engineEnvironment, findPulumi, prepareStateDir, PROJECT_ROOT, PulumiEngine } from "./engine";
+import { ensurePlugins } from "./engine/plugins";
 import type { Settings } from "./config";
 import { systemClock, type Clock } from "./reconciler/clock";
 import { ProjectStackSource, type DiscoveredStack } from "./reconciler/discovery";
@@ -121,7 +122,18 @@ export async function createEngine(
   if (env.PULUMI_CONFIG_PASSPHRASE === undefined && env.PULUMI_CONFIG_PASSPHRASE_FILE === undefined) {
     logger.warn({}, "no PULUMI_CONFIG_PASSPHRASE(_FILE): stacks with the passphrase secrets provider will fail");
   }
-  return new PulumiEngine({ projectDir: settings.projectDir, cli, env });
+  const plugins = await ensurePlugins({
+    cli,
+    env,
+    projectDir: settings.projectDir,
+    toolsDir: path.join(PROJECT_ROOT, ".tools"),
+    offline: settings.offline,
+  });
+  for (const p of plugins) {
+    if (p.problem !== undefined) logger.warn({ plugin: p.name, version: p.version }, p.problem);
+    else logger.info({ plugin: p.name, version: p.version, state: p.state }, "provider plugin ready");
+  }
+  return new PulumiEngine({ projectDir: settings.projectDir, cli, env, plugins });
 }
 
 export function buildServer(reconciler: Reconciler): ApiServer {

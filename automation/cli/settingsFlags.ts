@@ -26,7 +26,8 @@ export function settingsOptions(): Options {
   const options: Options = { config: { type: "string" } };
   for (const key of Object.keys(ENV_NAMES) as SettingName[]) {
     if (key === "passphrase" || key === "apiToken") continue;
-    options[flagName(key).slice(2)] = { type: key === "clearPendingOperations" ? "boolean" : "string" };
+    const boolean = key === "clearPendingOperations" || key === "offline";
+    options[flagName(key).slice(2)] = { type: boolean ? "boolean" : "string" };
   }
   return options;
 }

@@ -28,6 +28,7 @@ import {
   type UpResult,
 } from "../reconciler/types";
 import type { PulumiCli } from "./toolchain";
+import { missingPluginError, type RequiredPlugin } from "./plugins";
 import { liveness, orphanedProcesses, processEnv } from "../os/processes";
 
 export interface PulumiEngineOptions {
@@ -37,6 +38,8 @@ export interface PulumiEngineOptions {
   readonly env: Record<string, string>;
   /** Policy packs run before every preview and update (paths). */
   readonly policyPacks?: readonly string[];
+  /** The provider plugins the project pins (a missing one is reported as one line). */
+  readonly plugins?: readonly RequiredPlugin[];
 }
 
 /** Engine operations that are not a change. */
@@ -155,6 +158,8 @@ export class PulumiEngine implements Engine {
   private translate(stack: string, options: OperationOptions, err: unknown): never {
     if (err instanceof ConcurrentUpdateError) throw new StackBusyError(stack, "the backend lock is held");
     if (options.signal.aborted) throw new OperationAbortedError(stack);
+    const missing = missingPluginError(String((err as Error)?.message ?? err), this.options.plugins ?? []);
+    if (missing !== undefined) throw new Error(missing);
     throw err;
   }
 
