@@ -2,6 +2,7 @@ export { CA_ORGANIZATION, createLocalBackend, createLocalServiceAccountKey } fro
 export { needsRenewal, renewalTime, validityWindow } from "./renewal";
 export {
   LOCAL_TYPES,
+  UNKNOWN,
   LocalCertificate,
   LocalPrivateKey,
   LocalRootCa,
@@ -11,6 +12,8 @@ export {
   checkSubjectInputs,
   rootCaChanges,
   rootCaProvider,
+  systemClock,
+  type Clock,
   type LocalCertificateArgs,
   type LocalPrivateKeyArgs,
   type LocalRootCaArgs,
