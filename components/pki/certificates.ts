@@ -338,8 +338,8 @@ export function checkUser(
  */
 export function checkPkiSpec(spec: ClusterSpec, masterNames: readonly string[]): string | undefined {
   const pki = spec.pki as { backend: string; vault?: { address?: string }; certTtl: string; caTtl: string };
-  if (pki.backend !== "vault" && pki.backend !== "tls") {
-    return `pki.backend must be vault or tls (got '${pki.backend}')`;
+  if (pki.backend !== "vault" && pki.backend !== "tls" && pki.backend !== "local") {
+    return `pki.backend must be vault, tls or local (got '${pki.backend}')`;
   }
   if (pki.backend === "vault" && !pki.vault?.address) {
     return "pki.vault.address is required with pki.backend vault: set the Vault URL, e.g. https://vault.example.com";

@@ -1,6 +1,6 @@
 /**
  * ClusterPki: the cert operator's job as a component. A root CA per cluster (in Vault, or
- * in Pulumi state with the tls backend), mutual-TLS certificates for every Kubernetes
+ * in Pulumi state with the tls and local backends), mutual-TLS certificates for every Kubernetes
  * component, client certificates whose O carries RBAC groups, rotation at half the TTL.
  */
 import * as pulumi from "@pulumi/pulumi";
@@ -18,6 +18,7 @@ import {
   type CertificateSpec,
 } from "./certificates";
 import { renderKubeconfig } from "./kubeconfig";
+import { createLocalBackend, createLocalServiceAccountKey } from "./local/backend";
 import { createTlsBackend } from "./tls";
 import { createVaultBackend, createVaultProvider } from "./vault";
 
@@ -41,7 +42,10 @@ export interface ClusterPkiArgs {
   readonly serviceDnsDomain?: string;
   /** Vault token (vault backend only; index.ts passes the secret `g8s:vaultToken`). Default: the provider's VAULT_TOKEN handling. */
   readonly vaultToken?: pulumi.Input<string>;
-  /** The time rotation windows are computed from (tls backend). Default: `new Date()`. */
+  /**
+   * The time rotation windows are computed from (tls backend). Default: `new Date()`. The local
+   * backend ignores it: its providers judge renewal on the engine's clock in every diff.
+   */
   readonly now?: Date;
 }
 
@@ -119,7 +123,11 @@ export class ClusterPki extends pulumi.ComponentResource {
     ) as pulumi.Output<Record<string, CertificateBundle>>;
     this.notAfter = pulumi.all(Object.fromEntries(Object.entries(issued).map(([key, c]) => [key, c.notAfter])));
 
-    this.serviceAccountKey = createServiceAccountKey(name, this);
+    // The local backend must not need pulumi-tls (no provider plugin at all), so it makes its own.
+    this.serviceAccountKey =
+      args.spec.pki.backend === "local"
+        ? createLocalServiceAccountKey(name, this)
+        : createServiceAccountKey(name, this);
     const admin = certs.find((c) => c.key === "admin");
     if (admin === undefined) throw new Error("internal: the certificate set has no admin certificate");
     this.adminKubeconfig = kubeconfigOf(args.spec.id, this.apiEndpoint, this.caCertPem, admin, issued.admin);
@@ -151,13 +159,15 @@ function createBackend(name: string, args: ClusterPkiArgs, certs: CertificateSpe
     const provider: vault.Provider = createVaultProvider(name, args.spec, args.vaultToken, parent);
     return createVaultBackend(name, args.spec, certs, parent, provider);
   }
+  if (args.spec.pki.backend === "local") return createLocalBackend(name, args.spec, parent);
   return createTlsBackend(name, args.spec, parent, args.now ?? new Date());
 }
 
 /**
  * The service-account signing key pair. A bare key, not a certificate, so it comes from
- * pulumi-tls with both backends (Vault PKI issues certificates, not bare keys). Not rotated by
- * the window: a new key invalidates every service-account token at once.
+ * pulumi-tls with the vault and tls backends (Vault PKI issues certificates, not bare keys; the
+ * local backend has its own). Not rotated by the window: a new key invalidates every
+ * service-account token at once.
  * @internal
  */
 export function createServiceAccountKey(name: string, parent: pulumi.Resource): pulumi.Output<ServiceAccountKeyPair> {

@@ -52,6 +52,12 @@ export const DEFAULT_CERT_TTL = "24h";
 export const MIN_CERT_TTL_SECONDS = 60 * 60; // 1h: rotation at half the TTL needs a margin over the reconcile interval
 export const MAX_CERT_TTL_SECONDS = 30 * 24 * 60 * 60; // 30d
 export const DEFAULT_CA_TTL = "87600h"; // 10 years
+/** Key of the local backend's CA and leaf certificates: small, fast, accepted by every component. */
+export const DEFAULT_LOCAL_KEY_ALGORITHM = "ecdsa-p256";
+/** Key of the local backend's service-account signing key: RS256 tokens, which every OIDC consumer accepts. */
+export const DEFAULT_LOCAL_SERVICE_ACCOUNT_KEY_ALGORITHM = "rsa-2048";
+/** Local backend certificates start this long before issue, for nodes whose clock lags (Vault's not_before_duration). */
+export const DEFAULT_LOCAL_BACKDATE_SECONDS = 30;
 
 // Ingress
 export const DEFAULT_INGRESS_ENABLED = true;

@@ -59,7 +59,9 @@ export const FIELD_DOCS: Record<string, string> = {
   "nodePools[].taints[].value": "Taint value.",
   "nodePools[].taints[].effect": "`NoSchedule`, `PreferNoSchedule` or `NoExecute`.",
   pki: "The cluster's certificate authority and certificates.",
-  "pki.backend": "`vault` (root CA inside Vault, production) or `tls` (CA in Pulumi state, development and edge).",
+  "pki.backend":
+    "`vault` (root CA inside Vault, production), `tls` (CA in Pulumi state, development and edge) or `local` " +
+    "(CA in Pulumi state from built-in dynamic providers, no provider plugin: air-gapped and edge sites).",
   "pki.vault": "Vault connection (only with `backend: vault`); the token comes from `g8s:vaultToken` or `VAULT_TOKEN`.",
   "pki.vault.address": "Vault URL; required with `backend: vault`.",
   "pki.vault.namespace": "Vault Enterprise namespace.",

@@ -120,7 +120,7 @@ export const vaultNeedsAddress: Rule = (spec) => {
       },
     ];
   }
-  if (backend === "tls" && vault !== undefined) {
+  if (backend !== "vault" && vault !== undefined) {
     return [{ path: "pki.vault", message: "is only used with pki.backend vault: remove it or set backend: vault" }];
   }
   return [];

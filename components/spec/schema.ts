@@ -120,7 +120,7 @@ const kubernetes = z
 
 const pki = z
   .strictObject({
-    backend: z.enum(["vault", "tls"]).default(D.DEFAULT_PKI_BACKEND),
+    backend: z.enum(["vault", "tls", "local"]).default(D.DEFAULT_PKI_BACKEND),
     vault: z
       .strictObject({
         address: checked((value) =>

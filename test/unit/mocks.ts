@@ -21,6 +21,8 @@ export interface RecordedResource {
   readonly protect?: boolean;
   /** The `ignoreChanges` resource option as sent to the engine. */
   readonly ignoreChanges?: readonly string[];
+  /** Top-level inputs sent to the engine as secrets (encrypted in the state). */
+  readonly secretInputs?: readonly string[];
 }
 
 /** Resource options the engine sees but `newResource` does not: read off the register request. */
@@ -30,6 +32,7 @@ interface RequestOptions {
   readonly additionalSecretOutputs: readonly string[];
   readonly protect: boolean;
   readonly ignoreChanges: readonly string[];
+  readonly secretInputs: readonly string[];
 }
 
 /** The parts of a RegisterResourceRequest the recorder reads. */
@@ -42,6 +45,17 @@ interface RegisterRequest {
   getAdditionalsecretoutputsList(): string[];
   getProtect(): boolean | undefined;
   getIgnorechangesList(): string[];
+  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+}
+
+/** How the SDK marks a secret value on the wire (`rpc.specialSigKey` / `rpc.specialSecretSig`). */
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+function secretKeys(object: Record<string, unknown> | undefined): string[] {
+  return Object.entries(object ?? {})
+    .filter(([, v]) => typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG_KEY] === SECRET_SIG)
+    .map(([k]) => k);
 }
 
 export type CallStub = (args: pulumi.runtime.MockCallArgs) => Record<string, unknown>;
@@ -116,8 +130,8 @@ export function installMocks(options: MockOptions = {}): MockRecorder {
 
 /**
  * Wraps the mock monitor's registerResource to keep the options `newResource` is not given
- * (parent, replacementTrigger, additionalSecretOutputs, protect, ignoreChanges), exactly as
- * serialized for the engine.
+ * (parent, replacementTrigger, additionalSecretOutputs, protect, ignoreChanges, which inputs are
+ * secret), exactly as serialized for the engine.
  */
 function recordRequestOptions(pending: Map<string, RequestOptions>): void {
   const monitor = pulumi.runtime.getMonitor() as unknown as {
@@ -131,6 +145,7 @@ function recordRequestOptions(pending: Map<string, RequestOptions>): void {
       additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
       protect: req.getProtect() === true,
       ignoreChanges: req.getIgnorechangesList(),
+      secretInputs: secretKeys(req.getObject()?.toJavaScript()),
     });
     return register(req, callback);
   };

@@ -132,7 +132,7 @@ describe("pki configuration errors", () => {
   it("rejects an unknown backend at pki.backend", () =>
     expectIssues(
       withChange(kvmSpec(), (s) => (s.pki.backend = "cfssl")),
-      [{ path: "pki.backend", message: "must be one of vault, tls (got 'cfssl')" }],
+      [{ path: "pki.backend", message: "must be one of vault, tls, local (got 'cfssl')" }],
     ));
 
   it("rejects TTLs in fractions of an hour with the tls backend (pulumi-tls counts hours)", () =>
@@ -178,7 +178,7 @@ describe("pki configuration errors", () => {
         unchecked((p) => (p.backend = "cfssl")),
         masters,
       ),
-      "pki.backend must be vault or tls (got 'cfssl')",
+      "pki.backend must be vault, tls or local (got 'cfssl')",
     );
     assert.equal(
       checkPkiSpec(

@@ -19,6 +19,12 @@ export const VAULT = {
   cert: "vault:pkiSecret/secretBackendCert:SecretBackendCert",
 } as const;
 
+export const LOCAL = {
+  rootCa: "pulumi-nodejs:dynamic/g8s-pki:LocalRootCa",
+  cert: "pulumi-nodejs:dynamic/g8s-pki:LocalCertificate",
+  key: "pulumi-nodejs:dynamic/g8s-pki:LocalPrivateKey",
+} as const;
+
 /** eu1prod (aws, vault backend, 3 masters, service range 172.31.0.0/16). */
 export function vaultClusterSpec(): ClusterSpec {
   return parseClusterSpec(awsSpec());
@@ -141,6 +147,12 @@ export function fakePkiOutputs(args: { type: string; name: string }): Record<str
       return { certificate: `CA ${args.name}` };
     case VAULT.cert:
       return { certificate: `CERT ${args.name}`, privateKey: `KEY ${args.name}`, expiration: 1740909600 };
+    case LOCAL.rootCa:
+      return { certPem: `CA ${args.name}`, keyPem: `CAKEY ${args.name}`, notAfter: "2035-02-27T10:00:00.000Z" };
+    case LOCAL.cert:
+      return { certPem: `CERT ${args.name}`, keyPem: `KEY ${args.name}`, notAfter: "2025-03-02T10:00:00.000Z" };
+    case LOCAL.key:
+      return { privateKeyPem: `KEY ${args.name}`, publicKeyPem: `PUB ${args.name}` };
     default:
       return {};
   }

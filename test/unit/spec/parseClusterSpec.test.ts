@@ -435,7 +435,7 @@ describe("parseClusterSpec", () => {
     it("rejects an unknown backend", () =>
       expectIssues(
         withChange(awsSpec(), (s) => (s.pki.backend = "openssl")),
-        [{ path: "pki.backend", message: "must be one of vault, tls (got 'openssl')" }],
+        [{ path: "pki.backend", message: "must be one of vault, tls, local (got 'openssl')" }],
       ));
 
     it("rejects a certificate TTL of 0", () =>

@@ -1,0 +1,69 @@
+/** The local backend: a root CA and every certificate from dynamic providers, no provider plugin. */
+import * as pulumi from "@pulumi/pulumi";
+import { durationSeconds, type ClusterSpec } from "../../spec";
+import type { IssuedCertificate, PkiBackend } from "../backend";
+import { clusterDomain, type CertificateSpec } from "../certificates";
+import type { ServiceAccountKeyPair } from "../clusterPki";
+import { LocalCertificate, LocalPrivateKey, LocalRootCa } from "./resources";
+
+/** Subject O of every g8s cluster CA (the tls backend's too). */
+export const CA_ORGANIZATION = "g8s";
+
+/**
+ * The CA (`${name}-ca`) and one LocalCertificate per certificate (`${name}-<childName>`), the
+ * names the tls backend gives its CA and certificates. Every child is parented to `parent`.
+ * @internal
+ */
+export function createLocalBackend(name: string, spec: ClusterSpec, parent: pulumi.Resource): PkiBackend {
+  // Renewed at half of caTtl with the same key; every leaf follows (its inputs hold certPem).
+  const ca = new LocalRootCa(
+    `${name}-ca`,
+    {
+      commonName: clusterDomain(spec),
+      organizations: [CA_ORGANIZATION],
+      ttlSeconds: durationSeconds(spec.pki.caTtl),
+    },
+    { parent },
+  );
+  return {
+    caCertPem: ca.certPem,
+    issue(cert: CertificateSpec, childName: string): IssuedCertificate {
+      const issued = new LocalCertificate(
+        `${name}-${childName}`,
+        {
+          caCertPem: ca.certPem,
+          caKeyPem: ca.keyPem,
+          commonName: cert.commonName,
+          organizations: [...cert.organizations],
+          dnsNames: [...cert.dnsNames],
+          ipAddresses: [...cert.ipAddresses],
+          usages: [...cert.usages],
+          ttlSeconds: cert.ttlSeconds,
+        },
+        { parent },
+      );
+      return {
+        certPem: issued.certPem,
+        keyPem: pulumi.secret(issued.keyPem),
+        notAfter: issued.notAfter.apply((t) => t ?? ""),
+      };
+    },
+  };
+}
+
+/**
+ * The service-account signing key pair from the local backend (`${name}-sa-key`, RSA 2048 by
+ * default), never rotated: a new key invalidates every service-account token at once.
+ * @internal
+ */
+export function createLocalServiceAccountKey(
+  name: string,
+  parent: pulumi.Resource,
+): pulumi.Output<ServiceAccountKeyPair> {
+  const key = new LocalPrivateKey(`${name}-sa-key`, {}, { parent });
+  return pulumi.secret(
+    pulumi
+      .all([key.publicKeyPem, key.privateKeyPem])
+      .apply(([publicKeyPem, privateKeyPem]) => ({ publicKeyPem, privateKeyPem })),
+  );
+}

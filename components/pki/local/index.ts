@@ -1,0 +1,21 @@
+export { CA_ORGANIZATION, createLocalBackend, createLocalServiceAccountKey } from "./backend";
+export { needsRenewal, renewalTime, validityWindow } from "./renewal";
+export {
+  LOCAL_TYPES,
+  UNKNOWN,
+  LocalCertificate,
+  LocalPrivateKey,
+  LocalRootCa,
+  certificateChanges,
+  certificateProvider,
+  checkCertificateInputs,
+  checkSubjectInputs,
+  rootCaChanges,
+  rootCaProvider,
+  systemClock,
+  type Clock,
+  type LocalCertificateArgs,
+  type LocalPrivateKeyArgs,
+  type LocalRootCaArgs,
+} from "./resources";
+export * as x509 from "./x509";
