@@ -37,6 +37,7 @@ export const ENV_NAMES = {
   logLevel: "G8S_LOG_LEVEL",
   clearPendingOperations: "G8S_CLEAR_PENDING_OPERATIONS",
   offline: "G8S_OFFLINE",
+  stacks: "G8S_STACKS",
   gitBranch: "G8S_GIT_BRANCH",
   gitRemote: "G8S_GIT_REMOTE",
   gitPollInterval: "G8S_GIT_POLL_INTERVAL",
@@ -99,6 +100,10 @@ export const settingsSchema = z.strictObject({
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   clearPendingOperations: flag(),
   offline: flag(),
+  stacks: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$/, "must be stack names separated by commas, like edge8,edge9")
+    .optional(),
   gitBranch: z
     .string()
     .regex(/^[\w./-]+$/, "must be a git branch name")
@@ -135,6 +140,8 @@ export interface Settings {
   readonly clearPendingOperations: boolean;
   /** Use only provider plugins already installed or built by the toolchain; never download one. */
   readonly offline: boolean;
+  /** The daemon reconciles only these stacks (a machine that can run only some of them); default all. */
+  readonly stacks?: readonly string[];
   /** Follow this branch of gitRemote: a new commit reconciles the stacks it touches at once. */
   readonly gitBranch?: string;
   readonly gitRemote: string;
@@ -237,6 +244,7 @@ export function loadSettings(sources: SettingsSources): Settings {
     logLevel: s.logLevel,
     clearPendingOperations: s.clearPendingOperations,
     offline: s.offline,
+    stacks: s.stacks?.split(","),
     gitBranch: s.gitBranch,
     gitRemote: s.gitRemote,
     gitPollIntervalMs: durationSeconds(s.gitPollInterval) * 1000,

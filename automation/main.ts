@@ -57,6 +57,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     projectDir: settings.projectDir,
     listBackendStacks: () => (engine as Engine).listStacks(),
     reconcileDefaults: { mode: settings.defaultMode, interval: settings.defaultInterval },
+    only: settings.stacks,
   });
   // onStatus reads the scheduler's list; the constructor itself reports nothing.
   const scheduler: Scheduler = new Scheduler({

@@ -49,6 +49,8 @@ export interface ProjectStackSourceOptions {
   /** Lists the backend's stacks; undefined skips orphan detection. */
   readonly listBackendStacks?: () => Promise<string[]>;
   readonly reconcileDefaults: Partial<ReconcileSpec>;
+  /** Only these stacks (files and backend stacks alike); default every stack. */
+  readonly only?: readonly string[];
 }
 
 /** The project's name from Pulumi.yaml. */
@@ -110,6 +112,10 @@ export class ProjectStackSource implements StackSource {
     return result;
   }
 
+  private selected(name: string): boolean {
+    return this.options.only === undefined || this.options.only.includes(name);
+  }
+
   async discover(options: { readonly includeBackend?: boolean } = {}): Promise<DiscoveredStack[]> {
     const stacksDir = path.join(this.options.projectDir, "stacks");
     const entries = await fs.readdir(stacksDir).catch((err: NodeJS.ErrnoException) => {
@@ -119,7 +125,7 @@ export class ProjectStackSource implements StackSource {
     const found = new Map<string, DiscoveredStack>();
     for (const entry of entries.sort()) {
       const name = stackNameOf(entry);
-      if (name === undefined) continue;
+      if (name === undefined || !this.selected(name)) continue;
       const stack = await this.parseFile(path.join(stacksDir, entry), name);
       if (stack) found.set(name, stack);
     }
@@ -132,7 +138,7 @@ export class ProjectStackSource implements StackSource {
     const backend = this.lastBackend;
     const result: DiscoveredStack[] = [...found.values()].map((s) => ({ ...s, inBackend: backend?.has(s.name) }));
     for (const name of backend ?? []) {
-      if (!found.has(name)) result.push({ name, inBackend: true });
+      if (!found.has(name) && this.selected(name)) result.push({ name, inBackend: true });
     }
     return result.sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -57,6 +57,26 @@ describe("stack discovery", () => {
     );
   });
 
+  it("sees only the selected stacks, files and backend alike (--stacks)", async () => {
+    write("Pulumi.a.yaml", "config: {}\n");
+    write("Pulumi.b.yaml", "config: {}\n");
+    backend = ["a", "b", "gone", "other"];
+    const only = new ProjectStackSource({
+      projectDir: dir,
+      listBackendStacks: async () => backend,
+      reconcileDefaults: {},
+      only: ["b", "gone"],
+    });
+    const found = await only.discover({ includeBackend: true });
+    assert.deepEqual(
+      found.map((s) => [s.name, s.file !== undefined]),
+      [
+        ["b", true],
+        ["gone", false],
+      ],
+    );
+  });
+
   it("notices a changed file by its hash", async () => {
     write("Pulumi.a.yaml", "config: {}\n");
     const [before] = await source.discover();

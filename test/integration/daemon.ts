@@ -38,6 +38,8 @@ export interface StartOptions {
    * release(), as in the window after a real crash before init reaps them.
    */
   readonly slowReaper?: boolean;
+  /** Extra environment for the daemon (KUBECONFIG of a host cluster). */
+  readonly env?: Record<string, string>;
 }
 
 export async function startDaemon(
@@ -69,6 +71,7 @@ export async function startDaemon(
       PULUMI_CONFIG_PASSPHRASE: TEST_PASSPHRASE,
       G8S_API_TOKEN: TEST_TOKEN,
       G8S_PULUMI: path.join(sandbox.cli.binDir, "pulumi"),
+      ...options.env,
     },
     detached: true, // its own process group, so crash() can take the engine down with it
     stdio: ["ignore", "pipe", "pipe"],

@@ -24,15 +24,33 @@ export interface Sandbox {
   dispose(): void;
 }
 
+/** What a sandbox copies of the g8s project itself to run the real program (index.ts). */
+const G8S_PROJECT_FILES = [
+  "Pulumi.yaml",
+  "index.ts",
+  "components",
+  "package.json",
+  "package-lock.json",
+  "tsconfig.json",
+];
+
+export interface SandboxOptions {
+  /** The project to run: the store fixture (default) or a copy of the g8s program. */
+  readonly project?: "store" | "g8s";
+}
+
 /** A fresh sandbox; throws the toolchain's own message when no engine is available. */
-export async function createSandbox(label = "g8s-it"): Promise<Sandbox> {
+export async function createSandbox(label = "g8s-it", options: SandboxOptions = {}): Promise<Sandbox> {
   const cli = await findPulumi({ env: process.env });
   const root = mkdtempSync(path.join(tmpdir(), `${label}-`));
   const stateDir = path.join(root, "state");
   const projectDir = path.join(root, "project");
   const storeDir = path.join(root, "store");
   mkdirSync(stateDir, { recursive: true });
-  cpSync(FIXTURE_PROJECT, projectDir, { recursive: true });
+  if (options.project === "g8s") {
+    for (const f of G8S_PROJECT_FILES)
+      cpSync(path.join(PROJECT_ROOT, f), path.join(projectDir, f), { recursive: true });
+  } else cpSync(FIXTURE_PROJECT, projectDir, { recursive: true });
   mkdirSync(path.join(projectDir, "stacks"), { recursive: true });
   // The program resolves @pulumi/pulumi and typescript from the project's own packages.
   symlinkSync(path.join(PROJECT_ROOT, "node_modules"), path.join(projectDir, "node_modules"), "dir");

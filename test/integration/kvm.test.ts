@@ -1,0 +1,256 @@
+/**
+ * The KVM platform for real: a running daemon reconciles a guest cluster's host objects on a real
+ * host cluster (`g8s host up`: etcd, kube-apiserver, controller manager, scheduler, KWOK nodes)
+ * through the real Kubernetes provider plugin, and puts back every out-of-band change a person
+ * makes with kubectl. Also: detect mode reports and changes nothing; the daemon survives the API
+ * server going away mid-pass; decommissioning removes every object.
+ */
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { stringify } from "yaml";
+import { PROJECT_ROOT } from "../../automation/engine";
+import { endEngineProcesses, startDaemon, waitFor, type DaemonProcess } from "./daemon";
+import { createSandbox, type Sandbox } from "./harness";
+
+const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
+const STACK = "it7";
+const NS = `g8s-${STACK}`;
+
+/** The stack file of the test's guest cluster (local PKI, hostPath disks, 1 master, 1 worker). */
+function stackFile(extra: Record<string, unknown> = {}): string {
+  return stringify({
+    config: {
+      "g8s:cluster": {
+        id: STACK,
+        provider: "kvm",
+        baseDomain: "k8s.test.internal",
+        kubernetes: { version: "1.31.4", serviceCidr: "172.30.0.0/16", podCidr: "10.62.0.0/16" },
+        kvm: { storage: "hostPath" },
+        masters: { count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 },
+        nodePools: [{ name: "default", count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 }],
+        pki: { backend: "local", certTtl: "24h" },
+        ingress: { enabled: false },
+      },
+      "g8s:reconcile": { mode: "correct", interval: "10s" },
+      ...extra,
+    },
+  });
+}
+
+describe("real host cluster: the KVM platform applied, drifted and corrected", function () {
+  this.timeout(1_800_000);
+  let sandbox: Sandbox;
+  let hostDir: string;
+  let kubeconfig: string;
+  let daemon: DaemonProcess | undefined;
+
+  const g8s = (...args: string[]) =>
+    spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], { encoding: "utf8" });
+  const kubectl = (...args: string[]) => {
+    const r = spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8" });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  };
+  const get = (kind: string, name: string, jsonpath: string) =>
+    kubectl("-n", NS, "get", kind, name, "-o", `jsonpath=${jsonpath}`);
+  const writeStack = (extra: Record<string, unknown> = {}) =>
+    writeFileSync(path.join(sandbox.projectDir, "stacks", `Pulumi.${STACK}.yaml`), stackFile(extra));
+
+  /** Waits until the daemon's pass that started after `since` ended with `outcome`. */
+  const passAfter = (since: number, outcome: string, timeoutMs = 180_000) =>
+    waitFor(
+      `a pass of ${STACK} ending ${outcome}`,
+      async () => {
+        const s = await (daemon as DaemonProcess).stack(STACK);
+        const last = s.lastPass;
+        return last && Date.parse(last.startedAt) >= since && last.outcome === outcome ? s : undefined;
+      },
+      timeoutMs,
+    );
+
+  before(async function () {
+    sandbox = await createSandbox("g8s-kvm", { project: "g8s" });
+    hostDir = path.join(sandbox.root, "host");
+    const up = g8s("host", "up", "--host-dir", hostDir);
+    assert.equal(up.status, 0, `g8s host up failed:\n${up.stdout}\n${up.stderr}`);
+    kubeconfig = up.stdout.trim().split("\n").pop() as string;
+    writeStack();
+    const started = Date.now();
+    daemon = await startDaemon(sandbox, ["--offline"], { env: { KUBECONFIG: kubeconfig } });
+    const d = daemon;
+    await waitFor(
+      `${STACK} created and in sync`,
+      async () => {
+        const s = await d.stack(STACK);
+        return s.phase === "in-sync" && s.lastPass?.outcome === "in-sync" ? s : undefined;
+      },
+      600_000,
+    );
+    process.stdout.write(
+      `      guest cluster ${STACK} created and in sync after ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
+  });
+
+  after(async () => {
+    if (daemon && daemon.proc.exitCode === null) await daemon.stop();
+    if (hostDir) g8s("host", "down", "--host-dir", hostDir);
+    if (sandbox) endEngineProcesses(sandbox);
+    sandbox?.dispose();
+  });
+
+  it("created the host objects: namespace, StatefulSets with Ready pods, Services, Secrets, NetworkPolicies", () => {
+    assert.equal(kubectl("get", "namespace", NS, "-o", "jsonpath={.metadata.labels.g8s\\.io/cluster}").out, STACK);
+    assert.equal(get("statefulset", "master", "{.status.readyReplicas}").out, "1");
+    assert.equal(get("statefulset", "pool-default", "{.status.readyReplicas}").out, "1");
+    for (const svc of ["api", "etcd", "workers"]) assert.equal(get("service", svc, "{.metadata.name}").out, svc);
+    for (const secret of ["master-secrets", "worker-secrets", "master-user-data"]) {
+      assert.equal(get("secret", secret, "{.type}").out, "Opaque");
+    }
+    const policies = kubectl("-n", NS, "get", "networkpolicy", "-o", "jsonpath={.items[*].metadata.name}").out.split(
+      " ",
+    );
+    assert.ok(policies.includes("default-deny") && policies.includes("same-cluster"), policies.join(","));
+    const pods = kubectl("-n", NS, "get", "pods", "-o", "jsonpath={.items[*].status.phase}").out.split(" ");
+    assert.deepEqual(pods, ["Running", "Running"]);
+  });
+
+  it("puts back every out-of-band change a person makes with kubectl", async () => {
+    const image = get("statefulset", "pool-default", "{.spec.template.spec.containers[0].image}").out;
+    const caCert = get("secret", "master-secrets", "{.data.ca\\.crt}").out;
+    const sameCluster = get("networkpolicy", "same-cluster", "{.spec}").out;
+    assert.ok(image && caCert && sameCluster);
+    const changes: Array<[string, string[]]> = [
+      ["delete the API Service", ["-n", NS, "delete", "service", "api", "--wait=false"]],
+      ["scale the masters", ["-n", NS, "scale", "statefulset", "master", "--replicas=3"]],
+      ["change the workers' image", ["-n", NS, "set", "image", "statefulset/pool-default", "qemu=example.org/other:1"]],
+      ["delete a NetworkPolicy", ["-n", NS, "delete", "networkpolicy", "default-deny", "--wait=false"]],
+      [
+        "edit a NetworkPolicy",
+        [
+          "-n",
+          NS,
+          "patch",
+          "networkpolicy",
+          "same-cluster",
+          "--type=merge",
+          "-p",
+          '{"spec":{"podSelector":{"matchLabels":{"x":"y"}}}}',
+        ],
+      ],
+      [
+        "change Secret data",
+        [
+          "-n",
+          NS,
+          "patch",
+          "secret",
+          "master-secrets",
+          "--type=merge",
+          "-p",
+          `{"data":{"ca.crt":"${Buffer.from("forged").toString("base64")}"}}`,
+        ],
+      ],
+      ["remove the namespace's cluster label", ["label", "namespace", NS, "g8s.io/cluster-"]],
+    ];
+    const injectedAt = Date.now();
+    for (const [what, args] of changes) {
+      const r = kubectl(...args);
+      assert.equal(r.code, 0, `${what}: ${r.err}`);
+    }
+    const restored = {
+      "the API Service": () => get("service", "api", "{.metadata.name}").out === "api",
+      "1 master": () => get("statefulset", "master", "{.spec.replicas}").out === "1",
+      "the workers' image": () =>
+        get("statefulset", "pool-default", "{.spec.template.spec.containers[0].image}").out === image,
+      "default-deny": () => get("networkpolicy", "default-deny", "{.metadata.name}").out === "default-deny",
+      "same-cluster": () => get("networkpolicy", "same-cluster", "{.spec}").out === sameCluster,
+      "the Secret data": () => get("secret", "master-secrets", "{.data.ca\\.crt}").out === caCert,
+      "the namespace label": () =>
+        kubectl("get", "namespace", NS, "-o", "jsonpath={.metadata.labels.g8s\\.io/cluster}").out === STACK,
+    };
+    const d = daemon as DaemonProcess;
+    await waitFor(
+      "every change put back",
+      async () => {
+        const s = await d.stack(STACK);
+        const corrected = s.lastDrift && Date.parse(s.lastDrift.startedAt) >= injectedAt - 1000;
+        const missing = Object.entries(restored)
+          .filter(([, ok]) => !ok())
+          .map(([what]) => what);
+        return corrected && missing.length === 0 ? true : undefined;
+      },
+      300_000,
+    );
+    const mttr = (Date.now() - injectedAt) / 1000;
+    const s = await d.stack(STACK);
+    assert.equal(s.lastDrift?.outcome, "corrected");
+    process.stdout.write(
+      `      seven out-of-band changes put back ${mttr.toFixed(1)} s after injection (interval 10 s)\n`,
+    );
+    await passAfter(Date.now(), "in-sync");
+  });
+
+  it("in detect mode reports drift and changes nothing", async () => {
+    const d = daemon as DaemonProcess;
+    writeStack({ "g8s:reconcile": { mode: "detect", interval: "10s" } });
+    await waitFor(
+      "detect mode in force",
+      async () => ((await d.stack(STACK)).mode === "detect" ? true : undefined),
+      60_000,
+    );
+    const injectedAt = Date.now();
+    assert.equal(kubectl("-n", NS, "scale", "statefulset", "pool-default", "--replicas=2").code, 0);
+    const drifted = await passAfter(injectedAt, "drifted");
+    assert.ok(drifted.lastPass?.drift.some((x) => x.name.endsWith("pool-default") || x.type.endsWith("StatefulSet")));
+    assert.equal(get("statefulset", "pool-default", "{.spec.replicas}").out, "2", "detect changed nothing");
+    writeStack();
+    await waitFor(
+      "correct mode puts it back",
+      async () => (get("statefulset", "pool-default", "{.spec.replicas}").out === "1" ? true : undefined),
+      180_000,
+    );
+  });
+
+  it("survives the API server stopping mid-pass: fails, backs off, recovers when it is back", async () => {
+    const d = daemon as DaemonProcess;
+    await waitFor(
+      "a running pass",
+      async () => ((await d.stack(STACK)).phase === "running" ? true : undefined),
+      60_000,
+    );
+    const pid = Number(readFileSync(path.join(hostDir, "pids", "kube-apiserver.pid"), "utf8").split(/\s+/)[0]);
+    process.kill(pid, "SIGKILL");
+    const failed = await waitFor(
+      "the pass to fail",
+      async () => {
+        const s = await d.stack(STACK);
+        return s.consecutiveFailures > 0 ? s : undefined;
+      },
+      180_000,
+    );
+    assert.equal(failed.phase, "backoff");
+    assert.equal(d.proc.exitCode, null, "the daemon keeps running");
+    const up = g8s("host", "up", "--host-dir", hostDir);
+    assert.equal(up.status, 0, up.stderr);
+    const back = Date.now();
+    const recovered = await passAfter(back, "in-sync", 300_000);
+    assert.equal(recovered.consecutiveFailures, 0);
+  });
+
+  it("removes every object of a decommissioned stack", async () => {
+    const d = daemon as DaemonProcess;
+    writeStack({ "g8s:decommission": true });
+    await waitFor(
+      "the stack destroyed",
+      async () => ((await d.stack(STACK)).phase === "destroyed" ? true : undefined),
+      300_000,
+    );
+    await waitFor(
+      "the namespace gone",
+      async () => (kubectl("get", "namespace", NS).code !== 0 ? true : undefined),
+      120_000,
+    );
+    assert.match(kubectl("get", "namespace", NS).err, /NotFound/);
+  });
+});
