@@ -41,37 +41,47 @@ describe("real engine: g8s reconcile --once", function () {
     assert.deepEqual(second.summary, { "in-sync": 2 });
   });
 
+  /** Stacks created and in sync, so each test passes alone. */
+  function created(...records: Array<[string, string]>): void {
+    for (const [stack, value] of records) writeFixtureStack(sandbox, stack, { a: value });
+    const r = reconcile(sandbox, ...records.map(([stack]) => stack));
+    assert.equal(r.code, 0, r.stderr);
+  }
+
   it("detects without correcting in mode detect", async () => {
-    writeRecord(sandbox, "o1", "a", "hand edit");
-    const r = reconcile(sandbox, "o1", "--default-mode", "detect");
+    created(["d1", "1"]);
+    writeRecord(sandbox, "d1", "a", "hand edit");
+    const r = reconcile(sandbox, "d1", "--default-mode", "detect");
     assert.equal(r.code, 0);
     assert.equal(r.records[0].outcome, "drifted");
     assert.deepEqual(
       r.records[0].drift.map((d) => [d.op, d.name, d.keys]),
       [["update", "record-a", ["content"]]],
     );
-    assert.equal(readRecord(sandbox, "o1", "a"), "hand edit");
+    assert.equal(readRecord(sandbox, "d1", "a"), "hand edit");
   });
 
   it("reconciles the good stacks and exits 1 when one stack file is broken", async () => {
+    created(["b1", "1"], ["b2", "2"]);
+    writeRecord(sandbox, "b1", "a", "hand edit");
     writeFileSync(
-      path.join(sandbox.projectDir, "stacks", "Pulumi.o3.yaml"),
+      path.join(sandbox.projectDir, "stacks", "Pulumi.b3.yaml"),
       "config:\n  g8s:reconcile: { mode: fix }\n",
     );
-    const r = reconcile(sandbox);
+    const r = reconcile(sandbox, "b1", "b2", "b3");
     assert.equal(r.code, 1);
     assert.deepEqual(
       r.records.map((x) => [x.stack, x.outcome]),
       [
-        ["o1", "corrected"],
-        ["o2", "in-sync"],
-        ["o3", "invalid"],
+        ["b1", "corrected"],
+        ["b2", "in-sync"],
+        ["b3", "invalid"],
       ],
     );
     assert.equal(
       r.records[2].error,
-      "stacks/Pulumi.o3.yaml: g8s:reconcile.mode: must be one of correct, detect, off (got 'fix')",
+      "stacks/Pulumi.b3.yaml: g8s:reconcile.mode: must be one of correct, detect, off (got 'fix')",
     );
-    assert.equal(readRecord(sandbox, "o1", "a"), "1");
+    assert.equal(readRecord(sandbox, "b1", "a"), "1");
   });
 });
