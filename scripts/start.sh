@@ -10,15 +10,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 say() { printf '[start %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# 1. npm packages: install when missing or older than package-lock.json.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund >&2
-fi
-
-# 2. The toolchain: builds only what is missing or whose inputs changed.
-say "toolchain (npm run toolchain; a cold build takes about half an hour on 2 cores)"
-npm run --silent toolchain >&2
+# 1-2. npm packages and the toolchain (a cold build takes about half an hour on 2 cores).
+bash scripts/provision.sh
 
 # 3. Secrets for the local state: generated once, kept in .g8s/ (mode 0600, ignored by git).
 mkdir -p .g8s
