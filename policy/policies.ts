@@ -38,6 +38,7 @@ const T = {
   vaultCert: "vault:pkiSecret/secretBackendCert:SecretBackendCert",
   vaultRole: "vault:pkiSecret/secretBackendRole:SecretBackendRole",
   tlsCert: "tls:index/locallySignedCert:LocallySignedCert",
+  localCert: "pulumi-nodejs:dynamic/g8s-pki:LocalCertificate",
 } as const;
 
 /** One ingress permission, whatever resource shape it came from. */
@@ -127,6 +128,8 @@ export const certificateTtlBounds: ResourceValidationPolicy = {
     else if (args.type === T.vaultRole) seconds = vaultSeconds(args.props.maxTtl);
     else if (args.type === T.tlsCert && typeof args.props.validityPeriodHours === "number") {
       seconds = args.props.validityPeriodHours * 3600;
+    } else if (args.type === T.localCert && typeof args.props.ttlSeconds === "number") {
+      seconds = args.props.ttlSeconds;
     } else return;
     if (seconds === undefined) return;
     const { min, max } = CERT_TTL_BOUNDS_SECONDS;

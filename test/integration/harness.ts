@@ -35,8 +35,16 @@ const G8S_PROJECT_FILES = [
 ];
 
 export interface SandboxOptions {
-  /** The project to run: the store fixture (default) or a copy of the g8s program. */
-  readonly project?: "store" | "g8s";
+  /** Run a copy of the g8s program itself (index.ts and components/) instead of a fixture. */
+  readonly project?: "g8s";
+  /** The fixture project to copy. Default: the store fixture. */
+  readonly fixture?: string;
+  /**
+   * Copy the fixture to its own path under `<root>/repo` and link the repository's `components/`
+   * at `<root>/repo/components`, so a fixture importing g8s components by relative path
+   * (`../../../../components/…`) runs unchanged in the sandbox. Default: false (`<root>/project`).
+   */
+  readonly withComponents?: boolean;
 }
 
 /** A fresh sandbox; throws the toolchain's own message when no engine is available. */
@@ -44,13 +52,19 @@ export async function createSandbox(label = "g8s-it", options: SandboxOptions = 
   const cli = await findPulumi({ env: process.env });
   const root = mkdtempSync(path.join(tmpdir(), `${label}-`));
   const stateDir = path.join(root, "state");
-  const projectDir = path.join(root, "project");
+  const fixture = options.fixture ?? FIXTURE_PROJECT;
+  const projectDir = options.withComponents
+    ? path.join(root, "repo", path.relative(PROJECT_ROOT, fixture))
+    : path.join(root, "project");
   const storeDir = path.join(root, "store");
   mkdirSync(stateDir, { recursive: true });
   if (options.project === "g8s") {
     for (const f of G8S_PROJECT_FILES)
       cpSync(path.join(PROJECT_ROOT, f), path.join(projectDir, f), { recursive: true });
-  } else cpSync(FIXTURE_PROJECT, projectDir, { recursive: true });
+  } else cpSync(fixture, projectDir, { recursive: true });
+  if (options.withComponents) {
+    symlinkSync(path.join(PROJECT_ROOT, "components"), path.join(root, "repo", "components"), "dir");
+  }
   mkdirSync(path.join(projectDir, "stacks"), { recursive: true });
   // The program resolves @pulumi/pulumi and typescript from the project's own packages.
   symlinkSync(path.join(PROJECT_ROOT, "node_modules"), path.join(projectDir, "node_modules"), "dir");

@@ -83,17 +83,19 @@ describe("policies", () => {
   });
 
   describe("certificate-ttl-bounds", () => {
-    it("fires outside 1h…720h for Vault certificates, Vault roles and tls certificates", async () => {
+    it("fires outside 1h…720h for Vault certificates, Vault roles, tls and local certificates", async () => {
       const v = await run(P.certificateTtlBounds, [
         res("vault:pkiSecret/secretBackendCert:SecretBackendCert", "short", { ttl: "1800" }),
         res("vault:pkiSecret/secretBackendRole:SecretBackendRole", "long", { maxTtl: "31d" }),
         res("tls:index/locallySignedCert:LocallySignedCert", "year", { validityPeriodHours: 8760 }),
         res("tls:index/locallySignedCert:LocallySignedCert", "day", { validityPeriodHours: 24 }),
         res("vault:pkiSecret/secretBackendCert:SecretBackendCert", "ok", { ttl: "86400" }),
+        res("pulumi-nodejs:dynamic/g8s-pki:LocalCertificate", "seconds", { ttlSeconds: 60 }),
+        res("pulumi-nodejs:dynamic/g8s-pki:LocalCertificate", "local-day", { ttlSeconds: 86400 }),
       ]);
       assert.deepEqual(
         v.map((x) => x.urn?.split("::").pop()),
-        ["short", "long", "year"],
+        ["short", "long", "year", "seconds"],
       );
     });
   });

@@ -15,7 +15,7 @@ import { GET_ZONE_TOKEN, fakeAwsOutputs, stubZones } from "../aws/helpers";
 import { installMocks, promiseOf, settle, type MockRecorder } from "../mocks";
 import { awsSpec, expectIssues, kvmSpec, withChange } from "../spec/helpers";
 import { LOCAL, TLS, expectedCertificates, fakePkiOutputs, tlsClusterSpec } from "./helpers";
-import { fieldsOf, keyMatchesCertificate, verify } from "./openssl";
+import { extensionsOf, fieldsOf, keyMatchesCertificate, verify } from "./openssl";
 
 type Pki = typeof import("../../../components/pki");
 type Local = typeof import("../../../components/pki/local");
@@ -385,6 +385,51 @@ describe("local providers (real crypto, injected clock)", () => {
       { property: "keyAlgorithm", reason: 'must be one of ecdsa-p256, rsa-2048 (got "dsa")' },
     ]);
     assert.deepEqual(await failures({ caCertPem: local.UNKNOWN, caKeyPem: local.UNKNOWN, usages: local.UNKNOWN }), []);
+  });
+
+  it("issues every certificate of the cluster's table for real, as openssl reads it", async () => {
+    const { certificateSet } = await import("../../../components/pki");
+    const table = certificateSet({
+      spec: localClusterSpec(),
+      masterNames: ["master-0"],
+      masterAddresses: API.masterAddresses,
+      apiNames: API.apiNames,
+      apiAddresses: API.apiAddresses,
+      serviceDnsDomain: "cluster.local",
+    });
+    assert.equal(table.length, 10);
+    now = at(0);
+    const provider = local.certificateProvider(clock);
+    for (const cert of table) {
+      const issued = (
+        await provider.create({
+          ...leafInputs,
+          commonName: cert.commonName,
+          organizations: cert.organizations,
+          dnsNames: cert.dnsNames as string[],
+          ipAddresses: cert.ipAddresses as string[],
+          usages: cert.usages,
+          ttlSeconds: cert.ttlSeconds,
+        })
+      ).outs as CertificateState;
+      const fields = fieldsOf(issued.certPem);
+      assert.equal(
+        fields.subject,
+        [`CN=${cert.commonName}`, ...[...cert.organizations].reverse().map((o) => `O=${o}`)].join(","),
+      );
+      assert.equal((fields.notAfter.getTime() - fields.notBefore.getTime()) / 1000, 86400);
+      const sans = extensionsOf(issued.certPem, ["subjectAltName"]);
+      for (const name of cert.dnsNames) assert.ok(sans.includes(`DNS:${name}`), `${cert.key}: DNS:${name}`);
+      for (const ip of cert.ipAddresses) assert.ok(sans.includes(`IP Address:${ip}`), `${cert.key}: IP ${ip}`);
+      assert.equal((sans.match(/DNS:|IP Address:/g) ?? []).length, cert.dnsNames.length + cert.ipAddresses.length);
+      for (const [usage, purpose] of [
+        ["server", "sslserver"],
+        ["client", "sslclient"],
+      ] as const) {
+        const r = verify(ca.certPem, issued.certPem, { purpose, at: at(1) });
+        assert.equal(r.code === 0, cert.usages.includes(usage), `${cert.key} as ${purpose}: ${r.stderr}`);
+      }
+    }
   });
 
   it("uses the engine's marker for unknown values", async () => {
