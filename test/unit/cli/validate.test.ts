@@ -18,7 +18,7 @@ describe("g8s validate (process)", function () {
     const r = g8s("validate");
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(r.stdout, "");
-    assert.equal(r.stderr, "2 stack file(s) valid\n");
+    assert.equal(r.stderr, "3 stack file(s) valid\n");
   });
 
   it("prints one located line per problem in a folder of broken files and exits 1", () => {
