@@ -1,6 +1,7 @@
 /** The `g8s` command line: dispatches to one command per verb. */
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
 import { DAEMON_USAGE, runDaemon } from "./daemon";
+import { HOST_USAGE, runHost } from "./host";
 import { PLAN_USAGE, runPlanCommand } from "./plan";
 import { RECONCILE_USAGE, runReconcile } from "./reconcile";
 import { runStatus, STATUS_USAGE } from "./status";
@@ -21,6 +22,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "what a change would do to the clusters (for pull requests)",
     usage: PLAN_USAGE,
     run: runPlanCommand,
+  },
+  host: {
+    summary: "the local host Kubernetes cluster on 127.0.0.1 (up, down, status)",
+    usage: HOST_USAGE,
+    run: runHost,
   },
 };
 
