@@ -33,6 +33,7 @@ import {
   DEFAULT_NODE_SHAPE,
   HOST_NODE_LABEL,
   isNodeReady,
+  isNodeUsable,
   kwokRbacObjects,
   nodeActions,
   nodeObjects,
@@ -212,10 +213,18 @@ export class HostCluster {
       );
       await this.writeKubeconfigs(state.ports);
       api = this.adminApi(state.ports);
+      const running = new Map<ComponentName, PidRecord>();
+      for (const c of COMPONENTS) {
+        const record = await this.readRecord(c);
+        if (record && recordState(record) === "running") running.set(c, record);
+      }
+      // Every port of what will start is checked before anything starts: no half-started cluster
+      // because of a port someone took while the host cluster was down.
+      for (const c of COMPONENTS) if (!running.has(c)) await this.checkPorts(c, state.ports);
       for (const [i, layer] of START_LAYERS.entries()) {
         if (i === START_LAYERS.length - 1) await this.ensureApiObjects(api);
         for (const c of layer) {
-          const record = await this.readRecord(c);
+          const record = running.get(c);
           if (record && recordState(record) === "running") {
             alreadyRunning.push(c);
             this.say(`${c}: running (pid ${record.pid})`);
@@ -342,8 +351,8 @@ export class HostCluster {
     if (changes.length > 0) this.say(`nodes: ${changes.join("; ")}`);
   }
 
-  /** Starts one component detached (its own session), logs appended to logs/<name>.log, pid file written. */
-  private async start(c: ComponentName, ports: HostPorts): Promise<void> {
+  /** Fails naming the component and the port when another program listens on one of its ports. */
+  private async checkPorts(c: ComponentName, ports: HostPorts): Promise<void> {
     for (const key of COMPONENT_PORTS[c]) {
       if (!(await portIsFree(ports[key]))) {
         throw new HostError(
@@ -352,6 +361,11 @@ export class HostCluster {
         );
       }
     }
+  }
+
+  /** Starts one component detached (its own session), logs appended to logs/<name>.log, pid file written. */
+  private async start(c: ComponentName, ports: HostPorts): Promise<void> {
+    await this.checkPorts(c, ports); // again: a moment may have passed since the check before the first start
     const binary = path.join(this.toolchain.binDir, BINARIES[c]);
     const args = componentArgs(c, this.layout, ports, this.toolchain);
     await fs.mkdir(this.layout.logDir, { recursive: true });
@@ -451,8 +465,8 @@ export class HostCluster {
         const list = await api.get<{ items: ObservedNode[] }>(
           `/api/v1/nodes?labelSelector=${encodeURIComponent(`${HOST_NODE_LABEL}=true`)}`,
         );
-        const ready = list.items.filter((n) => wanted.has(n.metadata.name) && isNodeReady(n)).length;
-        return ready === wanted.size ? true : `${ready}/${wanted.size} Ready`;
+        const usable = list.items.filter((n) => wanted.has(n.metadata.name) && isNodeUsable(n)).length;
+        return usable === wanted.size ? true : `${usable}/${wanted.size} Ready and untainted`;
       },
       "kwok",
     );

@@ -114,6 +114,7 @@ export function nodeObjects(shape: NodeShape = DEFAULT_NODE_SHAPE, arch: string 
 /** The parts of a Node the host cluster reads back. */
 export interface ObservedNode {
   readonly metadata: { readonly name: string };
+  readonly spec?: { readonly taints?: readonly { readonly key: string; readonly effect: string }[] };
   readonly status?: {
     readonly allocatable?: Readonly<Record<string, string>>;
     readonly capacity?: Readonly<Record<string, string>>;
@@ -123,6 +124,17 @@ export interface ObservedNode {
 
 export function isNodeReady(node: ObservedNode): boolean {
   return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+}
+
+/** Taints the node lifecycle controller sets while a node is not (yet) Ready. */
+const LIFECYCLE_TAINTS = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
+
+/**
+ * Ready and no longer carrying the lifecycle controller's not-ready/unreachable taints: a pod
+ * created now is scheduled. (A fresh node is Ready a moment before the controller lifts them.)
+ */
+export function isNodeUsable(node: ObservedNode): boolean {
+  return isNodeReady(node) && !(node.spec?.taints ?? []).some((t) => LIFECYCLE_TAINTS.includes(t.key));
 }
 
 /** What to do so the nodes in the cluster are the desired ones. */

@@ -6,6 +6,7 @@ import {
   DEFAULT_NODE_SHAPE,
   HOST_NODE_LABEL,
   isNodeReady,
+  isNodeUsable,
   kubernetesArch,
   kwokRbacObjects,
   nodeActions,
@@ -94,6 +95,19 @@ describe("host nodes", () => {
     assert.equal(isNodeReady(node([{ type: "Ready", status: "Unknown" }])), false);
     assert.equal(isNodeReady(node([{ type: "MemoryPressure", status: "True" }])), false);
     assert.equal(isNodeReady({ metadata: { name: "n" } }), false);
+  });
+
+  it("counts a node usable once the lifecycle controller has lifted its not-ready taints", () => {
+    const ready = { conditions: [{ type: "Ready", status: "True" }] };
+    const tainted = (key: string): ObservedNode => ({
+      metadata: { name: "n" },
+      spec: { taints: [{ key, effect: "NoSchedule" }] },
+      status: ready,
+    });
+    assert.equal(isNodeUsable({ metadata: { name: "n" }, status: ready }), true);
+    assert.equal(isNodeUsable(tainted("node.kubernetes.io/not-ready")), false);
+    assert.equal(isNodeUsable(tainted("node.kubernetes.io/unreachable")), false);
+    assert.equal(isNodeUsable(tainted("example.com/dedicated")), true);
   });
 
   it("binds KWOK's user to a role that writes node and pod status but cannot touch secrets", () => {
