@@ -175,6 +175,7 @@ export class HostCluster {
   private readonly toolchain: Toolchain;
   private readonly timeouts: HostTimeouts;
   private readonly shape: NodeShape;
+  private readonly spawned = new Set<ComponentName>();
   private readonly exits = new Map<ComponentName, string>();
   private readonly logOffsets = new Map<ComponentName, number>();
   private t0 = Date.now();
@@ -388,6 +389,7 @@ export class HostCluster {
         child.once("spawn", () => resolve(child.pid as number));
         child.once("error", (err) => reject(new HostError(`${c}: cannot start ${binary}: ${err.message}`)));
       });
+      this.spawned.add(c);
       child.once("exit", (code, signal) => this.exits.set(c, signal ? `killed by ${signal}` : `exit code ${code}`));
       child.unref();
     } finally {
@@ -449,7 +451,11 @@ export class HostCluster {
       () => {
         const exit = this.exits.get(c);
         if (exit) return `${c} exited (${exit}) while starting`;
-        if (record && recordState(record) !== "running") return `${c} (pid ${record.pid}) stopped while starting`;
+        // A child of this run is judged by its exit event (which carries the status); one started
+        // by an earlier `up` only by its pid record.
+        if (!this.spawned.has(c) && record && recordState(record) !== "running") {
+          return `${c} (pid ${record.pid}) stopped while starting`;
+        }
         return undefined;
       },
     );
