@@ -227,12 +227,9 @@ export function componentArgs(
         `--cluster-signing-cert-file=${L.cert("ca")}`,
         `--cluster-signing-key-file=${L.key("ca")}`,
         `--cluster-name=${CLUSTER_NAME}`,
-        // Lifts a new node's not-ready taint within a second of KWOK making it Ready (default 5 s):
-        // a cold `up` waits for that. Checking a handful of nodes every second costs nothing.
-        "--node-monitor-period=1s",
         // Each of its ~40 controllers gets a service account and a token at start; at the default
-        // 20 requests/s that alone takes 5 s, and the node lifecycle controller (which lifts the
-        // not-ready taint) starts last. The API server is local and otherwise idle.
+        // 20 requests/s that alone takes 5 s, and the node lifecycle controller (which lifts a new
+        // node's not-ready taint) starts last: a cold `up` waited for it. The API server is local.
         "--kube-api-qps=200",
         "--kube-api-burst=400",
       ];
