@@ -1,28 +1,68 @@
 /** The `g8s` command line: dispatches to one command per verb. */
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
-import { DAEMON_USAGE, runDaemon } from "./daemon";
-import { PLAN_USAGE, runPlanCommand } from "./plan";
-import { RECONCILE_USAGE, runReconcile } from "./reconcile";
-import { runStatus, STATUS_USAGE } from "./status";
-import { runValidate, VALIDATE_USAGE } from "./validate";
 
-interface Command {
-  readonly summary: string;
+/** What a command module provides; loaded only when its verb runs. */
+interface CommandModule {
   readonly usage: string;
   run(argv: string[], io: CliIo): Promise<number>;
 }
 
+interface Command {
+  readonly summary: string;
+  /**
+   * Imports the command on demand: the reconciler's commands pull in the Automation API and
+   * take seconds to load, which `g8s host` and `g8s validate` should not pay. `require`, not
+   * `import()`: tsx's CommonJS hook (bin/g8s.js) does not serve dynamic imports of .ts files.
+   */
+  load(): CommandModule;
+}
+
+/* eslint-disable @typescript-eslint/no-require-imports -- commands load on demand, see Command.load */
 const COMMANDS: Record<string, Command> = {
-  validate: { summary: "check stack files offline", usage: VALIDATE_USAGE, run: runValidate },
-  reconcile: { summary: "one reconcile pass over the stacks", usage: RECONCILE_USAGE, run: runReconcile },
-  daemon: { summary: "reconcile every stack on a schedule, with an HTTP API", usage: DAEMON_USAGE, run: runDaemon },
-  status: { summary: "the running daemon's view of every stack", usage: STATUS_USAGE, run: runStatus },
+  validate: {
+    summary: "check stack files offline",
+    load: () => {
+      const m = require("./validate") as typeof import("./validate");
+      return { usage: m.VALIDATE_USAGE, run: m.runValidate };
+    },
+  },
+  reconcile: {
+    summary: "one reconcile pass over the stacks",
+    load: () => {
+      const m = require("./reconcile") as typeof import("./reconcile");
+      return { usage: m.RECONCILE_USAGE, run: m.runReconcile };
+    },
+  },
+  daemon: {
+    summary: "reconcile every stack on a schedule, with an HTTP API",
+    load: () => {
+      const m = require("./daemon") as typeof import("./daemon");
+      return { usage: m.DAEMON_USAGE, run: m.runDaemon };
+    },
+  },
+  status: {
+    summary: "the running daemon's view of every stack",
+    load: () => {
+      const m = require("./status") as typeof import("./status");
+      return { usage: m.STATUS_USAGE, run: m.runStatus };
+    },
+  },
   plan: {
     summary: "what a change would do to the clusters (for pull requests)",
-    usage: PLAN_USAGE,
-    run: runPlanCommand,
+    load: () => {
+      const m = require("./plan") as typeof import("./plan");
+      return { usage: m.PLAN_USAGE, run: m.runPlanCommand };
+    },
+  },
+  host: {
+    summary: "the local host Kubernetes cluster on 127.0.0.1 (up, down, status)",
+    load: () => {
+      const m = require("./host") as typeof import("./host");
+      return { usage: m.HOST_USAGE, run: m.runHost };
+    },
   },
 };
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
@@ -37,16 +77,17 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     writeLine(name === undefined ? io.stderr : io.stdout, usage());
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
-  const command = COMMANDS[name];
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
     writeLine(io.stderr, `g8s: unknown command '${name}'\n\n${usage()}`);
     return EXIT.usage;
   }
+  const loaded = command.load();
   try {
-    return await command.run(rest, io);
+    return await loaded.run(rest, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      writeLine(io.stderr, `g8s ${name}: ${err.message}\n\n${command.usage}`);
+      writeLine(io.stderr, `g8s ${name}: ${err.message}\n\n${loaded.usage}`);
       return EXIT.usage;
     }
     throw err;

@@ -157,3 +157,17 @@ export function orphanedProcesses(
   }
   return result;
 }
+
+/** A process's resident set size in bytes (VmRSS of /proc/<pid>/status), when it can be read. */
+export function residentBytes(pid: number): number | undefined {
+  if (!HAS_PROC) return undefined;
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("VmRSS:"));
+    const kib = Number(line?.split(/\s+/)[1]);
+    return Number.isFinite(kib) ? kib * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
