@@ -77,7 +77,7 @@ export class KvmCluster extends pulumi.ComponentResource {
   public readonly hostProvider: k8s.Provider;
 
   constructor(name: string, args: KvmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("g8s:kvm:Cluster", name, {}, opts);
+    super("g8s:kvm:Cluster", name, {}, { ...opts, transformations: [...(opts?.transformations ?? []), forcePatch] });
     const problem = checkKvmClusterArgs(args);
     if (problem !== undefined) throw new pulumi.ResourceError(problem, this);
     const { spec } = args;
@@ -175,14 +175,33 @@ export function createHostProvider(
   return new k8s.Provider(
     `${name}-host`,
     {
-      // g8s owns every host object it creates: Server-Side Apply with force takes fields back from
-      // other field managers (`kubectl scale`, `kubectl edit`), so drift correction never stops
-      // on a field conflict. A provider argument, so a by-hand `pulumi up -s <stack>` does the same.
-      enablePatchForce: true,
+      // Secrets are updated in place, never replaced: a renewed certificate reaches the running VM
+      // through the mounted Secret, and a replaced Secret would make its StatefulSet's inputs
+      // unknown and replace the StatefulSet too (every VM restarted).
+      enableSecretMutable: true,
       ...(kubeconfig === undefined ? {} : { kubeconfig: pulumi.secret(kubeconfig) }),
     },
     { parent },
   );
+}
+
+/** The annotation that makes the Kubernetes provider apply an object with force. */
+export const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
+
+/**
+ * g8s owns every host object it creates: Server-Side Apply with force takes fields back from
+ * other field managers (`kubectl scale`, `kubectl set image`, `kubectl edit`), so drift
+ * correction never stops on a field conflict. An annotation on each object rather than the
+ * provider's environment, so a by-hand `pulumi up -s <stack>` does the same (the pinned
+ * provider has no provider argument for it). Applied to every Kubernetes object of the component.
+ * @internal
+ */
+export function forcePatch(args: pulumi.ResourceTransformationArgs): pulumi.ResourceTransformationResult | undefined {
+  if (!args.type.startsWith("kubernetes:")) return undefined;
+  const metadata = (args.props.metadata ?? {}) as Record<string, unknown>;
+  const annotations = { ...((metadata.annotations as Record<string, string> | undefined) ?? {}) };
+  annotations[PATCH_FORCE_ANNOTATION] = "true";
+  return { props: { ...args.props, metadata: { ...metadata, annotations } }, opts: args.opts };
 }
 
 /**

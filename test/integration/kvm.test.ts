@@ -219,7 +219,9 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
       async () => ((await d.stack(STACK)).phase === "running" ? true : undefined),
       60_000,
     );
-    const pid = Number(readFileSync(path.join(hostDir, "pids", "kube-apiserver.pid"), "utf8").split(/\s+/)[0]);
+    const { pid } = JSON.parse(readFileSync(path.join(hostDir, "run", "kube-apiserver.pid"), "utf8")) as {
+      pid: number;
+    };
     process.kill(pid, "SIGKILL");
     const failed = await waitFor(
       "the pass to fail",

@@ -142,10 +142,27 @@ describe("KvmCluster", () => {
       }
     });
 
-    it("forces Server-Side Apply, so fields another manager took (kubectl scale, edit) come back", () => {
+    it("updates Secrets in place (a renewed certificate must not replace the Secret and its StatefulSet)", () => {
       for (const build of ["one", "three"]) {
-        assert.equal(recorder.one(K8S.provider, `${build}-host`).inputs.enablePatchForce, "true"); // provider inputs travel as strings
+        assert.equal(recorder.one(K8S.provider, `${build}-host`).inputs.enableSecretMutable, "true"); // provider inputs are strings
       }
+    });
+
+    it("applies every host object with force, so fields another manager took (kubectl scale, edit) come back", () => {
+      const objects = recorder.resources.filter((r) => r.type.startsWith("kubernetes:"));
+      assert.ok(objects.length > 10, `${objects.length} objects`);
+      for (const r of objects) {
+        const annotations = (r.inputs.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+        assert.equal(annotations["pulumi.com/patchForce"], "true", `${r.type} ${r.name}`);
+      }
+      const ingress = recorder.one(K8S.ingress, "three-api-ingress").inputs.metadata as {
+        annotations: Record<string, string>;
+      };
+      assert.equal(
+        ingress.annotations["nginx.ingress.kubernetes.io/ssl-passthrough"],
+        "true",
+        "its own annotations kept",
+      );
     });
 
     it("takes the kubeconfig from the args, else none (ambient)", () => {
@@ -159,6 +176,7 @@ describe("KvmCluster", () => {
       const ns = recorder.one(K8S.namespace, "one-namespace").inputs as any;
       assert.deepEqual(ns.metadata, {
         name: "g8s-edge7",
+        annotations: { "pulumi.com/patchForce": "true" },
         labels: {
           "g8s.io/cluster": "edge7",
           "app.kubernetes.io/managed-by": "g8s",
@@ -418,6 +436,7 @@ describe("KvmCluster", () => {
       assert.deepEqual(ingress.metadata.annotations, {
         "nginx.ingress.kubernetes.io/ssl-passthrough": "true",
         "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",
+        "pulumi.com/patchForce": "true",
       });
       assert.deepEqual(ingress.spec, {
         ingressClassName: "nginx-passthrough",
