@@ -23,7 +23,8 @@ function cells(table: string): string[][] {
     );
 }
 
-const README = readFileSync(path.resolve(__dirname, "../../README.md"), "utf8");
+const PROJECT_ROOT = path.resolve(__dirname, "../..");
+const README = readFileSync(path.join(PROJECT_ROOT, "README.md"), "utf8");
 
 describe("README.md", () => {
   it("documents every schema field", () => {
@@ -48,7 +49,16 @@ describe("README.md", () => {
     assert.deepEqual(cells(README.slice(start + REFERENCE_START.length, end)), cells(renderSpecReference()));
   });
 
-  it("shows the test command", () => {
-    assert.match(README, /npm ci\s*\nnpm test/);
+  it("starts with the two commands: the main job and the tests", () => {
+    assert.match(README, /## Quick start[^#]*```sh\nnpm start[^\n]*\nnpm test[^\n]*\n```/);
+  });
+
+  it("the test command provisions what it needs, and CI runs exactly it", () => {
+    const pkg = JSON.parse(readFileSync(path.join(PROJECT_ROOT, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    assert.match(pkg.scripts.test, /^bash scripts\/provision\.sh --tests && /);
+    assert.match(pkg.scripts.start, /^bash scripts\/start\.sh$/);
+    assert.match(readFileSync(path.join(PROJECT_ROOT, ".ci/run"), "utf8"), /^npm test$/m);
   });
 });
