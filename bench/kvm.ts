@@ -1,0 +1,163 @@
+/**
+ * The KVM platform on the real host cluster (`g8s host up`), one guest cluster (1 master, 1
+ * worker pool of 1, local PKI), each figure against a baseline measured in the same run:
+ *
+ * 1. MTTR of a host-object change (`kubectl scale` of the masters' StatefulSet) under a running
+ *    daemon, interval 10 s; baseline: interval + the daemon's own `up --refresh` (p50).
+ * 2. One detection pass (`g8s reconcile --once`, mode detect, in sync) against a bare
+ *    `pulumi preview --refresh` of the same stack.
+ * 3. Engine time per stack-hour: g8s's preview-first pass on an in-sync stack against a full
+ *    `pulumi up --refresh` on every resync (what the Pulumi Kubernetes Operator runs).
+ */
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { stringify } from "yaml";
+import { PROJECT_ROOT } from "../automation/engine";
+import { endEngineProcesses, startDaemon, waitFor } from "../test/integration/daemon";
+import { createSandbox, reconcileOnce, type Sandbox } from "../test/integration/harness";
+import { elapsed, percentile, ratio, report, seconds } from "./common";
+
+const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
+const STACK = "bench7";
+const NS = `g8s-${STACK}`;
+const INTERVAL_S = 10;
+const SAMPLES = Number(process.env.KVM_BENCH_SAMPLES ?? 3);
+
+function stackFile(mode: "correct" | "detect"): string {
+  return stringify({
+    config: {
+      "g8s:cluster": {
+        id: STACK,
+        provider: "kvm",
+        baseDomain: "k8s.bench.internal",
+        kubernetes: { version: "1.31.4", serviceCidr: "172.30.0.0/16", podCidr: "10.63.0.0/16" },
+        kvm: { storage: "hostPath" },
+        masters: { count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 },
+        nodePools: [{ name: "default", count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 }],
+        pki: { backend: "local", certTtl: "24h" },
+        ingress: { enabled: false },
+      },
+      "g8s:reconcile": { mode, interval: `${INTERVAL_S}s` },
+    },
+  });
+}
+
+function g8s(...args: string[]) {
+  return spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], { encoding: "utf8" });
+}
+
+function pulumi(sandbox: Sandbox, kubeconfig: string, ...args: string[]): void {
+  const r = spawnSync(path.join(sandbox.cli.binDir, "pulumi"), [...args, "--stack", STACK, "--non-interactive"], {
+    cwd: sandbox.projectDir,
+    env: { ...sandbox.env, KUBECONFIG: kubeconfig },
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed: ${r.stderr}${r.stdout}`);
+}
+
+async function median(runs: number, step: () => Promise<void> | void): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push((await elapsed(async () => step()))[0]);
+  return percentile(times, 50);
+}
+
+async function main(): Promise<void> {
+  const sandbox = await createSandbox("g8s-bench-kvm", { project: "g8s" });
+  const hostDir = path.join(sandbox.root, "host");
+  const file = path.join(sandbox.projectDir, "stacks", `Pulumi.${STACK}.yaml`);
+  try {
+    const up = g8s("host", "up", "--host-dir", hostDir);
+    if (up.status !== 0) throw new Error(`g8s host up failed: ${up.stderr}`);
+    const kubeconfig = up.stdout.trim().split("\n").pop() as string;
+    const kubectl = (...args: string[]) =>
+      spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, "-n", NS, ...args], { encoding: "utf8" }).stdout.trim();
+
+    // 1. MTTR under a running daemon.
+    writeFileSync(file, stackFile("correct"));
+    const daemon = await startDaemon(sandbox, ["--offline", "--log-level", "info"], {
+      env: { KUBECONFIG: kubeconfig },
+    });
+    await waitFor(
+      "the guest cluster in sync",
+      async () => ((await daemon.stack(STACK)).lastPass?.outcome === "in-sync" ? true : undefined),
+      900_000,
+    );
+    const mttr: number[] = [];
+    const corrections: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      kubectl("scale", "statefulset", "master", "--replicas=3");
+      const injected = Date.now();
+      const status = await waitFor(
+        "the masters scaled back",
+        async () => {
+          const s = await daemon.stack(STACK);
+          const corrected = s.lastDrift && Date.parse(s.lastDrift.startedAt) >= injected - 1000;
+          return corrected && kubectl("get", "statefulset", "master", "-o", "jsonpath={.spec.replicas}") === "1"
+            ? s
+            : undefined;
+        },
+        300_000,
+      );
+      mttr.push(Date.now() - injected);
+      if (status.lastDrift?.correctMs !== undefined) corrections.push(status.lastDrift.correctMs);
+      process.stdout.write(`  sample ${i + 1}: ${seconds(mttr[i])}\n`);
+      await waitFor(
+        "an in-sync pass",
+        async () => ((await daemon.stack(STACK)).lastPass?.outcome === "in-sync" ? true : undefined),
+        120_000,
+      );
+    }
+    await daemon.stop();
+    const upRefresh = percentile(corrections, 50);
+    const baseline = INTERVAL_S * 1000 + upRefresh;
+    report(`MTTR of a host-object change (kubectl scale), interval ${INTERVAL_S} s, ${mttr.length} samples`, [
+      ["p50", seconds(percentile(mttr, 50))],
+      ["max", seconds(Math.max(...mttr))],
+      ["up --refresh (p50 of the daemon's corrections)", seconds(upRefresh)],
+      ["baseline: interval + up --refresh", seconds(baseline)],
+      ["p50 / baseline", ratio(percentile(mttr, 50), baseline)],
+    ]);
+
+    // 2. One detection pass against a bare refreshing preview.
+    writeFileSync(file, stackFile("detect"));
+    process.env.KUBECONFIG = kubeconfig;
+    const pass = await median(SAMPLES, () => {
+      const r = reconcileOnce(sandbox, [STACK, "--offline"]);
+      if (r.code !== 0 || !r.stdout.includes('"in-sync"')) throw new Error(`reconcile failed: ${r.stderr}`);
+    });
+    const preview = await median(SAMPLES, () => pulumi(sandbox, kubeconfig, "preview", "--refresh"));
+    report(`One detection pass over the KVM stack (in sync), median of ${SAMPLES}`, [
+      ["pulumi preview --refresh (baseline)", seconds(preview)],
+      ["g8s reconcile --once (mode detect)", seconds(pass)],
+      ["g8s / baseline", ratio(pass, preview)],
+    ]);
+
+    // 3. Engine time per stack-hour: preview-first against up --refresh on every resync.
+    const upEveryResync = await median(SAMPLES, () =>
+      pulumi(sandbox, kubeconfig, "up", "--refresh", "--yes", "--skip-preview"),
+    );
+    const rows: Array<[string, string]> = [
+      ["preview --refresh on an in-sync stack (g8s's pass)", seconds(preview)],
+      ["up --refresh on an in-sync stack (every resync)", seconds(upEveryResync)],
+    ];
+    for (const interval of [60, 600]) {
+      const perHour = 3600 / interval;
+      rows.push([
+        `engine s per stack-hour at ${interval / 60} min: g8s / up-every-resync`,
+        `${((perHour * preview) / 1000).toFixed(0)} s / ${((perHour * upEveryResync) / 1000).toFixed(0)} s`,
+      ]);
+    }
+    rows.push(["up-every-resync / g8s", ratio(upEveryResync, preview)]);
+    report(`Engine time per stack-hour, median of ${SAMPLES}`, rows);
+  } finally {
+    g8s("host", "down", "--host-dir", hostDir);
+    endEngineProcesses(sandbox);
+    sandbox.dispose();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exitCode = 1;
+});
