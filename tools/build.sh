@@ -124,6 +124,15 @@ timed() { # <label> <command...>
 
 size_of() { du -h "$1" | cut -f1; }
 
+# version_ok <expected line> <command...>: the command's output has that exact line.
+# (Output captured first: `cmd | grep -q` can fail under pipefail when grep exits early.)
+version_ok() {
+  local want="$1" out
+  shift
+  out="$("$@" 2>&1)" || die "$* failed: $out"
+  grep -qxF -- "$want" <<<"$out" || die "$* does not report '$want': $out"
+}
+
 # go build into a temporary folder next to the outputs, then move into place, so a
 # failed or interrupted build never leaves a half-written binary in .tools/bin.
 STAGING=""
@@ -163,7 +172,7 @@ build_etcd() {
   (cd "$dir" && timed "etcd $v: compiled" "$GO" build -trimpath -o "$STAGING/etcd" \
     -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${sha:-unknown}" .)
   mv -f "$STAGING/etcd" "$BIN/etcd"
-  "$BIN/etcd" --version | grep -q "etcd Version: ${v#v}\$" || die "etcd --version does not report ${v#v}"
+  version_ok "etcd Version: ${v#v}" "$BIN/etcd" --version
   echo "$hash" >"$STAMPS/etcd"
   log "etcd $v: $(size_of "$BIN/etcd") in $BIN/etcd"
 }
@@ -200,7 +209,7 @@ build_kubernetes() {
   done
   for b in "${KUBE_BINARIES[@]}"; do
     mv -f "$STAGING/$b" "$BIN/$b"
-    "$BIN/$b" --version | grep -q "^Kubernetes $v\$" || die "$b --version does not report Kubernetes $v"
+    version_ok "Kubernetes $v" "$BIN/$b" --version
   done
   echo "$hash" >"$STAMPS/kubernetes"
   for b in "${KUBE_BINARIES[@]}"; do log "kubernetes $v: $(size_of "$BIN/$b") in $BIN/$b"; done
@@ -238,7 +247,7 @@ build_kwok() {
   rm -rf "$stages"
   mkdir -p "$(dirname "$stages")"
   mv "$STAGING/stages" "$stages"
-  "$BIN/kwok" --version | grep -q "$v" || die "kwok --version does not report $v"
+  version_ok "kwok version $v $GO_VERSION ($GOOS_ARCH)" "$BIN/kwok" --version
   echo "$hash" >"$STAMPS/kwok"
   log "kwok $v: $(size_of "$BIN/kwok") in $BIN/kwok, $(find "$stages" -name '*.yaml' | wc -l) stages in $stages"
 }
@@ -286,8 +295,7 @@ build_pulumi-kubernetes() {
     { rm -rf "$gen"; die "building pulumi-resource-kubernetes failed"; }
   rm -rf "$gen"
   mv -f "$STAGING/pulumi-resource-kubernetes" "$BIN/pulumi-resource-kubernetes"
-  [ "$("$BIN/pulumi-resource-kubernetes" --version)" = "$v" ] ||
-    die "pulumi-resource-kubernetes --version does not report $v"
+  version_ok "$v" "$BIN/pulumi-resource-kubernetes" --version
   echo "$hash" >"$STAMPS/pulumi-kubernetes"
   log "pulumi-kubernetes $v: $(size_of "$BIN/pulumi-resource-kubernetes") in $BIN/pulumi-resource-kubernetes" \
     "(install: pulumi plugin install resource kubernetes $v --file <it>)"

@@ -32,10 +32,10 @@ KWOK_V="$(version_of kwok)"
 PLUGIN_V="$(version_of pulumi-kubernetes)"
 PULUMI_V="$(version_of pulumi)"
 check_version() { # <expected substring> <command...>
-  local out
-  out="$("${@:2}" 2>&1 | head -n1)" || die "${*:2} failed: $out"
+  local out # all of it first: `cmd | head` can fail under pipefail (SIGPIPE)
+  out="$("${@:2}" 2>&1)" || die "${*:2} failed: $out"
   case "$out" in
-  *"$1"*) log "${*:2}: $out" ;;
+  *"$1"*) log "${*:2}: ${out%%$'\n'*}" ;;
   *) die "${*:2} printed '$out', expected '$1'" ;;
   esac
 }
