@@ -126,6 +126,8 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
       ["change the workers' image", ["-n", NS, "set", "image", "statefulset/pool-default", "qemu=example.org/other:1"]],
       ["delete a NetworkPolicy", ["-n", NS, "delete", "networkpolicy", "default-deny", "--wait=false"]],
       [
+        // Opens it to every namespace: a field g8s set. (A field g8s never set, such as an added
+        // selector label, is not its to take back under Server-Side Apply.)
         "edit a NetworkPolicy",
         [
           "-n",
@@ -135,7 +137,7 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
           "same-cluster",
           "--type=merge",
           "-p",
-          '{"spec":{"podSelector":{"matchLabels":{"x":"y"}}}}',
+          '{"spec":{"ingress":[{"from":[{"namespaceSelector":{}}]}]}}',
         ],
       ],
       [
@@ -178,7 +180,8 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
         const missing = Object.entries(restored)
           .filter(([, ok]) => !ok())
           .map(([what]) => what);
-        return corrected && missing.length === 0 ? true : undefined;
+        if (missing.length > 0) throw new Error(`not yet back: ${missing.join(", ")}`);
+        return corrected ? true : undefined;
       },
       300_000,
     );
