@@ -12,10 +12,10 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { stringify } from "yaml";
 import { PROJECT_ROOT } from "../automation/engine";
 import { endEngineProcesses, startDaemon, waitFor } from "../test/integration/daemon";
 import { createSandbox, reconcileOnce, type Sandbox } from "../test/integration/harness";
+import { kvmStackFile } from "../test/integration/kvmStack";
 import { elapsed, percentile, ratio, report, seconds } from "./common";
 
 const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
@@ -23,25 +23,6 @@ const STACK = "bench7";
 const NS = `g8s-${STACK}`;
 const INTERVAL_S = 10;
 const SAMPLES = Number(process.env.KVM_BENCH_SAMPLES ?? 3);
-
-function stackFile(mode: "correct" | "detect"): string {
-  return stringify({
-    config: {
-      "g8s:cluster": {
-        id: STACK,
-        provider: "kvm",
-        baseDomain: "k8s.bench.internal",
-        kubernetes: { version: "1.31.4", serviceCidr: "172.30.0.0/16", podCidr: "10.63.0.0/16" },
-        kvm: { storage: "hostPath" },
-        masters: { count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 },
-        nodePools: [{ name: "default", count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 }],
-        pki: { backend: "local", certTtl: "24h" },
-        ingress: { enabled: false },
-      },
-      "g8s:reconcile": { mode, interval: `${INTERVAL_S}s` },
-    },
-  });
-}
 
 function g8s(...args: string[]) {
   return spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], { encoding: "utf8" });
@@ -74,7 +55,7 @@ async function main(): Promise<void> {
       spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, "-n", NS, ...args], { encoding: "utf8" }).stdout.trim();
 
     // 1. MTTR under a running daemon.
-    writeFileSync(file, stackFile("correct"));
+    writeFileSync(file, kvmStackFile(STACK, "10.63.0.0/16", "correct"));
     const daemon = await startDaemon(sandbox, ["--offline", "--log-level", "info"], {
       env: { KUBECONFIG: kubeconfig },
     });
@@ -120,7 +101,7 @@ async function main(): Promise<void> {
     ]);
 
     // 2. One detection pass against a bare refreshing preview.
-    writeFileSync(file, stackFile("detect"));
+    writeFileSync(file, kvmStackFile(STACK, "10.63.0.0/16", "detect"));
     process.env.KUBECONFIG = kubeconfig;
     const pass = await median(SAMPLES, () => {
       const r = reconcileOnce(sandbox, [STACK, "--offline"]);

@@ -9,7 +9,7 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { stringify } from "yaml";
+import { kvmStackFile } from "./kvmStack";
 import { PROJECT_ROOT } from "../../automation/engine";
 import { endEngineProcesses, startDaemon, waitFor, type DaemonProcess } from "./daemon";
 import { createSandbox, type Sandbox } from "./harness";
@@ -17,27 +17,6 @@ import { createSandbox, type Sandbox } from "./harness";
 const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
 const STACK = "it7";
 const NS = `g8s-${STACK}`;
-
-/** The stack file of the test's guest cluster (local PKI, hostPath disks, 1 master, 1 worker). */
-function stackFile(extra: Record<string, unknown> = {}): string {
-  return stringify({
-    config: {
-      "g8s:cluster": {
-        id: STACK,
-        provider: "kvm",
-        baseDomain: "k8s.test.internal",
-        kubernetes: { version: "1.31.4", serviceCidr: "172.30.0.0/16", podCidr: "10.62.0.0/16" },
-        kvm: { storage: "hostPath" },
-        masters: { count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 },
-        nodePools: [{ name: "default", count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 }],
-        pki: { backend: "local", certTtl: "24h" },
-        ingress: { enabled: false },
-      },
-      "g8s:reconcile": { mode: "correct", interval: "10s" },
-      ...extra,
-    },
-  });
-}
 
 describe("real host cluster: the KVM platform applied, drifted and corrected", function () {
   this.timeout(1_800_000);
@@ -55,7 +34,10 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
   const get = (kind: string, name: string, jsonpath: string) =>
     kubectl("-n", NS, "get", kind, name, "-o", `jsonpath=${jsonpath}`);
   const writeStack = (extra: Record<string, unknown> = {}) =>
-    writeFileSync(path.join(sandbox.projectDir, "stacks", `Pulumi.${STACK}.yaml`), stackFile(extra));
+    writeFileSync(
+      path.join(sandbox.projectDir, "stacks", `Pulumi.${STACK}.yaml`),
+      kvmStackFile(STACK, "10.62.0.0/16", "correct", extra),
+    );
 
   /** Waits until the daemon's pass that started after `since` ended with `outcome`. */
   const passAfter = (since: number, outcome: string, timeoutMs = 180_000) =>

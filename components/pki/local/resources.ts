@@ -431,6 +431,17 @@ export interface LocalRootCaArgs {
   readonly keyAlgorithm?: pulumi.Input<KeyAlgorithm>;
 }
 
+/** The inputs a CA and a certificate share, with their defaults. */
+function subjectInputs(args: LocalRootCaArgs): Args<RootCaInputs> {
+  return {
+    commonName: args.commonName,
+    organizations: args.organizations ?? [],
+    ttlSeconds: args.ttlSeconds,
+    backdateSeconds: args.backdateSeconds ?? DEFAULT_LOCAL_BACKDATE_SECONDS,
+    keyAlgorithm: args.keyAlgorithm ?? (DEFAULT_LOCAL_KEY_ALGORITHM as KeyAlgorithm),
+  };
+}
+
 /** A root CA (`pulumi-nodejs:dynamic/g8s-pki:LocalRootCa`): key pair and self-signed certificate. */
 export class LocalRootCa extends pulumi.dynamic.Resource {
   declare public readonly certPem: pulumi.Output<string>;
@@ -442,13 +453,7 @@ export class LocalRootCa extends pulumi.dynamic.Resource {
   declare public readonly serial: pulumi.Output<string>;
 
   constructor(name: string, args: LocalRootCaArgs, opts?: pulumi.CustomResourceOptions) {
-    const inputs: Args<RootCaInputs> = {
-      commonName: args.commonName,
-      organizations: args.organizations ?? [],
-      ttlSeconds: args.ttlSeconds,
-      backdateSeconds: args.backdateSeconds ?? DEFAULT_LOCAL_BACKDATE_SECONDS,
-      keyAlgorithm: args.keyAlgorithm ?? (DEFAULT_LOCAL_KEY_ALGORITHM as KeyAlgorithm),
-    };
+    const inputs = subjectInputs(args);
     super(
       PROVIDERS.rootCa,
       name,
@@ -485,11 +490,7 @@ export class LocalCertificate extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: LocalCertificateArgs, opts?: pulumi.CustomResourceOptions) {
     const inputs: Args<CertificateInputs> = {
-      commonName: args.commonName,
-      organizations: args.organizations ?? [],
-      ttlSeconds: args.ttlSeconds,
-      backdateSeconds: args.backdateSeconds ?? DEFAULT_LOCAL_BACKDATE_SECONDS,
-      keyAlgorithm: args.keyAlgorithm ?? (DEFAULT_LOCAL_KEY_ALGORITHM as KeyAlgorithm),
+      ...subjectInputs(args),
       caCertPem: args.caCertPem,
       caKeyPem: pulumi.secret(args.caKeyPem),
       dnsNames: args.dnsNames ?? [],
