@@ -30,6 +30,7 @@ export const ENV_NAMES = {
   busyRetry: "G8S_BUSY_RETRY",
   discoverInterval: "G8S_DISCOVER_INTERVAL",
   shutdownGrace: "G8S_SHUTDOWN_GRACE",
+  passTimeout: "G8S_PASS_TIMEOUT",
   host: "G8S_HOST",
   port: "G8S_PORT",
   apiToken: "G8S_API_TOKEN",
@@ -93,6 +94,7 @@ export const settingsSchema = z.strictObject({
   busyRetry: duration(1, 3600).default(ms(SCHEDULER_DEFAULTS.busyRetryMs)),
   discoverInterval: duration(1, 3600).default(ms(SCHEDULER_DEFAULTS.discoverIntervalMs)),
   shutdownGrace: duration(0, 3600).default(ms(SCHEDULER_DEFAULTS.shutdownGraceMs)),
+  passTimeout: duration(10, 86400).default(ms(SCHEDULER_DEFAULTS.passTimeoutMs)),
   host: z.string().min(1).default("127.0.0.1"),
   port: intFromText(0, 65535).default(DEFAULT_PORT),
   apiToken: z.string().min(16).optional(),
@@ -133,6 +135,8 @@ export interface Settings {
   readonly busyRetryMs: number;
   readonly discoverIntervalMs: number;
   readonly shutdownGraceMs: number;
+  /** A pass still running after this long is aborted and counts as failed (an API that hangs). */
+  readonly passTimeoutMs: number;
   readonly host: string;
   readonly port: number;
   readonly apiToken?: string;
@@ -238,6 +242,7 @@ export function loadSettings(sources: SettingsSources): Settings {
     busyRetryMs: durationSeconds(s.busyRetry) * 1000,
     discoverIntervalMs: durationSeconds(s.discoverInterval) * 1000,
     shutdownGraceMs: durationSeconds(s.shutdownGrace) * 1000,
+    passTimeoutMs: durationSeconds(s.passTimeout) * 1000,
     host: s.host,
     port: s.port,
     apiToken,

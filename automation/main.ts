@@ -73,6 +73,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     backoffMaxMs: settings.backoffMaxMs,
     stallAfter: settings.stallAfter,
     busyRetryMs: settings.busyRetryMs,
+    passTimeoutMs: settings.passTimeoutMs,
     discoverIntervalMs: settings.discoverIntervalMs,
     clearPendingOperations: settings.clearPendingOperations,
     checkPolicies: checkG8sPolicies,

@@ -5,6 +5,7 @@
 import type { Clock } from "./clock";
 import {
   OperationAbortedError,
+  PassTimeoutError,
   StackBusyError,
   type Engine,
   type PassOutcome,
@@ -85,6 +86,9 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
   } catch (err) {
     const extra = { detectMs, changeSummary, drift, error: ctx.redact(`${phase}: ${(err as Error).message}`) };
     if (err instanceof StackBusyError) return done("busy", extra);
+    if (signal.reason instanceof PassTimeoutError) {
+      return done("failed", { ...extra, error: ctx.redact(`${phase}: ${signal.reason.message}`) });
+    }
     if (err instanceof OperationAbortedError || signal.aborted) return done("aborted", extra);
     return done("failed", extra);
   }

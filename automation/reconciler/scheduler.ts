@@ -9,7 +9,14 @@ import { sleep } from "./clock";
 import type { DiscoveredStack, StackSource } from "./discovery";
 import { runPass, type PassContext } from "./pass";
 import type { StatusStore } from "./status";
-import type { BackendLock, Engine, PassRecord, StackPhase, StackStatus } from "./types";
+import {
+  PassTimeoutError,
+  type BackendLock,
+  type Engine,
+  type PassRecord,
+  type StackPhase,
+  type StackStatus,
+} from "./types";
 
 /** The part of a pino logger the scheduler uses. */
 export interface Log {
@@ -32,6 +39,8 @@ export const SCHEDULER_DEFAULTS = {
   discoverIntervalMs: 5_000,
   backendDiscoverIntervalMs: 60_000,
   shutdownGraceMs: 60_000,
+  /** A pass still running after this long is aborted and recorded as failed. */
+  passTimeoutMs: 30 * 60 * 1000,
 } as const;
 
 export interface SchedulerOptions {
@@ -49,6 +58,7 @@ export interface SchedulerOptions {
   readonly stallAfter?: number;
   readonly busyRetryMs?: number;
   readonly busyStuckAfterMs?: number;
+  readonly passTimeoutMs?: number;
   readonly discoverIntervalMs?: number;
   readonly backendDiscoverIntervalMs?: number;
   /** Policy check before every up (see pass.ts). */
@@ -440,6 +450,12 @@ export class Scheduler {
 
   private startRun(e: Entry): void {
     const controller = new AbortController();
+    // An engine that waits forever on an unreachable API must not hold the stack (and a worker)
+    // forever: abort it, record a failure, back off.
+    const timeout = this.o.clock.setTimeout(
+      () => controller.abort(new PassTimeoutError(this.o.passTimeoutMs)),
+      this.o.passTimeoutMs,
+    );
     this.inFlight++;
     this.setStatus(e, { phase: "running" });
     void this.persist(); // a crash from here on is detected at the next start
@@ -454,6 +470,7 @@ export class Scheduler {
       .then(async (record) => this.finish(e, record, record.outcome === "busy" ? await this.examineLock(e) : undefined))
       .catch((err: Error) => this.o.log.error({ stack: stack.name, err: this.o.redact(err.message) }, "pass crashed"))
       .finally(() => {
+        this.o.clock.clearTimeout(timeout);
         e.running = undefined;
         this.inFlight--;
         if (e.rerun && !this.stopping && !PARKED.has(e.status.phase)) {

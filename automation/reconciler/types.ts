@@ -103,6 +103,14 @@ export class OperationAbortedError extends Error {
   }
 }
 
+/** The reason a pass's signal is aborted with when it ran too long. */
+export class PassTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`timed out after ${Math.round(timeoutMs / 1000)} s`);
+    this.name = "PassTimeoutError";
+  }
+}
+
 /** What one pass over one stack ended in. */
 export type PassOutcome =
   | "in-sync" // nothing drifted

@@ -426,6 +426,27 @@ describe("Scheduler", () => {
     });
   });
 
+  describe("pass timeout", () => {
+    it("aborts a pass that runs longer than the timeout and counts it as a failure, then backs off", async () => {
+      const t = setup({ passTimeoutMs: 5 * SECOND, backoffBaseMs: 10 * SECOND });
+      t.source.add("a", { intervalSeconds: 600 });
+      t.engine.durationMs = 60 * SECOND; // an engine waiting on an API that is gone
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(6 * SECOND);
+      const status = s.get("a");
+      assert.equal(status?.lastPass?.outcome, "failed");
+      assert.equal(status?.lastPass?.error, "detect: timed out after 5 s");
+      assert.equal(status?.phase, "backoff");
+      assert.equal(status?.consecutiveFailures, 1);
+      assert.equal(t.engine.inFlight, 0, "the engine operation was aborted");
+      t.engine.durationMs = SECOND;
+      await t.clock.advance(12 * SECOND);
+      assert.equal(s.get("a")?.phase, "in-sync", "recovers once the engine answers again");
+      await s.stop();
+    });
+  });
+
   describe("backend locks", () => {
     it("re-examines the lock when a pass ends busy: a dead owner's lock is cleared and the pass rerun at once", async () => {
       const t = setup({ busyRetryMs: 15 * SECOND });

@@ -59,7 +59,7 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
     kubeconfig = up.stdout.trim().split("\n").pop() as string;
     writeStack();
     const started = Date.now();
-    daemon = await startDaemon(sandbox, ["--offline"], { env: { KUBECONFIG: kubeconfig } });
+    daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "60s"], { env: { KUBECONFIG: kubeconfig } });
     const d = daemon;
     await waitFor(
       `${STACK} created and in sync`,
