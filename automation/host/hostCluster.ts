@@ -41,7 +41,7 @@ import {
   type ObservedNode,
 } from "./nodes";
 import { formatPidRecord, parsePidRecord, recordState, type PidRecord, type RecordState } from "./pidfile";
-import { ADMIN_USER, ensureHostPki, KWOK_USER, writeFileAtomic } from "./pki";
+import { ADMIN_USER, ensureHostPki, KWOK_USER, readOptional, writeFileAtomic } from "./pki";
 import { ephemeralPortRange, parseHostState, pickPorts, portIsFree, type HostState } from "./ports";
 
 /** A failure of a host command: one line, plus the details (a log's tail) to print under it. */
@@ -159,15 +159,6 @@ export function missingToolsMessage(missing: readonly string[], toolchain: Toolc
 export function tail(text: string, lines: number = LOG_TAIL_LINES): string {
   const all = text.replace(/\n+$/, "").split("\n");
   return all.slice(-lines).join("\n");
-}
-
-async function readOptional(file: string): Promise<string | undefined> {
-  try {
-    return await fs.readFile(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
 }
 
 export class HostCluster {

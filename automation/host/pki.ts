@@ -126,7 +126,8 @@ export interface PkiResult {
   readonly issued: readonly { readonly name: string; readonly reason: string }[];
 }
 
-async function readOptional(file: string): Promise<string | undefined> {
+/** A file's text, or undefined when it does not exist. */
+export async function readOptional(file: string): Promise<string | undefined> {
   try {
     return await fs.readFile(file, "utf8");
   } catch (err) {
