@@ -115,9 +115,22 @@ export async function startDaemon(
       return exited;
     },
     crash: async () => {
+      if (!options.slowReaper) {
+        process.kill(-daemonPid, "SIGKILL");
+        await exited;
+        return;
+      }
+      // The daemon first, then the rest of its group: killed together, the daemon may still reap
+      // its CLI; killed after it, the CLI's parent is the supervisor, which leaves it a zombie.
+      process.kill(daemonPid, "SIGKILL");
+      // Dead once its children are handed to the supervisor: a killed Node.js leader thread shows
+      // as a zombie while its other threads still exit, and they keep the children until then.
+      await waitFor(
+        "the daemon to die",
+        async () => (isZombieOrGone(daemonPid) && childrenOf(daemonPid).length === 0 ? true : undefined),
+        10_000,
+      );
       process.kill(-daemonPid, "SIGKILL");
-      if (!options.slowReaper) await exited;
-      else await waitFor("the daemon to die", async () => (isZombieOrGone(daemonPid) ? true : undefined), 10_000);
     },
     release: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -217,7 +230,12 @@ export async function crashAndRestart(
     assert.notEqual(readRecord(sandbox, stack, "a"), target, "the kill came before the update finished");
 
     const owner = lockOwner(locks);
-    assert.ok(isZombieOrGone(owner) && existsSync(`/proc/${owner}`), "the dead CLI that holds the lock is a zombie");
+    assert.ok(
+      isZombieOrGone(owner) && existsSync(`/proc/${owner}`),
+      `the dead CLI that holds the lock is a zombie: pid ${owner}, ${
+        existsSync(`/proc/${owner}`) ? readFileSync(`/proc/${owner}/stat`, "utf8") : "gone"
+      }`,
+    );
 
     // A supervisor restarts the daemon at once: no pause, and the dead CLI is still a zombie.
     const restartedAt = Date.now();
@@ -255,6 +273,21 @@ export async function crashAndRestart(
     if (daemon !== first && daemon.proc.exitCode === null && daemon.proc.signalCode === null) await daemon.crash();
     await first.release();
   }
+}
+
+/** Pids whose parent is `pid`, straight from /proc. */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) children.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return children;
 }
 
 /** Read straight from /proc (not through the code under test). */
