@@ -131,6 +131,11 @@ export async function startDaemon(
         10_000,
       );
       process.kill(-daemonPid, "SIGKILL");
+      await waitFor(
+        "the daemon's process group to die",
+        async () => (groupMembers(daemonPid).every(isZombieOrGone) ? true : undefined),
+        10_000,
+      );
     },
     release: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -275,20 +280,22 @@ export async function crashAndRestart(
   }
 }
 
-/** Pids whose parent is `pid`, straight from /proc. */
-function childrenOf(pid: number): number[] {
-  const children: number[] = [];
+/** Pids whose stat field `field` (1: parent, 2: process group) is `value`, straight from /proc. */
+function pidsWhere(field: 1 | 2, value: number): number[] {
+  const found: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) children.push(Number(entry));
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[field]) === value) found.push(Number(entry));
     } catch {
       /* gone meanwhile */
     }
   }
-  return children;
+  return found;
 }
+const childrenOf = (pid: number) => pidsWhere(1, pid);
+const groupMembers = (pgid: number) => pidsWhere(2, pgid);
 
 /** Read straight from /proc (not through the code under test). */
 function isZombieOrGone(pid: number): boolean {
