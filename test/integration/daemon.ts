@@ -250,8 +250,10 @@ export async function crashAndRestart(
       `${stack} to converge after the restart`,
       async () => {
         const s = await d.stack(stack);
+        // A pass of this daemon: the status of the one before survives the restart.
         return s.phase === "in-sync" &&
           s.lastPass?.outcome === "corrected" &&
+          Date.parse(s.lastPass.startedAt) >= restartedAt &&
           readRecord(sandbox, stack, "a") === target &&
           readRecord(sandbox, stack, "b") === target
           ? s
