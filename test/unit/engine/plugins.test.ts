@@ -86,6 +86,15 @@ describe("engine plugins", () => {
     home = path.join(dir, "home");
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  /** ensurePlugins on the test project with a stand-in CLI and a toolchain that built kubernetes `version`. */
+  const ensure = (version: string, offline: boolean) =>
+    ensurePlugins({
+      cli: fakeCli(dir),
+      env: { PULUMI_HOME: home },
+      projectDir: project(dir),
+      toolsDir: toolchain(dir, version),
+      offline,
+    });
   const calls = () =>
     existsSync(path.join(dir, "calls.log")) ? readFileSync(path.join(dir, "calls.log"), "utf8") : "";
 
@@ -111,19 +120,12 @@ describe("engine plugins", () => {
   });
 
   it("leaves a plugin that is present alone", async () => {
-    const cli = fakeCli(dir);
     for (const name of ["kubernetes", "tls"]) {
       const version = name === "tls" ? "5.6.1" : "4.25.0";
       mkdirSync(path.join(home, "plugins", `resource-${name}-v${version}`), { recursive: true });
       writeFileSync(path.join(home, "plugins", `resource-${name}-v${version}`, `pulumi-resource-${name}`), "x");
     }
-    const reports = await ensurePlugins({
-      cli,
-      env: { PULUMI_HOME: home },
-      projectDir: project(dir),
-      toolsDir: toolchain(dir, "4.25.0"),
-      offline: true,
-    });
+    const reports = await ensure("4.25.0", true);
     assert.deepEqual(
       reports.map((r) => [r.name, r.state]),
       [
@@ -135,13 +137,7 @@ describe("engine plugins", () => {
   });
 
   it("installs the toolchain's build of the pinned version; offline, reports the other as one line", async () => {
-    const reports = await ensurePlugins({
-      cli: fakeCli(dir),
-      env: { PULUMI_HOME: home },
-      projectDir: project(dir),
-      toolsDir: toolchain(dir, "4.25.0"),
-      offline: true,
-    });
+    const reports = await ensure("4.25.0", true);
     assert.deepEqual(
       reports.map((r) => [r.name, r.state]),
       [
@@ -160,13 +156,7 @@ describe("engine plugins", () => {
   });
 
   it("does not install a toolchain build of another version", async () => {
-    const reports = await ensurePlugins({
-      cli: fakeCli(dir),
-      env: { PULUMI_HOME: home },
-      projectDir: project(dir),
-      toolsDir: toolchain(dir, "4.24.0"),
-      offline: true,
-    });
+    const reports = await ensure("4.24.0", true);
     assert.equal(reports[0].state, "missing");
     assert.match(reports[0].problem ?? "", /the toolchain built version 4\.24\.0 and --offline/);
     assert.ok(!isInstalled(home, { name: "kubernetes", version: "4.25.0" }));
