@@ -17,6 +17,12 @@ export function exampleSpec(stack: string): unknown {
   return file.config["g8s:cluster"];
 }
 
+/** A Secret's files (its `stringData`, unwrapped from the secret marker the engine receives). */
+function secretFiles(inputs: Record<string, unknown>): Record<string, string> {
+  const data = inputs.stringData as { value?: Record<string, string> } & Record<string, string>;
+  return data.value ?? data;
+}
+
 describe("GuestCluster", () => {
   describe("kvm (stacks/Pulumi.edge7.yaml)", () => {
     let recorder: MockRecorder;
@@ -54,10 +60,26 @@ describe("GuestCluster", () => {
 
     it("shares node secrets as Secrets only, and user-data without secret values", () => {
       const secrets = recorder.byType("kubernetes:core/v1:Secret");
-      assert.ok(secrets.length >= 2);
       assert.equal(recorder.byType("kubernetes:core/v1:ConfigMap").length, 0);
-      for (const s of secrets.filter((x) => x.name.includes("user-data"))) {
-        assert.doesNotMatch(JSON.stringify(s.inputs), /PRIVATE KEY/);
+      const userData = secrets.filter((x) => x.name.includes("user-data"));
+      const nodeSecrets = secrets.filter((x) => x.name.endsWith("-secrets"));
+      assert.deepEqual(nodeSecrets.map((x) => x.name).sort(), ["edge7-kvm-master-secrets", "edge7-kvm-worker-secrets"]);
+      assert.equal(userData.length, 2);
+      // Every secret file the nodes receive (keys, kubeconfigs, the bootstrap token), as the mocks made them.
+      const secretValues = nodeSecrets.flatMap((s) =>
+        Object.entries(secretFiles(s.inputs)).filter(([file]) => !/\.(crt|pub)$/.test(file)),
+      );
+      const files = secretValues.map(([file]) => file);
+      for (const file of ["sa.key", "apiserver.key", "bootstrap-token", "kubelet-client.key"]) {
+        assert.ok(files.includes(file), `${file} is a node secret`);
+      }
+      for (const s of userData) {
+        const text = JSON.stringify(s.inputs);
+        for (const [file, value] of secretValues) {
+          assert.ok(!text.includes(value), `${s.name} carries the value of ${file}`);
+        }
+        // Whatever the file: no private key the mocks issued (`KEY <resource>`), no token.
+        assert.doesNotMatch(text, /\bKEY edge7-/, s.name);
       }
     });
 
