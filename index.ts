@@ -8,23 +8,15 @@ import {
   ClusterSpecError,
   GuestCluster,
   clusterDomain as domainOf,
-  parseClusterSpec,
+  parseStackCluster,
   type ClusterSpec,
 } from "./components";
 
 /** Reads and validates the stack's cluster spec; a bad spec stops the program with every located problem. */
 export function loadClusterSpec(config: pulumi.Config, stack: string): ClusterSpec {
   const source = `stacks/Pulumi.${stack}.yaml`;
-  const raw = config.getObject<unknown>("cluster");
-  if (raw === undefined) {
-    throw new pulumi.RunError(`${source}: g8s:cluster: is missing: every g8s stack file describes one cluster`);
-  }
   try {
-    const spec = parseClusterSpec(raw, source);
-    if (spec.id !== stack) {
-      throw new ClusterSpecError([{ path: "id", message: `must equal the stack name '${stack}'` }], source);
-    }
-    return spec;
+    return parseStackCluster(config.getObject<unknown>("cluster"), stack, source);
   } catch (err) {
     if (err instanceof ClusterSpecError) throw new pulumi.RunError(err.lines().join("\n"));
     throw err;

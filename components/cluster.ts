@@ -17,8 +17,8 @@ import {
   type NodeSecretInputs,
 } from "./bootstrap";
 import { KvmCluster, kvmApiEndpoint, kvmApiNames } from "./kvm";
-import { ClusterPki, defaultMasterNames } from "./pki";
-import type { AwsClusterSpec, ClusterSpec, KvmClusterSpec } from "./spec";
+import { ClusterPki } from "./pki";
+import { masterKeys, type AwsClusterSpec, type ClusterSpec, type KvmClusterSpec } from "./spec";
 
 export interface GuestClusterArgs {
   /** The validated spec (parseClusterSpec). */
@@ -53,7 +53,7 @@ export function nodeSecretInputs(pki: ClusterPki, clusterId: string): NodeSecret
 /** @internal KVM: PKI for the API Service name, user-data from mounted Secrets, QEMU pods. */
 export function createKvmGuest(name: string, spec: KvmClusterSpec, args: GuestClusterArgs, parent: pulumi.Resource) {
   const apiEndpoint = kvmApiEndpoint(spec);
-  const masterNames = defaultMasterNames(spec);
+  const masterNames = masterKeys(spec);
   const pki = new ClusterPki(
     `${name}-pki`,
     { spec, apiEndpoint, apiNames: kvmApiNames(spec), masterNames, vaultToken: args.vaultToken, now: args.now },
@@ -84,7 +84,7 @@ export function createKvmGuest(name: string, spec: KvmClusterSpec, args: GuestCl
  */
 export function createAwsGuest(name: string, spec: AwsClusterSpec, args: GuestClusterArgs, parent: pulumi.Resource) {
   const apiEndpoint = apiEndpointOf(spec);
-  const masterNames = defaultMasterNames(spec);
+  const masterNames = masterKeys(spec);
   const pki = new ClusterPki(
     `${name}-pki`,
     {

@@ -11,6 +11,18 @@ import type {
   StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
+// The components' own constants, from modules free of Pulumi resources: a policy checks exactly
+// the tags, ports and limits the components use.
+import {
+  CLUSTER_TAG_KEY,
+  ETCD_CLIENT_PORT,
+  ETCD_PEER_PORT,
+  KUBELET_PORT,
+  LOAD_BALANCER_TAG,
+  MASTER_SLOT_TAG,
+  ROLE_LABEL,
+} from "../components/spec/conventions";
+import { ALLOWED_MASTER_COUNTS, MAX_CERT_TTL_SECONDS, MIN_CERT_TTL_SECONDS } from "../components/spec/defaults";
 
 /** Per-stack policy configuration (from the cluster spec; defaults are the strict choice). */
 export interface G8sPolicyConfig {
@@ -20,11 +32,6 @@ export interface G8sPolicyConfig {
   readonly publicApi?: boolean;
 }
 
-export const CLUSTER_TAG = "g8s.io/cluster";
-const MASTER_SLOT_TAG = "g8s.io/master-slot";
-export const CERT_TTL_BOUNDS_SECONDS = { min: 3600, max: 30 * 24 * 3600 } as const;
-const ETCD_PORTS = { from: 2379, to: 2380 };
-const KUBELET_PORT = 10250;
 const OPEN_WORLD = ["0.0.0.0/0", "::/0"];
 
 const T = {
@@ -86,13 +93,15 @@ const asgTag = (props: Record<string, unknown>, key: string): string | undefined
 
 export const etcdKubeletNotPublic: ResourceValidationPolicy = {
   name: "etcd-kubelet-not-public",
-  description: "etcd (2379-2380) and the kubelet (10250) are never open to 0.0.0.0/0.",
+  description: `etcd (${ETCD_CLIENT_PORT}-${ETCD_PEER_PORT}) and the kubelet (${KUBELET_PORT}) are never open to 0.0.0.0/0.`,
   enforcementLevel: "mandatory",
   validateResource: (args: ResourceValidationArgs, report: ReportViolation) => {
     for (const rule of ingressesOf(args.type, args.props)) {
       if (!rule.cidrs.some((c) => OPEN_WORLD.includes(c))) continue;
-      if (opensPort(rule, ETCD_PORTS.from, ETCD_PORTS.to)) report("opens etcd (2379-2380) to the internet");
-      if (opensPort(rule, KUBELET_PORT, KUBELET_PORT)) report("opens the kubelet (10250) to the internet");
+      if (opensPort(rule, ETCD_CLIENT_PORT, ETCD_PEER_PORT)) {
+        report(`opens etcd (${ETCD_CLIENT_PORT}-${ETCD_PEER_PORT}) to the internet`);
+      }
+      if (opensPort(rule, KUBELET_PORT, KUBELET_PORT)) report(`opens the kubelet (${KUBELET_PORT}) to the internet`);
     }
   },
 };
@@ -132,17 +141,18 @@ export const certificateTtlBounds: ResourceValidationPolicy = {
       seconds = args.props.ttlSeconds;
     } else return;
     if (seconds === undefined) return;
-    const { min, max } = CERT_TTL_BOUNDS_SECONDS;
-    if (seconds < min || seconds > max) report(`certificate TTL ${seconds}s is outside ${min}s…${max}s`);
+    if (seconds < MIN_CERT_TTL_SECONDS || seconds > MAX_CERT_TTL_SECONDS) {
+      report(`certificate TTL ${seconds}s is outside ${MIN_CERT_TTL_SECONDS}s…${MAX_CERT_TTL_SECONDS}s`);
+    }
   },
 };
 
 export const noPublicApi: ResourceValidationPolicy = {
   name: "no-public-api",
-  description: "The API load balancer is internal unless the spec allows a public API (aws.publicApi).",
+  description: `The API load balancer (tag ${LOAD_BALANCER_TAG}: api) is internal unless the spec allows a public API (aws.publicApi).`,
   enforcementLevel: "mandatory",
   validateResource: (args, report) => {
-    if (args.type !== T.lb || !/-api-lb$/.test(args.name)) return;
+    if (args.type !== T.lb || tagsOf(args.props)[LOAD_BALANCER_TAG] !== "api") return;
     if (args.props.internal === false && !args.getConfig<G8sPolicyConfig>().publicApi) {
       report("internet-facing API load balancer, but the spec does not set aws.publicApi");
     }
@@ -154,28 +164,28 @@ function clusterTagOf(resource: Pick<PolicyResource, "type" | "props" | "provide
   const { type, props } = resource;
   if (type.startsWith("kubernetes:") && type !== "kubernetes:core/v1:Secret" && !type.startsWith("kubernetes:yaml")) {
     const labels = (props.metadata as { labels?: Record<string, string> } | undefined)?.labels ?? {};
-    return labels[CLUSTER_TAG];
+    return labels[CLUSTER_TAG_KEY];
   }
   if (type.startsWith("aws:") && props.tags !== undefined && !Array.isArray(props.tags)) {
     // Provider inputs reach the engine JSON-encoded (`defaultTags: "{\"tags\":…}"`).
     const raw = resource.provider?.props.defaultTags;
     const parsed = typeof raw === "string" ? (JSON.parse(raw) as unknown) : raw;
     const defaults = (parsed as { tags?: Record<string, string> } | undefined)?.tags;
-    return tagsOf(props)[CLUSTER_TAG] ?? defaults?.[CLUSTER_TAG];
+    return tagsOf(props)[CLUSTER_TAG_KEY] ?? defaults?.[CLUSTER_TAG_KEY];
   }
   return null; // not taggable
 }
 
 export const clusterTagged: ResourceValidationPolicy = {
   name: "cluster-tagged",
-  description: "Every taggable resource carries g8s.io/cluster with the cluster id (directly or by default tags).",
+  description: `Every taggable resource carries ${CLUSTER_TAG_KEY} with the cluster id (directly or by default tags).`,
   enforcementLevel: "mandatory",
   validateResource: (args, report) => {
     const tag = clusterTagOf(args);
     if (tag === null) return;
     const { clusterId } = args.getConfig<G8sPolicyConfig>();
-    if (tag === undefined) report(`missing the ${CLUSTER_TAG} tag`);
-    else if (clusterId !== undefined && tag !== clusterId) report(`${CLUSTER_TAG} is '${tag}', not '${clusterId}'`);
+    if (tag === undefined) report(`missing the ${CLUSTER_TAG_KEY} tag`);
+    else if (clusterId !== undefined && tag !== clusterId) report(`${CLUSTER_TAG_KEY} is '${tag}', not '${clusterId}'`);
   },
 };
 
@@ -186,7 +196,7 @@ function masterCount(resources: readonly PolicyResource[]): number | undefined {
     (r) =>
       r.type === T.statefulSet &&
       (r.props.spec as { template?: { metadata?: { labels?: Record<string, string> } } })?.template?.metadata?.labels?.[
-        "g8s.io/role"
+        ROLE_LABEL
       ] === "master",
   );
   if (sets.length > 0)
@@ -200,7 +210,11 @@ export const mastersOdd: StackValidationPolicy = {
   enforcementLevel: "mandatory",
   validateStack: (args: StackValidationArgs, report: ReportViolation) => {
     const count = masterCount(args.resources);
-    if (count !== undefined && ![1, 3, 5].includes(count)) report(`${count} masters: etcd needs 1, 3 or 5`);
+    if (count !== undefined && !(ALLOWED_MASTER_COUNTS as readonly number[]).includes(count)) {
+      report(
+        `${count} masters: etcd needs ${ALLOWED_MASTER_COUNTS.slice(0, -1).join(", ")} or ${ALLOWED_MASTER_COUNTS.at(-1)}`,
+      );
+    }
   },
 };
 

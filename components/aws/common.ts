@@ -1,7 +1,7 @@
 /** Shared types and helpers of the AWS components: the cluster context, tags, ARNs, the subnet layout. */
 import type * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
-import { CLUSTER_TAG_KEY, cidr, type AwsClusterSpec } from "../spec";
+import { API_PORT, CLUSTER_TAG_KEY, apiDnsName, cidr, masterKey, type AwsClusterSpec } from "../spec";
 
 /** The Args every AWS component shares: the spec and extra tags. */
 export interface AwsClusterArgsBase {
@@ -56,18 +56,8 @@ export function childOpts(
 
 /** `https://api.<id>.<baseDomain>:6443`: the API endpoint of kubeconfigs and kubeadm. */
 export function apiEndpointOf(spec: AwsClusterSpec): string {
-  return `https://${apiDnsNameOf(spec)}:${API_PORT}`;
+  return `https://${apiDnsName(spec)}:${API_PORT}`;
 }
-
-export function apiDnsNameOf(spec: AwsClusterSpec): string {
-  return `api.${spec.id}.${spec.baseDomain}`;
-}
-
-export function ingressDnsNameOf(spec: AwsClusterSpec): string {
-  return `*.${spec.id}.${spec.baseDomain}`;
-}
-
-export const API_PORT = 6443;
 
 /** The partition, region and account of an ARN, to build sibling ARNs (`arn:<partition>:<service>:<region>:<account>:…`). */
 export function arnParts(arn: string): { partition: string; region: string; account: string } {
@@ -141,7 +131,3 @@ export const TCP_HEALTH_CHECK = {
   healthyThreshold: 2,
   unhealthyThreshold: 2,
 } as const;
-
-export function masterKey(slot: number): string {
-  return `master-${slot}`;
-}

@@ -9,13 +9,10 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import {
-  API_PORT,
-  apiDnsNameOf,
   arnParts,
   childOpts,
   clusterTagsOf,
   masterAddresses,
-  masterKey,
   masterZoneIndex,
   tagsOf,
   type AwsComponentArgs,
@@ -25,12 +22,19 @@ import { createNodeRole, secretsPolicy, type PolicyDocument } from "./iam";
 import { asgTags, createLaunchTemplate, latestVersionOf } from "./launch";
 import type { ZoneNetwork } from "./network";
 import type { SecretStore } from "./secrets";
-import { CLUSTER_TAG_KEY, DEFAULT_AWS_ROOT_VOLUME_GIB } from "../spec";
+import {
+  API_PORT,
+  CLUSTER_TAG_KEY,
+  DEFAULT_AWS_ROOT_VOLUME_GIB,
+  LOAD_BALANCER_TAG,
+  MASTER_SLOT_TAG,
+  apiDnsName,
+  masterKey,
+} from "../spec";
 
 /** Instance/volume tags naming what the bootstrap attaches (also given to `userData` as MasterRefs). */
 export const ETCD_VOLUME_TAG = "g8s.io/etcd-volume";
 export const NETWORK_INTERFACE_TAG = "g8s.io/network-interface";
-export const MASTER_SLOT_TAG = "g8s.io/master-slot";
 /** Device name the bootstrap attaches the etcd volume as (Nitro instances expose it as NVMe). */
 export const ETCD_DEVICE_NAME = "/dev/sdf";
 /** Device index of the stable network interface (the primary interface is index 0). */
@@ -241,7 +245,8 @@ export function createControlPlane(
       subnets: args.zones.map((z) => (spec.aws.publicApi ? z.publicSubnetId : z.privateSubnetId)),
       securityGroups: [args.apiLoadBalancerSecurityGroupId],
       enableCrossZoneLoadBalancing: true,
-      tags: tagsOf(args, `${name}-api-lb`),
+      // The tag, not the name, is how the no-public-api policy knows the API load balancer.
+      tags: { ...tagsOf(args, `${name}-api-lb`), [LOAD_BALANCER_TAG]: "api" },
     },
     opts,
   );
@@ -284,7 +289,7 @@ export function createControlPlane(
     `${name}-api-record`,
     {
       zoneId: args.zoneId,
-      name: apiDnsNameOf(spec),
+      name: apiDnsName(spec),
       type: "A",
       aliases: [{ name: loadBalancer.dnsName, zoneId: loadBalancer.zoneId, evaluateTargetHealth: true }],
     },

@@ -1,19 +1,9 @@
 export { AwsCluster, defaultTagsOf, lookupZoneNames, type AwsClusterArgs, type AwsUserData } from "./cluster";
-export {
-  API_PORT,
-  apiDnsNameOf,
-  apiEndpointOf,
-  ingressDnsNameOf,
-  masterAddresses,
-  masterKey,
-  masterZoneIndex,
-  zoneSubnets,
-} from "./common";
+export { apiEndpointOf, masterAddresses, masterZoneIndex, zoneSubnets } from "./common";
 export {
   ControlPlane,
   ETCD_DEVICE_NAME,
   ETCD_VOLUME_TAG,
-  MASTER_SLOT_TAG,
   NETWORK_INTERFACE_DEVICE_INDEX,
   NETWORK_INTERFACE_TAG,
   type ControlPlaneArgs,

@@ -5,7 +5,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { TCP_HEALTH_CHECK, childOpts, ingressDnsNameOf, tagsOf, type AwsComponentArgs } from "./common";
+import { LOAD_BALANCER_TAG, ingressDnsName } from "../spec";
+import { TCP_HEALTH_CHECK, childOpts, tagsOf, type AwsComponentArgs } from "./common";
 
 export interface IngressArgs extends AwsComponentArgs {
   readonly vpcId: pulumi.Input<string>;
@@ -39,7 +40,7 @@ export function createIngress(
       subnets: args.publicSubnetIds,
       securityGroups: [args.securityGroupId],
       enableCrossZoneLoadBalancing: true,
-      tags: tagsOf(args, `${name}-lb`),
+      tags: { ...tagsOf(args, `${name}-lb`), [LOAD_BALANCER_TAG]: "ingress" },
     },
     childOpts(parent, provider),
   );
@@ -89,7 +90,7 @@ export function createIngress(
     `${name}-record`,
     {
       zoneId: args.zoneId,
-      name: ingressDnsNameOf(spec),
+      name: ingressDnsName(spec),
       type: "A",
       aliases: [{ name: loadBalancer.dnsName, zoneId: loadBalancer.zoneId, evaluateTargetHealth: true }],
     },

@@ -9,9 +9,8 @@ import { childOpts, clusterTagsOf, type AwsComponentArgs, type Tags } from "./co
 import { createNodeRole, secretsPolicy } from "./iam";
 import { asgTags, createLaunchTemplate, latestVersionOf } from "./launch";
 import type { SecretStore } from "./secrets";
-import type { AwsNodePoolSpec } from "../spec";
+import { POOL_LABEL, type AwsNodePoolSpec } from "../spec";
 
-export const POOL_TAG = "g8s.io/node-pool";
 /** Instance refresh keeps this share of the pool in service while it rolls. */
 export const DEFAULT_MIN_HEALTHY_PERCENTAGE = 90;
 export const DEFAULT_INSTANCE_WARMUP_SECONDS = 300;
@@ -77,7 +76,7 @@ export function createNodePool(
       instanceProfileArn: identity.profile.arn,
       securityGroupIds: [args.workersSecurityGroupId],
       rootVolumeGiB: pool.rootVolumeGiB,
-      instanceTags: { Name: name, [POOL_TAG]: pool.name },
+      instanceTags: { Name: name, [POOL_LABEL]: pool.name },
     },
     parent,
     provider,
@@ -115,7 +114,7 @@ export function createNodePool(
         },
       },
       tags: asgTags(
-        { ...clusterTagsOf(args), ...autoscalerTags(spec.id, pool), Name: name, [POOL_TAG]: pool.name },
+        { ...clusterTagsOf(args), ...autoscalerTags(spec.id, pool), Name: name, [POOL_LABEL]: pool.name },
         false,
       ),
     },

@@ -5,7 +5,8 @@
  */
 import * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
-import { API_PORT, childOpts, tagsOf, type AwsClusterArgsBase } from "./common";
+import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT } from "../spec";
+import { childOpts, tagsOf, type AwsClusterArgsBase } from "./common";
 
 export type GroupKey = "apiLb" | "masters" | "workers" | "ingressLb";
 
@@ -25,8 +26,6 @@ export interface SecurityGroupRuleSpec {
   readonly description: string;
 }
 
-export const ETCD_PORTS = { from: 2379, to: 2380 } as const;
-export const KUBELET_PORT = 10250;
 /**
  * Calico as components/bootstrap installs it (Tigera operator, VXLANCrossSubnet): BGP between
  * nodes of a subnet, VXLAN across subnets, calico-node → Typha.
@@ -101,7 +100,7 @@ export function securityGroupRules(spec: AwsClusterArgsBase["spec"]): SecurityGr
     group: "masters",
     direction: "ingress",
     key: "etcd-from-masters",
-    ...tcp(ETCD_PORTS.from, ETCD_PORTS.to),
+    ...tcp(ETCD_CLIENT_PORT, ETCD_PEER_PORT),
     peer: { group: "masters" },
     description: "etcd client and peer traffic between masters only",
   });

@@ -1,6 +1,7 @@
 /**
  * Versions, paths and names of node bootstrap, as named constants. Nothing else in
- * components/bootstrap hard-codes a path a platform or a test needs to know.
+ * components/bootstrap hard-codes a path a platform or a test needs to know (ports and labels
+ * shared with the platforms are in components/spec/conventions.ts).
  */
 
 /** kubeadm configuration API this module renders (kubeadm 1.31 and later read it). */
@@ -11,8 +12,6 @@ export const KUBELET_API_VERSION = "kubelet.config.k8s.io/v1beta1";
 export const CALICO_VERSION = "v3.28.2";
 export const CALICO_OPERATOR_MANIFEST_URL = `https://raw.githubusercontent.com/projectcalico/calico/${CALICO_VERSION}/manifests/tigera-operator.yaml`;
 
-/** The API server's secure port on every master. */
-export const API_SERVER_PORT = 6443;
 export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
 
 export const KUBERNETES_DIR = "/etc/kubernetes";
@@ -42,8 +41,5 @@ export const SECRET_SYNC_UNIT = "g8s-secret-sync";
 
 /** AWS EC2 user-data limit (bytes, before base64 by the launch template). */
 export const AWS_USER_DATA_LIMIT = 16 * 1024;
-
-/** Label every node carries with its pool's name. */
-export const POOL_LABEL = "g8s.io/pool";
 /** Bootstrap token format (kubeadm: `[a-z0-9]{6}.[a-z0-9]{16}`). */
 export const BOOTSTRAP_TOKEN_RE = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;

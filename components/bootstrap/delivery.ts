@@ -3,8 +3,8 @@
  * user-data. The user-data carries a manifest of (source, target, mode, reload) rows, a static
  * sync script and the systemd units that re-run it; the values stay in the platform's store.
  */
+import { API_PORT } from "../spec";
 import {
-  API_SERVER_PORT,
   CRI_SOCKET,
   DEFAULT_SECRET_MOUNT_PATH,
   G8S_DIR,
@@ -87,7 +87,7 @@ export function deliveryEnv(delivery: SecretDelivery): Record<string, string> {
   return {
     G8S_DELIVERY: delivery.kind,
     ...(delivery.kind === "aws-ssm" ? { AWS_REGION: delivery.region } : {}),
-    G8S_API_PORT: String(API_SERVER_PORT),
+    G8S_API_PORT: String(API_PORT),
     G8S_CRI_SOCKET: CRI_SOCKET,
   };
 }

@@ -4,17 +4,9 @@
  * field names follow the v1beta4 Go types; kubeadmSchema.ts checks them strictly in tests.
  */
 import { stringify } from "yaml";
-import type { ClusterSpec, Taint } from "../spec";
-import { apiServerDnsNames, clusterDomain, firstServiceIp } from "../pki/certificates";
-import {
-  API_SERVER_PORT,
-  CRI_SOCKET,
-  DISCOVERY_KUBECONFIG_PATH,
-  KUBEADM_API_VERSION,
-  KUBELET_API_VERSION,
-  PKI_DIR,
-  POOL_LABEL,
-} from "./constants";
+import { API_PORT, POOL_LABEL, clusterDomain, type ClusterSpec, type Taint } from "../spec";
+import { apiServerDnsNames, firstServiceIp } from "../pki/certificates";
+import { CRI_SOCKET, DISCOVERY_KUBECONFIG_PATH, KUBEADM_API_VERSION, KUBELET_API_VERSION, PKI_DIR } from "./constants";
 
 export interface KubeadmArg {
   readonly name: string;
@@ -110,7 +102,7 @@ export function controlPlaneEndpoint(apiEndpoint: string): string {
   const m = /^https:\/\/([a-z0-9.-]+|\[[0-9a-f:]+\])(?::(\d{1,5}))?\/?$/i.exec(apiEndpoint);
   if (!m)
     throw new RangeError(`apiEndpoint must be an https URL like https://api.example.com:6443 (got '${apiEndpoint}')`);
-  return `${m[1]}:${m[2] ?? API_SERVER_PORT}`;
+  return `${m[1]}:${m[2] ?? API_PORT}`;
 }
 
 function hostOf(endpoint: string): string {
@@ -205,9 +197,7 @@ export function initConfiguration(advertiseAddress?: string): InitConfiguration 
 
 /** The master's API (and etcd) endpoint: the fixed IP when the platform gives one, else kubeadm's default. */
 function localEndpoint(advertiseAddress?: string): { readonly bindPort: number; readonly advertiseAddress?: string } {
-  return advertiseAddress === undefined
-    ? { bindPort: API_SERVER_PORT }
-    : { advertiseAddress, bindPort: API_SERVER_PORT };
+  return advertiseAddress === undefined ? { bindPort: API_PORT } : { advertiseAddress, bindPort: API_PORT };
 }
 
 /** kubelet settings kubeadm init uploads for every node (kubelet-config ConfigMap). */

@@ -1,14 +1,9 @@
 /**
- * Fixed values of the KVM platform: the contract with the QEMU node image, ports and sizing
- * rules. These are not spec defaults (those live in components/spec/defaults.ts); nothing here
- * is configurable from a stack file.
+ * Fixed values of the KVM platform: the contract with the QEMU node image and sizing rules.
+ * These are not spec defaults (those live in components/spec/defaults.ts), and the ports and
+ * labels every platform shares are in components/spec/conventions.ts; nothing here is
+ * configurable from a stack file.
  */
-
-/** Guest ports the host cluster reaches through a node pod's IP (the VM owns that IP, see README). */
-export const API_PORT = 6443;
-export const ETCD_CLIENT_PORT = 2379;
-export const ETCD_PEER_PORT = 2380;
-export const KUBELET_PORT = 10250;
 
 /**
  * QEMU's own memory on top of the guest RAM: a fixed part (QEMU binary, device emulation, 9p
@@ -53,7 +48,3 @@ export const SECRETS_SHARE_TAG = "g8s-secrets";
 
 /** Mode of the files of the Secret volumes (0400: read by QEMU, running as root in the container). */
 export const SECRET_FILE_MODE = 0o400;
-
-/** Labels of the node pods (besides `g8s.io/cluster`). */
-export const ROLE_LABEL = "g8s.io/role";
-export const POOL_LABEL = "g8s.io/pool";

@@ -5,8 +5,7 @@
  * new name replaces the object, and a new StatefulSet name loses the VM disks (PVC names
  * derive from it).
  */
-import { CLUSTER_TAG_KEY, type KvmClusterSpec } from "../spec";
-import { API_PORT, POOL_LABEL, ROLE_LABEL } from "./constants";
+import { API_PORT, CLUSTER_TAG_KEY, POOL_LABEL, ROLE_LABEL, apiDnsName, type KvmClusterSpec } from "../spec";
 
 /** Optional host Ingress in front of the API (ingress-nginx with SSL passthrough). */
 export interface KvmApiIngressArgs {
@@ -42,11 +41,6 @@ export function kvmNamespace(spec: KvmClusterSpec): string {
   return `${spec.kvm.namespacePrefix}${spec.id}`;
 }
 
-/** `api.<id>.<baseDomain>`: the host of the optional API Ingress (a SAN of the API certificate). */
-export function apiHost(spec: KvmClusterSpec): string {
-  return `api.${spec.id}.${spec.baseDomain}`;
-}
-
 /** DNS names of the API Service inside the host cluster, short to fully qualified. */
 export function apiServiceNames(spec: KvmClusterSpec, serviceDnsDomain = "cluster.local"): string[] {
   const ns = kvmNamespace(spec);
@@ -60,7 +54,7 @@ export function apiServiceNames(spec: KvmClusterSpec, serviceDnsDomain = "cluste
  * whose DNS is the host cluster's).
  */
 export function kvmApiEndpoint(spec: KvmClusterSpec, apiIngress?: KvmApiIngressArgs): string {
-  if (apiIngress !== undefined) return `https://${apiHost(spec)}`;
+  if (apiIngress !== undefined) return `https://${apiDnsName(spec)}`;
   return `https://${K8S_NAMES.api}.${kvmNamespace(spec)}.svc:${API_PORT}`;
 }
 

@@ -1,8 +1,7 @@
 /** Services, the API Ingress and the NetworkPolicies of a guest namespace, as pure specs. */
 import type * as k8s from "@pulumi/kubernetes";
-import type { KvmClusterSpec } from "../spec";
-import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT } from "./constants";
-import { K8S_NAMES, apiHost, masterSelector, workerSelector } from "./naming";
+import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT, apiDnsName, type KvmClusterSpec } from "../spec";
+import { K8S_NAMES, masterSelector, workerSelector } from "./naming";
 
 type ServiceSpec = k8s.types.input.core.v1.ServiceSpec;
 type IngressSpec = k8s.types.input.networking.v1.IngressSpec;
@@ -68,7 +67,7 @@ export const SSL_PASSTHROUGH_ANNOTATIONS = {
 
 /** Host Ingress `api.<id>.<baseDomain>` → the API Service, TLS passed through. */
 export function apiIngressSpec(spec: KvmClusterSpec, className: string): IngressSpec {
-  const host = apiHost(spec);
+  const host = apiDnsName(spec);
   return {
     ingressClassName: className,
     tls: [{ hosts: [host] }],

@@ -4,7 +4,7 @@
  */
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import type { KvmClusterSpec } from "../spec";
+import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT, type KvmClusterSpec } from "../spec";
 import * as C from "./constants";
 import { clusterLabels, kvmNamespace } from "./naming";
 
@@ -49,7 +49,7 @@ export function podResources(cpus: number, memoryGiB: number): Record<string, st
 
 /** The TCP port whose readiness shows the guest is up: the API on masters, the kubelet on workers. */
 export function readinessPort(role: "master" | "worker"): number {
-  return role === "master" ? C.API_PORT : C.KUBELET_PORT;
+  return role === "master" ? API_PORT : KUBELET_PORT;
 }
 
 /** Environment of the QEMU container: the image contract. No secret ever goes here. */
@@ -126,12 +126,12 @@ export function volumeMounts(o: NodeSetOptions): VolumeMount[] {
 }
 
 function containerPorts(role: "master" | "worker"): { name: string; containerPort: number; protocol: string }[] {
-  const kubelet = { name: "kubelet", containerPort: C.KUBELET_PORT, protocol: "TCP" };
+  const kubelet = { name: "kubelet", containerPort: KUBELET_PORT, protocol: "TCP" };
   if (role === "worker") return [kubelet];
   return [
-    { name: "api", containerPort: C.API_PORT, protocol: "TCP" },
-    { name: "etcd-client", containerPort: C.ETCD_CLIENT_PORT, protocol: "TCP" },
-    { name: "etcd-peer", containerPort: C.ETCD_PEER_PORT, protocol: "TCP" },
+    { name: "api", containerPort: API_PORT, protocol: "TCP" },
+    { name: "etcd-client", containerPort: ETCD_CLIENT_PORT, protocol: "TCP" },
+    { name: "etcd-peer", containerPort: ETCD_PEER_PORT, protocol: "TCP" },
     kubelet,
   ];
 }

@@ -3,7 +3,7 @@
  * vault and the tls backend issue the same names, subjects and usages. Pure functions only.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { cidr, durationSeconds, MAX_CERT_TTL_SECONDS, MIN_CERT_TTL_SECONDS, type ClusterSpec } from "../spec";
+import { apiDnsName, cidr, clusterDomain, durationSeconds, type ClusterSpec } from "../spec";
 
 /** The Kubernetes in-cluster DNS domain (kubelet `clusterDomain`, kubeadm `networking.dnsDomain`). */
 export const DEFAULT_SERVICE_DNS_DOMAIN = "cluster.local";
@@ -50,11 +50,6 @@ export interface CertificateInputs {
   readonly serviceDnsDomain: string;
 }
 
-/** `<id>.<baseDomain>`: the cluster's own DNS zone and the root CA's CN. */
-export function clusterDomain(spec: Pick<ClusterSpec, "id" | "baseDomain">): string {
-  return `${spec.id}.${spec.baseDomain}`;
-}
-
 /** The first address of the service range: the `kubernetes` Service's ClusterIP. */
 export function firstServiceIp(serviceCidr: string): string {
   const range = cidr.parseCidr(serviceCidr);
@@ -69,7 +64,7 @@ export function apiServerDnsNames(spec: ClusterSpec, serviceDnsDomain: string): 
     "kubernetes.default",
     "kubernetes.default.svc",
     `kubernetes.default.svc.${serviceDnsDomain}`,
-    `api.${clusterDomain(spec)}`,
+    apiDnsName(spec),
     "localhost",
   ];
 }
@@ -332,51 +327,21 @@ export function checkUser(
   return undefined;
 }
 
+const MASTER_NAME_RE = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
 /**
- * What ClusterPki needs of a spec beyond what parseClusterSpec guarantees, for specs that did not
- * come through it. Returns the first problem, naming the config field, or undefined.
+ * Checks the master keys a caller passes to ClusterPki (the spec itself comes from
+ * parseClusterSpec, which has checked every field ClusterPki reads). Returns the first problem or
+ * undefined.
  */
-export function checkPkiSpec(spec: ClusterSpec, masterNames: readonly string[]): string | undefined {
-  const pki = spec.pki as { backend: string; vault?: { address?: string }; certTtl: string; caTtl: string };
-  if (pki.backend !== "vault" && pki.backend !== "tls" && pki.backend !== "local") {
-    return `pki.backend must be vault, tls or local (got '${pki.backend}')`;
-  }
-  if (pki.backend === "vault" && !pki.vault?.address) {
-    return "pki.vault.address is required with pki.backend vault: set the Vault URL, e.g. https://vault.example.com";
-  }
-  const ttl = durationOrUndefined(pki.certTtl);
-  if (ttl === undefined || ttl < MIN_CERT_TTL_SECONDS || ttl > MAX_CERT_TTL_SECONDS) {
-    return `pki.certTtl must be between 1h and 720h (got ${pki.certTtl})`;
-  }
-  const caTtl = durationOrUndefined(pki.caTtl);
-  if (caTtl === undefined || caTtl < 2 * ttl) {
-    return `pki.caTtl must be at least twice pki.certTtl (${pki.certTtl}) (got ${pki.caTtl})`;
-  }
-  if (pki.backend === "tls") {
-    for (const [field, seconds] of [
-      ["certTtl", ttl],
-      ["caTtl", caTtl],
-    ] as const) {
-      if (seconds % 3600 !== 0) {
-        return `pki.${field} must be whole hours with pki.backend tls (got ${pki[field]}): pulumi-tls counts validity in hours`;
-      }
-    }
-  }
+export function checkMasterNames(masterNames: readonly string[]): string | undefined {
   const seen = new Set<string>();
   for (const master of masterNames) {
-    if (!/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(master)) {
+    if (!MASTER_NAME_RE.test(master)) {
       return `masterNames: '${master}' must be a DNS label (it is a SAN and names the etcd certificate)`;
     }
     if (seen.has(master)) return `masterNames: '${master}' is listed twice`;
     seen.add(master);
   }
   return undefined;
-}
-
-function durationOrUndefined(text: string): number | undefined {
-  try {
-    return durationSeconds(text);
-  } catch {
-    return undefined;
-  }
 }

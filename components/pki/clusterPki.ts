@@ -6,13 +6,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type * as vault from "@pulumi/vault";
-import type { ClusterSpec } from "../spec";
+import { masterKeys, type ClusterSpec } from "../spec";
 import type { PkiBackend } from "./backend";
 import {
   DEFAULT_SERVICE_DNS_DOMAIN,
   LEAF_KEY_BITS,
   certificateSet,
-  checkPkiSpec,
+  checkMasterNames,
   checkUser,
   userCertificate,
   type CertificateSpec,
@@ -61,11 +61,6 @@ export interface ServiceAccountKeyPair {
   readonly privateKeyPem: string;
 }
 
-/** The default master keys for a spec: `master-0` …, one per master slot. */
-export function defaultMasterNames(spec: ClusterSpec): string[] {
-  return Array.from({ length: spec.masters.count }, (_, i) => `master-${i}`);
-}
-
 /** The resource name suffix of a component certificate. */
 export function certificateChildName(cert: CertificateSpec): string {
   return cert.role === "user" ? cert.key : `cert-${cert.key}`;
@@ -89,8 +84,8 @@ export class ClusterPki extends pulumi.ComponentResource {
 
   constructor(name: string, args: ClusterPkiArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:pki:ClusterPki", name, {}, opts);
-    const masterNames = args.masterNames ?? defaultMasterNames(args.spec);
-    const problem = checkPkiSpec(args.spec, masterNames);
+    const masterNames = args.masterNames ?? masterKeys(args.spec);
+    const problem = checkMasterNames(masterNames);
     if (problem !== undefined) throw new pulumi.ResourceError(problem, this);
     this.spec = args.spec;
     this.apiEndpoint = args.apiEndpoint;

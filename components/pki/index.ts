@@ -1,7 +1,6 @@
 export {
   ClusterPki,
   certificateChildName,
-  defaultMasterNames,
   type CertificateBundle,
   type ClusterPkiArgs,
   type ServiceAccountKeyPair,
@@ -14,8 +13,7 @@ export {
   NODES_GROUP,
   PKI_ROLES,
   certificateSet,
-  checkPkiSpec,
-  clusterDomain,
+  checkMasterNames,
   issuePolicy,
   minSecondsRemaining,
   mountPath,

@@ -2,16 +2,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type { ClusterSpec } from "../spec";
-import { durationSeconds } from "../spec";
+import { clusterDomain, durationSeconds } from "../spec";
 import type { IssuedCertificate, PkiBackend } from "./backend";
-import {
-  CA_KEY_BITS,
-  LEAF_KEY_BITS,
-  clusterDomain,
-  rotationTrigger,
-  tlsAllowedUses,
-  type CertificateSpec,
-} from "./certificates";
+import { CA_KEY_BITS, LEAF_KEY_BITS, rotationTrigger, tlsAllowedUses, type CertificateSpec } from "./certificates";
 
 /**
  * Options of a rotating tls child (a leaf key, CSR or certificate): replaced when the

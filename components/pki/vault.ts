@@ -2,13 +2,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import type { ClusterSpec } from "../spec";
-import { durationSeconds } from "../spec";
+import { clusterDomain, durationSeconds } from "../spec";
 import type { IssuedCertificate, PkiBackend } from "./backend";
 import {
   CA_KEY_BITS,
   LEAF_KEY_BITS,
   VAULT_KEY_USAGES,
-  clusterDomain,
   componentRoles,
   issuePolicy,
   minSecondsRemaining,

@@ -71,6 +71,3 @@ export const DEFAULT_RECONCILE_MODE = "correct";
 export const DEFAULT_RECONCILE_INTERVAL = "5m";
 export const MIN_RECONCILE_INTERVAL_SECONDS = 10;
 export const MAX_RECONCILE_INTERVAL_SECONDS = 24 * 60 * 60;
-
-/** The tag/label every cloud resource of a guest cluster carries. */
-export const CLUSTER_TAG_KEY = "g8s.io/cluster";

@@ -1,9 +1,11 @@
 export * from "./defaults";
+export * from "./conventions";
 export { ClusterSpecError, formatIssue, formatPath, type SpecIssue } from "./errors";
 export { parseClusterSpec, parseReconcileSpec } from "./parse";
 export {
   G8S_CONFIG_KEYS,
   parseStackFile,
+  parseStackCluster,
   parseStackSettings,
   stackNameOf,
   type ParsedStackFile,

@@ -167,7 +167,8 @@ export function parseClusterSpec(raw: unknown, source?: string): ClusterSpec {
   }
   const providerIssues = checkProvider(raw);
   const provider = raw.provider as keyof typeof clusterSchemas;
-  const schema = clusterSchemas[provider] as z.ZodType<ClusterSpec> | undefined;
+  // The one place a value becomes a ClusterSpec (the type marks what only this parser returns).
+  const schema = clusterSchemas[provider] as unknown as z.ZodType<ClusterSpec> | undefined;
   if (!schema) throw new ClusterSpecError(providerIssues, source);
 
   // Blocks already reported by checkProvider are left out of the schema's view.

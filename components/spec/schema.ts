@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import * as D from "./defaults";
+import { CLUSTER_TAG_KEY } from "./conventions";
 import { parseCidr } from "./cidr";
 import { formatDuration, parseDuration } from "./duration";
 
@@ -150,8 +151,8 @@ const tags = z
     checked((key) =>
       key.length > 128
         ? `tag key '${key.slice(0, 20)}…' is longer than 128 characters`
-        : key === D.CLUSTER_TAG_KEY
-          ? `'${D.CLUSTER_TAG_KEY}' is set by g8s to the cluster id: remove it`
+        : key === CLUSTER_TAG_KEY
+          ? `'${CLUSTER_TAG_KEY}' is set by g8s to the cluster id: remove it`
           : undefined,
     ),
     z.string().max(256),
@@ -270,8 +271,17 @@ export const IMPLEMENTED_PROVIDERS = ["aws", "kvm"] as const;
 
 export const clusterSchemas = { aws: awsClusterSchema, kvm: kvmClusterSchema } as const;
 
-export type AwsClusterSpec = z.output<typeof awsClusterSchema>;
-export type KvmClusterSpec = z.output<typeof kvmClusterSchema>;
+declare const PARSED: unique symbol;
+/**
+ * What only `parseClusterSpec` returns: the components take a spec from the parser and from
+ * nowhere else, so no component re-checks a rule of the spec (an object literal is not a
+ * ClusterSpec; a test that wants a broken spec has to say so with a cast).
+ */
+interface Parsed {
+  readonly [PARSED]: true;
+}
+export type AwsClusterSpec = z.output<typeof awsClusterSchema> & Parsed;
+export type KvmClusterSpec = z.output<typeof kvmClusterSchema> & Parsed;
 export type ClusterSpec = AwsClusterSpec | KvmClusterSpec;
 export type AwsNodePoolSpec = AwsClusterSpec["nodePools"][number];
 export type KvmNodePoolSpec = KvmClusterSpec["nodePools"][number];

@@ -156,27 +156,39 @@ export function parseStackFile(
     if (err.issues.some((i) => i.message.startsWith("invalid YAML") || i.path === "config")) throw err;
     issues.push(...err.issues);
   }
-  const raw = settings?.clusterRaw ?? rawCluster(text);
   let cluster: ClusterSpec | undefined;
-  if (raw === undefined) {
-    issues.push({ path: G8S_CONFIG_KEYS.cluster, message: "is missing: every g8s stack file describes one cluster" });
-  } else {
-    try {
-      cluster = parseClusterSpec(raw, source);
-    } catch (err) {
-      if (!(err instanceof ClusterSpecError)) throw err;
-      issues.push(...err.issues);
-    }
-  }
-  const stack = stackNameOf(source);
-  if (cluster && stack !== undefined && cluster.id !== stack) {
-    issues.push({
-      path: "id",
-      message: `must equal the stack name '${stack}' (from the file name): one stack per cluster, named by its id`,
-    });
+  try {
+    cluster = parseStackCluster(settings?.clusterRaw ?? rawCluster(text), stackNameOf(source), source);
+  } catch (err) {
+    if (!(err instanceof ClusterSpecError)) throw err;
+    issues.push(...err.issues);
   }
   if (issues.length > 0 || !settings || !cluster) throw new ClusterSpecError(issues, source);
   return { ...settings, cluster };
+}
+
+/**
+ * The cluster of stack `stack` from its raw `g8s:cluster` value: present, valid, and named by the
+ * stack (one stack per cluster). The one check of a stack's cluster, for `g8s validate`, the
+ * reconciler and the Pulumi program alike.
+ * @param stack the stack name; undefined when the file name does not give one (reported elsewhere)
+ * @throws ClusterSpecError
+ */
+export function parseStackCluster(raw: unknown, stack: string | undefined, source: string): ClusterSpec {
+  if (raw === undefined) {
+    throw new ClusterSpecError(
+      [{ path: G8S_CONFIG_KEYS.cluster, message: "is missing: every g8s stack file describes one cluster" }],
+      source,
+    );
+  }
+  const cluster = parseClusterSpec(raw, source);
+  if (stack !== undefined && cluster.id !== stack) {
+    throw new ClusterSpecError(
+      [{ path: "id", message: `must equal the stack name '${stack}': one stack per cluster, named by its id` }],
+      source,
+    );
+  }
+  return cluster;
 }
 
 function rawCluster(text: string): unknown {

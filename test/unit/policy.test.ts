@@ -101,17 +101,24 @@ describe("policies", () => {
   });
 
   describe("no-public-api", () => {
-    const lb = (internal: boolean) => res("aws:lb/loadBalancer:LoadBalancer", "c-aws-cp-api-lb", { internal });
-    it("fires on an internet-facing API load balancer the spec does not allow", async () => {
-      assert.equal((await run(P.noPublicApi, [lb(false)])).length, 1);
-    });
-    it("stays quiet when internal, when the spec allows it, and for the ingress load balancer", async () => {
-      assert.deepEqual(await run(P.noPublicApi, [lb(true)]), []);
-      assert.deepEqual(await run(P.noPublicApi, [lb(false)], { publicApi: true }), []);
+    const lb = (name: string, internal: boolean, role?: string) =>
+      res("aws:lb/loadBalancer:LoadBalancer", name, {
+        internal,
+        tags: { Name: name, ...(role === undefined ? {} : { "g8s.io/load-balancer": role }) },
+      });
+    it("fires on an internet-facing API load balancer the spec does not allow, known by its tag", async () => {
       assert.deepEqual(
-        await run(P.noPublicApi, [res("aws:lb/loadBalancer:LoadBalancer", "c-aws-ingress-lb", { internal: false })]),
-        [],
+        (await run(P.noPublicApi, [lb("c-aws-cp-api-lb", false, "api"), lb("renamed", false, "api")])).map((v) =>
+          v.urn?.split("::").pop(),
+        ),
+        ["c-aws-cp-api-lb", "renamed"],
       );
+    });
+    it("stays quiet when internal, when the spec allows it, and for other load balancers whatever their name", async () => {
+      assert.deepEqual(await run(P.noPublicApi, [lb("c-aws-cp-api-lb", true, "api")]), []);
+      assert.deepEqual(await run(P.noPublicApi, [lb("c-aws-cp-api-lb", false, "api")], { publicApi: true }), []);
+      assert.deepEqual(await run(P.noPublicApi, [lb("c-aws-ingress-lb", false, "ingress")]), []);
+      assert.deepEqual(await run(P.noPublicApi, [lb("other-api-lb", false)]), []);
     });
   });
 

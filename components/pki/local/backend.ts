@@ -2,7 +2,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { durationSeconds, type ClusterSpec } from "../../spec";
 import type { IssuedCertificate, PkiBackend } from "../backend";
-import { clusterDomain, type CertificateSpec } from "../certificates";
+import { clusterDomain } from "../../spec";
+import type { CertificateSpec } from "../certificates";
 import type { ServiceAccountKeyPair } from "../clusterPki";
 import { LocalCertificate, LocalPrivateKey, LocalRootCa } from "./resources";
 

@@ -242,6 +242,9 @@ describe("AwsCluster (eu1prod)", () => {
         [lb.loadBalancerType, lb.internal, lb.subnets, lb.securityGroups, lb.enableCrossZoneLoadBalancing],
         ["network", true, ZONES.map(privateSubnet), ["eu1prod-sg-api-lb-id"], true],
       );
+      // How the no-public-api policy tells it from the ingress load balancer.
+      assert.equal(lb.tags["g8s.io/load-balancer"], "api");
+      assert.equal((recorder.one(T.lb, "eu1prod-ingress-lb").inputs as any).tags["g8s.io/load-balancer"], "ingress");
       const tg = recorder.one(T.tg, "eu1prod-cp-api-tg").inputs as any;
       assert.deepEqual(
         [tg.port, tg.protocol, tg.targetType, tg.vpcId, tg.preserveClientIp, tg.healthCheck],
@@ -335,7 +338,7 @@ describe("AwsCluster (eu1prod)", () => {
         );
       assert.deepEqual(tags("batch"), {
         "g8s.io/cluster": "eu1prod",
-        "g8s.io/node-pool": "batch",
+        "g8s.io/pool": "batch",
         "k8s.io/cluster-autoscaler/enabled": "true",
         "k8s.io/cluster-autoscaler/eu1prod": "owned",
         "k8s.io/cluster-autoscaler/node-template/label/workload.example.com/class": "batch",

@@ -20,7 +20,7 @@ import {
   type BootstrapRole,
   type CloudConfig,
 } from "../../../components/bootstrap";
-import { defaultMasterNames } from "../../../components/pki";
+import { masterKeys } from "../../../components/spec";
 import { awsConfig, fakeSecrets, kvmConfig, rolesOf } from "./helpers";
 
 const CHECKER = join(__dirname, "../../fixtures/bootstrap/cloud_init_schema.py");
@@ -237,7 +237,7 @@ describe("bootstrap: rendered cloud-config", () => {
 
     it("no secret value (keys, kubeconfigs, token) appears in any user-data, plain, base64 or gzip", () => {
       for (const r of rendered) {
-        const masters = defaultMasterNames(r.config.spec);
+        const masters = masterKeys(r.config.spec);
         const context = { clusterId: r.config.spec.id, apiEndpoint: r.config.apiEndpoint };
         const secrets = [
           ...storeFileValues("master", masters, fakeSecrets(masters), context),

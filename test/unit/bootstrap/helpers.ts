@@ -1,5 +1,5 @@
-import { parseClusterSpec, type ClusterSpec } from "../../../components/spec";
-import { defaultMasterNames, type CertificateBundle } from "../../../components/pki";
+import { masterKeys, parseClusterSpec, type ClusterSpec } from "../../../components/spec";
+import type { CertificateBundle } from "../../../components/pki";
 import type { BootstrapConfig, NodeSecretValues, SecretDelivery } from "../../../components/bootstrap";
 import { masterRoles, type BootstrapRole, type MasterAttachment } from "../../../components/bootstrap";
 import { awsSpec, kvmSpec } from "../spec/helpers";
@@ -66,7 +66,7 @@ export function fakeAttachment(slot: number): MasterAttachment {
 export function rolesOf(config: BootstrapConfig): BootstrapRole[] {
   const aws = config.delivery.kind === "aws-ssm";
   return [
-    ...masterRoles(defaultMasterNames(config.spec)).map((r, slot) =>
+    ...masterRoles(masterKeys(config.spec)).map((r, slot) =>
       aws && r.kind !== "worker" ? { ...r, attach: fakeAttachment(slot) } : r,
     ),
     ...config.spec.nodePools.map((p) => ({ kind: "worker", pool: p.name }) as const),

@@ -1,10 +1,10 @@
 /** The pure parts of components/pki: rotation windows, policies, validation, kubeconfig, expiry. */
 import * as assert from "node:assert/strict";
-import { parseClusterSpec, type ClusterSpec } from "../../../components/spec";
+import { parseClusterSpec } from "../../../components/spec";
 import {
   certificateExpiry,
   certificateSet,
-  checkPkiSpec,
+  checkMasterNames,
   issuePolicy,
   minSecondsRemaining,
   renderKubeconfig,
@@ -155,63 +155,13 @@ describe("pki configuration errors", () => {
     assert.equal(spec.pki.certTtl, "1h30m");
   });
 
-  // ClusterPki re-checks what it relies on, for specs that did not come through parseClusterSpec.
-  const unchecked = (change: (pki: Record<string, unknown>) => void, base = vaultClusterSpec()): ClusterSpec => {
-    const pki = { ...base.pki } as Record<string, unknown>;
-    change(pki);
-    return { ...base, pki } as unknown as ClusterSpec;
-  };
-
-  it("names the field of each problem ClusterPki cannot work with", () => {
-    const masters = ["master-0"];
-    assert.equal(checkPkiSpec(vaultClusterSpec(), masters), undefined);
-    assert.equal(checkPkiSpec(tlsClusterSpec(), masters), undefined);
+  it("refuses master keys that cannot name a certificate, and duplicates", () => {
+    assert.equal(checkMasterNames(["master-0", "master-1"]), undefined);
     assert.equal(
-      checkPkiSpec(
-        unchecked((p) => delete p.vault),
-        masters,
-      ),
-      "pki.vault.address is required with pki.backend vault: set the Vault URL, e.g. https://vault.example.com",
-    );
-    assert.equal(
-      checkPkiSpec(
-        unchecked((p) => (p.backend = "cfssl")),
-        masters,
-      ),
-      "pki.backend must be vault, tls or local (got 'cfssl')",
-    );
-    assert.equal(
-      checkPkiSpec(
-        unchecked((p) => (p.certTtl = "0s")),
-        masters,
-      ),
-      "pki.certTtl must be between 1h and 720h (got 0s)",
-    );
-    assert.equal(
-      checkPkiSpec(
-        unchecked((p) => (p.certTtl = "31d")),
-        masters,
-      ),
-      "pki.certTtl must be between 1h and 720h (got 31d)",
-    );
-    assert.equal(
-      checkPkiSpec(
-        unchecked((p) => (p.caTtl = "36h")),
-        masters,
-      ),
-      "pki.caTtl must be at least twice pki.certTtl (24h) (got 36h)",
-    );
-    assert.equal(
-      checkPkiSpec(
-        unchecked((p) => (p.certTtl = "90m"), tlsClusterSpec()),
-        masters,
-      ),
-      "pki.certTtl must be whole hours with pki.backend tls (got 90m): pulumi-tls counts validity in hours",
-    );
-    assert.equal(
-      checkPkiSpec(vaultClusterSpec(), ["Master_0"]),
+      checkMasterNames(["Master_0"]),
       "masterNames: 'Master_0' must be a DNS label (it is a SAN and names the etcd certificate)",
     );
+    assert.equal(checkMasterNames(["master-0", "master-0"]), "masterNames: 'master-0' is listed twice");
   });
 });
 

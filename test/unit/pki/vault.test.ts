@@ -260,22 +260,6 @@ describe("ClusterPki (vault backend) configuration", () => {
     ]);
   });
 
-  it("refuses a vault backend without an address, naming the field", () => {
-    const spec = vaultClusterSpec();
-    const bad = { ...spec, pki: { ...spec.pki, vault: undefined } };
-    assert.throws(
-      () => new mod.ClusterPki("bad", { spec: bad, apiEndpoint: `https://api.${DOMAIN}:6443` }),
-      (err: Error) =>
-        err instanceof pulumiMod.ResourceError &&
-        err.message ===
-          "pki.vault.address is required with pki.backend vault: set the Vault URL, e.g. https://vault.example.com",
-    );
-    assert.deepEqual(
-      recorder.resources.filter((r) => r.name.startsWith("bad-")),
-      [],
-    );
-  });
-
   it("refuses duplicate master keys", () => {
     assert.throws(
       () =>

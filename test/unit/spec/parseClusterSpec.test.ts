@@ -1,9 +1,26 @@
 import * as assert from "node:assert/strict";
 import * as D from "../../../components/spec/defaults";
-import { ClusterSpecError, parseClusterSpec, type AwsClusterSpec, type KvmClusterSpec } from "../../../components/spec";
+import type { z } from "zod";
+import {
+  ClusterSpecError,
+  parseClusterSpec,
+  type AwsClusterSpec,
+  type ClusterSpec,
+  type KvmClusterSpec,
+} from "../../../components/spec";
+import type { awsClusterSchema } from "../../../components/spec/schema";
 import { awsSpec, expectIssues, kvmSpec, withChange } from "./helpers";
 
 describe("parseClusterSpec", () => {
+  it("is the only source of a ClusterSpec the components accept (checked by tsc)", () => {
+    const parsed = parseClusterSpec(awsSpec());
+    // The same fields, but not from the parser: not a ClusterSpec.
+    const copy: z.output<typeof awsClusterSchema> = JSON.parse(JSON.stringify(parsed)) as AwsClusterSpec;
+    // @ts-expect-error a value the parser did not return is not a ClusterSpec
+    const notParsed: ClusterSpec = copy;
+    assert.deepEqual(notParsed, parsed);
+  });
+
   describe("defaults", () => {
     it("fills every optional aws field from defaults.ts", () => {
       const spec = parseClusterSpec(awsSpec()) as AwsClusterSpec;

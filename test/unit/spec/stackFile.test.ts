@@ -42,7 +42,7 @@ describe("stack files", () => {
       [
         {
           path: "id",
-          message: "must equal the stack name 'other' (from the file name): one stack per cluster, named by its id",
+          message: "must equal the stack name 'other': one stack per cluster, named by its id",
         },
       ],
     ));

@@ -1,0 +1,60 @@
+/**
+ * The conventions every part of g8s shares: the ports Kubernetes listens on, the tag and label
+ * keys g8s puts on what it creates, and the names derived from a spec. One home for each, pure
+ * and free of Pulumi, so the components, the policy pack (policy/) and the reconciler all read
+ * the same values. Defaults of the spec live in defaults.ts; these are not configurable.
+ *
+ * A key or a name here is part of live infrastructure: changing one retags, relabels or
+ * replaces what every existing cluster runs.
+ */
+import type { ClusterSpec } from "./schema";
+
+// Ports
+
+/** The API server's secure port on every master, behind every API load balancer and Service. */
+export const API_PORT = 6443;
+/** The kubelet's API (logs, exec, metrics): never open beyond the cluster. */
+export const KUBELET_PORT = 10250;
+/** etcd's client and peer ports: open between masters only. */
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+
+// Tags and labels
+
+/** The tag (AWS) and label (Kubernetes) every object of a guest cluster carries, value the cluster id. */
+export const CLUSTER_TAG_KEY = "g8s.io/cluster";
+/** Role of a node and its pod or instance: `master` or `worker`. */
+export const ROLE_LABEL = "g8s.io/role";
+/** The node pool of a worker: on its Kubernetes node, its KVM pod and its AWS instances and group. */
+export const POOL_LABEL = "g8s.io/pool";
+/** Master slot (`0` … `masters.count - 1`) of an AWS master's group, instance, etcd volume and interface. */
+export const MASTER_SLOT_TAG = "g8s.io/master-slot";
+/** What a load balancer serves: `api` (the Kubernetes API) or `ingress` (the workers' ingress node ports). */
+export const LOAD_BALANCER_TAG = "g8s.io/load-balancer";
+
+// Names derived from the spec
+
+/** The stable key of master slot `slot`: `master-<slot>`. It names certificates, volumes and pods. */
+export function masterKey(slot: number): string {
+  return `master-${slot}`;
+}
+
+/** The key of every master slot of a spec: `master-0` … `master-<masters.count - 1>`. */
+export function masterKeys(spec: Pick<ClusterSpec, "masters">): string[] {
+  return Array.from({ length: spec.masters.count }, (_, slot) => masterKey(slot));
+}
+
+/** `<id>.<baseDomain>`: the cluster's own DNS zone and the root CA's CN. */
+export function clusterDomain(spec: Pick<ClusterSpec, "id" | "baseDomain">): string {
+  return `${spec.id}.${spec.baseDomain}`;
+}
+
+/** `api.<id>.<baseDomain>`: the API's DNS name (AWS record, KVM host Ingress, a SAN of the API certificate). */
+export function apiDnsName(spec: Pick<ClusterSpec, "id" | "baseDomain">): string {
+  return `api.${clusterDomain(spec)}`;
+}
+
+/** `*.<id>.<baseDomain>`: the wildcard record of the cluster's ingress. */
+export function ingressDnsName(spec: Pick<ClusterSpec, "id" | "baseDomain">): string {
+  return `*.${clusterDomain(spec)}`;
+}
