@@ -1,12 +1,8 @@
 /** The Pulumi program (index.ts) evaluated under mocks with the example stacks' config. */
 import * as assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import * as path from "node:path";
-import { parse } from "yaml";
 import { gunzipSync } from "node:zlib";
-import { GET_ZONE_TOKEN, fakeAwsOutputs, stubZones } from "./aws/helpers";
 import { installMocks, promiseOf, settle, type MockRecorder } from "./mocks";
-import { fakePkiOutputs } from "./pki/helpers";
+import { mocksFor, stackConfig } from "./stacks";
 
 /** The g8s policies over a recorded graph (inputs as props, recorded options). */
 async function violationsOf(recorder: MockRecorder, config: object): Promise<string[]> {
@@ -29,29 +25,6 @@ async function violationsOf(recorder: MockRecorder, config: object): Promise<str
 function decodeUserData(b64: string): string {
   const bytes = Buffer.from(b64, "base64");
   return (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString("utf8");
-}
-
-const ROOT = path.resolve(__dirname, "../..");
-
-function stackConfig(stack: string): Record<string, string> {
-  const file = parse(readFileSync(path.join(ROOT, `stacks/Pulumi.${stack}.yaml`), "utf8")) as {
-    config: Record<string, unknown>;
-  };
-  return Object.fromEntries(
-    Object.entries(file.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
-  );
-}
-
-/** Mocks that answer the AWS data sources and compute provider outputs (ARNs, PEMs). */
-function mocksFor(stack: string, config?: Record<string, string>): MockRecorder {
-  const recorder = installMocks({
-    stack,
-    config,
-    outputs: (args) => ({ ...fakePkiOutputs(args), ...fakeAwsOutputs(args) }),
-  });
-  stubZones(recorder);
-  recorder.calls.set(GET_ZONE_TOKEN, (args) => ({ zoneId: "Z0EXAMPLE", name: args.inputs.name }));
-  return recorder;
 }
 
 describe("index.ts (the Pulumi program)", () => {
