@@ -8,12 +8,12 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { CLUSTER_TAG_KEY, type AwsClusterSpec } from "../spec";
 import { apiEndpointOf, masterAddresses } from "./common";
-import { ControlPlane, type MasterRefs } from "./controlPlane";
-import { Ingress } from "./ingress";
-import { Network, checkZoneNames } from "./network";
-import { NodePool } from "./nodePool";
+import { AwsControlPlane, type MasterRefs } from "./controlPlane";
+import { AwsIngress } from "./ingress";
+import { AwsNetwork } from "./network";
+import { AwsNodePool } from "./nodePool";
 import { createSecurityGroups } from "./securityGroups";
-import { checkNodeSecrets, createSecretStore, type NodeSecrets } from "./secrets";
+import { checkNodeSecrets, createSecretStore, type NodeSecrets, type SecretStore } from "./secrets";
 
 /**
  * Rendered user-data per node group, from the bootstrap (GuestCluster wires it), as base64 of
@@ -44,12 +44,24 @@ export interface AwsClusterArgs {
   readonly tags?: Readonly<Record<string, string>>;
 }
 
-/** What the composed components produce, once the zones are known. */
-interface Built {
-  readonly network: Network;
-  readonly controlPlane: ControlPlane;
-  readonly pools: Record<string, NodePool>;
-  readonly ingress?: Ingress;
+/** What AwsCluster builds once the zone lookup has answered (its `initialize()` data). */
+export interface AwsClusterData {
+  /** Names of the zones in slot order. */
+  readonly availabilityZones: string[];
+  readonly network: AwsNetwork;
+  readonly controlPlane: AwsControlPlane;
+  readonly pools: Record<string, AwsNodePool>;
+  readonly ingress?: AwsIngress;
+}
+
+/** What the constructor hands to `initialize()`: the Args and the children made before the lookup. */
+interface Prepared {
+  readonly name: string;
+  readonly args: AwsClusterArgs;
+  /** `{ parent, provider }` of the cluster's direct children. */
+  readonly child: pulumi.CustomResourceOptions;
+  readonly secrets: SecretStore;
+  readonly zoneId: pulumi.Input<string>;
 }
 
 /** The provider's default tags: the cluster tag and the spec's tags. */
@@ -58,19 +70,15 @@ export function defaultTagsOf(spec: AwsClusterSpec): Record<string, string> {
 }
 
 /** Zones to use: the region's standard zones (no opt-in Local/Wavelength zones), by name. */
-export async function lookupZoneNames(
-  spec: AwsClusterSpec,
-  parent: pulumi.Resource,
-  provider: aws.Provider,
-): Promise<string[]> {
+export async function lookupZoneNames(spec: AwsClusterSpec, opts: pulumi.InvokeOptions): Promise<string[]> {
   const zones = await aws.getAvailabilityZones(
     { state: "available", filters: [{ name: "opt-in-status", values: ["opt-in-not-required"] }] },
-    { parent, provider },
+    opts,
   );
   return [...zones.names].sort().slice(0, spec.aws.availabilityZones);
 }
 
-export class AwsCluster extends pulumi.ComponentResource {
+export class AwsCluster extends pulumi.ComponentResource<AwsClusterData | undefined> {
   /** `https://api.<id>.<baseDomain>:6443`. Known before anything is created. */
   public readonly apiEndpoint: pulumi.Output<string>;
   /** Per master key (`master-<slot>`): its fixed private IP. Known before anything is created. */
@@ -84,8 +92,12 @@ export class AwsCluster extends pulumi.ComponentResource {
   /** Names of the zones in slot order (looked up with aws.getAvailabilityZones). */
   public readonly availabilityZones: pulumi.Output<string[]>;
   public readonly provider: aws.Provider;
+  /** Set by the constructor for `initialize()`; undefined only if the constructor threw. */
+  private prepared?: Prepared;
 
   constructor(name: string, args: AwsClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    // No Args to the base class: they would become the component's recorded inputs, and every
+    // change of user-data would show as an update of the component.
     super("g8s:aws:Cluster", name, {}, opts);
     const { spec } = args;
     const problem = checkNodeSecrets(args.nodeSecrets);
@@ -96,90 +108,29 @@ export class AwsCluster extends pulumi.ComponentResource {
       { region: spec.aws.region as aws.Region, defaultTags: { tags: defaultTagsOf(spec) } },
       { parent: this },
     );
-    const provider = this.provider;
-    const base = { spec, tags: args.tags };
-    const secrets = createSecretStore(`${name}-secrets`, { ...base, nodeSecrets: args.nodeSecrets }, this, provider);
+    // Direct children name the provider; theirs and the sub-components' inherit it through `parent`.
+    const child = { parent: this, provider: this.provider };
+    const secrets = createSecretStore(
+      `${name}-secrets`,
+      { spec, tags: args.tags, nodeSecrets: args.nodeSecrets },
+      child,
+    );
     const zoneId =
-      args.zoneId ??
-      aws.route53.getZoneOutput({ name: spec.baseDomain, privateZone: false }, { parent: this, provider }).zoneId;
+      args.zoneId ?? aws.route53.getZoneOutput({ name: spec.baseDomain, privateZone: false }, child).zoneId;
+    this.prepared = { name, args, child, secrets, zoneId };
 
-    // Children are keyed by zone name, known only from the data source: build the rest once it answers.
-    const zoneNames = lookupZoneNames(spec, this, provider);
-    const built: Promise<Built> = zoneNames.then((availabilityZoneNames) => {
-      const problem = checkZoneNames({ ...base, provider, availabilityZoneNames });
-      if (problem !== undefined) throw new pulumi.ResourceError(problem, this);
-      const network = new Network(`${name}-net`, { ...base, provider, availabilityZoneNames }, { parent: this });
-      const groups = createSecurityGroups(`${name}`, { ...base, vpcId: network.vpcId }, network, provider);
-      const controlPlane = new ControlPlane(
-        `${name}-cp`,
-        {
-          ...base,
-          provider,
-          vpcId: network.vpcId,
-          zones: network.zones,
-          mastersSecurityGroupId: groups.masters.id,
-          apiLoadBalancerSecurityGroupId: groups.apiLb.id,
-          secrets,
-          zoneId,
-          userData: (slot, refs) => args.userData.master(slot, refs),
-          imageId: args.imageId,
-        },
-        { parent: this },
-      );
-      const privateSubnetIds = network.zones.map((z) => z.privateSubnetId);
-      const pools = Object.fromEntries(
-        spec.nodePools.map((pool) => [
-          pool.name,
-          // Keyed by pool name: reordering spec.nodePools renames nothing.
-          new NodePool(
-            `${name}-pool-${pool.name}`,
-            {
-              ...base,
-              provider,
-              pool,
-              privateSubnetIds,
-              workersSecurityGroupId: groups.workers.id,
-              secrets,
-              userData: args.userData.pool(pool.name),
-              imageId: args.imageId,
-            },
-            { parent: this },
-          ),
-        ]),
-      );
-      let ingress: Ingress | undefined;
-      if (spec.ingress.enabled) {
-        const ingressGroup = groups.ingressLb;
-        if (ingressGroup === undefined) throw new Error("internal: ingress without its security group");
-        ingress = new Ingress(
-          `${name}-ingress`,
-          {
-            ...base,
-            provider,
-            vpcId: network.vpcId,
-            publicSubnetIds: network.zones.map((z) => z.publicSubnetId),
-            securityGroupId: ingressGroup.id,
-            autoScalingGroupNames: Object.fromEntries(
-              Object.entries(pools).map(([pool, p]) => [pool, p.autoScalingGroupName]),
-            ),
-            zoneId,
-          },
-          { parent: this },
-        );
-      }
-      return { network, controlPlane, pools, ingress };
+    const data = pulumi.output(this.getData()).apply((d) => {
+      if (d === undefined) throw new Error("internal: AwsCluster was not initialized");
+      return d;
     });
-
-    const from = <T>(pick: (b: Built) => pulumi.Input<T>): pulumi.Output<T> =>
-      pulumi.output(built).apply((b) => pick(b)) as pulumi.Output<T>;
     this.apiEndpoint = pulumi.output(apiEndpointOf(spec));
     this.masterAddresses = masterAddresses(spec);
-    this.apiLoadBalancerDnsName = from((b) => b.controlPlane.apiLoadBalancerDnsName);
-    this.ingressDnsName = from<string | undefined>((b) => b.ingress?.loadBalancerDnsName);
-    this.vpcId = from((b) => b.network.vpcId);
-    this.privateSubnetIds = from((b) => b.network.privateSubnetIds);
-    this.publicSubnetIds = from((b) => b.network.publicSubnetIds);
-    this.availabilityZones = pulumi.output(zoneNames);
+    this.apiLoadBalancerDnsName = data.apply((d) => d.controlPlane.apiLoadBalancerDnsName);
+    this.ingressDnsName = data.apply((d) => pulumi.output(d.ingress?.loadBalancerDnsName));
+    this.vpcId = data.apply((d) => d.network.vpcId);
+    this.privateSubnetIds = data.apply((d) => d.network.privateSubnetIds);
+    this.publicSubnetIds = data.apply((d) => d.network.publicSubnetIds);
+    this.availabilityZones = data.apply((d) => d.availabilityZones);
     this.registerOutputs({
       apiEndpoint: this.apiEndpoint,
       apiLoadBalancerDnsName: this.apiLoadBalancerDnsName,
@@ -190,4 +141,88 @@ export class AwsCluster extends pulumi.ComponentResource {
       availabilityZones: this.availabilityZones,
     });
   }
+
+  /**
+   * The children keyed by zone name, built once `aws.getAvailabilityZones` answers. The base
+   * class calls this from its constructor, before AwsCluster's constructor body has run; the
+   * first `await` resumes after the whole synchronous constructor, when `prepared` is set.
+   */
+  protected override async initialize(): Promise<AwsClusterData | undefined> {
+    await Promise.resolve();
+    const prepared = this.prepared;
+    if (prepared === undefined) return undefined; // the constructor threw; the program stops with its error
+    const { spec } = prepared.args;
+    // AwsNetwork refuses zone names that do not match the spec, before it creates anything.
+    const availabilityZoneNames = await lookupZoneNames(spec, prepared.child);
+    return { availabilityZones: availabilityZoneNames, ...createZonalChildren(prepared, availabilityZoneNames) };
+  }
+}
+
+/**
+ * @internal Network, security groups, control plane, pools and ingress of the zones
+ * `availabilityZoneNames`, under `prepared.child` (the cluster and its provider).
+ */
+export function createZonalChildren(
+  { name, args, child, secrets, zoneId }: Prepared,
+  availabilityZoneNames: readonly string[],
+): Omit<AwsClusterData, "availabilityZones"> {
+  const { spec } = args;
+  const base = { spec, tags: args.tags };
+  const network = new AwsNetwork(`${name}-net`, { ...base, availabilityZoneNames }, child);
+  const groups = createSecurityGroups(name, { ...base, vpcId: network.vpcId }, { parent: network });
+  const controlPlane = new AwsControlPlane(
+    `${name}-cp`,
+    {
+      ...base,
+      vpcId: network.vpcId,
+      zones: network.zones,
+      mastersSecurityGroupId: groups.masters.id,
+      apiLoadBalancerSecurityGroupId: groups.apiLb.id,
+      secrets,
+      zoneId,
+      userData: (slot, refs) => args.userData.master(slot, refs),
+      imageId: args.imageId,
+    },
+    child,
+  );
+  const privateSubnetIds = network.zones.map((z) => z.privateSubnetId);
+  const pools = Object.fromEntries(
+    spec.nodePools.map((pool) => [
+      pool.name,
+      // Keyed by pool name: reordering spec.nodePools renames nothing.
+      new AwsNodePool(
+        `${name}-pool-${pool.name}`,
+        {
+          ...base,
+          pool,
+          privateSubnetIds,
+          workersSecurityGroupId: groups.workers.id,
+          secrets,
+          userData: args.userData.pool(pool.name),
+          imageId: args.imageId,
+        },
+        child,
+      ),
+    ]),
+  );
+  let ingress: AwsIngress | undefined;
+  if (spec.ingress.enabled) {
+    const ingressGroup = groups.ingressLb;
+    if (ingressGroup === undefined) throw new Error("internal: ingress without its security group");
+    ingress = new AwsIngress(
+      `${name}-ingress`,
+      {
+        ...base,
+        vpcId: network.vpcId,
+        publicSubnetIds: network.zones.map((z) => z.publicSubnetId),
+        securityGroupId: ingressGroup.id,
+        autoScalingGroupNames: Object.fromEntries(
+          Object.entries(pools).map(([pool, p]) => [pool, p.autoScalingGroupName]),
+        ),
+        zoneId,
+      },
+      child,
+    );
+  }
+  return { network, controlPlane, pools, ingress };
 }

@@ -1,10 +1,12 @@
 /** Shared types and helpers of the AWS components: the cluster context, tags, ARNs, the subnet layout. */
-import type * as aws from "@pulumi/aws";
-import type * as pulumi from "@pulumi/pulumi";
 import { API_PORT, CLUSTER_TAG_KEY, apiDnsName, cidr, masterKey, type AwsClusterSpec } from "../spec";
 
-/** The Args every AWS component shares: the spec and extra tags. */
-export interface AwsClusterArgsBase {
+/**
+ * The Args every AWS component shares: the spec and extra tags. The cluster's `aws.Provider` is
+ * not an Arg: it travels in the resource options (`{ provider }` on a component, inherited by
+ * every child through `parent`), as with any Pulumi component.
+ */
+export interface AwsComponentArgs {
   /** The validated spec (parseClusterSpec). */
   readonly spec: AwsClusterSpec;
   /**
@@ -14,16 +16,10 @@ export interface AwsClusterArgsBase {
   readonly tags?: Readonly<Record<string, string>>;
 }
 
-/** The Args of the sub-components (Network, ControlPlane, NodePool, Ingress). */
-export interface AwsComponentArgs extends AwsClusterArgsBase {
-  /** The cluster's provider (AwsCluster's); every child gets it explicitly. */
-  readonly provider: aws.Provider;
-}
-
 export type Tags = Record<string, string>;
 
 /** Tags of a resource the provider tags itself: the extra tags plus `Name` (the cluster tag comes from defaultTags). */
-export function tagsOf(ctx: AwsClusterArgsBase, name: string): Tags {
+export function tagsOf(ctx: AwsComponentArgs, name: string): Tags {
   return { ...ctx.tags, Name: name };
 }
 
@@ -31,7 +27,7 @@ export function tagsOf(ctx: AwsClusterArgsBase, name: string): Tags {
  * Every tag of the cluster, spelled out, for what `defaultTags` does not reach: EC2 instances
  * and volumes launched by an auto scaling group (launch-template tag specifications, ASG tags).
  */
-export function clusterTagsOf(ctx: AwsClusterArgsBase): Tags {
+export function clusterTagsOf(ctx: AwsComponentArgs): Tags {
   return {
     [CLUSTER_TAG_KEY]: ctx.spec.id,
     ...ctx.spec.tags,
@@ -43,15 +39,6 @@ export function clusterTagsOf(ctx: AwsClusterArgsBase): Tags {
 /** The tag the Kubernetes AWS integrations use to find a cluster's subnets, instances and load balancers. */
 export function kubernetesClusterTag(clusterId: string): string {
   return `kubernetes.io/cluster/${clusterId}`;
-}
-
-/** Child options: parent and the cluster's provider, always both (STYLE 5). */
-export function childOpts(
-  parent: pulumi.Resource,
-  provider: aws.Provider,
-  extra: pulumi.CustomResourceOptions = {},
-): pulumi.CustomResourceOptions {
-  return { ...extra, parent, provider };
 }
 
 /** `https://api.<id>.<baseDomain>:6443`: the API endpoint of kubeconfigs and kubeadm. */

@@ -1,5 +1,5 @@
 /**
- * ControlPlane (`g8s:aws:ControlPlane`): the masters, one per master slot, round-robin over
+ * AwsControlPlane (`g8s:aws:ControlPlane`): the masters, one per master slot, round-robin over
  * the zones' private subnets. Self-healing: each slot is an auto scaling group of exactly one
  * instance; what must survive the instance — its fixed private IP (a network interface) and
  * its etcd data (an encrypted gp3 volume, `protect: true`) — are separate resources in the
@@ -10,7 +10,6 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import {
   arnParts,
-  childOpts,
   clusterTagsOf,
   masterAddresses,
   masterZoneIndex,
@@ -54,9 +53,9 @@ export interface MasterRefs {
   readonly networkInterfaceDeviceIndex: number;
 }
 
-export interface ControlPlaneArgs extends AwsComponentArgs {
+export interface AwsControlPlaneArgs extends AwsComponentArgs {
   readonly vpcId: pulumi.Input<string>;
-  /** The network's zones in slot order (Network.zones). */
+  /** The network's zones in slot order (AwsNetwork.zones). */
   readonly zones: readonly ZoneNetwork[];
   readonly mastersSecurityGroupId: pulumi.Input<string>;
   readonly apiLoadBalancerSecurityGroupId: pulumi.Input<string>;
@@ -126,13 +125,11 @@ export function masterAttachPolicy(
 /** @internal */
 export function createControlPlane(
   name: string,
-  args: ControlPlaneArgs,
-  parent: pulumi.Resource,
-  provider: aws.Provider,
+  args: AwsControlPlaneArgs,
+  opts: pulumi.CustomResourceOptions,
 ): ControlPlaneResult {
   const { spec } = args;
   const addresses = masterAddresses(spec);
-  const opts = childOpts(parent, provider);
 
   // Stable parts first: they are what the role's policy names and the user-data references.
   const stable = Array.from({ length: spec.masters.count }, (_, slot) => {
@@ -149,7 +146,7 @@ export function createControlPlane(
         encrypted: true,
         tags: { ...tagsOf(args, `${name}-etcd-${key}`), ...slotTags },
       },
-      childOpts(parent, provider, { protect: true }),
+      { ...opts, protect: true },
     );
     const networkInterface = new aws.ec2.NetworkInterface(
       `${name}-eni-${key}`,
@@ -191,8 +188,7 @@ export function createControlPlane(
         ),
       },
     },
-    parent,
-    provider,
+    opts,
   );
 
   const masters = stable.map(({ refs, zone, volume, networkInterface }) => {
@@ -215,8 +211,7 @@ export function createControlPlane(
           [NETWORK_INTERFACE_TAG]: networkInterface.id,
         },
       },
-      parent,
-      provider,
+      opts,
     );
     // One instance per slot, in the slot's zone (its volume and interface are zonal). No
     // instance refresh: replacing masters is one at a time, never three ASGs at once.
@@ -265,13 +260,13 @@ export function createControlPlane(
       healthCheck: TCP_HEALTH_CHECK,
       tags: tagsOf(args, `${name}-api-tg`),
     },
-    childOpts(loadBalancer, provider),
+    { parent: loadBalancer },
   );
   for (const m of masters) {
     new aws.lb.TargetGroupAttachment(
       `${name}-api-target-${m.refs.key}`,
       { targetGroupArn: targetGroup.arn, targetId: m.refs.privateIp, port: API_PORT },
-      childOpts(targetGroup, provider, { dependsOn: [m.networkInterface] }),
+      { parent: targetGroup, dependsOn: [m.networkInterface] },
     );
   }
   new aws.lb.Listener(
@@ -283,7 +278,7 @@ export function createControlPlane(
       defaultActions: [{ type: "forward", targetGroupArn: targetGroup.arn }],
       tags: tagsOf(args, `${name}-api-listener`),
     },
-    childOpts(loadBalancer, provider),
+    { parent: loadBalancer },
   );
   const record = new aws.route53.Record(
     `${name}-api-record`,
@@ -298,7 +293,7 @@ export function createControlPlane(
   return { masters, loadBalancer, record };
 }
 
-export class ControlPlane extends pulumi.ComponentResource {
+export class AwsControlPlane extends pulumi.ComponentResource {
   public readonly apiLoadBalancerDnsName: pulumi.Output<string>;
   public readonly apiDnsName: pulumi.Output<string>;
   /** Per master key: the etcd volume id. */
@@ -306,7 +301,7 @@ export class ControlPlane extends pulumi.ComponentResource {
   /** @internal */
   public readonly result: ControlPlaneResult;
 
-  constructor(name: string, args: ControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(name: string, args: AwsControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:aws:ControlPlane", name, {}, opts);
     if (args.zones.length !== args.spec.aws.availabilityZones) {
       throw new pulumi.ResourceError(
@@ -314,7 +309,7 @@ export class ControlPlane extends pulumi.ComponentResource {
         this,
       );
     }
-    this.result = createControlPlane(name, args, this, args.provider);
+    this.result = createControlPlane(name, args, { parent: this });
     this.apiLoadBalancerDnsName = this.result.loadBalancer.dnsName;
     this.apiDnsName = this.result.record.fqdn;
     this.etcdVolumeIds = pulumi.all(

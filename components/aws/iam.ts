@@ -4,7 +4,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { arnParts, childOpts, tagsOf, type AwsClusterArgsBase } from "./common";
+import { arnParts, tagsOf, type AwsComponentArgs } from "./common";
 import { type NodeRole, type SecretStore } from "./secrets";
 
 export interface PolicyStatement {
@@ -57,7 +57,7 @@ export function secretsPolicy(role: NodeRole, secrets: SecretStore): pulumi.Outp
   }));
 }
 
-export interface NodeRoleArgs extends AwsClusterArgsBase {
+export interface NodeRoleArgs extends AwsComponentArgs {
   /** Inline policies by stable key (`secrets`, `etcd-volume`, …). */
   readonly policies: Readonly<Record<string, pulumi.Input<PolicyDocument>>>;
   readonly description: string;
@@ -69,12 +69,7 @@ export interface NodeIdentity {
 }
 
 /** @internal A role, its inline policies (`${name}-policy-<key>`) and its instance profile. */
-export function createNodeRole(
-  name: string,
-  args: NodeRoleArgs,
-  parent: pulumi.Resource,
-  provider: aws.Provider,
-): NodeIdentity {
+export function createNodeRole(name: string, args: NodeRoleArgs, opts: pulumi.CustomResourceOptions): NodeIdentity {
   const role = new aws.iam.Role(
     `${name}-role`,
     {
@@ -82,19 +77,19 @@ export function createNodeRole(
       assumeRolePolicy: assumeRolePolicy(),
       tags: tagsOf(args, `${name}-role`),
     },
-    childOpts(parent, provider),
+    opts,
   );
   for (const [key, document] of Object.entries(args.policies)) {
     new aws.iam.RolePolicy(
       `${name}-policy-${key}`,
       { role: role.name, policy: pulumi.jsonStringify(document) },
-      childOpts(role, provider),
+      { parent: role },
     );
   }
   const profile = new aws.iam.InstanceProfile(
     `${name}-profile`,
     { role: role.name, tags: tagsOf(args, `${name}-profile`) },
-    childOpts(role, provider),
+    { parent: role },
   );
   return { role, profile };
 }

@@ -1,14 +1,14 @@
 /**
- * Ingress (`g8s:aws:Ingress`, when `spec.ingress.enabled`): an internet-facing NLB for 80/443
+ * AwsIngress (`g8s:aws:Ingress`, when `spec.ingress.enabled`): an internet-facing NLB for 80/443
  * that forwards to the workers' ingress node ports (TCP: TLS ends at the in-cluster ingress
  * controller), target groups attached to every pool's ASG, and `*.<id>.<baseDomain>`.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { LOAD_BALANCER_TAG, ingressDnsName } from "../spec";
-import { TCP_HEALTH_CHECK, childOpts, tagsOf, type AwsComponentArgs } from "./common";
+import { TCP_HEALTH_CHECK, tagsOf, type AwsComponentArgs } from "./common";
 
-export interface IngressArgs extends AwsComponentArgs {
+export interface AwsIngressArgs extends AwsComponentArgs {
   readonly vpcId: pulumi.Input<string>;
   readonly publicSubnetIds: pulumi.Input<string>[];
   readonly securityGroupId: pulumi.Input<string>;
@@ -25,12 +25,7 @@ export interface IngressResult {
 }
 
 /** @internal */
-export function createIngress(
-  name: string,
-  args: IngressArgs,
-  parent: pulumi.Resource,
-  provider: aws.Provider,
-): IngressResult {
+export function createIngress(name: string, args: AwsIngressArgs, opts: pulumi.CustomResourceOptions): IngressResult {
   const { spec } = args;
   const loadBalancer = new aws.lb.LoadBalancer(
     `${name}-lb`,
@@ -42,7 +37,7 @@ export function createIngress(
       enableCrossZoneLoadBalancing: true,
       tags: { ...tagsOf(args, `${name}-lb`), [LOAD_BALANCER_TAG]: "ingress" },
     },
-    childOpts(parent, provider),
+    opts,
   );
   const ports = {
     http: { listener: 80, nodePort: spec.ingress.httpNodePort },
@@ -64,7 +59,7 @@ export function createIngress(
         healthCheck: TCP_HEALTH_CHECK,
         tags: tagsOf(args, `${name}-tg-${key}`),
       },
-      childOpts(loadBalancer, provider),
+      { parent: loadBalancer },
     );
     targetGroups[key] = targetGroup;
     new aws.lb.Listener(
@@ -76,13 +71,13 @@ export function createIngress(
         defaultActions: [{ type: "forward", targetGroupArn: targetGroup.arn }],
         tags: tagsOf(args, `${name}-listener-${key}`),
       },
-      childOpts(loadBalancer, provider),
+      { parent: loadBalancer },
     );
     for (const pool of Object.keys(args.autoScalingGroupNames).sort()) {
       new aws.autoscaling.Attachment(
         `${name}-attach-${key}-${pool}`,
         { autoscalingGroupName: args.autoScalingGroupNames[pool], lbTargetGroupArn: targetGroup.arn },
-        childOpts(targetGroup, provider),
+        { parent: targetGroup },
       );
     }
   }
@@ -94,17 +89,17 @@ export function createIngress(
       type: "A",
       aliases: [{ name: loadBalancer.dnsName, zoneId: loadBalancer.zoneId, evaluateTargetHealth: true }],
     },
-    childOpts(parent, provider),
+    opts,
   );
   return { loadBalancer, targetGroups, record };
 }
 
-export class Ingress extends pulumi.ComponentResource {
+export class AwsIngress extends pulumi.ComponentResource {
   public readonly loadBalancerDnsName: pulumi.Output<string>;
   /** @internal */
   public readonly result: IngressResult;
 
-  constructor(name: string, args: IngressArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(name: string, args: AwsIngressArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:aws:Ingress", name, {}, opts);
     if (!args.spec.ingress.enabled) {
       throw new pulumi.ResourceError(
@@ -112,7 +107,7 @@ export class Ingress extends pulumi.ComponentResource {
         this,
       );
     }
-    this.result = createIngress(name, args, this, args.provider);
+    this.result = createIngress(name, args, { parent: this });
     this.loadBalancerDnsName = this.result.loadBalancer.dnsName;
     this.registerOutputs({ loadBalancerDnsName: this.loadBalancerDnsName });
   }

@@ -1,7 +1,7 @@
 /** Launch templates and auto scaling group tags shared by the masters and the node pools. */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { childOpts, clusterTagsOf, tagsOf, type AwsClusterArgsBase, type Tags } from "./common";
+import { clusterTagsOf, tagsOf, type AwsComponentArgs, type Tags } from "./common";
 
 /**
  * Default image: the current Ubuntu 24.04 LTS (amd64) AMI, resolved by EC2 at launch from
@@ -15,7 +15,7 @@ export const DEFAULT_AWS_IMAGE =
 /** Root device of the Ubuntu AMIs. */
 export const ROOT_DEVICE_NAME = "/dev/sda1";
 
-export interface NodeLaunchArgs extends AwsClusterArgsBase {
+export interface NodeLaunchArgs extends AwsComponentArgs {
   readonly imageId?: pulumi.Input<string>;
   readonly instanceType: string;
   /** Base64 of the user-data bytes (text or gzip), passed to EC2 unchanged. */
@@ -31,8 +31,7 @@ export interface NodeLaunchArgs extends AwsClusterArgsBase {
 export function createLaunchTemplate(
   name: string,
   args: NodeLaunchArgs,
-  parent: pulumi.Resource,
-  provider: aws.Provider,
+  opts: pulumi.CustomResourceOptions,
 ): aws.ec2.LaunchTemplate {
   // defaultTags do not reach instances an ASG launches: spell every cluster tag out.
   const launched = { ...clusterTagsOf(args), ...args.instanceTags };
@@ -59,7 +58,7 @@ export function createLaunchTemplate(
       updateDefaultVersion: true,
       tags: tagsOf(args, name),
     },
-    childOpts(parent, provider),
+    opts,
   );
 }
 

@@ -1,13 +1,13 @@
 /**
- * Network (`g8s:aws:Network`): the VPC of a guest cluster across its availability zones, a
+ * AwsNetwork (`g8s:aws:Network`): the VPC of a guest cluster across its availability zones, a
  * public and a private subnet per zone (layout: common.ts `zoneSubnets`), the internet gateway,
  * NAT gateways (one per zone or a single one), route tables and an S3 gateway endpoint.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { childOpts, kubernetesClusterTag, tagsOf, zoneSubnets, type AwsComponentArgs } from "./common";
+import { kubernetesClusterTag, tagsOf, zoneSubnets, type AwsComponentArgs } from "./common";
 
-export interface NetworkArgs extends AwsComponentArgs {
+export interface AwsNetworkArgs extends AwsComponentArgs {
   /**
    * Names of the availability zones to use, in slot order (slot i gets the i-th subnets of the
    * layout). Exactly `spec.aws.availabilityZones` of them; AwsCluster looks them up with
@@ -34,7 +34,7 @@ export interface NetworkResult {
 }
 
 /** Checks the zone names against the spec before anything is created. */
-export function checkZoneNames(args: NetworkArgs): string | undefined {
+export function checkZoneNames(args: AwsNetworkArgs): string | undefined {
   const wanted = args.spec.aws.availabilityZones;
   const names = args.availabilityZoneNames;
   if (names.length !== wanted) {
@@ -49,12 +49,7 @@ export function checkZoneNames(args: NetworkArgs): string | undefined {
 }
 
 /** @internal */
-export function createNetwork(
-  name: string,
-  args: NetworkArgs,
-  parent: pulumi.Resource,
-  provider: aws.Provider,
-): NetworkResult {
+export function createNetwork(name: string, args: AwsNetworkArgs, opts: pulumi.CustomResourceOptions): NetworkResult {
   const { spec } = args;
   const clusterTag = kubernetesClusterTag(spec.id);
   const vpc = new aws.ec2.Vpc(
@@ -65,9 +60,9 @@ export function createNetwork(
       enableDnsHostnames: true,
       tags: tagsOf(args, `${name}-vpc`),
     },
-    childOpts(parent, provider),
+    opts,
   );
-  const inVpc = childOpts(vpc, provider);
+  const inVpc = { parent: vpc };
 
   const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id, tags: tagsOf(args, `${name}-igw`) }, inVpc);
 
@@ -79,7 +74,7 @@ export function createNetwork(
   new aws.ec2.Route(
     `${name}-route-public-internet`,
     { routeTableId: publicRouteTable.id, destinationCidrBlock: "0.0.0.0/0", gatewayId: igw.id },
-    childOpts(publicRouteTable, provider),
+    { parent: publicRouteTable },
   );
 
   const zones: ZoneNetwork[] = [];
@@ -114,7 +109,7 @@ export function createNetwork(
     new aws.ec2.RouteTableAssociation(
       `${name}-rta-public-${zone}`,
       { subnetId: publicSubnet.id, routeTableId: publicRouteTable.id },
-      childOpts(publicSubnet, provider),
+      { parent: publicSubnet },
     );
     publicSubnets.push(publicSubnet);
     zones.push({
@@ -142,7 +137,7 @@ export function createNetwork(
         connectivityType: "public",
         tags: tagsOf(args, `${name}-nat-${z.zone}`),
       },
-      childOpts(vpc, provider, { dependsOn: [igw] }),
+      { parent: vpc, dependsOn: [igw] },
     );
   });
 
@@ -157,12 +152,12 @@ export function createNetwork(
     new aws.ec2.Route(
       `${name}-route-private-${z.zone}-nat`,
       { routeTableId: table.id, destinationCidrBlock: "0.0.0.0/0", natGatewayId: nat.id },
-      childOpts(table, provider),
+      { parent: table },
     );
     new aws.ec2.RouteTableAssociation(
       `${name}-rta-private-${z.zone}`,
       { subnetId: z.privateSubnetId, routeTableId: table.id },
-      childOpts(table, provider),
+      { parent: table },
     );
     return table;
   });
@@ -183,7 +178,7 @@ export function createNetwork(
   return { vpc, zones, natGateways, privateRouteTables };
 }
 
-export class Network extends pulumi.ComponentResource {
+export class AwsNetwork extends pulumi.ComponentResource {
   public readonly vpcId: pulumi.Output<string>;
   public readonly privateSubnetIds: pulumi.Output<string[]>;
   public readonly publicSubnetIds: pulumi.Output<string[]>;
@@ -192,11 +187,11 @@ export class Network extends pulumi.ComponentResource {
   /** @internal */
   public readonly result: NetworkResult;
 
-  constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(name: string, args: AwsNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:aws:Network", name, {}, opts);
     const problem = checkZoneNames(args);
     if (problem !== undefined) throw new pulumi.ResourceError(problem, this);
-    this.result = createNetwork(name, args, this, args.provider);
+    this.result = createNetwork(name, args, { parent: this });
     this.zones = this.result.zones;
     this.vpcId = this.result.vpc.id;
     this.privateSubnetIds = pulumi.all(this.zones.map((z) => z.privateSubnetId));

@@ -1,11 +1,11 @@
 /**
- * NodePool (`g8s:aws:NodePool`): one `spec.nodePools` entry as a launch template and an auto
+ * AwsNodePool (`g8s:aws:NodePool`): one `spec.nodePools` entry as a launch template and an auto
  * scaling group over the private subnets, with its own IAM role. The cluster autoscaler owns
  * the desired capacity after creation; launch template changes roll the pool (instance refresh).
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { childOpts, clusterTagsOf, type AwsComponentArgs, type Tags } from "./common";
+import { clusterTagsOf, type AwsComponentArgs, type Tags } from "./common";
 import { createNodeRole, secretsPolicy } from "./iam";
 import { asgTags, createLaunchTemplate, latestVersionOf } from "./launch";
 import type { SecretStore } from "./secrets";
@@ -15,7 +15,7 @@ import { POOL_LABEL, type AwsNodePoolSpec } from "../spec";
 export const DEFAULT_MIN_HEALTHY_PERCENTAGE = 90;
 export const DEFAULT_INSTANCE_WARMUP_SECONDS = 300;
 
-export interface NodePoolArgs extends AwsComponentArgs {
+export interface AwsNodePoolArgs extends AwsComponentArgs {
   /** The pool (one entry of spec.nodePools). */
   readonly pool: AwsNodePoolSpec;
   readonly privateSubnetIds: pulumi.Input<string>[];
@@ -49,9 +49,8 @@ export function autoscalerTags(clusterId: string, pool: AwsNodePoolSpec): Tags {
 /** @internal */
 export function createNodePool(
   name: string,
-  args: NodePoolArgs,
-  parent: pulumi.Resource,
-  provider: aws.Provider,
+  args: AwsNodePoolArgs,
+  opts: pulumi.CustomResourceOptions,
 ): NodePoolResult {
   const { spec, pool } = args;
   const identity = createNodeRole(
@@ -62,8 +61,7 @@ export function createNodePool(
       description: `g8s ${spec.id}: node pool ${pool.name}`,
       policies: { secrets: secretsPolicy("worker", args.secrets) },
     },
-    parent,
-    provider,
+    opts,
   );
   const launchTemplate = createLaunchTemplate(
     `${name}-lt`,
@@ -78,8 +76,7 @@ export function createNodePool(
       rootVolumeGiB: pool.rootVolumeGiB,
       instanceTags: { Name: name, [POOL_LABEL]: pool.name },
     },
-    parent,
-    provider,
+    opts,
   );
   const template = latestVersionOf(launchTemplate);
   const group = new aws.autoscaling.Group(
@@ -119,19 +116,19 @@ export function createNodePool(
       ),
     },
     // The cluster autoscaler owns the desired capacity once the pool exists.
-    childOpts(parent, provider, { ignoreChanges: ["desiredCapacity"] }),
+    { ...opts, ignoreChanges: ["desiredCapacity"] },
   );
   return { launchTemplate, group };
 }
 
-export class NodePool extends pulumi.ComponentResource {
+export class AwsNodePool extends pulumi.ComponentResource {
   public readonly autoScalingGroupName: pulumi.Output<string>;
   /** @internal */
   public readonly result: NodePoolResult;
 
-  constructor(name: string, args: NodePoolArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(name: string, args: AwsNodePoolArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:aws:NodePool", name, {}, opts);
-    this.result = createNodePool(name, args, this, args.provider);
+    this.result = createNodePool(name, args, { parent: this });
     this.autoScalingGroupName = this.result.group.name;
     this.registerOutputs({ autoScalingGroupName: this.autoScalingGroupName });
   }

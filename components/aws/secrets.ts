@@ -5,7 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { arnParts, childOpts, tagsOf, type AwsClusterArgsBase } from "./common";
+import { arnParts, tagsOf, type AwsComponentArgs } from "./common";
 
 export const NODE_ROLES = ["master", "worker"] as const;
 export type NodeRole = (typeof NODE_ROLES)[number];
@@ -42,7 +42,7 @@ export function checkNodeSecrets(secrets: NodeSecrets): string | undefined {
   return undefined;
 }
 
-export interface SecretStoreArgs extends AwsClusterArgsBase {
+export interface SecretStoreArgs extends AwsComponentArgs {
   readonly nodeSecrets: NodeSecrets;
 }
 
@@ -58,8 +58,7 @@ export interface SecretStore {
 export function createSecretStore(
   name: string,
   args: SecretStoreArgs,
-  parent: pulumi.Resource,
-  provider: aws.Provider,
+  opts: pulumi.CustomResourceOptions,
 ): SecretStore {
   const { spec } = args;
   const key = new aws.kms.Key(
@@ -70,13 +69,9 @@ export function createSecretStore(
       deletionWindowInDays: 30,
       tags: tagsOf(args, `${name}-kms`),
     },
-    childOpts(parent, provider),
+    opts,
   );
-  new aws.kms.Alias(
-    `${name}-kms-alias`,
-    { name: `alias/g8s/${spec.id}`, targetKeyId: key.keyId },
-    childOpts(key, provider),
-  );
+  new aws.kms.Alias(`${name}-kms-alias`, { name: `alias/g8s/${spec.id}`, targetKeyId: key.keyId }, { parent: key });
 
   const parameters = { master: {}, worker: {} } as Record<NodeRole, Record<string, aws.ssm.Parameter>>;
   for (const role of NODE_ROLES) {
@@ -92,7 +87,7 @@ export function createSecretStore(
           tier: "Standard",
           tags: tagsOf(args, paramName),
         },
-        childOpts(key, provider),
+        { parent: key },
       );
     }
   }

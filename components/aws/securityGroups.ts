@@ -6,7 +6,7 @@
 import * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
 import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT } from "../spec";
-import { childOpts, tagsOf, type AwsClusterArgsBase } from "./common";
+import { tagsOf, type AwsComponentArgs } from "./common";
 
 export type GroupKey = "apiLb" | "masters" | "workers" | "ingressLb";
 
@@ -42,7 +42,7 @@ function cidrKey(cidr: string): string {
 }
 
 /** Every rule of a cluster, as data: the resources are made from this list and tests read it. */
-export function securityGroupRules(spec: AwsClusterArgsBase["spec"]): SecurityGroupRuleSpec[] {
+export function securityGroupRules(spec: AwsComponentArgs["spec"]): SecurityGroupRuleSpec[] {
   const nodes: GroupKey[] = ["masters", "workers"];
   const rules: SecurityGroupRuleSpec[] = [];
   const add = (rule: SecurityGroupRuleSpec) => rules.push(rule);
@@ -189,7 +189,7 @@ export function securityGroupRules(spec: AwsClusterArgsBase["spec"]): SecurityGr
   return rules;
 }
 
-export interface SecurityGroupsArgs extends AwsClusterArgsBase {
+export interface SecurityGroupsArgs extends AwsComponentArgs {
   readonly vpcId: pulumi.Input<string>;
 }
 
@@ -215,8 +215,7 @@ export function ruleName(name: string, rule: SecurityGroupRuleSpec): string {
 export function createSecurityGroups(
   name: string,
   args: SecurityGroupsArgs,
-  parent: pulumi.Resource,
-  provider: aws.Provider,
+  opts: pulumi.CustomResourceOptions,
 ): SecurityGroups {
   const keys: GroupKey[] = ["apiLb", "masters", "workers"];
   if (args.spec.ingress.enabled) keys.push("ingressLb");
@@ -231,7 +230,7 @@ export function createSecurityGroups(
         // No inline rules: every rule is its own resource below.
         tags: tagsOf(args, sgName),
       },
-      childOpts(parent, provider),
+      opts,
     );
   }
   const group = (key: GroupKey): aws.ec2.SecurityGroup => {
@@ -254,9 +253,9 @@ export function createSecurityGroups(
       tags: tagsOf(args, ruleName(name, rule)),
     };
     if (rule.direction === "ingress") {
-      new aws.vpc.SecurityGroupIngressRule(ruleName(name, rule), ruleArgs, childOpts(sg, provider));
+      new aws.vpc.SecurityGroupIngressRule(ruleName(name, rule), ruleArgs, { parent: sg });
     } else {
-      new aws.vpc.SecurityGroupEgressRule(ruleName(name, rule), ruleArgs, childOpts(sg, provider));
+      new aws.vpc.SecurityGroupEgressRule(ruleName(name, rule), ruleArgs, { parent: sg });
     }
   }
   return { apiLb: group("apiLb"), masters: group("masters"), workers: group("workers"), ingressLb: groups.ingressLb };

@@ -83,6 +83,7 @@ export class KvmCluster extends pulumi.ComponentResource {
     const { spec } = args;
 
     const provider = createHostProvider(name, args.hostKubeconfig, this);
+    // Direct children name the provider; the sub-components' children inherit it through `parent`.
     const child = { parent: this, provider };
     const ns = createNamespace(name, spec, child);
     const namespace = ns.metadata.name;
@@ -93,11 +94,10 @@ export class KvmCluster extends pulumi.ComponentResource {
       {
         spec,
         namespace,
-        provider,
         userData: (slot) => args.userData.master(slot),
         nodeSecrets: args.nodeSecrets.master,
       },
-      { parent: this },
+      child,
     );
 
     const workerSecrets = createNodeSecrets(
@@ -121,12 +121,11 @@ export class KvmCluster extends pulumi.ComponentResource {
           spec,
           pool,
           namespace,
-          provider,
           userData: args.userData.pool(pool.name),
           nodeSecretsSecret: workerSecrets.metadata.name,
           serviceName: workers.metadata.name,
         },
-        { parent: this },
+        child,
       );
     }
     if (spec.ingress.enabled) {

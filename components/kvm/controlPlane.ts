@@ -6,13 +6,12 @@ import { K8S_NAMES, clusterLabels, masterSelector } from "./naming";
 import { apiServiceSpec, etcdServiceSpec } from "./network";
 import { nodeSetSpec } from "./workload";
 
+/** The Args of KvmControlPlane; the host cluster's provider comes in its resource options (`{ provider }`). */
 export interface KvmControlPlaneArgs {
   /** The validated spec; reads id, kvm and masters. */
   readonly spec: KvmClusterSpec;
   /** The guest's namespace on the host cluster. */
   readonly namespace: pulumi.Input<string>;
-  /** The host cluster's provider; every child uses it. */
-  readonly provider: k8s.Provider;
   /** Rendered cloud-init user-data of master slot `n` (pod `master-<n>`); references only, stored as a Secret anyway. */
   readonly userData: (slot: number) => pulumi.Input<string>;
   /** File name → content of the masters' certificates and keys, shared live into every master VM. */
@@ -34,8 +33,9 @@ export class KvmControlPlane extends pulumi.ComponentResource {
 
   constructor(name: string, args: KvmControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:kvm:ControlPlane", name, {}, opts);
-    const { spec, namespace, provider } = args;
-    const child = { parent: this, provider };
+    const { spec, namespace } = args;
+    // Every child inherits the host cluster's provider from this component's options.
+    const child = { parent: this };
     const labels = clusterLabels(spec);
 
     const userData = new k8s.core.v1.Secret(

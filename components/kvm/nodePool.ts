@@ -5,6 +5,7 @@ import type { KvmClusterSpec, KvmNodePoolSpec } from "../spec";
 import { clusterLabels, poolSelector, poolSetName, poolUserDataName } from "./naming";
 import { nodeSetSpec } from "./workload";
 
+/** The Args of KvmNodePool; the host cluster's provider comes in its resource options (`{ provider }`). */
 export interface KvmNodePoolArgs {
   /** The validated spec; reads id and kvm. */
   readonly spec: KvmClusterSpec;
@@ -12,8 +13,6 @@ export interface KvmNodePoolArgs {
   readonly pool: KvmNodePoolSpec;
   /** The guest's namespace on the host cluster. */
   readonly namespace: pulumi.Input<string>;
-  /** The host cluster's provider; every child uses it. */
-  readonly provider: k8s.Provider;
   /** Rendered cloud-init user-data of this pool's nodes; references only, stored as a Secret anyway. */
   readonly userData: pulumi.Input<string>;
   /** Name of the workers' node-secrets Secret (shared by all pools). */
@@ -28,8 +27,9 @@ export class KvmNodePool extends pulumi.ComponentResource {
 
   constructor(name: string, args: KvmNodePoolArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:kvm:NodePool", name, {}, opts);
-    const { spec, pool, namespace, provider } = args;
-    const child = { parent: this, provider };
+    const { spec, pool, namespace } = args;
+    // Every child inherits the host cluster's provider from this component's options.
+    const child = { parent: this };
     const labels = clusterLabels(spec);
 
     const userData = new k8s.core.v1.Secret(

@@ -1,5 +1,5 @@
 /**
- * Shared Pulumi mocks for unit tests (STYLE.md 9–10). Call `installMocks()` before importing
+ * Shared Pulumi mocks for unit tests. Call `installMocks()` before importing
  * the code under test; every resource it registers is recorded, and any data-source call
  * without a stub throws, so a new one cannot pass silently.
  */

@@ -1,4 +1,4 @@
-/** Network under mocks: the subnet layout, resource counts per zone count and NAT mode, routes and tags. */
+/** AwsNetwork under mocks: the subnet layout, resource counts per zone count and NAT mode, routes and tags. */
 import * as assert from "node:assert/strict";
 import { installMocks, promiseOf, settle, type MockRecorder } from "../mocks";
 import { T, ZONE_NAMES, build, clusterSpec, fakeAwsOutputs, stubZones } from "./helpers";
@@ -67,16 +67,25 @@ describe("Network resource counts", () => {
         const mod = await import("../../../components/aws");
         const aws = await import("@pulumi/aws");
         const provider = new aws.Provider("p", { region: "eu-central-1" });
-        const network = new mod.Network("eu1prod-net", {
-          spec: clusterSpec((s) => {
-            s.aws.availabilityZones = v.zones;
-            s.aws.natGateways = v.nat;
-          }),
-          provider,
-          availabilityZoneNames: ZONE_NAMES.slice(0, v.zones),
-        });
+        const network = new mod.AwsNetwork(
+          "eu1prod-net",
+          {
+            spec: clusterSpec((s) => {
+              s.aws.availabilityZones = v.zones;
+              s.aws.natGateways = v.nat;
+            }),
+            availabilityZoneNames: ZONE_NAMES.slice(0, v.zones),
+          },
+          { provider },
+        );
         await promiseOf(network.privateSubnetIds);
         await settle();
+      });
+
+      it("gives every resource the provider of the component's options, through its parent", () => {
+        for (const r of recorder.resources.filter((x) => x.custom && x.type !== T.provider)) {
+          assert.match(r.provider ?? "", /::pulumi:providers:aws::p::/, `${r.type} ${r.name}`);
+        }
       });
 
       it("creates one VPC, one gateway, a public and a private subnet per zone", () => {

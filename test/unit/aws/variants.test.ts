@@ -120,11 +120,11 @@ describe("AwsCluster bad input", () => {
     const provider = new aws.Provider("p-few", { region: "eu-central-1" });
     assert.throws(
       () =>
-        new mod.Network("few-net", {
-          spec: clusterSpec(),
-          provider,
-          availabilityZoneNames: ["eu-central-1a", "eu-central-1b"],
-        }),
+        new mod.AwsNetwork(
+          "few-net",
+          { spec: clusterSpec(), availabilityZoneNames: ["eu-central-1a", "eu-central-1b"] },
+          { provider },
+        ),
       {
         message:
           "aws.availabilityZones is 3 but region eu-central-1 offers 2 usable zone(s) (eu-central-1a, eu-central-1b): " +
@@ -148,5 +148,27 @@ describe("AwsCluster bad input", () => {
           "(it becomes the SSM parameter /g8s/<id>/master/<file>)",
       },
     );
+  });
+});
+
+describe("AwsCluster in a region with too few zones", () => {
+  it("stops with the zone problem once the lookup answers, before any zonal child exists", async () => {
+    const recorder = installMocks({ outputs: fakeAwsOutputs });
+    stubZones(recorder, ["eu-central-1a", "eu-central-1b"]);
+    const mod = await import("../../../components/aws");
+    const cluster = new mod.AwsCluster("few", {
+      spec: clusterSpec(),
+      zoneId: "Z1",
+      nodeSecrets: { master: {}, worker: {} },
+      userData: { master: () => "", pool: () => "" },
+    });
+    // An Output's own promise (internal to the SDK) is the one place its rejection is visible.
+    const vpcId = (cluster.vpcId as unknown as { promise(): Promise<string> }).promise();
+    await assert.rejects(vpcId, {
+      message:
+        "aws.availabilityZones is 3 but region eu-central-1 offers 2 usable zone(s) (eu-central-1a, eu-central-1b): " +
+        "set aws.availabilityZones to at most 2",
+    });
+    assert.deepEqual(recorder.byType(T.vpc), []);
   });
 });
