@@ -5,7 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { LOAD_BALANCER_TAG, ingressDnsName } from "../spec";
+import { LOAD_BALANCER_TAG, ingressDnsName, ingressPorts } from "../spec";
 import { TCP_HEALTH_CHECK, tagsOf, type AwsComponentArgs } from "./common";
 
 export interface AwsIngressArgs extends AwsComponentArgs {
@@ -39,13 +39,9 @@ export function createIngress(name: string, args: AwsIngressArgs, opts: pulumi.C
     },
     opts,
   );
-  const ports = {
-    http: { listener: 80, nodePort: spec.ingress.httpNodePort },
-    https: { listener: 443, nodePort: spec.ingress.httpsNodePort },
-  } as const;
   const targetGroups = {} as Record<"http" | "https", aws.lb.TargetGroup>;
-  for (const key of ["http", "https"] as const) {
-    const port = ports[key];
+  for (const port of ingressPorts(spec)) {
+    const key = port.key;
     const targetGroup = new aws.lb.TargetGroup(
       `${name}-tg-${key}`,
       {
@@ -66,7 +62,7 @@ export function createIngress(name: string, args: AwsIngressArgs, opts: pulumi.C
       `${name}-listener-${key}`,
       {
         loadBalancerArn: loadBalancer.arn,
-        port: port.listener,
+        port: port.port,
         protocol: "TCP",
         defaultActions: [{ type: "forward", targetGroupArn: targetGroup.arn }],
         tags: tagsOf(args, `${name}-listener-${key}`),

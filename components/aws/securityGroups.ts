@@ -5,7 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
-import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT } from "../spec";
+import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT, ingressPorts } from "../spec";
 import { tagsOf, type AwsComponentArgs } from "./common";
 
 export type GroupKey = "apiLb" | "masters" | "workers" | "ingressLb";
@@ -155,16 +155,12 @@ export function securityGroupRules(spec: AwsComponentArgs["spec"]): SecurityGrou
 
   // Ingress load balancer: 80/443 from anywhere, to the workers' ingress node ports only.
   if (spec.ingress.enabled) {
-    const ports = [
-      { key: "http", listener: 80, nodePort: spec.ingress.httpNodePort },
-      { key: "https", listener: 443, nodePort: spec.ingress.httpsNodePort },
-    ];
-    for (const p of ports) {
+    for (const p of ingressPorts(spec)) {
       add({
         group: "ingressLb",
         direction: "ingress",
         key: `${p.key}-from-anywhere`,
-        ...tcp(p.listener),
+        ...tcp(p.port),
         peer: { cidr: "0.0.0.0/0" },
         description: `${p.key.toUpperCase()} ingress from the internet`,
       });

@@ -4,7 +4,7 @@
  * field names follow the v1beta4 Go types; kubeadmSchema.ts checks them strictly in tests.
  */
 import { stringify } from "yaml";
-import { API_PORT, POOL_LABEL, clusterDomain, type ClusterSpec, type Taint } from "../spec";
+import { API_PORT, POOL_LABEL, clusterDomain, parseApiEndpoint, type ClusterSpec, type Taint } from "../spec";
 import { apiServerDnsNames, firstServiceIp } from "../pki/certificates";
 import { CRI_SOCKET, DISCOVERY_KUBECONFIG_PATH, KUBEADM_API_VERSION, KUBELET_API_VERSION, PKI_DIR } from "./constants";
 
@@ -99,10 +99,8 @@ export const CONTROL_PLANE_TAINT: KubeadmTaint = { key: "node-role.kubernetes.io
 
 /** `host:port` of an `https://host:port` endpoint (port defaults to 6443). */
 export function controlPlaneEndpoint(apiEndpoint: string): string {
-  const m = /^https:\/\/([a-z0-9.-]+|\[[0-9a-f:]+\])(?::(\d{1,5}))?\/?$/i.exec(apiEndpoint);
-  if (!m)
-    throw new RangeError(`apiEndpoint must be an https URL like https://api.example.com:6443 (got '${apiEndpoint}')`);
-  return `${m[1]}:${m[2] ?? API_PORT}`;
+  const { host, port } = parseApiEndpoint(apiEndpoint);
+  return `${host}:${port}`;
 }
 
 function hostOf(endpoint: string): string {

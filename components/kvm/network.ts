@@ -1,6 +1,14 @@
 /** Services, the API Ingress and the NetworkPolicies of a guest namespace, as pure specs. */
 import type * as k8s from "@pulumi/kubernetes";
-import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT, apiDnsName, type KvmClusterSpec } from "../spec";
+import {
+  API_PORT,
+  ETCD_CLIENT_PORT,
+  ETCD_PEER_PORT,
+  KUBELET_PORT,
+  apiDnsName,
+  ingressPorts,
+  type KvmClusterSpec,
+} from "../spec";
 import { K8S_NAMES, masterSelector, workerSelector } from "./naming";
 
 type ServiceSpec = k8s.types.input.core.v1.ServiceSpec;
@@ -52,10 +60,7 @@ export function ingressServiceSpec(spec: KvmClusterSpec): ServiceSpec {
   return {
     type: spec.kvm.apiService,
     selector: workerSelector(spec),
-    ports: [
-      { name: "http", port: 80, targetPort: spec.ingress.httpNodePort, protocol: "TCP" },
-      { name: "https", port: 443, targetPort: spec.ingress.httpsNodePort, protocol: "TCP" },
-    ],
+    ports: [...ingressPorts(spec).map((p) => ({ name: p.key, port: p.port, targetPort: p.nodePort, protocol: "TCP" }))],
   };
 }
 

@@ -1,5 +1,6 @@
 /** Kubeconfig rendering: a pure function of the endpoint, the CA and a client certificate. */
 import { stringify } from "yaml";
+import { parseApiEndpoint } from "../spec";
 
 export interface KubeconfigInput {
   /** Names the cluster, user and context entries (the cluster id). */
@@ -51,9 +52,7 @@ export function kubeconfigDocument(input: {
 
 /** A kubeconfig (YAML) with the client certificate and key embedded. */
 export function renderKubeconfig(input: KubeconfigInput): string {
-  if (!/^https:\/\/[^\s/]+(:\d+)?\/?$/.test(input.server)) {
-    throw new RangeError(`apiEndpoint must be an https URL like https://api.example.com:6443 (got '${input.server}')`);
-  }
+  parseApiEndpoint(input.server); // refuses anything but https://<host>[:<port>]
   return kubeconfigDocument({
     clusterName: input.clusterName,
     server: input.server,

@@ -19,6 +19,22 @@ export const KUBELET_PORT = 10250;
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
 
+/** One port of the cluster's ingress: `port` on its load balancer or Service, `nodePort` on every worker. */
+export interface IngressPort {
+  /** `http` or `https`: part of resource names, never change it. */
+  readonly key: "http" | "https";
+  readonly port: number;
+  readonly nodePort: number;
+}
+
+/** The ingress ports: 80 and 443 outside, `ingress.httpNodePort` / `httpsNodePort` on the workers. */
+export function ingressPorts(spec: Pick<ClusterSpec, "ingress">): readonly IngressPort[] {
+  return [
+    { key: "http", port: 80, nodePort: spec.ingress.httpNodePort },
+    { key: "https", port: 443, nodePort: spec.ingress.httpsNodePort },
+  ];
+}
+
 // Tags and labels
 
 /** The tag (AWS) and label (Kubernetes) every object of a guest cluster carries, value the cluster id. */
@@ -52,6 +68,19 @@ export function clusterDomain(spec: Pick<ClusterSpec, "id" | "baseDomain">): str
 /** `api.<id>.<baseDomain>`: the API's DNS name (AWS record, KVM host Ingress, a SAN of the API certificate). */
 export function apiDnsName(spec: Pick<ClusterSpec, "id" | "baseDomain">): string {
   return `api.${clusterDomain(spec)}`;
+}
+
+/**
+ * Host and port of an API endpoint `https://<host>[:<port>]` (port defaults to API_PORT): the
+ * form every kubeconfig and kubeadm configuration takes.
+ * @throws RangeError naming the expected form
+ */
+export function parseApiEndpoint(apiEndpoint: string): { readonly host: string; readonly port: number } {
+  const m = /^https:\/\/([a-z0-9.-]+|\[[0-9a-f:]+\])(?::(\d{1,5}))?\/?$/i.exec(apiEndpoint);
+  if (!m) {
+    throw new RangeError(`apiEndpoint must be an https URL like https://api.example.com:6443 (got '${apiEndpoint}')`);
+  }
+  return { host: m[1], port: m[2] === undefined ? API_PORT : Number(m[2]) };
 }
 
 /** `*.<id>.<baseDomain>`: the wildcard record of the cluster's ingress. */
