@@ -11,6 +11,7 @@ export {
   type ParsedStackFile,
   type StackSettings,
 } from "./stackFile";
+export { RECONCILE_MODES } from "./schema";
 export type {
   AwsClusterSpec,
   AwsNodePoolSpec,

@@ -255,9 +255,12 @@ export const kvmClusterSchema = z.strictObject({
     .max(D.MAX_NODE_POOLS),
 });
 
+/** What the reconciler does with a stack (`g8s:reconcile.mode`); the daemon's default mode is one of these too. */
+export const RECONCILE_MODES = ["correct", "detect", "off"] as const;
+
 export const reconcileSchema = z
   .strictObject({
-    mode: z.enum(["correct", "detect", "off"]).default(D.DEFAULT_RECONCILE_MODE),
+    mode: z.enum(RECONCILE_MODES).default(D.DEFAULT_RECONCILE_MODE),
     interval: duration(D.MIN_RECONCILE_INTERVAL_SECONDS, D.MAX_RECONCILE_INTERVAL_SECONDS).default(
       D.DEFAULT_RECONCILE_INTERVAL,
     ),
