@@ -4,6 +4,7 @@
  * field has no description here.
  */
 import type { z } from "zod";
+import { API_PORT, CLUSTER_TAG_KEY } from "./conventions";
 import { awsClusterSchema, kvmClusterSchema, reconcileSchema } from "./schema";
 
 export const REFERENCE_START = "<!-- spec-reference:start (npm run docs) -->";
@@ -24,7 +25,7 @@ export const FIELD_DOCS: Record<string, string> = {
   "aws.vpcCidr": "VPC range (/16 to /22); a public and a private subnet per zone are carved from it.",
   "aws.natGateways": "`perAz` (one NAT gateway per zone) or `single` (cheaper, one zone's outage cuts egress).",
   "aws.publicApi": "Internet-facing API load balancer; otherwise internal.",
-  "aws.apiAllowedCidrs": "Extra ranges allowed to reach the API on 6443.",
+  "aws.apiAllowedCidrs": `Extra ranges allowed to reach the API on ${API_PORT}.`,
   "aws.apiAllowedCidrs[]": "An IPv4 CIDR.",
   kvm: "Host-cluster placement (only with `provider: kvm`).",
   "kvm.storage": "Node disks on `persistentVolume` claims or on the host's `hostPath`.",
@@ -71,7 +72,7 @@ export const FIELD_DOCS: Record<string, string> = {
   "ingress.enabled": "Create the ingress load balancer and the wildcard record `*.<id>.<baseDomain>`.",
   "ingress.httpNodePort": "Node port the ingress controller serves HTTP on.",
   "ingress.httpsNodePort": "Node port the ingress controller serves HTTPS on.",
-  tags: "Extra tags or labels on every cloud resource (`g8s.io/cluster` is always set).",
+  tags: `Extra tags or labels on every cloud resource (\`${CLUSTER_TAG_KEY}\` is always set).`,
   "g8s:reconcile": "How the reconciler treats this stack (a sibling config key of `g8s:cluster`).",
   "g8s:reconcile.mode": "`correct` (detect and undo drift), `detect` (report only) or `off`.",
   "g8s:reconcile.interval": "Time between two passes (10s to 24h); jitter is added.",
