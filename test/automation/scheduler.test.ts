@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
-import { backoffDelay, Scheduler, type SchedulerOptions } from "../../automation/reconciler/scheduler";
+import { backoffDelay } from "../../automation/reconciler/lifecycle";
+import { Scheduler, type SchedulerOptions } from "../../automation/reconciler/scheduler";
 import { MemoryStatusStore } from "../../automation/reconciler/status";
 import { FakeClock, FakeEngine, FakeSource, MemoryLog, settle } from "./fakes";
 
