@@ -1,6 +1,6 @@
 /** `g8s reconcile [stack…] [--once]`: one pass over the stacks, live on a terminal, JSON lines otherwise. */
 import { Writable } from "node:stream";
-import { buildReconciler } from "../main";
+import { buildReconciler } from "../compose";
 import { ToolchainError } from "../engine";
 import type { PassRecord } from "../reconciler/types";
 import { EXIT, writeLine, type CliIo } from "./io";

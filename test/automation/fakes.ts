@@ -9,6 +9,7 @@ import {
   type Engine,
   type OperationOptions,
   type PendingOperation,
+  type PreviewResource,
   type PreviewResult,
   type BackendLock,
   type StaleLock,
@@ -90,6 +91,8 @@ export class FakeEngine implements Engine {
   heldLocks = new Map<string, BackendLock>();
   orphans: number[] = [];
   orphanSweeps = 0;
+  /** What a drifted preview says the update would leave (for policy checks). */
+  resources = new Map<string, PreviewResource[]>();
   cleared: string[] = [];
   durationMs = 1000;
   inFlight = 0;
@@ -146,6 +149,7 @@ export class FakeEngine implements Engine {
         return {
           changeSummary: { same: 2, update: 1 },
           drift: [{ urn: `urn:pulumi:${stack}::p::t::r`, type: "t", name: "r", op: "update", keys: ["content"] }],
+          resources: this.resources.get(stack) ?? [],
         };
       }
       return { changeSummary: { same: 3 }, drift: [] };
