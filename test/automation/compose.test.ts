@@ -7,7 +7,7 @@ import { Writable } from "node:stream";
 import { buildReconciler } from "../../automation/compose";
 import { loadSettings } from "../../automation/config";
 import { PROJECT_ROOT } from "../../automation/engine";
-import { FakeClock, FakeEngine } from "./fakes";
+import { FakeClock, FakeEngine, whileAdvancing } from "./fakes";
 
 describe("the composition root", () => {
   let stateDir: string;
@@ -36,9 +36,7 @@ describe("the composition root", () => {
     });
     const silent = new Writable({ write: (_chunk, _enc, cb) => cb() });
     const { scheduler } = await buildReconciler(settings, { env: {}, engine, clock, logDestination: silent });
-    const done = scheduler.runOnce(["edge8"]);
-    await clock.advance(5_000);
-    const [record] = await done;
+    const [record] = await whileAdvancing(clock, scheduler.runOnce(["edge8"]));
     assert.equal(record.outcome, "blocked");
     assert.deepEqual(
       record.violations?.map((v) => v.policy),

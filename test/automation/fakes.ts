@@ -62,6 +62,14 @@ export class FakeClock implements Clock {
   }
 }
 
+/** Moves fake time on, a second at a time, until the promise settles (for code that also waits on real I/O). */
+export async function whileAdvancing<T>(clock: FakeClock, promise: Promise<T>): Promise<T> {
+  let settled = false;
+  void promise.finally(() => (settled = true)).catch(() => undefined);
+  while (!settled) await clock.advance(1000);
+  return promise;
+}
+
 /** Lets every pending promise chain run (real macrotask turns, no time passes). */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
