@@ -14,7 +14,7 @@ describe("the composition root", () => {
   beforeEach(() => (stateDir = mkdtempSync(path.join(tmpdir(), "g8s-compose-"))));
   afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
 
-  it("checks the g8s policies before every up: a mandatory violation blocks it", async () => {
+  it("checks the g8s policies before every up: a mandatory violation blocks it, shown as blocked", async () => {
     const clock = new FakeClock();
     const engine = new FakeEngine(clock);
     engine.plan("edge8", "drift");
@@ -35,7 +35,7 @@ describe("the composition root", () => {
       defaultProjectDir: PROJECT_ROOT,
     });
     const silent = new Writable({ write: (_chunk, _enc, cb) => cb() });
-    const { scheduler } = await buildReconciler(settings, { env: {}, engine, clock, logDestination: silent });
+    const { scheduler, registry } = await buildReconciler(settings, { env: {}, engine, clock, logDestination: silent });
     const [record] = await whileAdvancing(clock, scheduler.runOnce(["edge8"]));
     assert.equal(record.outcome, "blocked");
     assert.deepEqual(
@@ -43,5 +43,13 @@ describe("the composition root", () => {
       ["etcd-volumes-protected"],
     );
     assert.equal(engine.ups().length, 0);
+    // Not a success, in status and in metrics alike.
+    assert.equal(scheduler.get("edge8")?.phase, "blocked");
+    assert.equal(scheduler.get("edge8")?.lastSuccessAt, undefined);
+    const metrics = await registry.metrics();
+    assert.match(metrics, /^g8s_stack_phase\{stack="edge8",phase="blocked"\} 1$/m);
+    assert.match(metrics, /^g8s_stacks\{phase="blocked"\} 1$/m);
+    assert.match(metrics, /^g8s_reconcile_passes_total\{stack="edge8",outcome="blocked"\} 1$/m);
+    assert.doesNotMatch(metrics, /^g8s_stack_last_success_timestamp_seconds\{stack="edge8"\}/m);
   });
 });
