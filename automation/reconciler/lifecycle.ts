@@ -22,6 +22,12 @@ export const PARKED: ReadonlySet<StackPhase> = new Set([
  */
 export const PARKED_BY_FILE: ReadonlySet<StackPhase> = new Set(["invalid", "orphaned", "off"]);
 
+/**
+ * Parked phases a restart keeps while the stack file is the same: a stall, and a crash's pending
+ * creates (running `up` over them could duplicate what the crash left behind).
+ */
+export const KEPT_ACROSS_RESTART: ReadonlySet<StackPhase> = new Set(["stalled", "needs-attention"]);
+
 /** Phases in which a requested run is refused: there is nothing a pass could do. */
 export const NOT_REQUESTABLE: ReadonlySet<StackPhase> = new Set(["invalid", "orphaned", "off", "destroyed"]);
 
@@ -61,6 +67,7 @@ export function backoffDelay(failures: number, baseMs: number, maxMs: number): n
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+const MODE_OFF = "g8s:reconcile.mode is off";
 
 /** When the stack runs next by itself (epoch ms), if it is scheduled. */
 export function nextRunAt(status: StackStatus): number | undefined {
@@ -96,9 +103,7 @@ function firstSight(d: DiscoveredStack, restored: StackStatus | undefined): Stac
   const sameFile = restored !== undefined && restored.fileHash === d.fileHash;
   // A stall or a crash's pending creates survive a restart; an entry restored as running is
   // decided by `interrupted` once pending operations have been read.
-  const keep =
-    restored?.phase === "running" ||
-    (sameFile && (restored.phase === "stalled" || restored.phase === "needs-attention"));
+  const keep = restored?.phase === "running" || (sameFile && KEPT_ACROSS_RESTART.has(restored.phase));
   const status: StackStatus = {
     name: d.name,
     phase: "pending",
@@ -128,7 +133,7 @@ export function discovered(state: StackState | undefined, d: DiscoveredStack, c:
   if (d.error !== undefined || d.settings === undefined) return park(next, "invalid", d.error ?? "no stack settings");
   const { mode, intervalSeconds } = d.settings;
   next = withStatus(next, { mode, intervalSeconds, file: d.file, fileHash: d.fileHash });
-  if (mode === "off") return park(next, "off", "g8s:reconcile.mode is off");
+  if (mode === "off") return park(next, "off", MODE_OFF);
   const { phase } = next.status;
   if (fileChanged) {
     // A changed file is new desired state (or a fix): run now, forgetting past failures.
@@ -260,7 +265,7 @@ function outcomeChange(state: StackState, record: PassRecord, c: PassEndContext)
     case "destroyed":
       return { phase: "destroyed", message: "decommissioned: stack resources destroyed", nextRunAt: undefined };
     case "skipped":
-      return { phase: "off", message: "g8s:reconcile.mode is off", nextRunAt: undefined };
+      return { phase: "off", message: MODE_OFF, nextRunAt: undefined };
     case "invalid":
       return { phase: "invalid", message: record.error ?? "invalid stack file", nextRunAt: undefined };
     case "failed": {
