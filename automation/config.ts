@@ -9,9 +9,26 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DEFAULT_RECONCILE_INTERVAL, DEFAULT_RECONCILE_MODE, durationSeconds, parseDuration } from "../components/spec";
 import { fromZodIssues } from "../components/spec/parse";
-import { SCHEDULER_DEFAULTS } from "./reconciler/scheduler";
 
 export const DEFAULT_PORT = 9464;
+
+/** Defaults of the scheduler's settings (the daemon's flags below, and every Scheduler option left out). */
+export const SCHEDULER_DEFAULTS = {
+  concurrency: 2,
+  /** A run is due between interval and interval × (1 + jitter) after the last one. */
+  jitter: 0.1,
+  backoffBaseMs: 10_000,
+  backoffMaxMs: 60 * 60 * 1000,
+  stallAfter: 5,
+  busyRetryMs: 15_000,
+  /** A stack busy without a break for this long is reported as stuck on its lock (10 busy retries). */
+  busyStuckAfterMs: 150_000,
+  discoverIntervalMs: 5_000,
+  backendDiscoverIntervalMs: 60_000,
+  shutdownGraceMs: 60_000,
+  /** A pass still running after this long is aborted and recorded as failed. */
+  passTimeoutMs: 30 * 60 * 1000,
+} as const;
 
 /** Setting → environment variable. */
 export const ENV_NAMES = {

@@ -1,6 +1,6 @@
 /** `g8s daemon`: reconcile every stack on its schedule until SIGTERM/SIGINT. */
 import type { Settings } from "../config";
-import { buildReconciler, buildServer, type Reconciler } from "../main";
+import { buildReconciler, buildServer, type Reconciler } from "../compose";
 import { GitFollower } from "../plan/follow";
 import { ToolchainError } from "../engine";
 import { EXIT, writeLine, type CliIo } from "./io";

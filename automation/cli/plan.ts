@@ -2,7 +2,7 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { Writable } from "node:stream";
-import { checkG8sPolicies, createEngine } from "../main";
+import { checkG8sPolicies, createEngine } from "../compose";
 import { ToolchainError } from "../engine";
 import { createLogger } from "../reconciler/logger";
 import { runPlan } from "../plan/plan";

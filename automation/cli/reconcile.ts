@@ -1,8 +1,8 @@
 /** `g8s reconcile [stack…] [--once]`: one pass over the stacks, live on a terminal, JSON lines otherwise. */
 import { Writable } from "node:stream";
-import { buildReconciler } from "../main";
+import { buildReconciler } from "../compose";
 import { ToolchainError } from "../engine";
-import type { PassRecord } from "../reconciler/types";
+import type { PassOutcome, PassRecord } from "../reconciler/types";
 import { EXIT, writeLine, type CliIo } from "./io";
 import { parseCommandLine, settingsFrom, SETTINGS_HELP } from "./settingsFlags";
 
@@ -10,13 +10,19 @@ export const RECONCILE_USAGE = `usage: g8s reconcile [STACK…] [--once] [--json
 
 One reconcile pass over the named stacks (default: every stack file in <project>/stacks):
 a refreshing preview per stack, and up --refresh where it drifted and the mode is correct.
-Exits 1 if any stack failed or has an invalid stack file.
+Exits 1 if any stack failed, has an invalid stack file, or was blocked by a mandatory policy.
   --once    accepted for clarity: reconcile always makes exactly one pass
   --json    one JSON line per stack even on a terminal
 
 ${SETTINGS_HELP}`;
 
-const FAILED = new Set(["failed", "invalid", "aborted"]);
+/** Outcomes that are not a success: the command exits 1. */
+const FAILED: ReadonlySet<PassOutcome> = new Set(["failed", "invalid", "aborted", "blocked"]);
+
+/** 1 when any pass failed, met an invalid file, was aborted or was blocked by policy; else 0. */
+export function exitCodeOf(records: readonly PassRecord[]): number {
+  return records.some((r) => FAILED.has(r.outcome)) ? EXIT.problems : EXIT.ok;
+}
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)}s`;
@@ -91,7 +97,7 @@ export async function runReconcile(argv: string[], io: CliIo): Promise<number> {
   }
   if (live) writeLine(io.stdout, `\n${summaryTable(records)}`);
   else writeLine(io.stdout, JSON.stringify({ summary: Object.fromEntries(countBy(records)) }));
-  return records.some((r) => FAILED.has(r.outcome)) ? EXIT.problems : EXIT.ok;
+  return exitCodeOf(records);
 }
 
 function countBy(records: readonly PassRecord[]): Map<string, number> {

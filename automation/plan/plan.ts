@@ -7,7 +7,8 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { ProjectStackSource, type DiscoveredStack } from "../reconciler/discovery";
-import { hasChanges } from "../reconciler/pass";
+import { afterPreview, hasChanges, passStart, type PreviewVerdict } from "../reconciler/pass";
+import { mandatory } from "../policy/runner";
 import type { OperationOptions, PreviewResource, PreviewResult, Violation } from "../reconciler/types";
 import { changedFiles, touchedStacks, type FileChange, type TouchedStack } from "./changes";
 
@@ -31,6 +32,8 @@ export interface StackPlan {
   readonly error?: string;
   /** Policy violations of the previewed desired state (g8s project stacks). */
   readonly violations?: readonly Violation[];
+  /** What the reconciler would do after this preview (the decision of its own passes). */
+  readonly verdict?: PreviewVerdict;
 }
 
 export interface PlanResult {
@@ -86,12 +89,13 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
     if (!stack) {
       return { stack: t.stack, reason: t.reason, kind: inBackend.has(t.stack) ? "orphaned" : "gone" };
     }
-    if (stack.settings?.mode === "off" && !stack.settings.decommission) {
-      return { stack: t.stack, reason: t.reason, kind: "off" };
-    }
+    // The reconciler's own decision for this stack file (invalid files failed the plan above).
+    const start = passStart(stack);
+    if (start.kind === "invalid") return { stack: t.stack, reason: t.reason, kind: "invalid", error: start.error };
+    if (start.kind === "skip") return { stack: t.stack, reason: t.reason, kind: "off" };
     options.onProgress?.(t.stack, "previewing");
     try {
-      if (stack.settings?.decommission) {
+      if (start.kind === "destroy") {
         if (!inBackend.has(t.stack)) return { stack: t.stack, reason: t.reason, kind: "gone" };
         const preview = await engine.previewDestroy(t.stack, { signal });
         return { stack: t.stack, reason: t.reason, kind: "destroy", preview, changeSummary: preview.changeSummary };
@@ -101,21 +105,24 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
         kind === "preview"
           ? await engine.previewRefresh(t.stack, { signal })
           : await previewNewStack(stack, engine, signal);
+      // A pull request shows every violation, also where the reconciler would not reach its check.
       const violations =
         options.checkPolicies && preview.resources ? await options.checkPolicies(stack, preview.resources) : [];
+      const { verdict } = await afterPreview(start.mode, preview, async () => violations);
       return {
         stack: t.stack,
         reason: t.reason,
         kind,
         preview,
         changeSummary: preview.changeSummary,
+        verdict,
         ...(violations.length > 0 ? { violations } : {}),
       };
     } catch (err) {
       return { stack: t.stack, reason: t.reason, kind: "failed", error: (err as Error).message };
     }
   });
-  const blocked = plans.some((p) => (p.violations ?? []).some((v) => v.enforcementLevel === "mandatory"));
+  const blocked = plans.some((p) => mandatory(p.violations ?? []).length > 0);
   const exitCode =
     plans.some((p) => p.kind === "failed") || blocked
       ? 1

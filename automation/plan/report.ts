@@ -1,5 +1,5 @@
 /** The plan as Markdown for a pull request comment, and as a short summary for the terminal. */
-import { formatViolation } from "../policy/runner";
+import { formatViolation, mandatory } from "../policy/runner";
 import type { PlanResult, StackPlan } from "./plan";
 
 const OPS = ["create", "update", "replace", "delete"] as const;
@@ -10,7 +10,8 @@ function count(plan: StackPlan, op: (typeof OPS)[number]): number {
 }
 
 function verdict(plan: StackPlan): string {
-  if ((plan.violations ?? []).some((v) => v.enforcementLevel === "mandatory")) return "⛔ blocked by policy";
+  if (mandatory(plan.violations ?? []).length > 0) return "⛔ blocked by policy";
+  const reportOnly = plan.verdict === "drifted" ? " (mode detect: reported, not applied)" : "";
   switch (plan.kind) {
     case "invalid":
       return "❌ invalid stack file";
@@ -25,9 +26,9 @@ function verdict(plan: StackPlan): string {
     case "destroy":
       return "🗑️ decommissioned: will be destroyed";
     case "new":
-      return "🆕 new cluster";
+      return `🆕 new cluster${reportOnly}`;
     default:
-      return OPS.some((op) => count(plan, op) > 0) ? "changes" : "no changes";
+      return OPS.some((op) => count(plan, op) > 0) ? `changes${reportOnly}` : "no changes";
   }
 }
 

@@ -3,43 +3,7 @@
  * prom-client's global one, so tests and several instances do not share series).
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import type { PassOutcome, PassRecord, StackPhase, StackStatus } from "./types";
-
-/** Every PassOutcome, at runtime: series are created at 0 and removed by enumeration. */
-export const PASS_OUTCOMES = [
-  "in-sync",
-  "corrected",
-  "drifted",
-  "blocked",
-  "skipped",
-  "destroyed",
-  "busy",
-  "invalid",
-  "aborted",
-  "failed",
-] as const satisfies readonly PassOutcome[];
-
-/** Every StackPhase, at runtime. */
-export const STACK_PHASES = [
-  "pending",
-  "queued",
-  "running",
-  "in-sync",
-  "drifted",
-  "backoff",
-  "stalled",
-  "invalid",
-  "orphaned",
-  "needs-attention",
-  "off",
-  "destroyed",
-] as const satisfies readonly StackPhase[];
-
-// Compile-time check that the lists above are complete: adding a member to PassOutcome or
-// StackPhase in types.ts without adding it here fails `tsc`.
-type Missing<All, Listed> = [Exclude<All, Listed>] extends [never] ? true : Exclude<All, Listed>;
-const _allOutcomes: Missing<PassOutcome, (typeof PASS_OUTCOMES)[number]> = true;
-const _allPhases: Missing<StackPhase, (typeof STACK_PHASES)[number]> = true;
+import { PASS_OUTCOMES, STACK_PHASES, type PassRecord, type StackStatus } from "./types";
 
 /** A pass takes from about a second (nothing to refresh) to half an hour (a large `up`). */
 export const DURATION_BUCKETS_SECONDS = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800];

@@ -13,12 +13,50 @@ import {
   type ResourceDrift,
 } from "./types";
 import type { DiscoveredStack } from "./discovery";
-import { formatViolation } from "../policy/runner";
-import type { PreviewResource, Violation } from "./types";
+import { formatViolation, mandatory } from "../policy/runner";
+import type { PreviewResource, PreviewResult, Violation } from "./types";
+import type { ReconcileMode } from "../../components/spec";
 
 /** True when the change summary holds anything but `same`. */
 export function hasChanges(summary: Readonly<Record<string, number>> | undefined): boolean {
   return Object.entries(summary ?? {}).some(([op, n]) => op !== "same" && n > 0);
+}
+
+/**
+ * What a pass over the stack does first, decided from its stack file alone. `g8s plan`
+ * previews the same decision, so a plan shows what the reconciler would run.
+ */
+export type PassStart =
+  | { readonly kind: "invalid"; readonly error: string }
+  | { readonly kind: "skip" } // mode off: nothing runs, not even a decommission
+  | { readonly kind: "destroy" } // g8s:decommission: true
+  | { readonly kind: "detect"; readonly mode: Exclude<ReconcileMode, "off"> }; // preview, then `afterPreview`
+
+export function passStart(stack: DiscoveredStack): PassStart {
+  if (stack.error !== undefined) return { kind: "invalid", error: stack.error };
+  if (!stack.settings) return { kind: "invalid", error: "no stack file" };
+  const { mode, decommission } = stack.settings;
+  if (mode === "off") return { kind: "skip" };
+  if (decommission) return { kind: "destroy" };
+  return { kind: "detect", mode };
+}
+
+/** What a pass does with its preview: nothing to do, report only (mode detect), blocked by policy, or correct (up). */
+export type PreviewVerdict = "in-sync" | "drifted" | "blocked" | "correct";
+
+/**
+ * Decides what follows a preview. The policies are checked only when an up would follow (the
+ * check reads every previewed resource); a mandatory violation blocks the up.
+ */
+export async function afterPreview(
+  mode: Exclude<ReconcileMode, "off">,
+  preview: Pick<PreviewResult, "changeSummary">,
+  checkPolicies: () => Promise<readonly Violation[]>,
+): Promise<{ readonly verdict: PreviewVerdict; readonly violations: readonly Violation[] }> {
+  if (!hasChanges(preview.changeSummary)) return { verdict: "in-sync", violations: [] };
+  if (mode === "detect") return { verdict: "drifted", violations: [] };
+  const violations = await checkPolicies();
+  return { verdict: mandatory(violations).length > 0 ? "blocked" : "correct", violations };
 }
 
 export interface PassContext {
@@ -44,16 +82,16 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
     ...extra,
   });
 
-  if (stack.error !== undefined) return done("invalid", { error: stack.error });
-  if (!stack.settings) return done("invalid", { error: "no stack file" });
-  if (mode === "off") return done("skipped");
+  const start = passStart(stack);
+  if (start.kind === "invalid") return done("invalid", { error: start.error });
+  if (start.kind === "skip") return done("skipped");
 
   let phase: "detect" | "correct" | "destroy" = "detect";
   let drift: readonly ResourceDrift[] = [];
   let changeSummary: Readonly<Record<string, number>> | undefined;
   let detectMs: number | undefined;
   try {
-    if (stack.settings.decommission) {
+    if (start.kind === "destroy") {
       phase = "destroy";
       const result = await engine.destroy(stack.name, { signal });
       return done("destroyed", { resourceChanges: result.resourceChanges });
@@ -62,13 +100,13 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
     detectMs = clock.now() - started;
     drift = preview.drift;
     changeSummary = preview.changeSummary;
-    if (!hasChanges(preview.changeSummary)) return done("in-sync", { detectMs, changeSummary });
-    if (mode === "detect") return done("drifted", { detectMs, changeSummary, drift });
-
-    const violations = ctx.checkPolicies && preview.resources ? await ctx.checkPolicies(stack, preview.resources) : [];
-    const blocking = violations.filter((v) => v.enforcementLevel === "mandatory");
-    if (blocking.length > 0) {
-      const error = `policy: ${blocking.map(formatViolation).join("; ")}`;
+    const { verdict, violations } = await afterPreview(start.mode, preview, async () =>
+      ctx.checkPolicies && preview.resources ? ctx.checkPolicies(stack, preview.resources) : [],
+    );
+    if (verdict === "in-sync") return done("in-sync", { detectMs, changeSummary });
+    if (verdict === "drifted") return done("drifted", { detectMs, changeSummary, drift });
+    if (verdict === "blocked") {
+      const error = `policy: ${mandatory(violations).map(formatViolation).join("; ")}`;
       return done("blocked", { detectMs, changeSummary, drift, violations, error });
     }
 

@@ -2,21 +2,31 @@
  * The reconciler's scheduler: every stack on its own interval with jitter, a bounded worker
  * pool, never two operations on one stack, exponential backoff and stall on failures, an
  * immediate run when a stack file changes, status persisted across restarts, and a shutdown
- * that aborts running operations and waits for them.
+ * that aborts running operations and waits for them. What each event does to a stack's phase
+ * is decided by the pure transitions of lifecycle.ts; this class sequences the I/O around them.
  */
+import { SCHEDULER_DEFAULTS } from "../config";
 import type { Clock, TimerHandle } from "./clock";
 import { sleep } from "./clock";
 import type { DiscoveredStack, StackSource } from "./discovery";
+import {
+  ACTIVE,
+  discovered,
+  enqueued,
+  interrupted,
+  isDue,
+  nextRunAt,
+  NOTHING_TO_RUN,
+  passEnded,
+  runRequested,
+  started,
+  stopped,
+  type LockExamination,
+  type StackState,
+} from "./lifecycle";
 import { runPass, type PassContext } from "./pass";
 import type { StatusStore } from "./status";
-import {
-  PassTimeoutError,
-  type BackendLock,
-  type Engine,
-  type PassRecord,
-  type StackPhase,
-  type StackStatus,
-} from "./types";
+import { PassTimeoutError, type Engine, type PassRecord, type StackStatus } from "./types";
 
 /** The part of a pino logger the scheduler uses. */
 export interface Log {
@@ -25,23 +35,6 @@ export interface Log {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
-
-export const SCHEDULER_DEFAULTS = {
-  concurrency: 2,
-  /** A run is due between interval and interval × (1 + jitter) after the last one. */
-  jitter: 0.1,
-  backoffBaseMs: 10_000,
-  backoffMaxMs: 60 * 60 * 1000,
-  stallAfter: 5,
-  busyRetryMs: 15_000,
-  /** A stack busy without a break for this long is reported as stuck on its lock (10 busy retries). */
-  busyStuckAfterMs: 150_000,
-  discoverIntervalMs: 5_000,
-  backendDiscoverIntervalMs: 60_000,
-  shutdownGraceMs: 60_000,
-  /** A pass still running after this long is aborted and recorded as failed. */
-  passTimeoutMs: 30 * 60 * 1000,
-} as const;
 
 export interface SchedulerOptions {
   readonly engine: Engine;
@@ -74,47 +67,24 @@ export interface SchedulerOptions {
 }
 
 type Hooks = "onPass" | "onStatus" | "onLoad" | "onForget" | "checkPolicies";
-type Resolved = Required<Omit<SchedulerOptions, Hooks>> &
+type ResolvedOptions = Required<Omit<SchedulerOptions, Hooks>> &
   Pick<SchedulerOptions, Hooks> & { readonly shutdownGraceMs: number };
 
 interface Entry {
-  stack: DiscoveredStack;
-  status: StackStatus;
-  nextRunAt?: number;
-  queued: boolean;
-  running?: { controller: AbortController; done: Promise<void> };
-  rerun: boolean;
-}
-
-/** What a busy pass's lock turned out to be. */
-interface LockExamination {
-  readonly cleared: boolean;
-  readonly holder?: BackendLock;
+  state: StackState;
+  /** The pass running now: its abort handle and its end. */
+  operation?: { controller: AbortController; done: Promise<void> };
 }
 
 export type RunRequest =
   | { accepted: true; status: StackStatus }
   | { accepted: false; reason: "unknown-stack" | "not-runnable" | "shutting-down"; status?: StackStatus };
 
-/** Phases in which the scheduler never starts an operation on its own. */
-const PARKED: ReadonlySet<StackPhase> = new Set([
-  "stalled",
-  "invalid",
-  "orphaned",
-  "needs-attention",
-  "off",
-  "destroyed",
-]);
-
-/** The n-th backoff delay (n ≥ 1): base, doubling, capped. */
-export function backoffDelay(failures: number, baseMs: number, maxMs: number): number {
-  return Math.min(baseMs * 2 ** Math.max(0, failures - 1), maxMs);
-}
-
 export class Scheduler {
   private readonly entries = new Map<string, Entry>();
+  /** Stacks in phase `queued`, oldest first: kept in step with the phase by `commit`. */
   private readonly queue: Entry[] = [];
-  private readonly o: Resolved;
+  private readonly options: ResolvedOptions;
   private readonly passListeners = new Set<(record: PassRecord) => void>();
   private wakeTimer?: TimerHandle;
   private wakeAt?: number;
@@ -131,15 +101,15 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SchedulerOptions;
-    this.o = {
+    this.options = {
       random: Math.random,
       redact: (t: string) => t,
       clearPendingOperations: false,
       ...SCHEDULER_DEFAULTS,
       ...given,
     };
-    if (!Number.isInteger(this.o.concurrency) || this.o.concurrency < 1) {
-      throw new RangeError(`concurrency must be a whole number ≥ 1 (got ${this.o.concurrency})`);
+    if (!Number.isInteger(this.options.concurrency) || this.options.concurrency < 1) {
+      throw new RangeError(`concurrency must be a whole number ≥ 1 (got ${this.options.concurrency})`);
     }
   }
 
@@ -150,11 +120,11 @@ export class Scheduler {
   }
 
   list(): StackStatus[] {
-    return [...this.entries.values()].map((e) => e.status).sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.entries.values()].map((e) => e.state.status).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   get(name: string): StackStatus | undefined {
-    return this.entries.get(name)?.status;
+    return this.entries.get(name)?.state.status;
   }
 
   load(): { inFlight: number; queueDepth: number } {
@@ -167,7 +137,7 @@ export class Scheduler {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    this.persisted = await this.o.store.load();
+    this.persisted = await this.options.store.load();
     await this.clearStaleLocks();
     await this.discover(true);
     await this.recoverInterrupted();
@@ -177,24 +147,21 @@ export class Scheduler {
     await this.persist();
   }
 
-  /** Stops scheduling, aborts running operations, waits up to graceMs for them, persists. */
+  /** Stops scheduling, aborts running operations, waits up to graceMs for them, persists. Idempotent. */
   async stop(graceMs: number = SCHEDULER_DEFAULTS.shutdownGraceMs): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.clearTimer("wake");
     this.clearTimer("discover");
-    for (const e of this.queue.splice(0)) {
-      e.queued = false;
-      this.setStatus(e, { phase: e.status.phase === "queued" ? "pending" : e.status.phase });
-    }
-    const running = [...this.entries.values()].filter((e) => e.running);
-    for (const e of running) e.running?.controller.abort(new Error("reconciler shutting down"));
+    for (const e of [...this.queue]) this.commit(e, stopped(e.state));
+    const running = [...this.entries.values()].filter((e) => e.operation);
+    for (const e of running) e.operation?.controller.abort(new Error("reconciler shutting down"));
     if (running.length > 0) {
-      this.o.log.info({ stacks: running.map((e) => e.stack.name), graceMs }, "aborting running operations");
+      this.options.log.info({ stacks: running.map((e) => e.state.stack.name), graceMs }, "aborting running operations");
       const grace = new AbortController();
       await Promise.race([
-        Promise.all(running.map((e) => e.running?.done)),
-        sleep(this.o.clock, graceMs, grace.signal).catch(() => undefined),
+        Promise.all(running.map((e) => e.operation?.done)),
+        sleep(this.options.clock, graceMs, grace.signal).catch(() => undefined),
       ]);
       grace.abort();
     }
@@ -208,7 +175,7 @@ export class Scheduler {
   async runOnce(names?: readonly string[]): Promise<PassRecord[]> {
     this.started = true;
     this.oneShot = true;
-    this.persisted = await this.o.store.load();
+    this.persisted = await this.options.store.load();
     await this.discover(false);
     this.ready = true;
     const selected = names ?? [...this.entries.keys()].sort();
@@ -219,8 +186,7 @@ export class Scheduler {
     this.passListeners.add(collect);
     for (const name of selected) {
       const e = this.entries.get(name) as Entry;
-      if (e.status.phase === "orphaned" || e.status.phase === "destroyed") continue;
-      this.enqueue(e);
+      if (!NOTHING_TO_RUN.has(e.state.status.phase)) this.enqueue(e);
     }
     this.pump();
     await this.drained();
@@ -239,21 +205,14 @@ export class Scheduler {
   requestRun(name: string): RunRequest {
     const e = this.entries.get(name);
     if (!e) return { accepted: false, reason: "unknown-stack" };
-    if (this.stopping) return { accepted: false, reason: "shutting-down", status: e.status };
-    const { phase } = e.status;
-    if (phase === "invalid" || phase === "orphaned" || phase === "off" || phase === "destroyed") {
-      return { accepted: false, reason: "not-runnable", status: e.status };
-    }
-    if (e.running) {
-      e.rerun = true;
-    } else if (!e.queued) {
-      this.setStatus(e, { consecutiveFailures: phase === "stalled" ? 0 : e.status.consecutiveFailures });
-      this.enqueue(e);
-      this.pump();
-      this.reschedule();
-    }
-    this.o.log.info({ stack: name }, "run requested");
-    return { accepted: true, status: e.status };
+    if (this.stopping) return { accepted: false, reason: "shutting-down", status: e.state.status };
+    const answer = runRequested(e.state);
+    if (!answer.accepted) return { accepted: false, reason: answer.reason, status: e.state.status };
+    this.commit(e, answer.state);
+    this.pump();
+    this.reschedule();
+    this.options.log.info({ stack: name }, "run requested");
+    return { accepted: true, status: e.state.status };
   }
 
   // ---- discovery ----
@@ -261,188 +220,114 @@ export class Scheduler {
   private scheduleDiscovery(): void {
     this.clearTimer("discover");
     if (this.stopping) return;
-    this.discoverTimer = this.o.clock.setTimeout(() => {
+    this.discoverTimer = this.options.clock.setTimeout(() => {
       this.discoverTimer = undefined;
-      const withBackend = this.o.clock.now() - this.lastBackendDiscovery >= this.o.backendDiscoverIntervalMs;
+      const withBackend =
+        this.options.clock.now() - this.lastBackendDiscovery >= this.options.backendDiscoverIntervalMs;
       this.discover(withBackend)
-        .catch((err: Error) => this.o.log.error({ err: this.o.redact(err.message) }, "discovery failed"))
+        .catch((err: Error) => this.options.log.error({ err: this.options.redact(err.message) }, "discovery failed"))
         .finally(() => {
           this.scheduleDiscovery();
           this.reschedule();
         });
-    }, this.o.discoverIntervalMs);
+    }, this.options.discoverIntervalMs);
   }
 
   private async discover(includeBackend: boolean): Promise<void> {
     let found: DiscoveredStack[];
     try {
-      found = await this.o.source.discover({ includeBackend });
-      if (includeBackend) this.lastBackendDiscovery = this.o.clock.now();
+      found = await this.options.source.discover({ includeBackend });
+      if (includeBackend) this.lastBackendDiscovery = this.options.clock.now();
     } catch (err) {
       if (!includeBackend) throw err;
       // The backend may be unreachable: carry on with the files, report orphans later.
-      this.o.log.warn({ err: this.o.redact((err as Error).message) }, "could not list backend stacks");
-      found = await this.o.source.discover({ includeBackend: false });
+      this.options.log.warn({ err: this.options.redact((err as Error).message) }, "could not list backend stacks");
+      found = await this.options.source.discover({ includeBackend: false });
     }
     const seen = new Set<string>();
     for (const d of found) {
       seen.add(d.name);
-      this.apply(d);
+      this.track(d);
     }
     for (const [name, e] of this.entries) {
-      if (seen.has(name) || e.running) continue;
+      if (seen.has(name) || e.operation) continue;
       this.entries.delete(name);
-      this.removeFromQueue(e);
-      this.o.onForget?.(name);
-      this.o.log.info({ stack: name }, "stack file and backend stack gone: forgetting the stack");
+      this.dequeue(e);
+      this.options.onForget?.(name);
+      this.options.log.info({ stack: name }, "stack file and backend stack gone: forgetting the stack");
     }
   }
 
-  private apply(d: DiscoveredStack): void {
-    const now = this.o.clock.now();
+  /** Takes in what discovery found of one stack (see `discovered`), and says what changed. */
+  private track(d: DiscoveredStack): void {
     let e = this.entries.get(d.name);
-    const fileChanged = e !== undefined && e.stack.fileHash !== d.fileHash;
-    if (!e) {
-      const before = this.persisted.get(d.name);
-      e = {
-        stack: d,
-        queued: false,
-        rerun: false,
-        status: {
-          name: d.name,
-          phase: "pending",
-          mode: d.settings?.mode ?? "correct",
-          intervalSeconds: d.settings?.intervalSeconds ?? 0,
-          consecutiveFailures: 0,
-          ...(before ?? {}),
-          file: d.file,
-          fileHash: d.fileHash,
-        },
-      };
-      this.entries.set(d.name, e);
-      const sameFile = before !== undefined && before.fileHash === d.fileHash;
-      const keepParked = sameFile && (before.phase === "stalled" || before.phase === "needs-attention");
-      if (!keepParked && before?.phase !== "running") this.setStatus(e, { phase: "pending" });
-    } else {
-      e.stack = d;
-    }
-    if (d.file === undefined) {
-      if (e.status.phase !== "orphaned") {
-        this.o.log.warn(
-          { stack: d.name },
-          "orphaned: the backend holds the stack but it has no stack file (never destroyed)",
-        );
-      }
-      this.park(
-        e,
-        "orphaned",
-        "in the backend without a stack file: nothing is destroyed; add g8s:decommission to remove it",
-      );
-      return;
-    }
-    if (d.error !== undefined) {
-      if (e.status.phase !== "invalid" || fileChanged)
-        this.o.log.warn({ stack: d.name, problems: d.error }, "invalid stack file");
-      this.park(e, "invalid", d.error);
-      return;
-    }
-    const settings = d.settings as NonNullable<DiscoveredStack["settings"]>;
-    this.setStatus(e, {
-      mode: settings.mode,
-      intervalSeconds: settings.intervalSeconds,
-      file: d.file,
-      fileHash: d.fileHash,
+    const before = e?.state;
+    const next = discovered(before, d, {
+      now: this.options.clock.now(),
+      restored: this.persisted.get(d.name),
+      jitter: () => this.options.random() * this.options.jitter,
+      inFlight: e?.operation !== undefined,
     });
-    if (settings.mode === "off" && !settings.decommission) {
-      this.park(e, "off", "g8s:reconcile.mode is off");
-      return;
+    if (!e) {
+      e = { state: next };
+      this.entries.set(d.name, e);
+      this.options.onStatus?.(next.status);
+    } else this.commit(e, next);
+    const was = before?.status.phase;
+    const fileChanged = before !== undefined && before.stack.fileHash !== d.fileHash;
+    const { phase } = next.status;
+    if (phase === "orphaned" && was !== "orphaned") {
+      this.options.log.warn(
+        { stack: d.name },
+        "orphaned: the backend holds the stack but it has no stack file (never destroyed)",
+      );
+    } else if (phase === "invalid" && (was !== "invalid" || fileChanged)) {
+      this.options.log.warn({ stack: d.name, problems: d.error }, "invalid stack file");
+    } else if (fileChanged && phase !== "off") {
+      this.options.log.info({ stack: d.name }, "stack file changed: reconciling now");
     }
-    if (fileChanged) {
-      // A changed file is new desired state (or a fix): run now, forgetting past failures.
-      this.o.log.info({ stack: d.name }, "stack file changed: reconciling now");
-      this.setStatus(e, { consecutiveFailures: 0, phase: e.running ? e.status.phase : "pending", message: undefined });
-      if (e.running) e.rerun = true;
-      else if (!e.queued) e.nextRunAt = now;
-      return;
-    }
-    if (PARKED.has(e.status.phase) || e.status.phase === "running") {
-      // Leave parked phases parked; an entry restored as "running" is decided by recoverInterrupted.
-      if (e.status.phase !== "invalid" && e.status.phase !== "off" && e.status.phase !== "orphaned") return;
-      this.setStatus(e, { phase: "pending", message: undefined });
-    }
-    if (e.nextRunAt === undefined && !e.queued && !e.running) {
-      // First sight: spread the stacks over the first jitter window instead of a thundering start.
-      e.nextRunAt = now + Math.round(this.o.random() * this.o.jitter * settings.intervalSeconds * 1000);
-    }
-  }
-
-  private park(e: Entry, phase: StackPhase, message: string): void {
-    e.nextRunAt = undefined;
-    this.removeFromQueue(e);
-    this.setStatus(e, { phase, message, nextRunAt: undefined });
   }
 
   /** Stacks whose last recorded phase was running: the previous process died during an operation. */
   private async recoverInterrupted(): Promise<void> {
     for (const e of this.entries.values()) {
-      if (e.status.phase !== "running") continue;
+      if (e.state.status.phase !== "running" || e.operation) continue;
+      const stack = e.state.stack.name;
       let pending: Awaited<ReturnType<Engine["pendingOperations"]>> = [];
       try {
-        pending = await this.o.engine.pendingOperations(e.stack.name);
+        pending = await this.options.engine.pendingOperations(stack);
       } catch (err) {
-        this.o.log.warn(
-          { stack: e.stack.name, err: this.o.redact((err as Error).message) },
+        this.options.log.warn(
+          { stack, err: this.options.redact((err as Error).message) },
           "could not read pending operations",
         );
       }
-      // A pending create may have made a resource the state does not know: a person decides.
-      // Pending updates and deletes are settled by the engine's next update.
-      const creates = pending.filter((p) => p.op === "creating");
-      if (creates.length > 0 && !this.o.clearPendingOperations) {
-        const urns = creates.map((p) => p.urn);
-        this.o.log.warn(
-          { stack: e.stack.name, pending: urns },
-          "interrupted update left pending creates: needs attention",
-        );
-        this.park(
-          e,
-          "needs-attention",
-          `interrupted update left ${creates.length} pending create(s): ${urns.join(", ")}`,
-        );
-        continue;
+      const decision = interrupted(e.state, pending, {
+        now: this.options.clock.now(),
+        clearPendingOperations: this.options.clearPendingOperations,
+      });
+      if (decision.state.status.phase === "needs-attention") {
+        const urns = pending.filter((p) => p.op === "creating").map((p) => p.urn);
+        this.options.log.warn({ stack, pending: urns }, "interrupted update left pending creates: needs attention");
       }
-      if (creates.length > 0) {
-        await this.o.engine.clearPendingOperations(e.stack.name);
-        this.o.log.warn({ stack: e.stack.name, cleared: pending.length }, "cleared pending operations (as configured)");
+      if (decision.clearPending) {
+        await this.options.engine.clearPendingOperations(stack);
+        this.options.log.warn({ stack, cleared: pending.length }, "cleared pending operations (as configured)");
       }
-      this.setStatus(e, { phase: "pending", message: "previous run was interrupted: reconciling now" });
-      e.nextRunAt = this.o.clock.now();
+      this.commit(e, decision.state);
     }
   }
 
   // ---- running ----
 
   private enqueue(e: Entry): void {
-    if (e.queued || e.running) return;
-    e.queued = true;
-    e.nextRunAt = undefined;
-    this.queue.push(e);
-    this.setStatus(e, { phase: "queued", nextRunAt: undefined });
-    this.reportLoad();
-  }
-
-  private removeFromQueue(e: Entry): void {
-    const i = this.queue.indexOf(e);
-    if (i >= 0) this.queue.splice(i, 1);
-    e.queued = false;
-    this.reportLoad();
+    if (e.state.status.phase === "queued" || e.operation) return;
+    this.commit(e, enqueued(e.state));
   }
 
   private pump(): void {
-    while (!this.stopping && this.inFlight < this.o.concurrency && this.queue.length > 0) {
-      const e = this.queue.shift() as Entry;
-      e.queued = false;
-      this.startRun(e);
+    while (!this.stopping && this.inFlight < this.options.concurrency && this.queue.length > 0) {
+      this.startRun(this.queue[0]);
     }
     this.reportLoad();
     if (this.inFlight === 0 && this.queue.length === 0) for (const w of this.drainWaiters.splice(0)) w();
@@ -450,134 +335,89 @@ export class Scheduler {
 
   private startRun(e: Entry): void {
     const controller = new AbortController();
+    const { clock, passTimeoutMs } = this.options;
     // An engine that waits forever on an unreachable API must not hold the stack (and a worker)
     // forever: abort it, record a failure, back off.
-    const timeout = this.o.clock.setTimeout(
-      () => controller.abort(new PassTimeoutError(this.o.passTimeoutMs)),
-      this.o.passTimeoutMs,
-    );
+    const timeout = clock.setTimeout(() => controller.abort(new PassTimeoutError(passTimeoutMs)), passTimeoutMs);
     this.inFlight++;
-    this.setStatus(e, { phase: "running" });
+    this.commit(e, started(e.state));
     void this.persist(); // a crash from here on is detected at the next start
-    const stack = e.stack;
+    const stack = e.state.stack;
     const done = runPass(stack, {
-      engine: this.o.engine,
-      clock: this.o.clock,
+      engine: this.options.engine,
+      clock,
       signal: controller.signal,
-      redact: this.o.redact,
-      checkPolicies: this.o.checkPolicies,
+      redact: this.options.redact,
+      checkPolicies: this.options.checkPolicies,
     })
       .then(async (record) => this.finish(e, record, record.outcome === "busy" ? await this.examineLock(e) : undefined))
-      .catch((err: Error) => this.o.log.error({ stack: stack.name, err: this.o.redact(err.message) }, "pass crashed"))
+      .catch((err: Error) =>
+        this.options.log.error({ stack: stack.name, err: this.options.redact(err.message) }, "pass crashed"),
+      )
       .finally(() => {
-        this.o.clock.clearTimeout(timeout);
-        e.running = undefined;
+        clock.clearTimeout(timeout);
+        e.operation = undefined;
         this.inFlight--;
-        if (e.rerun && !this.stopping && !PARKED.has(e.status.phase)) {
-          e.rerun = false;
-          this.enqueue(e);
-        }
         void this.persist();
         this.pump();
         this.reschedule();
       });
-    e.running = { controller, done };
+    e.operation = { controller, done };
   }
 
   private finish(e: Entry, record: PassRecord, lock?: LockExamination): void {
-    const now = this.o.clock.now();
-    if (record.outcome !== "busy" && e.status.busySince !== undefined) {
-      this.setStatus(e, { busySince: undefined, lockOwner: undefined });
-    }
-    const at = new Date(now).toISOString();
-    const intervalMs = (e.stack.settings?.intervalSeconds ?? e.status.intervalSeconds) * 1000;
-    const nextInterval = () => now + Math.round(intervalMs * (1 + this.o.random() * this.o.jitter));
+    const now = this.options.clock.now();
+    this.commit(
+      e,
+      passEnded(e.state, record, {
+        now,
+        policy: this.options,
+        jitter: () => this.options.random() * this.options.jitter,
+        lock,
+      }),
+    );
+    this.logPass(e.state.status, record, now, lock);
+    this.options.onPass?.(record);
+    for (const listener of this.passListeners) listener(record);
+  }
+
+  private logPass(status: StackStatus, record: PassRecord, now: number, lock?: LockExamination): void {
     const log = { stack: record.stack, outcome: record.outcome, durationMs: record.durationMs };
-    const drift = record.drift.length > 0 ? { lastDrift: record, lastDriftAt: at } : {};
+    const failures = status.consecutiveFailures;
     switch (record.outcome) {
       case "in-sync":
+        return this.options.log.debug(log, "in sync");
       case "corrected":
       case "drifted":
       case "blocked":
-        e.nextRunAt = nextInterval();
-        this.setStatus(e, {
-          phase: record.outcome === "in-sync" || record.outcome === "corrected" ? "in-sync" : "drifted",
-          consecutiveFailures: 0,
-          lastSuccessAt: at,
-          message: record.outcome === "blocked" ? `up blocked: ${record.error}` : undefined,
-          ...drift,
-        });
-        if (record.outcome === "in-sync") this.o.log.debug(log, "in sync");
-        else this.o.log.info({ ...log, drift: record.drift.map((d) => `${d.op} ${d.urn}`) }, `drift ${record.outcome}`);
-        break;
-      case "busy": {
-        const since = e.status.busySince ?? at;
-        const busyMs = now - Date.parse(since);
-        if (lock?.cleared) {
-          // The lock's owner on this host is dead: the lock was removed, so run again at once.
-          e.nextRunAt = now;
-          this.setStatus(e, { phase: "pending", message: "a dead process's backend lock was cleared: retrying now" });
-          break;
-        }
-        e.nextRunAt = now + this.o.busyRetryMs;
-        const owner = lock?.holder;
-        const held = owner ? `the backend lock is held by pid ${owner.pid} on ${owner.host || "an unknown host"}` : "";
-        const stuck = busyMs >= this.o.busyStuckAfterMs;
-        const message = stuck
-          ? `busy for ${Math.round(busyMs / 1000)} s: ${held || "locked"}${
-              owner?.owner === "other-host" ? " (another host: g8s cannot tell whether it still runs)" : ""
-            }; retrying`
-          : `busy: ${record.error ?? "locked"}; retrying`;
-        this.setStatus(e, {
-          phase: "pending",
-          message,
-          busySince: since,
-          lockOwner: owner ? { pid: owner.pid, host: owner.host, since: owner.since, owner: owner.owner } : undefined,
-        });
-        if (stuck) this.o.log.warn({ ...log, busySince: since, lockOwner: owner }, "stack stuck on a backend lock");
-        else this.o.log.info(log, "stack busy: retrying soon");
-        break;
-      }
-      case "aborted":
-        e.nextRunAt = undefined;
-        this.setStatus(e, { phase: "pending", message: "aborted by shutdown" });
-        this.o.log.info(log, "aborted");
-        break;
-      case "destroyed":
-        this.park(e, "destroyed", "decommissioned: stack resources destroyed");
-        this.o.log.warn(log, "decommissioned stack destroyed");
-        break;
-      case "skipped":
-        this.park(e, "off", "g8s:reconcile.mode is off");
-        break;
-      case "invalid":
-        this.park(e, "invalid", record.error ?? "invalid stack file");
-        break;
-      case "failed": {
-        const failures = e.status.consecutiveFailures + 1;
-        if (failures >= this.o.stallAfter) {
-          this.park(
-            e,
-            "stalled",
-            `stalled after ${failures} consecutive failures: change the stack file or request a run`,
+        return this.options.log.info(
+          { ...log, drift: record.drift.map((d) => `${d.op} ${d.urn}`) },
+          `drift ${record.outcome}`,
+        );
+      case "busy":
+        if (lock?.cleared) return; // logged as a cleared lock; the pass runs again at once
+        if (now - Date.parse(status.busySince ?? "") >= this.options.busyStuckAfterMs) {
+          return this.options.log.warn(
+            { ...log, busySince: status.busySince, lockOwner: status.lockOwner },
+            "stack stuck on a backend lock",
           );
-          this.setStatus(e, { consecutiveFailures: failures });
-          this.o.log.error({ ...log, failures, err: record.error }, "stack stalled");
-        } else {
-          const delay = backoffDelay(failures, this.o.backoffBaseMs, this.o.backoffMaxMs);
-          e.nextRunAt = now + delay;
-          this.setStatus(e, { phase: "backoff", consecutiveFailures: failures, message: record.error });
-          this.o.log.warn({ ...log, failures, retryInMs: delay, err: record.error }, "pass failed: backing off");
         }
-        break;
-      }
+        return this.options.log.info(log, "stack busy: retrying soon");
+      case "aborted":
+        return this.options.log.info(log, "aborted");
+      case "destroyed":
+        return this.options.log.warn(log, "decommissioned stack destroyed");
+      case "failed":
+        if (status.phase === "stalled")
+          return this.options.log.error({ ...log, failures, err: record.error }, "stack stalled");
+        return this.options.log.warn(
+          { ...log, failures, retryInMs: (nextRunAt(status) ?? now) - now, err: record.error },
+          "pass failed: backing off",
+        );
+      case "skipped":
+      case "invalid":
+        return;
     }
-    this.setStatus(e, {
-      lastPass: record,
-      nextRunAt: e.nextRunAt === undefined ? undefined : new Date(e.nextRunAt).toISOString(),
-    });
-    this.o.onPass?.(record);
-    for (const listener of this.passListeners) listener(record);
   }
 
   // ---- backend locks ----
@@ -590,22 +430,28 @@ export class Scheduler {
   private async clearStaleLocks(stack?: string): Promise<number> {
     let cleared: Awaited<ReturnType<Engine["clearStaleLocks"]>> = [];
     try {
-      cleared = await this.o.engine.clearStaleLocks(stack);
+      cleared = await this.options.engine.clearStaleLocks(stack);
     } catch (err) {
-      this.o.log.warn({ stack, err: this.o.redact((err as Error).message) }, "could not examine backend locks");
+      this.options.log.warn(
+        { stack, err: this.options.redact((err as Error).message) },
+        "could not examine backend locks",
+      );
     }
     for (const lock of cleared) {
-      this.o.log.warn(
+      this.options.log.warn(
         { stack: lock.stack, ownerPid: lock.pid, ownerHost: lock.host, ownerState: lock.owner, file: lock.file },
         "cleared a stale backend lock",
       );
     }
     if (stack === undefined || cleared.length > 0) {
       try {
-        const ended = await this.o.engine.endOrphanedProcesses();
-        if (ended.length > 0) this.o.log.warn({ pids: ended }, "ended engine processes left by a dead run");
+        const ended = await this.options.engine.endOrphanedProcesses();
+        if (ended.length > 0) this.options.log.warn({ pids: ended }, "ended engine processes left by a dead run");
       } catch (err) {
-        this.o.log.warn({ err: this.o.redact((err as Error).message) }, "could not look for orphaned engine processes");
+        this.options.log.warn(
+          { err: this.options.redact((err as Error).message) },
+          "could not look for orphaned engine processes",
+        );
       }
     }
     return cleared.length;
@@ -613,9 +459,9 @@ export class Scheduler {
 
   /** After a busy pass: clear the lock if its owner is dead, else say who holds it. */
   private async examineLock(e: Entry): Promise<LockExamination> {
-    if ((await this.clearStaleLocks(e.stack.name)) > 0) return { cleared: true };
+    if ((await this.clearStaleLocks(e.state.stack.name)) > 0) return { cleared: true };
     try {
-      return { cleared: false, holder: await this.o.engine.lockHolder(e.stack.name) };
+      return { cleared: false, holder: await this.options.engine.lockHolder(e.state.stack.name) };
     } catch {
       return { cleared: false };
     }
@@ -627,24 +473,25 @@ export class Scheduler {
     if (this.stopping || this.oneShot) return;
     let next: number | undefined;
     for (const e of this.entries.values()) {
-      if (e.nextRunAt !== undefined && !e.queued && !e.running && (next === undefined || e.nextRunAt < next)) {
-        next = e.nextRunAt;
+      const at = nextRunAt(e.state.status);
+      if (at !== undefined && !ACTIVE.has(e.state.status.phase) && !e.operation && (next === undefined || at < next)) {
+        next = at;
       }
     }
     if (next === this.wakeAt && this.wakeTimer !== undefined) return;
     this.clearTimer("wake");
     if (next === undefined) return;
     this.wakeAt = next;
-    this.wakeTimer = this.o.clock.setTimeout(() => this.wake(), Math.max(0, next - this.o.clock.now()));
+    this.wakeTimer = this.options.clock.setTimeout(() => this.wake(), Math.max(0, next - this.options.clock.now()));
   }
 
   private wake(): void {
     this.wakeTimer = undefined;
     this.wakeAt = undefined;
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     const due = [...this.entries.values()]
-      .filter((e) => e.nextRunAt !== undefined && e.nextRunAt <= now && !e.queued && !e.running)
-      .sort((a, b) => (a.nextRunAt as number) - (b.nextRunAt as number));
+      .filter((e) => isDue(e.state.status, now) && !e.operation)
+      .sort((a, b) => (nextRunAt(a.state.status) as number) - (nextRunAt(b.state.status) as number));
     for (const e of due) this.enqueue(e);
     this.pump();
     this.reschedule();
@@ -652,26 +499,34 @@ export class Scheduler {
 
   private clearTimer(which: "wake" | "discover"): void {
     const handle = which === "wake" ? this.wakeTimer : this.discoverTimer;
-    if (handle !== undefined) this.o.clock.clearTimeout(handle);
+    if (handle !== undefined) this.options.clock.clearTimeout(handle);
     if (which === "wake") {
       this.wakeTimer = undefined;
       this.wakeAt = undefined;
     } else this.discoverTimer = undefined;
   }
 
-  private setStatus(e: Entry, change: Partial<StackStatus>): void {
-    const nextRunAt =
-      "nextRunAt" in change
-        ? change.nextRunAt
-        : e.nextRunAt !== undefined
-          ? new Date(e.nextRunAt).toISOString()
-          : undefined;
-    e.status = { ...e.status, ...change, nextRunAt };
-    this.o.onStatus?.(e.status);
+  /** Moves a stack to its next state; the queue follows the phase (in while queued, out otherwise). */
+  private commit(e: Entry, next: StackState): void {
+    const before = e.state;
+    e.state = next;
+    const queued = next.status.phase === "queued";
+    if (queued && !this.queue.includes(e)) {
+      this.queue.push(e);
+      this.reportLoad();
+    } else if (!queued) this.dequeue(e);
+    if (next.status !== before.status) this.options.onStatus?.(next.status);
+  }
+
+  private dequeue(e: Entry): void {
+    const i = this.queue.indexOf(e);
+    if (i < 0) return;
+    this.queue.splice(i, 1);
+    this.reportLoad();
   }
 
   private reportLoad(): void {
-    this.o.onLoad?.(this.inFlight, this.queue.length);
+    this.options.onLoad?.(this.inFlight, this.queue.length);
   }
 
   private drained(): Promise<void> {
@@ -681,9 +536,9 @@ export class Scheduler {
 
   private async persist(): Promise<void> {
     try {
-      await this.o.store.save(this.list());
+      await this.options.store.save(this.list());
     } catch (err) {
-      this.o.log.error({ err: this.o.redact((err as Error).message) }, "could not persist status");
+      this.options.log.error({ err: this.options.redact((err as Error).message) }, "could not persist status");
     }
   }
 }

@@ -111,18 +111,21 @@ export class PassTimeoutError extends Error {
   }
 }
 
-/** What one pass over one stack ended in. */
-export type PassOutcome =
-  | "in-sync" // nothing drifted
-  | "corrected" // drift found and undone by up
-  | "drifted" // drift found, mode detect: reported only
-  | "blocked" // drift found, but the desired state violates a mandatory policy: no up
-  | "skipped" // mode off
-  | "destroyed" // decommissioned
-  | "busy" // locked by someone else; retried soon
-  | "invalid" // the stack file is broken; nothing was run
-  | "aborted" // shutdown interrupted it
-  | "failed"; // the engine failed
+/** What one pass over one stack can end in (a list at runtime, for metrics series). */
+export const PASS_OUTCOMES = [
+  "in-sync", // nothing drifted
+  "corrected", // drift found and undone by up
+  "drifted", // drift found, mode detect: reported only
+  "blocked", // drift found, but the desired state violates a mandatory policy: no up
+  "skipped", // mode off
+  "destroyed", // decommissioned
+  "busy", // locked by someone else; retried soon
+  "invalid", // the stack file is broken; nothing was run
+  "aborted", // shutdown interrupted it
+  "failed", // the engine failed
+] as const;
+
+export type PassOutcome = (typeof PASS_OUTCOMES)[number];
 
 export interface PassRecord {
   readonly stack: string;
@@ -141,20 +144,27 @@ export interface PassRecord {
   readonly violations?: readonly Violation[];
 }
 
-/** Where a stack stands, as /api/stacks and `g8s status` show it. */
-export type StackPhase =
-  | "pending" // discovered, not yet reconciled
-  | "queued"
-  | "running"
-  | "in-sync"
-  | "drifted"
-  | "backoff" // failed, retrying with backoff
-  | "stalled" // too many failures in a row: waits for a file change or a requested run
-  | "invalid"
-  | "orphaned" // in the backend, no stack file: reported, never destroyed
-  | "needs-attention" // pending operations in state after a crash
-  | "off"
-  | "destroyed";
+/**
+ * Where a stack stands, as /api/stacks, `g8s status` and `g8s_stack_phase` show it. The sets of
+ * phases and the transitions between them live in lifecycle.ts (diagram: automation/README.md).
+ */
+export const STACK_PHASES = [
+  "pending", // discovered, or waiting for its next run
+  "queued", // due, waiting for a worker
+  "running",
+  "in-sync",
+  "drifted", // drift found in mode detect: reported only
+  "blocked", // drift found, but a mandatory policy forbids the up: not a success
+  "backoff", // failed, retrying with backoff
+  "stalled", // too many failures in a row: waits for a file change or a requested run
+  "invalid",
+  "orphaned", // in the backend, no stack file: reported, never destroyed
+  "needs-attention", // pending operations in state after a crash
+  "off",
+  "destroyed",
+] as const;
+
+export type StackPhase = (typeof STACK_PHASES)[number];
 
 export interface StackStatus {
   readonly name: string;

@@ -6,7 +6,8 @@ import { Registry } from "prom-client";
 import { main } from "../../automation/cli/main";
 import type { CliIo } from "../../automation/cli/io";
 import { createApiServer, type ApiServer } from "../../automation/reconciler/server";
-import type { StackStatus } from "../../automation/reconciler/types";
+import { exitCodeOf } from "../../automation/cli/reconcile";
+import { PASS_OUTCOMES, type PassOutcome, type PassRecord, type StackStatus } from "../../automation/reconciler/types";
 
 function capture(): { io: CliIo; out: () => string; err: () => string } {
   const stdout = new PassThrough();
@@ -99,5 +100,21 @@ describe("reconciler settings on the command line", () => {
     assert.equal(await main(["daemon", "--help"], c.io), 0);
     assert.match(c.out(), /--concurrency\s+G8S_CONCURRENCY/);
     assert.match(c.out(), /--clear-pending-operations\s+G8S_CLEAR_PENDING_OPERATIONS/);
+  });
+});
+
+describe("g8s reconcile: exit code", () => {
+  const record = (outcome: PassOutcome): PassRecord => ({
+    stack: "a",
+    outcome,
+    mode: "correct",
+    startedAt: "2026-01-01T00:00:00.000Z",
+    durationMs: 1,
+    drift: [],
+  });
+
+  it("exits 1 for a pass that is not a success, a policy-blocked one included; 0 otherwise", () => {
+    const problems = PASS_OUTCOMES.filter((o) => exitCodeOf([record("in-sync"), record(o)]) === 1);
+    assert.deepEqual(problems, ["blocked", "invalid", "aborted", "failed"]);
   });
 });

@@ -9,6 +9,7 @@ import {
   type Engine,
   type OperationOptions,
   type PendingOperation,
+  type PreviewResource,
   type PreviewResult,
   type BackendLock,
   type StaleLock,
@@ -61,6 +62,14 @@ export class FakeClock implements Clock {
   }
 }
 
+/** Moves fake time on, a second at a time, until the promise settles (for code that also waits on real I/O). */
+export async function whileAdvancing<T>(clock: FakeClock, promise: Promise<T>): Promise<T> {
+  let settled = false;
+  void promise.finally(() => (settled = true)).catch(() => undefined);
+  while (!settled) await clock.advance(1000);
+  return promise;
+}
+
 /** Lets every pending promise chain run (real macrotask turns, no time passes). */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -90,6 +99,8 @@ export class FakeEngine implements Engine {
   heldLocks = new Map<string, BackendLock>();
   orphans: number[] = [];
   orphanSweeps = 0;
+  /** What a drifted preview says the update would leave (for policy checks). */
+  resources = new Map<string, PreviewResource[]>();
   cleared: string[] = [];
   durationMs = 1000;
   inFlight = 0;
@@ -146,6 +157,7 @@ export class FakeEngine implements Engine {
         return {
           changeSummary: { same: 2, update: 1 },
           drift: [{ urn: `urn:pulumi:${stack}::p::t::r`, type: "t", name: "r", op: "update", keys: ["content"] }],
+          resources: this.resources.get(stack) ?? [],
         };
       }
       return { changeSummary: { same: 3 }, drift: [] };

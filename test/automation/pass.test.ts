@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { hasChanges, runPass } from "../../automation/reconciler/pass";
+import { afterPreview, hasChanges, passStart, runPass } from "../../automation/reconciler/pass";
 import type { DiscoveredStack } from "../../automation/reconciler/discovery";
 import { FakeClock, FakeEngine } from "./fakes";
 
@@ -108,5 +108,33 @@ describe("one pass", () => {
     const record = await run({ name: "s", file: "/f", fileHash: "h", error: "stacks/Pulumi.s.yaml: id: is required" });
     assert.equal(record.outcome, "invalid");
     assert.equal(engine.calls.length, 0);
+  });
+
+  it("decides from the stack file what a pass starts with: invalid, skip (off wins over decommission), destroy, detect", () => {
+    assert.deepEqual(passStart({ name: "s", file: "/f", fileHash: "h", error: "bad" }), {
+      kind: "invalid",
+      error: "bad",
+    });
+    assert.deepEqual(passStart({ name: "s" }), { kind: "invalid", error: "no stack file" });
+    assert.deepEqual(passStart(stack({ mode: "off", decommission: true })), { kind: "skip" });
+    assert.deepEqual(passStart(stack({ decommission: true })), { kind: "destroy" });
+    assert.deepEqual(passStart(stack({ mode: "detect", decommission: true })), { kind: "destroy" });
+    assert.deepEqual(passStart(stack({ mode: "detect" })), { kind: "detect", mode: "detect" });
+  });
+
+  it("checks the policies after a preview only when an up would follow", async () => {
+    const advisory = { policy: "p", enforcementLevel: "advisory", message: "m" };
+    const blocking = { ...advisory, enforcementLevel: "mandatory" };
+    const cases = [
+      { mode: "correct", summary: { same: 3 }, found: [blocking], verdict: "in-sync", checked: false },
+      { mode: "detect", summary: { update: 1 }, found: [blocking], verdict: "drifted", checked: false },
+      { mode: "correct", summary: { update: 1 }, found: [advisory], verdict: "correct", checked: true },
+      { mode: "correct", summary: { create: 1 }, found: [advisory, blocking], verdict: "blocked", checked: true },
+    ] as const;
+    for (const c of cases) {
+      let checked = false;
+      const d = await afterPreview(c.mode, { changeSummary: c.summary }, async () => ((checked = true), c.found));
+      assert.deepEqual([d.verdict, checked], [c.verdict, c.checked], JSON.stringify(c));
+    }
   });
 });

@@ -1,7 +1,15 @@
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { isProgramFile, touchedStacks } from "../../automation/plan/changes";
-import { mapBounded, type PlanResult } from "../../automation/plan/plan";
+import { mapBounded, runPlan, type PlanResult } from "../../automation/plan/plan";
 import { renderMarkdown, renderSummary } from "../../automation/plan/report";
+import { ProjectStackSource } from "../../automation/reconciler/discovery";
+import { runPass } from "../../automation/reconciler/pass";
+import type { OperationOptions, PreviewResult } from "../../automation/reconciler/types";
+import { FakeClock, FakeEngine, whileAdvancing, type Step } from "./fakes";
 
 describe("g8s plan: touched stacks", () => {
   const current = ["eu1prod", "edge7", "us2"];
@@ -78,6 +86,73 @@ describe("g8s plan: touched stacks", () => {
   });
 });
 
+describe("g8s plan: the reconciler's decision", () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(path.join(tmpdir(), "g8s-plan-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A scripted engine that also previews destroys and removes stacks, as plan needs. */
+  class PlanFakeEngine extends FakeEngine {
+    previewDestroy(stack: string, options: OperationOptions): Promise<PreviewResult> {
+      return this.destroy(stack, options).then(() => ({ changeSummary: { delete: 3 }, drift: [] }));
+    }
+    async removeStack(): Promise<void> {}
+  }
+
+  it("previews what a pass would run, stack by stack", async () => {
+    const stacks: Record<string, { yaml: string; steps: Step[] }> = {
+      off: { yaml: "g8s:reconcile: { mode: off }\n  g8s:decommission: true", steps: [] },
+      gone: { yaml: "g8s:decommission: true", steps: [] },
+      watch: { yaml: "g8s:reconcile: { mode: detect }", steps: ["drift"] },
+      fix: { yaml: "g8s:reconcile: { mode: correct }", steps: ["drift"] },
+      same: { yaml: "g8s:reconcile: { mode: correct }", steps: ["in-sync"] },
+    };
+    mkdirSync(path.join(dir, "stacks"));
+    writeFileSync(path.join(dir, "Pulumi.yaml"), "name: other\nruntime: nodejs\n");
+    const git = (...args: string[]) => execFileSync("git", ["-C", dir, ...args], { stdio: "pipe" });
+    const commit = () => {
+      git("add", "-A");
+      git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "c");
+    };
+    git("init", "-q", "-b", "main");
+    commit();
+    for (const [name, { yaml }] of Object.entries(stacks)) {
+      writeFileSync(path.join(dir, "stacks", `Pulumi.${name}.yaml`), `config:\n  ${yaml}\n`);
+    }
+    commit();
+
+    const clock = new FakeClock();
+    const script = (engine: FakeEngine) => {
+      for (const [name, { steps }] of Object.entries(stacks)) engine.plan(name, ...steps);
+      engine.backendStacks = Object.keys(stacks);
+    };
+    const planEngine = new PlanFakeEngine(clock);
+    script(planEngine);
+    const plan = await whileAdvancing(
+      clock,
+      runPlan({ projectDir: dir, base: "HEAD~1", engine: planEngine, concurrency: 1 }),
+    );
+
+    const passEngine = new FakeEngine(clock);
+    script(passEngine);
+    const found = await new ProjectStackSource({ projectDir: dir, reconcileDefaults: {} }).discover();
+    const signal = new AbortController().signal;
+    const passes = Promise.all(found.map((s) => runPass(s, { engine: passEngine, clock, signal, redact: (t) => t })));
+    const outcomes = new Map((await whileAdvancing(clock, passes)).map((r) => [r.stack, r.outcome]));
+
+    assert.deepEqual(
+      plan.stacks.map((p) => [p.stack, p.verdict ? `${p.kind}: ${p.verdict}` : p.kind, outcomes.get(p.stack)]),
+      [
+        ["fix", "preview: correct", "corrected"],
+        ["gone", "destroy", "destroyed"],
+        ["off", "off", "skipped"],
+        ["same", "preview: in-sync", "in-sync"],
+        ["watch", "preview: drifted", "drifted"],
+      ],
+    );
+  });
+});
+
 describe("g8s plan: report", () => {
   const result: PlanResult = {
     base: "origin/main",
@@ -138,6 +213,26 @@ describe("g8s plan: report", () => {
     assert.match(
       md,
       /- \[mandatory\] no-public-api: internet-facing API load balancer, but the spec does not set aws.publicApi \(eu1prod-aws-cp-api-lb\)/,
+    );
+  });
+
+  it("says when a change would only be reported (mode detect)", () => {
+    const md = renderMarkdown({
+      base: "main",
+      changes: [],
+      exitCode: 2,
+      stacks: [
+        { stack: "watch", reason: "modified", kind: "preview", changeSummary: { update: 1 }, verdict: "drifted" },
+        { stack: "new2", reason: "added", kind: "new", changeSummary: { create: 3 }, verdict: "drifted" },
+      ],
+    });
+    assert.match(
+      md,
+      /\| `watch` \| file modified \| 0 \| 1 \| 0 \| 0 \| changes \(mode detect: reported, not applied\) \|/,
+    );
+    assert.match(
+      md,
+      /\| `new2` \| file added \| 3 \| 0 \| 0 \| 0 \| 🆕 new cluster \(mode detect: reported, not applied\) \|/,
     );
   });
 

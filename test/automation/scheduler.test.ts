@@ -1,6 +1,8 @@
 import * as assert from "node:assert/strict";
-import { backoffDelay, Scheduler, type SchedulerOptions } from "../../automation/reconciler/scheduler";
+import { backoffDelay } from "../../automation/reconciler/lifecycle";
+import { Scheduler, type SchedulerOptions } from "../../automation/reconciler/scheduler";
 import { MemoryStatusStore } from "../../automation/reconciler/status";
+import type { PendingOperation } from "../../automation/reconciler/types";
 import { FakeClock, FakeEngine, FakeSource, MemoryLog, settle } from "./fakes";
 
 const SECOND = 1000;
@@ -15,6 +17,17 @@ function setup(options: Partial<SchedulerOptions> = {}) {
   const make = (extra: Partial<SchedulerOptions> = {}) =>
     new Scheduler({ engine, source, store, clock, log, random: () => 0, ...options, ...extra });
   return { clock, engine, source, store, log, make };
+}
+
+/** The previous daemon died during an update of stack "a" that left these pending operations. */
+function interruptedUpdate(options: Partial<SchedulerOptions>, ...pending: PendingOperation[]) {
+  const t = setup(options);
+  t.source.add("a");
+  t.store.saved = [
+    { name: "a", phase: "running", mode: "correct", intervalSeconds: 60, consecutiveFailures: 0, fileHash: "h1" },
+  ];
+  t.engine.pending.set("a", pending);
+  return t;
 }
 
 describe("Scheduler", () => {
@@ -141,6 +154,27 @@ describe("Scheduler", () => {
       await s.stop();
     });
 
+    it("does not count a policy-blocked pass as a success: blocked, failures kept, no last success", async () => {
+      const t = setup({ backoffBaseMs: 10 * SECOND });
+      t.source.add("a", { intervalSeconds: 60 });
+      t.engine.plan("a", "fail", "drift", "drift");
+      const violation = { policy: "etcd-volumes-protected", enforcementLevel: "mandatory", message: "not protected" };
+      const s = t.make({ checkPolicies: async () => [violation] });
+      await s.start();
+      await t.clock.advance(12 * SECOND); // a failure, then the retry finds drift that policy blocks
+      const status = s.get("a");
+      assert.equal(status?.lastPass?.outcome, "blocked");
+      assert.equal(status?.phase, "blocked");
+      assert.equal(status?.consecutiveFailures, 1, "not reset by a blocked pass");
+      assert.equal(status?.lastSuccessAt, undefined);
+      assert.equal(status?.message, "up blocked: policy: [mandatory] etcd-volumes-protected: not protected");
+      assert.equal(status?.lastDrift?.outcome, "blocked");
+      assert.equal(t.engine.ups().length, 0);
+      // Not a failure either: the next pass comes on the interval, not after a backoff.
+      assert.equal(status?.nextRunAt, new Date(12 * SECOND + 60 * SECOND).toISOString());
+      await s.stop();
+    });
+
     it("runs no up when nothing drifted", async () => {
       const t = setup();
       t.source.add("a");
@@ -195,6 +229,24 @@ describe("Scheduler", () => {
       await s.stop();
     });
 
+    it("runs a stack whose file changed during a pass again as soon as the pass ends", async () => {
+      const t = setup();
+      t.source.add("a", { intervalSeconds: 600 });
+      t.engine.durationMs = 10 * SECOND;
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(3 * SECOND);
+      assert.equal(s.get("a")?.phase, "running");
+      t.source.add("a", { intervalSeconds: 600 }, "h2"); // seen by the discovery at 5 s, mid-pass
+      await t.clock.advance(10 * SECOND);
+      assert.deepEqual(
+        t.engine.previews("a").map((c) => c.start),
+        [0, 10 * SECOND],
+      );
+      assert.equal(t.engine.maxPerStack, 1);
+      await s.stop();
+    });
+
     it("un-stalls when a run is requested", async () => {
       const t = setup({ stallAfter: 1 });
       t.source.add("a");
@@ -209,6 +261,23 @@ describe("Scheduler", () => {
       await t.clock.advance(2 * SECOND);
       assert.equal(t.engine.previews("a").length, 2);
       assert.equal(s.get("a")?.phase, "in-sync");
+      await s.stop();
+    });
+
+    it("forgets the failures of a stalled stack when a run is requested: one more failure backs off", async () => {
+      const t = setup({ stallAfter: 2 });
+      t.source.add("a", { intervalSeconds: 600 });
+      t.engine.plan("a", "fail", "fail", "fail");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(MINUTE);
+      assert.equal(s.get("a")?.phase, "stalled");
+      assert.equal(s.requestRun("a").accepted, true);
+      assert.equal(s.get("a")?.consecutiveFailures, 0);
+      await t.clock.advance(2 * SECOND);
+      assert.equal(t.engine.previews("a").length, 3);
+      assert.equal(s.get("a")?.phase, "backoff");
+      assert.equal(s.get("a")?.consecutiveFailures, 1);
       await s.stop();
     });
 
@@ -319,13 +388,41 @@ describe("Scheduler", () => {
       assert.equal(t.store.saved.find((x) => x.name === "a")?.phase, "in-sync");
     });
 
-    it("is idempotent", async () => {
+    it("saves what changed since the last pass when it stops", async () => {
       const t = setup();
+      t.source.add("a");
       const s = t.make();
       await s.start();
+      await t.clock.advance(2 * SECOND);
+      assert.equal(t.store.saved.find((x) => x.name === "a")?.phase, "in-sync");
+      // Discovery sees the file broken: a phase change no pass has saved yet.
+      t.source.stacks = [{ ...t.source.stacks[0], fileHash: "h2", settings: undefined, error: "broken" }];
+      await t.clock.advance(5 * SECOND);
+      assert.equal(s.get("a")?.phase, "invalid");
+      await s.stop();
+      assert.equal(t.store.saved.find((x) => x.name === "a")?.phase, "invalid");
+    });
+
+    it("is idempotent: a second start starts nothing more, a second stop does nothing", async () => {
+      const t = setup();
+      t.source.add("a", { intervalSeconds: 100 });
+      const s = t.make();
+      await Promise.all([s.start(), s.start()]);
       await s.start();
+      assert.equal(t.engine.orphanSweeps, 1, "start-up (lock sweep, discovery) ran once");
+      await t.clock.advance(150 * SECOND);
+      assert.deepEqual(
+        t.engine.previews("a").map((c) => c.start),
+        [0, 101 * SECOND],
+        "one schedule, not two",
+      );
       await s.stop();
+      const saves = t.store.saves;
+      const lines = t.log.lines.length;
       await s.stop();
+      assert.equal(t.store.saves, saves, "the second stop saved nothing");
+      assert.equal(t.log.lines.length, lines);
+      assert.equal(t.clock.pending, 0);
     });
   });
 
@@ -353,16 +450,28 @@ describe("Scheduler", () => {
       await second.stop();
     });
 
+    it("keeps needs-attention across a restart: the stack is not run over its pending creates", async () => {
+      const t = interruptedUpdate({}, { urn: "urn:pulumi:a::p::t::r", type: "t", op: "creating" });
+      const first = t.make();
+      await first.start();
+      await first.stop();
+      assert.equal(t.store.saved.find((x) => x.name === "a")?.phase, "needs-attention");
+
+      const second = t.make();
+      await second.start();
+      await t.clock.advance(30 * MINUTE);
+      assert.equal(second.get("a")?.phase, "needs-attention");
+      assert.equal(second.get("a")?.message, "interrupted update left 1 pending create(s): urn:pulumi:a::p::t::r");
+      assert.equal(t.engine.calls.length, 0);
+      await second.stop();
+    });
+
     it("marks a stack whose update was interrupted with pending creates as needs-attention", async () => {
-      const t = setup();
-      t.source.add("a");
-      t.store.saved = [
-        { name: "a", phase: "running", mode: "correct", intervalSeconds: 60, consecutiveFailures: 0, fileHash: "h1" },
-      ];
-      t.engine.pending.set("a", [
+      const t = interruptedUpdate(
+        {},
         { urn: "urn:pulumi:a::p::t::r", type: "t", op: "creating" },
         { urn: "urn:pulumi:a::p::t::q", type: "t", op: "updating" },
-      ]);
+      );
       const s = t.make();
       await s.start();
       await t.clock.advance(10 * MINUTE);
@@ -374,12 +483,10 @@ describe("Scheduler", () => {
     });
 
     it("clears pending operations only when configured, then reconciles at once", async () => {
-      const t = setup({ clearPendingOperations: true });
-      t.source.add("a");
-      t.store.saved = [
-        { name: "a", phase: "running", mode: "correct", intervalSeconds: 60, consecutiveFailures: 0, fileHash: "h1" },
-      ];
-      t.engine.pending.set("a", [{ urn: "urn:pulumi:a::p::t::r", type: "t", op: "creating" }]);
+      const t = interruptedUpdate(
+        { clearPendingOperations: true },
+        { urn: "urn:pulumi:a::p::t::r", type: "t", op: "creating" },
+      );
       const s = t.make();
       await s.start();
       await t.clock.advance(2 * SECOND);
@@ -389,12 +496,7 @@ describe("Scheduler", () => {
     });
 
     it("reconciles at once after an interrupted update that left only pending updates", async () => {
-      const t = setup();
-      t.source.add("a");
-      t.store.saved = [
-        { name: "a", phase: "running", mode: "correct", intervalSeconds: 60, consecutiveFailures: 0, fileHash: "h1" },
-      ];
-      t.engine.pending.set("a", [{ urn: "urn:pulumi:a::p::t::r", type: "t", op: "updating" }]);
+      const t = interruptedUpdate({}, { urn: "urn:pulumi:a::p::t::r", type: "t", op: "updating" });
       const s = t.make();
       await s.start();
       await t.clock.advance(2 * SECOND);

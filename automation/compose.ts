@@ -1,7 +1,8 @@
 /**
- * The composition root (STYLE.md 12): builds settings-driven logger, metrics registry, engine
- * adapter, stack source, scheduler and HTTP server, and wires them together. Commands call
- * these functions; nothing else constructs the reconciler.
+ * The composition root: builds the settings-driven logger, metrics registry, engine adapter,
+ * stack source, policy check, scheduler and HTTP server, and wires them together. Commands
+ * (cli/daemon.ts, cli/reconcile.ts, cli/plan.ts) call these functions; nothing else constructs
+ * the reconciler.
  */
 import { mkdirSync } from "node:fs";
 import * as path from "node:path";
