@@ -22,22 +22,17 @@ export const MAX_OUTPUT = 32 * 1024;
 const GENERIC = /^(update|preview|refresh|destroy) failed$|^\d+ errors? occurred/i;
 
 /**
- * The causes in a Pulumi CLI's output: the `error:` lines of its diagnostics (each error's first
- * line, without repeats), else any `error:` line, else undefined.
+ * The causes in a Pulumi CLI's output: its `error:` lines (each error's first line, once; the
+ * closing "update failed" only when nothing more specific is there), else undefined.
  */
 export function failureCause(output: string): string | undefined {
-  const lines = output.split("\n");
-  const diagnostics = lines.findIndex((l) => /^Diagnostics:\s*$/.test(l));
-  const errorsIn = (from: number) => {
-    const found: string[] = [];
-    for (const line of lines.slice(from)) {
-      const m = /^\s*error:\s*(.+?)\s*$/.exec(line);
-      if (m && !found.includes(m[1])) found.push(m[1]);
-    }
-    const specific = found.filter((c) => !GENERIC.test(c));
-    return specific.length > 0 ? specific : found;
-  };
-  const causes = diagnostics >= 0 && errorsIn(diagnostics).length > 0 ? errorsIn(diagnostics) : errorsIn(0);
+  const found: string[] = [];
+  for (const line of output.split("\n")) {
+    const m = /^\s*error:\s*(.+?)\s*$/.exec(line);
+    if (m && !found.includes(m[1])) found.push(m[1]);
+  }
+  const specific = found.filter((c) => !GENERIC.test(c));
+  const causes = specific.length > 0 ? specific : found;
   if (causes.length === 0) return undefined;
   const text = causes.join("; ");
   return text.length > MAX_CAUSE ? `${text.slice(0, MAX_CAUSE - 1)}…` : text;

@@ -52,16 +52,15 @@ function secretsState(text: string | undefined): Partial<Record<(typeof SECRETS_
 }
 
 /**
- * The engine's copy of a stack file: the project's text, plus the secrets provider state the
- * engine wrote into the previous copy when the project's file carries none of its own (a file
- * with its own salt or key wins, and a different `secretsprovider` drops the old state).
+ * The engine's copy of a stack file: the project's text, plus each piece of secrets provider
+ * state the engine wrote into the previous copy that the project's file does not set itself (a
+ * file with its own salt or key wins, and a different `secretsprovider` drops the old state).
  */
 export function engineStackFile(sourceText: string, previousCopy: string | undefined): string {
   const source = secretsState(sourceText);
   const previous = secretsState(previousCopy);
-  const sourceHasState = source.encryptionsalt !== undefined || source.encryptedkey !== undefined;
   const sameProvider = (source.secretsprovider ?? "") === (previous.secretsprovider ?? "");
-  if (sourceHasState || !sameProvider || Object.keys(previous).length === 0) return sourceText;
+  if (!sameProvider || Object.keys(previous).length === 0) return sourceText;
   const doc = parseDocument(sourceText);
   for (const key of SECRETS_STATE_KEYS) {
     if (previous[key] !== undefined && source[key] === undefined) doc.set(key, previous[key]);
