@@ -38,10 +38,10 @@ export function failureCause(output: string): string | undefined {
   return text.length > MAX_CAUSE ? `${text.slice(0, MAX_CAUSE - 1)}…` : text;
 }
 
-/** The CLI command a failure came from (`pulumi preview`), from the Automation API's first line. */
+/** The CLI command a failure came from (`pulumi preview`, `pulumi stack select`), from the Automation API's first line. */
 function commandOf(output: string): string | undefined {
-  const m = /Command failed with exit code -?\d+: \S*?pulumi ([a-z-]+)/.exec(output);
-  return m ? `pulumi ${m[1]}` : undefined;
+  const m = /Command failed with exit code -?\d+: \S*?pulumi((?: [a-z][a-z-]*)+)/.exec(output);
+  return m ? `pulumi${m[1]}` : undefined;
 }
 
 function text(value: unknown): string {

@@ -123,6 +123,13 @@ interface LockFile {
   timestamp?: string;
 }
 
+/** Rethrows a failed CLI command as an EngineFailure (one line, the output apart); others as they are. */
+function readable(err: unknown): never {
+  const failure = describeCommandFailure(err);
+  if (failure !== undefined) throw new EngineFailure(failure.cause, failure.output);
+  throw err;
+}
+
 /** What became of a lock's owner, judged from this host. */
 export function lockOwnerState(lock: LockFile, here: string): LockOwnerState {
   if (lock.hostname !== here || typeof lock.pid !== "number") return "other-host";
@@ -178,14 +185,16 @@ export class PulumiEngine implements Engine {
     if (options.signal.aborted) throw new OperationAbortedError(stack);
     const missing = missingPluginError(String((err as Error)?.message ?? err), this.options.plugins ?? []);
     if (missing !== undefined) throw new Error(missing);
-    const failure = describeCommandFailure(err);
-    if (failure !== undefined) throw new EngineFailure(failure.cause, failure.output);
-    throw err;
+    return readable(err);
   }
 
   async listStacks(): Promise<string[]> {
-    const ws = await this.workspace();
-    return (await ws.listStacks()).map((s) => s.name.split("/").pop() as string);
+    try {
+      const ws = await this.workspace();
+      return (await ws.listStacks()).map((s) => s.name.split("/").pop() as string);
+    } catch (err) {
+      return readable(err);
+    }
   }
 
   async previewRefresh(name: string, options: OperationOptions): Promise<PreviewResult> {
@@ -274,7 +283,7 @@ export class PulumiEngine implements Engine {
   }
 
   async pendingOperations(name: string): Promise<PendingOperation[]> {
-    const state = await (await this.stack(name)).exportStack();
+    const state = await (await this.stack(name)).exportStack().catch(readable);
     const pending = (
       state.deployment as { pending_operations?: Array<{ resource: { urn: string; type: string }; type: string }> }
     ).pending_operations;

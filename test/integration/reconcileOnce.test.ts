@@ -128,4 +128,27 @@ describe("real engine: g8s reconcile --once", function () {
     );
     assert.doesNotMatch(r.stderr, /Diagnostics:/, "the log holds no engine output");
   });
+
+  it("logs a backend it cannot reach as one line, never the CLI's whole output, and no password", () => {
+    writeFixtureStack(sandbox, "u1", { a: "1" });
+    const r = reconcile(sandbox, "u1", "--backend-url", "postgres://g8s:s3cr3t-pw@127.0.0.1:1/state");
+    assert.equal(r.code, 1, r.stderr);
+    const errors = r.stderr
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { msg: string; err?: string })
+      .filter((l) => l.err !== undefined);
+    assert.deepEqual(
+      errors.map((l) => [l.msg, l.err]),
+      [
+        [
+          "pass failed: backing off",
+          'detect: pulumi stack select failed: unable to open state database "postgres://g8s:[redacted]@127.0.0.1:1/state": ' +
+            "failed to ping PostgreSQL: dial tcp 127.0.0.1:1: connect: connection refused",
+        ],
+      ],
+    );
+    assert.match(r.records[0].output ?? "", /^Command failed with exit code 1: \S+ stack select/);
+    assert.doesNotMatch(r.stderr + JSON.stringify(r.records), /s3cr3t-pw/);
+  });
 });

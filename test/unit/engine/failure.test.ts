@@ -39,6 +39,16 @@ describe("engine failures", () => {
     assert.equal(failure?.output.split("Diagnostics:").length, 2);
   });
 
+  it("names a command of two words", () => {
+    const stderr =
+      "Command failed with exit code 255: /usr/bin/pulumi stack select --stack o1 --non-interactive\n" +
+      "error: unable to open state database: connection refused\n";
+    assert.equal(
+      describeCommandFailure(commandError("", stderr))?.cause,
+      "pulumi stack select failed: unable to open state database: connection refused",
+    );
+  });
+
   it("leaves out the closing 'update failed' when a specific error is there", () => {
     assert.equal(
       failureCause("Diagnostics:\n  x:\n    error: update failed\n  y:\n    error: disk full\n    error: disk full\n"),
