@@ -20,6 +20,14 @@ function reconcile(sandbox: Sandbox, ...args: string[]) {
     records: passes,
     summary: records.find((x) => x.summary)?.summary,
     stderr: r.stderr,
+    /** The log lines that carry an error, as [message, error]. */
+    loggedErrors: () =>
+      r.stderr
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { msg: string; err?: string })
+        .filter((l) => l.err !== undefined)
+        .map((l) => [l.msg, l.err]),
   };
 }
 
@@ -117,15 +125,7 @@ describe("real engine: g8s reconcile --once", function () {
     const cause = "detect: pulumi preview failed: Missing required configuration variable 'store:records'";
     assert.equal(r.records[0].error, cause);
     assert.equal(r.records[0].output?.split("Diagnostics:").length, 2, "the output once");
-    const logged = r.stderr
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { msg: string; err?: string })
-      .filter((l) => l.err !== undefined);
-    assert.deepEqual(
-      logged.map((l) => [l.msg, l.err]),
-      [["pass failed: backing off", cause]],
-    );
+    assert.deepEqual(r.loggedErrors(), [["pass failed: backing off", cause]]);
     assert.doesNotMatch(r.stderr, /Diagnostics:/, "the log holds no engine output");
   });
 
@@ -133,21 +133,13 @@ describe("real engine: g8s reconcile --once", function () {
     writeFixtureStack(sandbox, "u1", { a: "1" });
     const r = reconcile(sandbox, "u1", "--backend-url", "postgres://g8s:s3cr3t-pw@127.0.0.1:1/state");
     assert.equal(r.code, 1, r.stderr);
-    const errors = r.stderr
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { msg: string; err?: string })
-      .filter((l) => l.err !== undefined);
-    assert.deepEqual(
-      errors.map((l) => [l.msg, l.err]),
+    assert.deepEqual(r.loggedErrors(), [
       [
-        [
-          "pass failed: backing off",
-          'detect: pulumi stack select failed: unable to open state database "postgres://g8s:[redacted]@127.0.0.1:1/state": ' +
-            "failed to ping PostgreSQL: dial tcp 127.0.0.1:1: connect: connection refused",
-        ],
+        "pass failed: backing off",
+        'detect: pulumi stack select failed: unable to open state database "postgres://g8s:[redacted]@127.0.0.1:1/state": ' +
+          "failed to ping PostgreSQL: dial tcp 127.0.0.1:1: connect: connection refused",
       ],
-    );
+    ]);
     assert.match(r.records[0].output ?? "", /^Command failed with exit code 1: \S+ stack select/);
     assert.doesNotMatch(r.stderr + JSON.stringify(r.records), /s3cr3t-pw/);
   });
