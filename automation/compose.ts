@@ -58,6 +58,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     projectDir: settings.projectDir,
     listBackendStacks: () => (engine as Engine).listStacks(),
     reconcileDefaults: { mode: settings.defaultMode, interval: settings.defaultInterval },
+    specChecks: settings.specChecks,
     only: settings.stacks,
   });
   // onStatus reads the scheduler's list; the constructor itself reports nothing.
@@ -96,7 +97,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
   return { settings, logger, registry, metrics, engine, scheduler };
 }
 
-/** The g8s policies over a stack's previewed resources; only g8s project stacks carry a policy config. */
+/** The g8s policies over a stack's previewed resources; only stacks read with spec checks carry a policy config. */
 export async function checkG8sPolicies(
   stack: DiscoveredStack,
   resources: readonly PreviewResource[],
@@ -136,7 +137,13 @@ export async function createEngine(
     if (p.problem !== undefined) logger.warn({ plugin: p.name, version: p.version }, p.problem);
     else logger.info({ plugin: p.name, version: p.version, state: p.state }, "provider plugin ready");
   }
-  return new PulumiEngine({ projectDir: settings.projectDir, cli, env, plugins });
+  return new PulumiEngine({
+    projectDir: settings.projectDir,
+    workspaceDir: path.join(settings.stateDir, "workspace"),
+    cli,
+    env,
+    plugins,
+  });
 }
 
 export function buildServer(reconciler: Reconciler): ApiServer {

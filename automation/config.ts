@@ -59,6 +59,7 @@ export const ENV_NAMES = {
   gitBranch: "G8S_GIT_BRANCH",
   gitRemote: "G8S_GIT_REMOTE",
   gitPollInterval: "G8S_GIT_POLL_INTERVAL",
+  specChecks: "G8S_SPEC_CHECKS",
 } as const;
 
 export type SettingName = keyof typeof ENV_NAMES;
@@ -83,10 +84,10 @@ const intFromText = (min: number, max: number) =>
     z.number().int().min(min).max(max),
   );
 
-const flag = () =>
+const flag = (byDefault = false) =>
   z
     .preprocess((v) => (v === "true" || v === "1" ? true : v === "false" || v === "0" ? false : v), z.boolean())
-    .default(false);
+    .default(byDefault);
 
 const ms = (n: number) => `${Math.round(n / 1000)}s`;
 
@@ -132,6 +133,7 @@ export const settingsSchema = z.strictObject({
     .regex(/^[\w.-]+$/, "must be a git remote name")
     .default("origin"),
   gitPollInterval: duration(5, 3600).default("30s"),
+  specChecks: flag(true),
 });
 
 export type RawSettings = Partial<Record<SettingName, unknown>>;
@@ -167,6 +169,12 @@ export interface Settings {
   readonly gitBranch?: string;
   readonly gitRemote: string;
   readonly gitPollIntervalMs: number;
+  /**
+   * Stack files are g8s clusters: validate each one's whole `g8s:cluster` spec and check the g8s
+   * policies before every up (default). False for a Pulumi project whose stacks are something
+   * else: only their `g8s:reconcile` and `g8s:decommission` keys are read, and no policy runs.
+   */
+  readonly specChecks: boolean;
 }
 
 export class SettingsError extends Error {
@@ -270,5 +278,6 @@ export function loadSettings(sources: SettingsSources): Settings {
     gitBranch: s.gitBranch,
     gitRemote: s.gitRemote,
     gitPollIntervalMs: durationSeconds(s.gitPollInterval) * 1000,
+    specChecks: s.specChecks,
   };
 }

@@ -4,8 +4,8 @@ import * as path from "node:path";
 import { Writable } from "node:stream";
 import { checkG8sPolicies, createEngine } from "../compose";
 import { ToolchainError } from "../engine";
-import { createLogger } from "../reconciler/logger";
-import { runPlan } from "../plan/plan";
+import { createLogger, redactText } from "../reconciler/logger";
+import { runPlan, type PlanResult } from "../plan/plan";
 import { renderMarkdown, renderSummary } from "../plan/report";
 import { UsageError, writeLine, type CliIo } from "./io";
 import { parseCommandLine, settingsFrom, SETTINGS_HELP } from "./settingsFlags";
@@ -23,6 +23,12 @@ Exit codes: 0 no changes, 2 changes, 1 error (an invalid stack file, a failed pr
 
 ${SETTINGS_HELP}`;
 
+/** The plan with secrets scrubbed from engine errors and output: the report becomes a PR comment. */
+function redacted(result: PlanResult, secrets: readonly string[]): PlanResult {
+  const scrub = (text: string | undefined) => (text === undefined ? undefined : redactText(text, secrets));
+  return { ...result, stacks: result.stacks.map((p) => ({ ...p, error: scrub(p.error), output: scrub(p.output) })) };
+}
+
 export async function runPlanCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandLine(argv, {
     base: { type: "string" },
@@ -37,7 +43,12 @@ export async function runPlanCommand(argv: string[], io: CliIo): Promise<number>
   if (typeof values.base !== "string" || values.base === "") throw new UsageError("--base REF is required");
   const settings = settingsFrom(values, io);
   const stderr = new Writable({ write: (chunk, _enc, cb) => (io.stderr.write(chunk), cb()) });
-  const logger = createLogger({ level: values["log-level"] ? settings.logLevel : "warn", destination: stderr });
+  const secrets = [settings.passphrase ?? ""];
+  const logger = createLogger({
+    level: values["log-level"] ? settings.logLevel : "warn",
+    destination: stderr,
+    secrets,
+  });
   let engine;
   try {
     engine = await createEngine(settings, io.env, logger);
@@ -48,24 +59,29 @@ export async function runPlanCommand(argv: string[], io: CliIo): Promise<number>
     }
     throw err;
   }
-  let result;
+  let result: PlanResult;
   try {
     result = await runPlan({
       projectDir: settings.projectDir,
       base: values.base,
       engine,
       concurrency: settings.concurrency,
+      specChecks: settings.specChecks,
       checkPolicies: checkG8sPolicies,
       onProgress: (stack, what) => writeLine(io.stderr, `… ${stack}: ${what}`),
     });
   } catch (err) {
-    writeLine(io.stderr, `g8s plan: ${(err as Error).message}`);
+    writeLine(io.stderr, `g8s plan: ${redactText((err as Error).message, secrets)}`);
     return 1;
   }
+  result = redacted(result, secrets);
   const reportFile = path.resolve(io.cwd, typeof values.report === "string" ? values.report : "plan.md");
   await fs.writeFile(reportFile, `${renderMarkdown(result)}\n`);
   if (values.json) writeLine(io.stdout, JSON.stringify(result, null, 2));
   else writeLine(io.stdout, `${renderSummary(result)}\nreport: ${path.relative(io.cwd, reportFile) || reportFile}`);
-  for (const p of result.stacks) if (p.error) writeLine(io.stderr, p.error);
+  for (const p of result.stacks) {
+    if (p.error) writeLine(io.stderr, p.error);
+    if (p.output) writeLine(io.stderr, `${p.stack}: the engine's output:\n${p.output}`);
+  }
   return result.exitCode;
 }

@@ -1,14 +1,23 @@
 /** `g8s status`: the daemon's view of every stack, read from its API. */
 import { parseArgs } from "node:util";
-import { DEFAULT_PORT } from "../config";
+import { DEFAULT_PORT, type Settings } from "../config";
 import type { StackStatus } from "../reconciler/types";
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
+import { settingsFrom } from "./settingsFlags";
 
-export const STATUS_USAGE = `usage: g8s status [--url URL] [--json] [STACK]
+export const STATUS_USAGE = `usage: g8s status [--url URL] [--json] [--host H] [--port P] [--config FILE] [STACK]
 
-Shows the running daemon's status of every stack (or one) from its API.
-  --url URL   the daemon's address (default http://127.0.0.1:$G8S_PORT, port ${DEFAULT_PORT})
+Shows the running daemon's status of every stack (or one, with the engine's output of its last
+failed pass) from its API.
+  --url URL   the daemon's address (default http://<host>:<port> from the daemon's settings:
+              --host/--port, G8S_HOST/G8S_PORT or the --config file; 127.0.0.1:${DEFAULT_PORT})
   --json      print the API's JSON`;
+
+/** Where the daemon of these settings answers: a wildcard listen address is reached on loopback. */
+export function daemonUrl(settings: Pick<Settings, "host" | "port">): string {
+  const host = settings.host === "0.0.0.0" ? "127.0.0.1" : settings.host === "::" ? "::1" : settings.host;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${settings.port}`;
+}
 
 function age(iso: string | undefined, now: number): string {
   if (!iso) return "-";
@@ -42,13 +51,33 @@ export function statusTable(stacks: readonly StackStatus[], now = Date.now()): s
     .join("\n");
 }
 
+/** One stack in full: the table row, the whole message, and the last pass's error and engine output. */
+export function stackDetail(stack: StackStatus, now = Date.now()): string {
+  const lines = [statusTable([stack], now)];
+  if (stack.message) lines.push("", `message: ${stack.message}`);
+  const pass = stack.lastPass;
+  if (pass) {
+    lines.push("", `last pass: ${pass.outcome} at ${pass.startedAt} in ${(pass.durationMs / 1000).toFixed(1)}s`);
+    if (pass.error) lines.push(`error: ${pass.error}`);
+    if (pass.output) lines.push("", "engine output of the last pass:", pass.output);
+  }
+  return lines.join("\n");
+}
+
 export async function runStatus(argv: string[], io: CliIo): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { url: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      options: {
+        url: { type: "string" },
+        json: { type: "boolean" },
+        host: { type: "string" },
+        port: { type: "string" },
+        config: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -59,7 +88,7 @@ export async function runStatus(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length > 1) throw new UsageError("at most one stack name");
-  const base = values.url ?? `http://${io.env.G8S_HOST ?? "127.0.0.1"}:${io.env.G8S_PORT ?? DEFAULT_PORT}`;
+  const base = values.url ?? daemonUrl(settingsFrom(values, io));
   let url: URL;
   try {
     url = new URL(positionals[0] ? `/api/stacks/${encodeURIComponent(positionals[0])}` : "/api/stacks", base);
@@ -82,6 +111,6 @@ export async function runStatus(argv: string[], io: CliIo): Promise<number> {
     return EXIT.problems;
   }
   if (values.json) writeLine(io.stdout, JSON.stringify(body, null, 2));
-  else writeLine(io.stdout, statusTable(body.stacks ?? [body]));
+  else writeLine(io.stdout, body.stacks ? statusTable(body.stacks) : stackDetail(body));
   return EXIT.ok;
 }

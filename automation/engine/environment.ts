@@ -1,7 +1,8 @@
 /**
  * The hermetic environment of every engine run: its own PULUMI_HOME, no update checks, no
- * plugin downloads, an explicit backend and passphrase, and the CLI's folder first on PATH so
- * its language host and the dynamic-provider plugin are the ones used.
+ * plugin downloads, an explicit backend and passphrase, the secrets provider taken from the
+ * stack's state when its config has none, and the CLI's folder first on PATH so its language
+ * host and the dynamic-provider plugin are the ones used.
  */
 import * as path from "node:path";
 import { mkdirSync } from "node:fs";
@@ -27,6 +28,7 @@ export const HERMETIC_KEYS = [
   "PULUMI_BACKEND_URL",
   "PULUMI_SKIP_UPDATE_CHECK",
   "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION",
+  "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER",
   "PULUMI_CONFIG_PASSPHRASE",
   "PULUMI_CONFIG_PASSPHRASE_FILE",
   "PATH",
@@ -43,6 +45,10 @@ export function engineEnvironment(options: EngineEnvironmentOptions): Record<str
   env.PULUMI_BACKEND_URL = options.backendUrl ?? defaultBackendUrl(options.stateDir);
   env.PULUMI_SKIP_UPDATE_CHECK = "true";
   env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
+  // Stack files carry no salt (the engine's copy of them does, workspace.ts): a fresh state
+  // directory or a CI checkout takes the secrets provider from the stack's state instead of
+  // minting an unrelated salt that cannot decrypt it.
+  env.PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER = "true";
   delete env.PULUMI_CONFIG_PASSPHRASE;
   delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
   if (options.passphrase !== undefined) env.PULUMI_CONFIG_PASSPHRASE = options.passphrase;

@@ -2,10 +2,11 @@
  * The reconciler's Engine on the Pulumi Automation API and the real CLI. Every command runs in
  * the hermetic environment from environment.ts with the CLI found by toolchain.ts.
  */
+import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   ConcurrentUpdateError,
   LocalWorkspace,
@@ -14,6 +15,7 @@ import {
   type Stack,
 } from "@pulumi/pulumi/automation";
 import {
+  EngineFailure,
   OperationAbortedError,
   StackBusyError,
   type Engine,
@@ -30,9 +32,17 @@ import {
 import type { PulumiCli } from "./toolchain";
 import { missingPluginError, type RequiredPlugin } from "./plugins";
 import { liveness, orphanedProcesses, processEnv } from "../os/processes";
+import { describeCommandFailure } from "./failure";
+import { EngineWorkspace } from "./workspace";
 
 export interface PulumiEngineOptions {
+  /** The Pulumi project: its program and `stacks/`, which the engine only reads. */
   readonly projectDir: string;
+  /**
+   * The engine's private workspace (workspace.ts), where Pulumi reads and writes the stack
+   * files: a copy of the project's, so no engine run writes to the files the reconciler follows.
+   */
+  readonly workspaceDir: string;
   readonly cli: PulumiCli;
   /** The hermetic environment (engineEnvironment()). */
   readonly env: Record<string, string>;
@@ -113,6 +123,13 @@ interface LockFile {
   timestamp?: string;
 }
 
+/** Rethrows a failed CLI command as an EngineFailure (one line, the output apart); others as they are. */
+function readable(err: unknown): never {
+  const failure = describeCommandFailure(err);
+  if (failure !== undefined) throw new EngineFailure(failure.cause, failure.output);
+  throw err;
+}
+
 /** What became of a lock's owner, judged from this host. */
 export function lockOwnerState(lock: LockFile, here: string): LockOwnerState {
   if (lock.hostname !== here || typeof lock.pid !== "number") return "other-host";
@@ -123,8 +140,11 @@ export function lockOwnerState(lock: LockFile, here: string): LockOwnerState {
 export class PulumiEngine implements Engine {
   private command?: Promise<PulumiCommand>;
   private readonly stacks = new Map<string, Promise<Stack>>();
+  private readonly files: EngineWorkspace;
 
-  constructor(private readonly options: PulumiEngineOptions) {}
+  constructor(private readonly options: PulumiEngineOptions) {
+    this.files = new EngineWorkspace(options.projectDir, options.workspaceDir);
+  }
 
   private pulumiCommand(): Promise<PulumiCommand> {
     this.command ??= PulumiCommand.get({ root: this.options.cli.root, skipVersionCheck: false });
@@ -132,20 +152,25 @@ export class PulumiEngine implements Engine {
   }
 
   private async workspace(): Promise<LocalWorkspace> {
+    await this.files.sync();
     return LocalWorkspace.create({
-      workDir: this.options.projectDir,
+      workDir: this.files.dir,
       pulumiCommand: await this.pulumiCommand(),
       envVars: this.options.env,
     });
   }
 
-  /** Selects the stack, creating it in the backend the first time its file is reconciled. */
-  private stack(name: string): Promise<Stack> {
+  /**
+   * Syncs the stack's file into the private workspace, then selects the stack, creating it in
+   * the backend the first time its file is reconciled.
+   */
+  private async stack(name: string): Promise<Stack> {
+    await this.files.sync(name);
     let stack = this.stacks.get(name);
     if (!stack) {
       stack = this.pulumiCommand().then((pulumiCommand) =>
         LocalWorkspace.createOrSelectStack(
-          { stackName: name, workDir: this.options.projectDir },
+          { stackName: name, workDir: this.files.dir },
           { pulumiCommand, envVars: this.options.env },
         ),
       );
@@ -160,12 +185,16 @@ export class PulumiEngine implements Engine {
     if (options.signal.aborted) throw new OperationAbortedError(stack);
     const missing = missingPluginError(String((err as Error)?.message ?? err), this.options.plugins ?? []);
     if (missing !== undefined) throw new Error(missing);
-    throw err;
+    return readable(err);
   }
 
   async listStacks(): Promise<string[]> {
-    const ws = await this.workspace();
-    return (await ws.listStacks()).map((s) => s.name.split("/").pop() as string);
+    try {
+      const ws = await this.workspace();
+      return (await ws.listStacks()).map((s) => s.name.split("/").pop() as string);
+    } catch (err) {
+      return readable(err);
+    }
   }
 
   async previewRefresh(name: string, options: OperationOptions): Promise<PreviewResult> {
@@ -221,10 +250,26 @@ export class PulumiEngine implements Engine {
     }
   }
 
-  /** Removes an empty stack from the backend (after previewing a stack that only exists as a file). */
-  async removeStack(name: string): Promise<void> {
-    this.stacks.delete(name);
-    await (await this.workspace()).removeStack(name);
+  /**
+   * A preview of a stack the backend does not hold yet (`g8s plan` on a new stack file), run on a
+   * private temporary file backend and workspace, removed afterwards: nothing is written to the
+   * shared backend. A stack file without a salt of its own gets a throwaway passphrase, so a new
+   * stack is previewed even where no passphrase is given (a pull request from a fork).
+   */
+  async previewNewStack(name: string, options: OperationOptions): Promise<PreviewResult> {
+    const scratch = await fs.mkdtemp(path.join(tmpdir(), "g8s-new-stack-"));
+    try {
+      const backend = path.join(scratch, "backend");
+      await fs.mkdir(backend);
+      const env: Record<string, string> = { ...this.options.env, PULUMI_BACKEND_URL: pathToFileURL(backend).href };
+      if (env.PULUMI_CONFIG_PASSPHRASE === undefined && env.PULUMI_CONFIG_PASSPHRASE_FILE === undefined)
+        env.PULUMI_CONFIG_PASSPHRASE = randomBytes(24).toString("base64");
+      const engine = new PulumiEngine({ ...this.options, env, workspaceDir: path.join(scratch, "workspace") });
+      engine.command = this.command;
+      return await engine.previewRefresh(name, options);
+    } finally {
+      await fs.rm(scratch, { recursive: true, force: true });
+    }
   }
 
   async destroy(name: string, options: OperationOptions): Promise<UpResult> {
@@ -238,7 +283,7 @@ export class PulumiEngine implements Engine {
   }
 
   async pendingOperations(name: string): Promise<PendingOperation[]> {
-    const state = await (await this.stack(name)).exportStack();
+    const state = await (await this.stack(name)).exportStack().catch(readable);
     const pending = (
       state.deployment as { pending_operations?: Array<{ resource: { urn: string; type: string }; type: string }> }
     ).pending_operations;

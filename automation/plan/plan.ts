@@ -1,15 +1,19 @@
 /**
  * `g8s plan`: what a change would do to the clusters. Validation first (a broken stack file
  * fails the plan with its located errors), then a lock-free preview of each touched stack with
- * bounded concurrency, then a report. Nothing is applied, and nothing is left behind: a stack
- * created in the backend only to preview a new file is removed again.
+ * bounded concurrency, then a report. Nothing is applied, and nothing is written to the shared
+ * backend: a stack that exists only as a file is previewed on a private temporary backend.
  */
-import { promises as fs } from "node:fs";
-import * as path from "node:path";
 import { ProjectStackSource, type DiscoveredStack } from "../reconciler/discovery";
 import { afterPreview, hasChanges, passStart, type PreviewVerdict } from "../reconciler/pass";
 import { mandatory } from "../policy/runner";
-import type { OperationOptions, PreviewResource, PreviewResult, Violation } from "../reconciler/types";
+import {
+  EngineFailure,
+  type OperationOptions,
+  type PreviewResource,
+  type PreviewResult,
+  type Violation,
+} from "../reconciler/types";
 import { changedFiles, touchedStacks, type FileChange, type TouchedStack } from "./changes";
 
 /** What plan needs of the engine (PulumiEngine implements it). */
@@ -17,7 +21,8 @@ export interface PlanEngine {
   listStacks(): Promise<string[]>;
   previewRefresh(stack: string, options: OperationOptions): Promise<PreviewResult>;
   previewDestroy(stack: string, options: OperationOptions): Promise<PreviewResult>;
-  removeStack(stack: string): Promise<void>;
+  /** Preview of a stack the shared backend does not hold, without writing to that backend. */
+  previewNewStack(stack: string, options: OperationOptions): Promise<PreviewResult>;
 }
 
 export type StackPlanKind = "preview" | "new" | "destroy" | "orphaned" | "gone" | "invalid" | "off" | "failed";
@@ -28,8 +33,10 @@ export interface StackPlan {
   readonly kind: StackPlanKind;
   readonly changeSummary?: Readonly<Record<string, number>>;
   readonly preview?: PreviewResult;
-  /** Validation problems or the engine's error. */
+  /** Validation problems or the engine's error (one line for an engine failure). */
   readonly error?: string;
+  /** The engine's whole output when it failed. */
+  readonly output?: string;
   /** Policy violations of the previewed desired state (g8s project stacks). */
   readonly violations?: readonly Violation[];
   /** What the reconciler would do after this preview (the decision of its own passes). */
@@ -49,6 +56,8 @@ export interface PlanOptions {
   readonly base: string;
   readonly engine: PlanEngine;
   readonly concurrency: number;
+  /** Validate stack files as g8s cluster specs (the `specChecks` setting). */
+  readonly specChecks: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: (stack: string, what: string) => void;
   /** Policy check of a previewed stack (default: none). */
@@ -72,7 +81,7 @@ export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (
 export async function runPlan(options: PlanOptions): Promise<PlanResult> {
   const { projectDir, engine } = options;
   const changes = await changedFiles(projectDir, options.base);
-  const source = new ProjectStackSource({ projectDir, reconcileDefaults: {} });
+  const source = new ProjectStackSource({ projectDir, reconcileDefaults: {}, specChecks: options.specChecks });
   const discovered = new Map((await source.discover()).map((s) => [s.name, s]));
   const touched = touchedStacks(changes, [...discovered.keys()]);
 
@@ -104,7 +113,7 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
       const preview =
         kind === "preview"
           ? await engine.previewRefresh(t.stack, { signal })
-          : await previewNewStack(stack, engine, signal);
+          : await engine.previewNewStack(t.stack, { signal });
       // A pull request shows every violation, also where the reconciler would not reach its check.
       const violations =
         options.checkPolicies && preview.resources ? await options.checkPolicies(stack, preview.resources) : [];
@@ -119,7 +128,8 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
         ...(violations.length > 0 ? { violations } : {}),
       };
     } catch (err) {
-      return { stack: t.stack, reason: t.reason, kind: "failed", error: (err as Error).message };
+      const output = err instanceof EngineFailure ? { output: err.output } : {};
+      return { stack: t.stack, reason: t.reason, kind: "failed", error: (err as Error).message, ...output };
     }
   });
   const blocked = plans.some((p) => mandatory(p.violations ?? []).length > 0);
@@ -130,23 +140,4 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
         ? 2
         : 0;
   return { base: options.base, changes, stacks: plans, exitCode };
-}
-
-/**
- * A stack that only exists as a file: created in the backend for the preview, then removed,
- * and its file restored (Pulumi writes `encryptionsalt` into it on creation).
- */
-async function previewNewStack(
-  stack: DiscoveredStack,
-  engine: PlanEngine,
-  signal: AbortSignal,
-): Promise<PreviewResult> {
-  const file = stack.file as string;
-  const original = await fs.readFile(file, "utf8");
-  try {
-    return await engine.previewRefresh(stack.name, { signal });
-  } finally {
-    await engine.removeStack(stack.name).catch(() => undefined);
-    await fs.writeFile(path.resolve(file), original);
-  }
 }

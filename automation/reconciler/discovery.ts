@@ -7,9 +7,9 @@
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
-import { parse as parseYaml } from "yaml";
 import {
   ClusterSpecError,
+  G8S_CONFIG_KEYS,
   durationSeconds,
   parseStackFile,
   parseStackSettings,
@@ -36,7 +36,7 @@ export interface DiscoveredStack {
   readonly error?: string;
   /** The backend holds this stack (unknown when the backend could not be listed). */
   readonly inBackend?: boolean;
-  /** Configuration of the g8s policies (g8s project only: other projects are not checked). */
+  /** Configuration of the g8s policies (with spec checks only: other projects are not checked). */
   readonly policyConfig?: { readonly clusterId: string; readonly publicApi: boolean };
 }
 
@@ -49,22 +49,33 @@ export interface ProjectStackSourceOptions {
   /** Lists the backend's stacks; undefined skips orphan detection. */
   readonly listBackendStacks?: () => Promise<string[]>;
   readonly reconcileDefaults: Partial<ReconcileSpec>;
+  /**
+   * The stack files are g8s clusters: validate the whole `g8s:cluster` spec and give each stack
+   * its policy configuration. False reads only the `g8s:` reconcile keys (any other project).
+   */
+  readonly specChecks: boolean;
   /** Only these stacks (files and backend stacks alike); default every stack. */
   readonly only?: readonly string[];
 }
 
-/** The project's name from Pulumi.yaml. */
-export async function projectName(projectDir: string): Promise<string> {
-  const text = await fs.readFile(path.join(projectDir, "Pulumi.yaml"), "utf8");
-  const doc = parseYaml(text) as { name?: unknown } | null;
-  if (typeof doc?.name !== "string") throw new Error(`${path.join(projectDir, "Pulumi.yaml")}: no project name`);
-  return doc.name;
+/** The hint a missing `g8s:cluster` gets when spec checks are on. */
+const NOT_A_CLUSTER_HINT = "(a project whose stacks are not g8s clusters: set --spec-checks false)";
+
+/** An invalid file's problems, one per line; a missing cluster spec says how to turn checks off. */
+function problemLines(err: ClusterSpecError): string {
+  const lines = err.lines();
+  return err.issues
+    .map((issue, i) =>
+      issue.path === G8S_CONFIG_KEYS.cluster && issue.message.startsWith("is missing")
+        ? `${lines[i]} ${NOT_A_CLUSTER_HINT}`
+        : lines[i],
+    )
+    .join("\n");
 }
 
 export class ProjectStackSource implements StackSource {
   private readonly cache = new Map<string, { hash: string; result: DiscoveredStack }>();
   private lastBackend: Set<string> | undefined;
-  private isG8s: boolean | undefined;
 
   constructor(private readonly options: ProjectStackSourceOptions) {}
 
@@ -78,13 +89,13 @@ export class ProjectStackSource implements StackSource {
     const hash = createHash("sha256").update(text).digest("hex");
     const cached = this.cache.get(file);
     if (cached?.hash === hash) return cached.result;
-    this.isG8s ??= (await projectName(this.options.projectDir).catch(() => "")) === "g8s";
     const display = path.relative(this.options.projectDir, file);
     let result: DiscoveredStack;
     try {
-      // The g8s project validates the whole cluster spec; other projects only the g8s: keys.
       const opts = { reconcileDefaults: this.options.reconcileDefaults };
-      const parsed = this.isG8s ? parseStackFile(text, display, opts) : parseStackSettings(text, display, opts);
+      const parsed = this.options.specChecks
+        ? parseStackFile(text, display, opts)
+        : parseStackSettings(text, display, opts);
       const cluster = "cluster" in parsed ? (parsed as ParsedStackFile).cluster : undefined;
       result = {
         name,
@@ -106,7 +117,12 @@ export class ProjectStackSource implements StackSource {
       };
     } catch (err) {
       if (!(err instanceof ClusterSpecError)) throw err;
-      result = { name, file, fileHash: hash, error: err.lines().join("\n") };
+      result = {
+        name,
+        file,
+        fileHash: hash,
+        error: this.options.specChecks ? problemLines(err) : err.lines().join("\n"),
+      };
     }
     this.cache.set(file, { hash, result });
     return result;

@@ -1,8 +1,12 @@
 /**
- * The reconciler's logger: pino JSON lines with secrets redacted twice over. Structured fields
+ * The reconciler's logger: pino JSON lines with secrets redacted structurally. Structured fields
  * are censored by path (`REDACT_PATHS`); free text (engine errors, CLI output) goes through
  * `redactText` before it is logged or stored, and the `err` serializer applies it to every
- * logged error's message and stack.
+ * logged error's message and stack. `redactText` knows secrets by their shape (PEM blocks,
+ * bearer and Vault tokens, `name=value` with a secret's name, a URL's password) and the known
+ * secrets by value, but only as whole tokens: a passphrase `pp` is not cut out of "stopped".
+ * A known secret shorter than MIN_REDACTABLE_SECRET is not searched for at all (it would mark
+ * ordinary words, and so show where it occurs); the logger warns about it once.
  */
 import pino from "pino";
 
@@ -58,6 +62,13 @@ export interface LoggerOptions {
   readonly secrets?: readonly string[];
 }
 
+/**
+ * Known secrets shorter than this are not searched for in free text: even as whole tokens they
+ * match ordinary words (`true`, `1234`, `test`), and every such mark would tell a reader the
+ * passphrase. Named fields and `PULUMI_CONFIG_PASSPHRASE=…` still hide them.
+ */
+export const MIN_REDACTABLE_SECRET = 8;
+
 export function createLogger(options: LoggerOptions = {}): pino.Logger {
   const scrub = (text: string) => redactText(text, options.secrets);
   const pinoOptions: pino.LoggerOptions = {
@@ -84,7 +95,15 @@ export function createLogger(options: LoggerOptions = {}): pino.Logger {
       },
     },
   };
-  return options.destination ? pino(pinoOptions, options.destination) : pino(pinoOptions);
+  const logger = options.destination ? pino(pinoOptions, options.destination) : pino(pinoOptions);
+  if ((options.secrets ?? []).some((s) => s.length > 0 && s.length < MIN_REDACTABLE_SECRET)) {
+    logger.warn(
+      { minLength: MIN_REDACTABLE_SECRET },
+      `a known secret (the passphrase) is shorter than ${MIN_REDACTABLE_SECRET} characters: it is not searched for in free text, ` +
+        "only hidden where it is named (PULUMI_CONFIG_PASSPHRASE=…, passphrase fields); use a longer passphrase",
+    );
+  }
+  return logger;
 }
 
 function scrubStrings<T>(value: T, scrub: (text: string) => string, depth: number): T {
@@ -139,16 +158,20 @@ const TEXT_PATTERNS: readonly { readonly pattern: RegExp; readonly replace: stri
   { pattern: /\b([a-z][a-z0-9+.-]{0,30}:\/\/[^\s:/@]{0,256}:)[^\s/@]{1,256}@/gi, replace: `$1${REDACTED}@` },
 ];
 
+/** A known secret where it stands as a whole token: no letter, digit or `_` right before or after. */
+function wholeToken(secret: string): RegExp {
+  return new RegExp(String.raw`(?<![A-Za-z0-9_])${secret.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9_])`, "g");
+}
+
 /**
- * Scrubs secrets from free text before it is logged or stored: first every known secret
- * (the passphrase, the API token — exact strings, longest first so one containing another goes
- * whole), then the patterns above.
+ * Scrubs secrets from free text before it is logged or stored: first every known secret of at
+ * least MIN_REDACTABLE_SECRET characters where it stands as a whole token (the passphrase, the
+ * API token; longest first so one containing another goes whole), then the patterns above.
  */
 export function redactText(text: string, secrets: readonly string[] = []): string {
   let out = text;
-  for (const secret of [...secrets].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)) {
-    out = out.split(secret).join(REDACTED);
-  }
+  const known = secrets.filter((s) => s.length >= MIN_REDACTABLE_SECRET).sort((a, b) => b.length - a.length);
+  for (const secret of known) out = out.replace(wholeToken(secret), REDACTED);
   for (const { pattern, replace } of TEXT_PATTERNS) {
     out = out.replace(pattern, replace);
   }

@@ -4,6 +4,7 @@
  */
 import type { Clock } from "./clock";
 import {
+  EngineFailure,
   OperationAbortedError,
   PassTimeoutError,
   StackBusyError,
@@ -122,7 +123,13 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
       ...(violations.length > 0 ? { violations } : {}),
     });
   } catch (err) {
-    const extra = { detectMs, changeSummary, drift, error: ctx.redact(`${phase}: ${(err as Error).message}`) };
+    const extra = {
+      detectMs,
+      changeSummary,
+      drift,
+      error: ctx.redact(`${phase}: ${(err as Error).message}`),
+      ...(err instanceof EngineFailure ? { output: ctx.redact(err.output) } : {}),
+    };
     if (err instanceof StackBusyError) return done("busy", extra);
     if (signal.reason instanceof PassTimeoutError) {
       return done("failed", { ...extra, error: ctx.redact(`${phase}: ${signal.reason.message}`) });

@@ -103,6 +103,20 @@ export class OperationAbortedError extends Error {
   }
 }
 
+/**
+ * A failed engine command: `message` is one line with the cause (what logs and the status table
+ * show), `output` the engine's whole output (what `g8s status <stack>` shows).
+ */
+export class EngineFailure extends Error {
+  constructor(
+    message: string,
+    readonly output: string,
+  ) {
+    super(message);
+    this.name = "EngineFailure";
+  }
+}
+
 /** The reason a pass's signal is aborted with when it ran too long. */
 export class PassTimeoutError extends Error {
   constructor(readonly timeoutMs: number) {
@@ -138,8 +152,10 @@ export interface PassRecord {
   readonly drift: readonly ResourceDrift[];
   readonly changeSummary?: Readonly<Record<string, number>>;
   readonly resourceChanges?: Readonly<Record<string, number>>;
-  /** Error text for failed/invalid/busy passes, secrets redacted. */
+  /** Error text for failed/invalid/busy passes, secrets redacted: one line for an engine failure. */
   readonly error?: string;
+  /** The engine's whole output when it failed (EngineFailure), secrets redacted. */
+  readonly output?: string;
   /** Policy violations of the desired state (a mandatory one blocks the up). */
   readonly violations?: readonly Violation[];
 }

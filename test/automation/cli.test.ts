@@ -1,5 +1,8 @@
 /** `g8s status` against a real API server, and settings errors at the command line. */
 import * as assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import pino from "pino";
 import { Registry } from "prom-client";
@@ -9,14 +12,14 @@ import { createApiServer, type ApiServer } from "../../automation/reconciler/ser
 import { exitCodeOf } from "../../automation/cli/reconcile";
 import { PASS_OUTCOMES, type PassOutcome, type PassRecord, type StackStatus } from "../../automation/reconciler/types";
 
-function capture(): { io: CliIo; out: () => string; err: () => string } {
+function capture(env: NodeJS.ProcessEnv = {}): { io: CliIo; out: () => string; err: () => string } {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let o = "";
   let e = "";
   stdout.on("data", (c: Buffer) => (o += c.toString()));
   stderr.on("data", (c: Buffer) => (e += c.toString()));
-  return { io: { cwd: process.cwd(), env: {}, stdout, stderr }, out: () => o, err: () => e };
+  return { io: { cwd: process.cwd(), env, stdout, stderr }, out: () => o, err: () => e };
 }
 
 const STATUSES: StackStatus[] = [
@@ -28,6 +31,25 @@ const STATUSES: StackStatus[] = [
     intervalSeconds: 600,
     consecutiveFailures: 5,
     message: "stalled after 5 consecutive failures",
+  },
+  {
+    name: "edge8",
+    phase: "backoff",
+    mode: "correct",
+    intervalSeconds: 300,
+    consecutiveFailures: 1,
+    message: "detect: pulumi preview failed: Missing required configuration variable 'store:records'",
+    lastPass: {
+      stack: "edge8",
+      outcome: "failed",
+      mode: "correct",
+      startedAt: "2026-12-01T00:31:44.513Z",
+      durationMs: 49351,
+      drift: [],
+      error: "detect: pulumi preview failed: Missing required configuration variable 'store:records'",
+      output:
+        "Previewing update (edge8):\nDiagnostics:\n    error: Missing required configuration variable 'store:records'",
+    },
   },
 ];
 
@@ -56,14 +78,52 @@ describe("g8s status", () => {
     assert.equal(await main(["status", "--url", url], c.io), 0);
     const lines = c.out().trimEnd().split("\n");
     assert.match(lines[0], /^STACK\s+PHASE\s+MODE\s+FAILURES\s+LAST SUCCESS\s+NEXT RUN\s+MESSAGE$/);
+    assert.match(lines[2], /^edge8\s+backoff/);
     assert.match(lines[1], /^edge7\s+stalled\s+detect\s+5\s+-\s+-\s+stalled after 5 consecutive failures$/);
-    assert.match(lines[2], /^eu1prod\s+in-sync\s+correct\s+0/);
+    assert.match(lines[3], /^eu1prod\s+in-sync\s+correct\s+0/);
   });
 
   it("prints one stack as JSON", async () => {
     const c = capture();
     assert.equal(await main(["status", "--url", url, "--json", "edge7"], c.io), 0);
     assert.deepEqual(JSON.parse(c.out()), STATUSES[1]);
+  });
+
+  it("shows one stack in full: its message and the engine's output of the last pass", async () => {
+    const c = capture();
+    assert.equal(await main(["status", "--url", url, "edge8"], c.io), 0);
+    const text = c.out();
+    assert.match(text, /^STACK\s+PHASE/);
+    assert.match(
+      text,
+      /\nmessage: detect: pulumi preview failed: Missing required configuration variable 'store:records'\n/,
+    );
+    assert.match(text, /\nlast pass: failed at 2026-12-01T00:31:44.513Z in 49.4s\n/);
+    assert.match(text, /\nengine output of the last pass:\nPreviewing update \(edge8\):\nDiagnostics:\n/);
+  });
+
+  it("finds the daemon through the settings: G8S_PORT, --port or the daemon's --config file", async () => {
+    const port = new URL(url).port;
+    const byEnv = capture({ G8S_HOST: "127.0.0.1", G8S_PORT: port });
+    assert.equal(await main(["status"], byEnv.io), 0, byEnv.err());
+    assert.match(byEnv.out(), /^STACK/);
+    const byFlag = capture({ G8S_PORT: "1" });
+    assert.equal(await main(["status", "--port", port], byFlag.io), 0, byFlag.err());
+    const dir = mkdtempSync(path.join(tmpdir(), "g8s-status-"));
+    try {
+      const file = path.join(dir, "g8s.yaml");
+      writeFileSync(file, `port: ${port}\nhost: 127.0.0.1\n`);
+      const byFile = capture();
+      assert.equal(await main(["status", "--config", file], byFile.io), 0, byFile.err());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("rejects a bad port setting like the daemon does", async () => {
+    const c = capture({ G8S_PORT: "http" });
+    assert.equal(await main(["status"], c.io), 2);
+    assert.match(c.err(), /G8S_PORT: /);
   });
 
   it("says so when the stack is unknown", async () => {

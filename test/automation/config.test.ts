@@ -61,6 +61,18 @@ describe("daemon settings", () => {
     ]);
   });
 
+  it("checks stack files as g8s cluster specs unless told the project's stacks are something else", () => {
+    assert.equal(loadSettings(sources()).specChecks, true);
+    assert.equal(loadSettings(sources({ env: { G8S_SPEC_CHECKS: "false" } })).specChecks, false);
+    assert.equal(
+      loadSettings(sources({ flags: { specChecks: "0" }, env: { G8S_SPEC_CHECKS: "true" } })).specChecks,
+      false,
+    );
+    assert.deepEqual(problems({ env: { G8S_SPEC_CHECKS: "maybe" } }), [
+      "G8S_SPEC_CHECKS: must be true or false (got 'maybe')",
+    ]);
+  });
+
   it("rejects a backoff cap below its base", () => {
     assert.deepEqual(problems({ flags: { backoffBase: "60s", backoffMax: "30s" } }), [
       "--backoff-max: must be ≥ backoffBase (60s)",

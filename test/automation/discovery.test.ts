@@ -19,6 +19,7 @@ describe("stack discovery", () => {
       projectDir: dir,
       listBackendStacks: async () => backend,
       reconcileDefaults: { mode: "detect", interval: "2m" },
+      specChecks: false,
     });
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -65,6 +66,7 @@ describe("stack discovery", () => {
       projectDir: dir,
       listBackendStacks: async () => backend,
       reconcileDefaults: {},
+      specChecks: false,
       only: ["b", "gone"],
     });
     const found = await only.discover({ includeBackend: true });
@@ -86,9 +88,8 @@ describe("stack discovery", () => {
     assert.equal(after.settings?.mode, "off");
   });
 
-  it("validates the whole cluster spec in the g8s project", async () => {
-    writeFileSync(path.join(dir, "Pulumi.yaml"), "name: g8s\nruntime: nodejs\n");
-    source = new ProjectStackSource({ projectDir: dir, reconcileDefaults: {} });
+  it("validates the whole cluster spec with spec checks, whatever the project is called", async () => {
+    source = new ProjectStackSource({ projectDir: dir, reconcileDefaults: {}, specChecks: true });
     write("Pulumi.c1.yaml", "config:\n  g8s:cluster: { id: c1, provider: aws }\n");
     const [c1] = await source.discover();
     assert.equal(
@@ -99,5 +100,24 @@ describe("stack discovery", () => {
         "stacks/Pulumi.c1.yaml: nodePools: is required",
       ].join("\n"),
     );
+  });
+
+  it("says how to turn spec checks off when a stack file has no cluster spec", async () => {
+    source = new ProjectStackSource({ projectDir: dir, reconcileDefaults: {}, specChecks: true });
+    write("Pulumi.a.yaml", "config:\n  store:dir: /x\n");
+    const [a] = await source.discover();
+    assert.equal(
+      a.error,
+      "stacks/Pulumi.a.yaml: g8s:cluster: is missing: every g8s stack file describes one cluster " +
+        "(a project whose stacks are not g8s clusters: set --spec-checks false)",
+    );
+  });
+
+  it("reads only the g8s: keys and gives no policy configuration without spec checks, even in a project named g8s", async () => {
+    writeFileSync(path.join(dir, "Pulumi.yaml"), "name: g8s\nruntime: nodejs\n");
+    write("Pulumi.c1.yaml", "config:\n  g8s:cluster: { id: c1, provider: aws }\n");
+    const [c1] = await source.discover();
+    assert.equal(c1.error, undefined);
+    assert.equal(c1.policyConfig, undefined);
   });
 });

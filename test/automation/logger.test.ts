@@ -99,7 +99,7 @@ describe("redactText", () => {
     );
   });
 
-  it("replaces known secrets wherever they occur, the longest first", () => {
+  it("replaces known secrets where they stand as whole tokens, the longest first", () => {
     assert.equal(
       redactText("decrypt with correct horse battery failed (correct horse)", [
         "correct horse",
@@ -108,6 +108,15 @@ describe("redactText", () => {
       ]),
       "decrypt with [redacted] failed ([redacted])",
     );
+    assert.equal(
+      redactText("with s3cr3t-pw, 's3cr3t-pw' and s3cr3t-pw@db, not s3cr3t-pwd or xs3cr3t-pw", ["s3cr3t-pw"]),
+      "with [redacted], '[redacted]' and [redacted]@db, not s3cr3t-pwd or xs3cr3t-pw",
+    );
+  });
+
+  it("does not cut a short passphrase out of words: 'stopped' stays 'stopped' with passphrase pp", () => {
+    assert.equal(redactText("daemon stopped: pp", ["pp"]), "daemon stopped: pp");
+    assert.equal(redactText("PULUMI_CONFIG_PASSPHRASE=pp", ["pp"]), "PULUMI_CONFIG_PASSPHRASE=[redacted]");
   });
 
   it("leaves ordinary engine output alone", () => {
@@ -218,6 +227,24 @@ describe("createLogger", () => {
     assert.equal(first.msg, "up failed: Authorization: Bearer [redacted]");
     assert.equal(first.err.message, "up failed: Authorization: Bearer [redacted]: token: [redacted]");
     assert.equal(first.err.stderr, "PULUMI_CONFIG_PASSPHRASE=[redacted]");
+  });
+
+  it("warns once when a known secret is too short to search for, and leaves words whole", () => {
+    const written: string[] = [];
+    const logger = createLogger({ secrets: ["pp"], destination: { write: (l) => void written.push(l) } });
+    logger.info("daemon stopped");
+    const lines = written.map((l) => JSON.parse(l) as { level: string; msg: string; minLength?: number });
+    assert.equal(lines.length, 2);
+    assert.equal(lines[0].level, "warn");
+    assert.match(
+      lines[0].msg,
+      /^a known secret \(the passphrase\) is shorter than 8 characters: it is not searched for/,
+    );
+    assert.equal(lines[0].minLength, 8);
+    assert.equal(lines[1].msg, "daemon stopped");
+    const quiet: string[] = [];
+    createLogger({ secrets: ["long enough"], destination: { write: (l) => void quiet.push(l) } });
+    assert.deepEqual(quiet, []);
   });
 
   it("scrubs the known secrets it was given from messages and errors", () => {

@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import { afterPreview, hasChanges, passStart, runPass } from "../../automation/reconciler/pass";
 import type { DiscoveredStack } from "../../automation/reconciler/discovery";
+import { EngineFailure } from "../../automation/reconciler/types";
 import { FakeClock, FakeEngine } from "./fakes";
 
 const stack = (settings: Partial<NonNullable<DiscoveredStack["settings"]>> = {}): DiscoveredStack => ({
@@ -53,6 +54,19 @@ describe("one pass", () => {
     const record = await run(stack());
     assert.equal(record.outcome, "failed");
     assert.equal(record.error, "detect: bad passphrase [redacted]");
+  });
+
+  it("records an engine failure as one line with its cause, and the engine's output apart, both redacted", async () => {
+    engine.previewRefresh = async () => {
+      throw new EngineFailure(
+        "pulumi preview failed: disk full",
+        "Previewing update (s):\n  error: disk full (s3cr3t)",
+      );
+    };
+    const record = await run(stack());
+    assert.equal(record.outcome, "failed");
+    assert.equal(record.error, "detect: pulumi preview failed: disk full");
+    assert.equal(record.output, "Previewing update (s):\n  error: disk full ([redacted])");
   });
 
   it("blocks the up when the desired state violates a mandatory policy", async () => {

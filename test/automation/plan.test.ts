@@ -96,7 +96,9 @@ describe("g8s plan: the reconciler's decision", () => {
     previewDestroy(stack: string, options: OperationOptions): Promise<PreviewResult> {
       return this.destroy(stack, options).then(() => ({ changeSummary: { delete: 3 }, drift: [] }));
     }
-    async removeStack(): Promise<void> {}
+    previewNewStack(stack: string, options: OperationOptions): Promise<PreviewResult> {
+      return this.previewRefresh(stack, options);
+    }
   }
 
   it("previews what a pass would run, stack by stack", async () => {
@@ -130,12 +132,16 @@ describe("g8s plan: the reconciler's decision", () => {
     script(planEngine);
     const plan = await whileAdvancing(
       clock,
-      runPlan({ projectDir: dir, base: "HEAD~1", engine: planEngine, concurrency: 1 }),
+      runPlan({ projectDir: dir, base: "HEAD~1", engine: planEngine, concurrency: 1, specChecks: false }),
     );
 
     const passEngine = new FakeEngine(clock);
     script(passEngine);
-    const found = await new ProjectStackSource({ projectDir: dir, reconcileDefaults: {} }).discover();
+    const found = await new ProjectStackSource({
+      projectDir: dir,
+      reconcileDefaults: {},
+      specChecks: false,
+    }).discover();
     const signal = new AbortController().signal;
     const passes = Promise.all(found.map((s) => runPass(s, { engine: passEngine, clock, signal, redact: (t) => t })));
     const outcomes = new Map((await whileAdvancing(clock, passes)).map((r) => [r.stack, r.outcome]));

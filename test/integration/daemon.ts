@@ -63,6 +63,7 @@ export async function startDaemon(
     "1s",
     "--log-level",
     "debug",
+    ...sandbox.settingsArgs,
     ...extraArgs,
   ];
   const proc = spawn(command[0], command.slice(1), {

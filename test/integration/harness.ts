@@ -21,6 +21,11 @@ export interface Sandbox {
   readonly storeDir: string;
   readonly cli: PulumiCli;
   readonly env: Record<string, string>;
+  /**
+   * Settings flags every g8s command on this sandbox takes: a fixture's stacks are not g8s
+   * clusters, so `--spec-checks false`; a copy of the g8s project needs none.
+   */
+  readonly settingsArgs: readonly string[];
   dispose(): void;
 }
 
@@ -82,6 +87,7 @@ export async function createSandbox(label = "g8s-it", options: SandboxOptions = 
     storeDir,
     cli,
     env,
+    settingsArgs: options.project === "g8s" ? [] : ["--spec-checks", "false"],
     dispose: () => rmSync(root, { recursive: true, force: true }),
   };
 }
@@ -138,6 +144,7 @@ export function reconcileOnce(
       sandbox.projectDir,
       "--state-dir",
       sandbox.stateDir,
+      ...sandbox.settingsArgs,
       ...args,
     ],
     {

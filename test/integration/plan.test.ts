@@ -5,7 +5,8 @@
  */
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { PROJECT_ROOT } from "../../automation/engine";
 import { createSandbox, reconcileOnce, TEST_PASSPHRASE, writeFixtureStack, type Sandbox } from "./harness";
@@ -35,6 +36,7 @@ describe("real engine: g8s plan", function () {
         sandbox.projectDir,
         "--state-dir",
         sandbox.stateDir,
+        ...sandbox.settingsArgs,
       ],
       {
         env: {
@@ -46,6 +48,17 @@ describe("real engine: g8s plan", function () {
       },
     );
     return { code: r.status, stdout: r.stdout, stderr: r.stderr, report: readFileSync(report, "utf8") };
+  };
+
+  /** Every file of the shared backend with a hash of its content. */
+  const backendFiles = (dir = path.join(sandbox.stateDir, "backend")): Record<string, string> => {
+    const files: Record<string, string> = {};
+    for (const name of readdirSync(dir)) {
+      const file = path.join(dir, name);
+      if (statSync(file).isDirectory()) Object.assign(files, backendFiles(file));
+      else files[file] = createHash("sha256").update(readFileSync(file)).digest("hex");
+    }
+    return files;
   };
 
   before(async () => {
@@ -93,14 +106,17 @@ describe("real engine: g8s plan", function () {
     assert.match(r.report, /\| `p2` \| program changed \| 0 \| 1 \| 0 \| 0 \| changes \|/);
   });
 
-  it("previews an added stack file as a new cluster and leaves no stack behind", () => {
+  it("previews an added stack file as a new cluster without writing to the shared backend", () => {
     const file = writeFixtureStack(sandbox, "p3", { a: "3" });
     const before = readFileSync(file, "utf8");
     commit("new cluster");
+    const backendBefore = backendFiles();
     const r = plan();
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.report, /\| `p3` \| file added \| 2 \| 0 \| 0 \| 0 \| 🆕 new cluster \|/);
+    assert.deepEqual(backendFiles(), backendBefore, "no file of the shared backend was created, changed or removed");
     assert.equal(readFileSync(file, "utf8"), before, "the stack file is left as it was");
+    assert.equal(git("status", "--porcelain"), "", "the checkout is clean");
     const listed = execFileSync(path.join(sandbox.cli.binDir, "pulumi"), ["stack", "ls", "--json"], {
       cwd: sandbox.projectDir,
       env: sandbox.env,

@@ -1,6 +1,10 @@
-/** `g8s reconcile --once` as a process with the real engine: JSON lines, exit codes, a broken file among good ones. */
+/**
+ * `g8s reconcile --once` as a process with the real engine: JSON lines, exit codes, a broken file
+ * among good ones, and a checkout the reconciler follows left as it was.
+ */
 import * as assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import type { PassRecord } from "../../automation/reconciler/types";
 import { createSandbox, readRecord, reconcileOnce, writeFixtureStack, writeRecord, type Sandbox } from "./harness";
@@ -16,6 +20,14 @@ function reconcile(sandbox: Sandbox, ...args: string[]) {
     records: passes,
     summary: records.find((x) => x.summary)?.summary,
     stderr: r.stderr,
+    /** The log lines that carry an error, as [message, error]. */
+    loggedErrors: () =>
+      r.stderr
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { msg: string; err?: string })
+        .filter((l) => l.err !== undefined)
+        .map((l) => [l.msg, l.err]),
   };
 }
 
@@ -83,5 +95,52 @@ describe("real engine: g8s reconcile --once", function () {
       "stacks/Pulumi.b3.yaml: g8s:reconcile.mode: must be one of correct, detect, off (got 'fix')",
     );
     assert.equal(readRecord(sandbox, "b1", "a"), "1");
+  });
+
+  it("leaves the stack files it follows untouched: git status stays clean, the salt stays private", () => {
+    const git = (...args: string[]) => execFileSync("git", ["-C", sandbox.projectDir, ...args], { encoding: "utf8" });
+    writeFileSync(path.join(sandbox.projectDir, ".gitignore"), "node_modules\n");
+    writeFixtureStack(sandbox, "g1", { a: "1" });
+    git("init", "-q", "-b", "main");
+    git("add", "-A");
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "desired state");
+    const created = reconcile(sandbox, "g1");
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal(created.records[0].outcome, "corrected");
+    assert.equal(git("status", "--porcelain"), "", "a new stack's creation writes nothing into the checkout");
+    const again = reconcile(sandbox, "g1");
+    assert.deepEqual(again.summary, { "in-sync": 1 });
+    assert.equal(git("status", "--porcelain"), "");
+    const copy = readFileSync(path.join(sandbox.stateDir, "workspace", "stacks", "Pulumi.g1.yaml"), "utf8");
+    assert.match(copy, /^encryptionsalt: v1:/m, "Pulumi's salt lives in the engine's own copy");
+  });
+
+  it("logs an engine failure as one line with its cause and keeps the engine's output once in the record", () => {
+    writeFileSync(
+      path.join(sandbox.projectDir, "stacks", "Pulumi.f1.yaml"),
+      `config:\n  store:dir: ${path.join(sandbox.storeDir, "f1")}\n`,
+    );
+    const r = reconcile(sandbox, "f1");
+    assert.equal(r.code, 1);
+    const cause = "detect: pulumi preview failed: Missing required configuration variable 'store:records'";
+    assert.equal(r.records[0].error, cause);
+    assert.equal(r.records[0].output?.split("Diagnostics:").length, 2, "the output once");
+    assert.deepEqual(r.loggedErrors(), [["pass failed: backing off", cause]]);
+    assert.doesNotMatch(r.stderr, /Diagnostics:/, "the log holds no engine output");
+  });
+
+  it("logs a backend it cannot reach as one line, never the CLI's whole output, and no password", () => {
+    writeFixtureStack(sandbox, "u1", { a: "1" });
+    const r = reconcile(sandbox, "u1", "--backend-url", "postgres://g8s:s3cr3t-pw@127.0.0.1:1/state");
+    assert.equal(r.code, 1, r.stderr);
+    assert.deepEqual(r.loggedErrors(), [
+      [
+        "pass failed: backing off",
+        'detect: pulumi stack select failed: unable to open state database "postgres://g8s:[redacted]@127.0.0.1:1/state": ' +
+          "failed to ping PostgreSQL: dial tcp 127.0.0.1:1: connect: connection refused",
+      ],
+    ]);
+    assert.match(r.records[0].output ?? "", /^Command failed with exit code 1: \S+ stack select/);
+    assert.doesNotMatch(r.stderr + JSON.stringify(r.records), /s3cr3t-pw/);
   });
 });

@@ -11,10 +11,30 @@ const SCRIPTS = Object.keys(
 );
 const G8S_COMMANDS = ["validate", "reconcile", "daemon", "status", "plan", "host"];
 
+interface Step {
+  run?: string;
+  uses?: string;
+  env?: Record<string, string>;
+  with?: Record<string, unknown>;
+}
+
+interface Job {
+  if?: string;
+  env?: Record<string, string>;
+  steps: Step[];
+}
+
 interface Workflow {
   on: unknown;
-  jobs: Record<string, { steps: Array<{ run?: string; uses?: string }> }>;
+  env?: Record<string, string>;
+  jobs: Record<string, Job>;
 }
+
+/** Whether a piece of a workflow hands a repository secret to what runs there. */
+const usesSecrets = (value: unknown): boolean => /\bsecrets\./.test(JSON.stringify(value ?? {}));
+
+/** The condition that keeps a job to pull requests from this repository's own branches. */
+const SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository";
 
 describe(".github/workflows", () => {
   const files = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f));
@@ -50,8 +70,44 @@ describe(".github/workflows", () => {
       it("applies nothing: no pulumi up, no reconcile, no destroy", () => {
         for (const run of runs) assert.doesNotMatch(run, /pulumi (up|destroy)|g8s (reconcile|daemon)/, file);
       });
+
+      it("never runs with secrets on pull_request_target (the pull request's code would get them)", () => {
+        assert.doesNotMatch(JSON.stringify(doc.on), /pull_request_target/);
+      });
     });
   }
+
+  describe("pull-request.yaml: secrets stay away from untrusted code", () => {
+    const doc = parse(readFileSync(path.join(DIR, "pull-request.yaml"), "utf8")) as Workflow;
+    const jobs = Object.entries(doc.jobs);
+
+    it("checks every pull request, forks included, without any secret", () => {
+      const checks = jobs.filter(([, job]) => job.steps.some((s) => /npx g8s validate/.test(s.run ?? "")));
+      assert.ok(checks.length > 0, "a job validates the stack files");
+      for (const [name, job] of checks) {
+        assert.equal(job.if, undefined, `${name} runs for every pull request`);
+        assert.equal(usesSecrets(job), false, `${name} sees no secret`);
+      }
+    });
+
+    it("hands secrets to no job or workflow environment, so npm ci never sees them", () => {
+      assert.equal(usesSecrets(doc.env), false);
+      for (const [name, job] of jobs) assert.equal(usesSecrets(job.env), false, name);
+    });
+
+    it("hands secrets only to the g8s plan step, in a job limited to this repository's branches", () => {
+      for (const [name, job] of jobs) {
+        for (const step of job.steps.filter(usesSecrets)) {
+          assert.match(step.run ?? "", /npx g8s plan/, `${name}: only g8s plan gets secrets`);
+          assert.match(job.if ?? "", new RegExp(SAME_REPOSITORY.replace(/[.]/g, "\\.")), `${name}: forks excluded`);
+        }
+      }
+      assert.ok(
+        jobs.some(([, job]) => job.steps.some((s) => usesSecrets(s) && /npx g8s plan/.test(s.run ?? ""))),
+        "the plan step gets the backend and passphrase",
+      );
+    });
+  });
 
   it("knows every g8s command the CLI has", async () => {
     const { main } = await import("../../automation/cli/main");

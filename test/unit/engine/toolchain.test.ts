@@ -95,6 +95,7 @@ describe("engine environment", () => {
     assert.equal(env.PULUMI_BACKEND_URL, "file:///var/lib/g8s/backend");
     assert.equal(env.PULUMI_SKIP_UPDATE_CHECK, "true");
     assert.equal(env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION, "true");
+    assert.equal(env.PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER, "true", "stack files carry no salt");
     assert.equal(env.PULUMI_CONFIG_PASSPHRASE, "p");
     assert.equal(env.PULUMI_CONFIG_PASSPHRASE_FILE, undefined, "one passphrase source, not two");
     assert.equal(env.PATH, "/opt/g8s/.tools/bin:/usr/bin");
