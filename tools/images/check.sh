@@ -4,7 +4,8 @@
 # machine), imports every archive of .tools/share/node-images/images.json with
 # `ctr -n k8s.io images import`, checks that each image is listed under its reference
 # with the image ID images.json gives, then runs a few of them with runc: pause -v,
-# coredns -version, flanneld --version, and iptables/nft (the Debian layer) in kube-proxy.
+# coredns -version, flanneld --version, and iptables/nft (the Debian layer) in kube-proxy,
+# also writing and listing rules in the container's own network namespace.
 # Stops containerd by its PID and removes the folder.
 #
 # Usage: bash tools/images/check.sh      (needs Debian's containerd and runc, as root)
@@ -82,10 +83,13 @@ done < <(node -e '
 ctr_ images ls | awk 'NR > 1 { print "  " $1, $4 " " $5, $6 }'
 
 # run <image ref> <command...>: runs the command in a new container of the image, with runc.
+# With RUN_FLAGS (e.g. --privileged) passed to ctr run. The container has a network
+# namespace of its own, so rules it writes never reach the machine's.
 run() {
   local ref="$1" id="check-$RANDOM"
   shift
-  ctr_ run --rm --snapshotter "$SNAPSHOTTER" "$ref" "$id" "$@" 2>&1
+  # shellcheck disable=SC2086
+  ctr_ run --rm ${RUN_FLAGS:-} --snapshotter "$SNAPSHOTTER" "$ref" "$id" "$@" 2>&1
 }
 ref_of() { node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).images.find(i => i.file === process.argv[2] + ".tar").ref)' "$MANIFEST" "$1"; }
 check_run() { # <image file name> <expected text> <command...>
@@ -101,6 +105,10 @@ check_run coredns "CoreDNS-" /coredns -version
 check_run flannel "v0." /opt/bin/flanneld --version
 check_run kube-proxy "nf_tables" iptables --version
 check_run kube-proxy "nftables v" nft --version
+# kube-proxy's modes write rules with these tools: both work in the image (in the
+# container's own network namespace).
+RUN_FLAGS=--privileged check_run kube-proxy "table ip g8s-check" nft "add table ip g8s-check; list tables"
+RUN_FLAGS=--privileged check_run kube-proxy "Chain INPUT (policy ACCEPT)" iptables -w -L -n
 check_run kube-proxy "Kubernetes v" kube-proxy --version
 check_run etcd "etcd Version:" etcd --version
 log "all $(ctr_ images ls -q | wc -l) images imported and run; stopping containerd (PID $PID)"
