@@ -4,18 +4,27 @@
 #   pulumi             .tools/bin/pulumi, pulumi-language-nodejs   (tools/pulumi/build.sh)
 #   etcd               .tools/bin/etcd                             (tools/etcd)
 #   kubernetes         .tools/bin/kube-apiserver, kube-controller-manager, kube-scheduler
+#   kubernetes-node    .tools/bin/kubelet, kubeadm, kubectl, kube-proxy (tools/kubernetes)
+#   crictl             .tools/bin/crictl                           (tools/cri-tools)
 #   kwok               .tools/bin/kwok + .tools/share/kwok/stages/ (tools/kwok)
 #   pulumi-kubernetes  .tools/bin/pulumi-resource-kubernetes       (tools/pulumi-kubernetes)
+#   pause              .tools/share/node-bin/pause                 (pause.c of k8s.io/kubernetes)
+#   coredns            .tools/share/node-bin/coredns               (tools/coredns)
+#   flannel            .tools/share/node-bin/flanneld, install-conf (tools/flannel)
+#   cni-plugins        .tools/share/cni/bin/bridge, host-local, loopback, portmap (tools/cni-plugins)
+#   flannel-cni        .tools/share/cni/bin/flannel                (tools/flannel-cni, g8s's own)
+#   node-images        .tools/share/node-images/*.tar + images.json (tools/images)
 #
 # and writes .tools/versions.json (what is built, which version, where).
 #
 # Usage: bash tools/build.sh [TOOL...]      (no TOOL: all of them; `npm run toolchain`)
 #        bash tools/build.sh --list
 # A tool is rebuilt only when one of its outputs is missing or its inputs changed: the
-# sha256 of its go.mod, go.sum and our Go sources, this script and the Go version, kept
-# in .tools/stamps/<tool>. FORCE=1 rebuilds anyway. Tools are compiled one after the
-# other, never two at once (a compile peaks at ~4.6 GB), and a lock on .tools/ keeps two
-# runs of this script from overlapping.
+# sha256 of its folder's go.mod, go.sum, our Go sources and lists, its own build_<tool>
+# function and the shared part of this script, and the Go version, kept in
+# .tools/stamps/<tool>. FORCE=1 rebuilds anyway. Tools are compiled one after the other,
+# never two at once (a compile peaks at ~4.6 GB), and a lock on .tools/ keeps two runs of
+# this script from overlapping.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,7 +33,10 @@ TOOLS_OUT="$REPO/.tools"
 BIN="$TOOLS_OUT/bin"
 SHARE="$TOOLS_OUT/share"
 STAMPS="$TOOLS_OUT/stamps"
-ALL_TOOLS=(pulumi etcd kubernetes kwok pulumi-kubernetes)
+ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni node-images)
+NODE_BIN="$SHARE/node-bin"
+CNI_BIN="$SHARE/cni/bin"
+NODE_IMAGES="$SHARE/node-images"
 
 T0="$(date +%s)"
 log() { printf '[toolchain %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - T0))" "$*"; }
@@ -78,18 +90,25 @@ mod_origin() {
   esac
 }
 
-# sha256 of everything a tool's build depends on: its folder's go.mod, go.sum, *.go,
-# PLUGIN_VERSION; this script; the Go version and target.
-input_hash() { # <tool dir>
+# sha256 of everything tool $1's build depends on: the go.mod, go.sum, *.go, *.list and
+# PLUGIN_VERSION of folder $2; its build_<tool> function and the shared code of this
+# script (from "--- Go" to "--- tools": Go settings and helpers, not the list of tools),
+# so adding a tool or changing one tool's steps rebuilds that tool only; the Go version
+# and target; and any further inputs given as arguments $3....
+input_hash() { # <tool> <tool dir> [extra input...]
+  local tool="$1" dir="$2"
+  shift 2
   {
     echo "go=$GO_VERSION target=$GOOS_ARCH cgo=$CGO_ENABLED"
-    (cd "$1" && find . -maxdepth 1 -type f \( -name go.mod -o -name go.sum -o -name '*.go' -o -name PLUGIN_VERSION \) |
-      LC_ALL=C sort | while read -r f; do
+    (cd "$dir" && find . -maxdepth 1 -type f \( -name go.mod -o -name go.sum -o -name '*.go' \
+      -o -name '*.list' -o -name PLUGIN_VERSION \) | LC_ALL=C sort | while read -r f; do
       echo "== $f"
       cat "$f"
     done)
     echo "== build.sh"
-    cat "$HERE/build.sh"
+    sed -n '/^# --- Go ---/,/^# --- tools ---/p' "$HERE/build.sh"
+    declare -f "build_$tool"
+    printf '== extra\n%s\n' "$@"
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -143,6 +162,38 @@ new_staging() {
   STAGING="$(mktemp -d "$BIN/.build.XXXXXX")"
 }
 
+# What upstream's hack/lib/version.sh stamps; `kubectl version` and the API's /version
+# need them. Commit and date are the release tag's, so builds are reproducible.
+kube_ldflags() { # <module dir> <version>
+  local dir="$1" v="$2" commit date major minor ldflags="-s -w" pkg
+  commit="$(mod_origin k8s.io/kubernetes "$dir" Hash)"
+  date="$(mod_origin k8s.io/kubernetes "$dir" Time)"
+  major="${v#v}" && major="${major%%.*}"
+  minor="${v#v*.}" && minor="${minor%%.*}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitCommit=${commit:-unknown} -X $pkg.gitTreeState=clean"
+    ldflags+=" -X $pkg.buildDate=${date:-1970-01-01T00:00:00Z}"
+  done
+  echo "$ldflags"
+}
+
+# go_tools <tool> <version> <module dir> <out dir> <ldflags> <name=package>...: compiles
+# each package to <out dir>/<name> (staged, then moved into place), with the build tags
+# of $GO_BUILD_TAGS if set.
+go_tools() {
+  local tool="$1" v="$2" dir="$3" out="$4" ldflags="$5" spec
+  shift 5
+  (cd "$dir" && "$GO" mod download)
+  new_staging
+  for spec in "$@"; do
+    (cd "$dir" && timed "$tool $v: compiled ${spec%%=*}" "$GO" build -trimpath ${GO_BUILD_TAGS:+-tags "$GO_BUILD_TAGS"} \
+      -o "$STAGING/${spec%%=*}" -ldflags "$ldflags" "${spec#*=}")
+  done
+  mkdir -p "$out"
+  for spec in "$@"; do mv -f "$STAGING/${spec%%=*}" "$out/${spec%%=*}"; done
+}
+
 # --- tools ------------------------------------------------------------------------
 # Each build_<tool> builds its outputs when they are missing or out of date.
 
@@ -157,9 +208,9 @@ build_pulumi() {
 build_etcd() {
   local dir="$HERE/etcd" hash v sha
   v="$(mod_version go.etcd.io/etcd/server/v3 "$dir/go.mod")"
-  hash="$(input_hash "$dir")"
+  hash="$(input_hash etcd "$dir")"
   if up_to_date etcd "$hash" "$BIN/etcd"; then
-    log "etcd $v: up to date"
+    log "etcd $v: cached"
     return
   fi
   log "etcd $v: downloading modules"
@@ -182,25 +233,15 @@ build_kubernetes() {
   local dir="$HERE/kubernetes" hash v outs=() b
   v="$(mod_version k8s.io/kubernetes "$dir/go.mod")"
   for b in "${KUBE_BINARIES[@]}"; do outs+=("$BIN/$b"); done
-  hash="$(input_hash "$dir")"
+  hash="$(input_hash kubernetes "$dir")"
   if up_to_date kubernetes "$hash" "${outs[@]}"; then
-    log "kubernetes $v: up to date"
+    log "kubernetes $v: cached"
     return
   fi
   log "kubernetes $v: downloading modules"
   (cd "$dir" && "$GO" mod download)
-  # What upstream's hack/lib/version.sh stamps; `kubectl version` and the API's
-  # /version need them. Commit and date are the release tag's, so builds are reproducible.
-  local commit date major minor ldflags="-s -w" pkg
-  commit="$(mod_origin k8s.io/kubernetes "$dir" Hash)"
-  date="$(mod_origin k8s.io/kubernetes "$dir" Time)"
-  major="${v#v}" && major="${major%%.*}"
-  minor="${v#v*.}" && minor="${minor%%.*}"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitCommit=${commit:-unknown} -X $pkg.gitTreeState=clean"
-    ldflags+=" -X $pkg.buildDate=${date:-1970-01-01T00:00:00Z}"
-  done
+  local ldflags
+  ldflags="$(kube_ldflags "$dir" "$v")"
   new_staging
   for b in "${KUBE_BINARIES[@]}"; do
     log "kubernetes $v: compiling $b"
@@ -218,9 +259,9 @@ build_kubernetes() {
 build_kwok() {
   local dir="$HERE/kwok" hash v src stages="$SHARE/kwok/stages"
   v="$(mod_version sigs.k8s.io/kwok "$dir/go.mod")"
-  hash="$(input_hash "$dir")"
+  hash="$(input_hash kwok "$dir")"
   if up_to_date kwok "$hash" "$BIN/kwok" "$stages/pod/general/pod-ready.yaml"; then
-    log "kwok $v: up to date"
+    log "kwok $v: cached"
     return
   fi
   log "kwok $v: downloading modules"
@@ -264,9 +305,9 @@ build_pulumi-kubernetes() {
   if [ -f "$sdk" ] && ! grep -q "\"version\": \"$v\"" "$sdk"; then
     log "WARNING: node_modules/@pulumi/kubernetes is not $v: run 'npm ci'"
   fi
-  hash="$(input_hash "$dir")"
+  hash="$(input_hash pulumi-kubernetes "$dir")"
   if up_to_date pulumi-kubernetes "$hash" "$BIN/pulumi-resource-kubernetes"; then
-    log "pulumi-kubernetes $v: up to date"
+    log "pulumi-kubernetes $v: cached"
     return
   fi
   log "pulumi-kubernetes $v: downloading modules ($mod $(mod_version "$mod" "$dir/go.mod"))"
@@ -301,9 +342,367 @@ build_pulumi-kubernetes() {
     "(install: pulumi plugin install resource kubernetes $v --file <it>)"
 }
 
+NODE_BINARIES=(kubelet kubeadm kubectl kube-proxy)
+build_kubernetes-node() {
+  local dir="$HERE/kubernetes" hash v outs=() b ldflags
+  v="$(mod_version k8s.io/kubernetes "$dir/go.mod")"
+  for b in "${NODE_BINARIES[@]}"; do outs+=("$BIN/$b"); done
+  hash="$(input_hash kubernetes-node "$dir")"
+  if up_to_date kubernetes-node "$hash" "${outs[@]}"; then
+    log "kubernetes-node $v: cached"
+    return
+  fi
+  (cd "$dir" && "$GO" mod download)
+  ldflags="$(kube_ldflags "$dir" "$v")"
+  new_staging
+  for b in "${NODE_BINARIES[@]}"; do
+    (cd "$dir" && timed "kubernetes-node $v: compiled $b" "$GO" build -trimpath -o "$STAGING/$b" \
+      -ldflags "$ldflags" "k8s.io/kubernetes/cmd/$b")
+  done
+  for b in "${NODE_BINARIES[@]}"; do mv -f "$STAGING/$b" "$BIN/$b"; done
+  version_ok "Kubernetes $v" "$BIN/kubelet" --version
+  version_ok "Kubernetes $v" "$BIN/kube-proxy" --version
+  version_ok "$v" "$BIN/kubeadm" version -o short
+  version_ok "Client Version: $v" "$BIN/kubectl" version --client
+  echo "$hash" >"$STAMPS/kubernetes-node"
+  for b in "${NODE_BINARIES[@]}"; do log "kubernetes-node $v: $(size_of "$BIN/$b") in $BIN/$b"; done
+}
+
+build_crictl() {
+  local dir="$HERE/cri-tools" hash v
+  v="$(mod_version sigs.k8s.io/cri-tools "$dir/go.mod")"
+  hash="$(input_hash crictl "$dir")"
+  if up_to_date crictl "$hash" "$BIN/crictl"; then
+    log "crictl $v: cached"
+    return
+  fi
+  go_tools crictl "$v" "$dir" "$BIN" "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v" \
+    crictl=sigs.k8s.io/cri-tools/cmd/crictl
+  version_ok "crictl version $v" "$BIN/crictl" --version
+  echo "$hash" >"$STAMPS/crictl"
+  log "crictl $v: $(size_of "$BIN/crictl") in $BIN/crictl"
+}
+
+# The pause container's binary: pause.c of the pinned k8s.io/kubernetes module
+# (build/pause/linux/), compiled as upstream's build/pause/Makefile does (gcc -Os -static).
+build_pause() {
+  local dir="$HERE/kubernetes" hash src tag
+  command -v gcc >/dev/null || die "pause: gcc is needed to compile pause.c (apt-get install gcc libc6-dev)"
+  hash="$(pause_hash)"
+  (cd "$dir" && "$GO" mod download k8s.io/kubernetes)
+  src="$(cd "$dir" && "$GO" list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause"
+  tag="$(pause_tag "$src")"
+  if up_to_date pause "$hash" "$NODE_BIN/pause"; then
+    log "pause $tag: cached"
+    return
+  fi
+  new_staging
+  timed "pause $tag: compiled" gcc -Os -Wall -Werror -static "-DVERSION=v$tag" \
+    -o "$STAGING/pause" "$src/linux/pause.c"
+  strip "$STAGING/pause"
+  mkdir -p "$NODE_BIN"
+  mv -f "$STAGING/pause" "$NODE_BIN/pause"
+  version_ok "pause.c v$tag" "$NODE_BIN/pause" -v
+  echo "$hash" >"$STAMPS/pause"
+  log "pause $tag: $(size_of "$NODE_BIN/pause") in $NODE_BIN/pause"
+}
+# pause's inputs: the k8s.io/kubernetes module (go.sum), the compiler and the static libc.
+pause_hash() { input_hash pause "$HERE/kubernetes" "$(cc_version)"; }
+# The C compiler and the libc that static binaries link.
+cc_version() {
+  command -v gcc >/dev/null || { echo "no gcc" && return; }
+  echo "$(gcc --version | head -n1); $(ldd --version | head -n1)"
+}
+# The pause image tag upstream's Makefile in folder $1 builds (TAG ?= 3.10.1).
+pause_tag() { sed -n 's/^TAG ?= *\([0-9.]*\)$/\1/p' "$1/Makefile"; }
+
+build_coredns() {
+  local dir="$HERE/coredns" hash v commit
+  v="$(mod_version github.com/coredns/coredns "$dir/go.mod")"
+  hash="$(input_hash coredns "$dir")"
+  if up_to_date coredns "$hash" "$NODE_BIN/coredns"; then
+    log "coredns $v: cached"
+    return
+  fi
+  commit="$(mod_origin github.com/coredns/coredns "$dir" Hash)"
+  go_tools coredns "$v" "$dir" "$NODE_BIN" \
+    "-s -w -X github.com/coredns/coredns/coremain.GitCommit=${commit:0:7}" \
+    coredns=github.com/coredns/coredns
+  version_ok "CoreDNS-${v#v}" "$NODE_BIN/coredns" -version
+  echo "$hash" >"$STAMPS/coredns"
+  log "coredns $v: $(size_of "$NODE_BIN/coredns") in $NODE_BIN/coredns"
+}
+
+# flanneld, and flannel's install-conf (copies a file atomically: the flannel image's
+# init step that puts the CNI plugins onto the node). flanneld links every backend, and
+# on amd64 the UDP one is C (cgo): built as upstream's Makefile does, with cgo and
+# linked statically; pure-Go name and user lookups (netgo, osusergo) keep glibc's NSS
+# out of the static binary.
+flannel_hash() { input_hash flannel "$HERE/flannel" "$(cc_version)"; }
+build_flannel() {
+  local dir="$HERE/flannel" hash v
+  v="$(mod_version github.com/flannel-io/flannel "$dir/go.mod")"
+  command -v gcc >/dev/null || die "flannel: gcc is needed for flanneld's UDP backend (apt-get install gcc libc6-dev)"
+  hash="$(flannel_hash)"
+  if up_to_date flannel "$hash" "$NODE_BIN/flanneld" "$NODE_BIN/install-conf"; then
+    log "flannel $v: cached"
+    return
+  fi
+  CGO_ENABLED=1 GO_BUILD_TAGS=netgo,osusergo go_tools flannel "$v" "$dir" "$NODE_BIN" \
+    "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$v -extldflags=-static" \
+    flanneld=github.com/flannel-io/flannel install-conf=github.com/flannel-io/flannel/cmd/install_conf
+  version_ok "$v" "$NODE_BIN/flanneld" --version
+  echo "$hash" >"$STAMPS/flannel"
+  log "flannel $v: $(size_of "$NODE_BIN/flanneld") in $NODE_BIN/flanneld"
+}
+
+CNI_PLUGINS=(bridge=plugins/main/bridge host-local=plugins/ipam/host-local
+  loopback=plugins/main/loopback portmap=plugins/meta/portmap)
+build_cni-plugins() {
+  local dir="$HERE/cni-plugins" hash v mod=github.com/containernetworking/plugins outs=() specs=() p
+  v="$(mod_version "$mod" "$dir/go.mod")"
+  for p in "${CNI_PLUGINS[@]}"; do
+    outs+=("$CNI_BIN/${p%%=*}")
+    specs+=("${p%%=*}=$mod/${p#*=}")
+  done
+  hash="$(input_hash cni-plugins "$dir")"
+  if up_to_date cni-plugins "$hash" "${outs[@]}"; then
+    log "cni-plugins $v: cached"
+    return
+  fi
+  go_tools cni-plugins "$v" "$dir" "$CNI_BIN" \
+    "-s -w -X $mod/pkg/utils/buildversion.BuildVersion=$v" "${specs[@]}"
+  for p in "${CNI_PLUGINS[@]}"; do
+    version_ok "CNI ${p%%=*} plugin $v" env -u CNI_COMMAND "$CNI_BIN/${p%%=*}"
+  done
+  echo "$hash" >"$STAMPS/cni-plugins"
+  log "cni-plugins $v: $(du -ch "${outs[@]}" | tail -n1 | cut -f1) in $CNI_BIN"
+}
+
+# g8s's own flannel CNI plugin (tools/flannel-cni): tested, then built.
+build_flannel-cni() {
+  local dir="$HERE/flannel-cni" hash
+  hash="$(input_hash flannel-cni "$dir")"
+  if up_to_date flannel-cni "$hash" "$CNI_BIN/flannel"; then
+    log "flannel-cni (g8s): cached"
+    return
+  fi
+  (cd "$dir" && "$GO" mod download)
+  local out
+  out="$(cd "$dir" && "$GO" test -count=1 ./... 2>&1)" ||
+    die "flannel-cni: go test failed (cd tools/flannel-cni && go test ./...): $out"
+  log "flannel-cni (g8s): tests passed"
+  go_tools flannel-cni "(g8s)" "$dir" "$CNI_BIN" "-s -w" flannel=.
+  version_ok "$FLANNEL_CNI_ABOUT" env -u CNI_COMMAND "$CNI_BIN/flannel"
+  echo "$hash" >"$STAMPS/flannel-cni"
+  log "flannel-cni (g8s): $(size_of "$CNI_BIN/flannel") in $CNI_BIN/flannel"
+}
+FLANNEL_CNI_ABOUT="g8s flannel CNI plugin: bridge + host-local for this node's flannel subnet"
+
+# --- node images ---------------------------------------------------------------------
+# The images kubeadm deploys, and flannel's, packed by tools/images (go-containerregistry)
+# into .tools/share/node-images/<name>.tar (docker-archive, which `ctr -n k8s.io images
+# import` takes) with images.json (refs, files, sha256 and image digests).
+IMAGE_INPUTS=(kubernetes kubernetes-node etcd pause coredns flannel cni-plugins flannel-cni)
+FLANNEL_IMAGE=g8s.local/flannel
+IMAGE_PATH="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# The input hash of a tool that node-images packs.
+tool_hash() {
+  case "$1" in
+  pause) pause_hash ;;
+  flannel) flannel_hash ;;
+  kubernetes-node) input_hash kubernetes-node "$HERE/kubernetes" ;;
+  crictl) input_hash crictl "$HERE/cri-tools" ;;
+  *) input_hash "$1" "$HERE/$1" ;;
+  esac
+}
+
+node_images_hash() {
+  local t stamps=()
+  for t in "${IMAGE_INPUTS[@]}"; do stamps+=("$t=$(cat "$STAMPS/$t" 2>/dev/null || true)"); done
+  # The helpers below shape the images too.
+  input_hash node-images "$HERE/images" "${stamps[@]}" \
+    "$(declare -f debian_rootfs json_list node_image_refs node_images_spec etcd_image_tag)"
+}
+
+# The etcd image's tag: the toolchain's etcd version, "-0" as registry.k8s.io/etcd's tags.
+etcd_image_tag() { echo "$(mod_version go.etcd.io/etcd/server/v3 "$HERE/etcd/go.mod" | sed 's/^v//')-0"; }
+
+# debian_rootfs <dir>: the packages of tools/images/debian.list (cached in .tools/cache/debs,
+# checked against their pinned sha256), unpacked, with iptables pointing at its nf_tables
+# variant as Debian's alternatives do by default.
+debian_rootfs() {
+  local root="$1" cache="$TOOLS_OUT/cache/debs" pkg ver sum deb tmp n
+  mkdir -p "$cache" "$root"
+  while read -r pkg ver sum; do
+    case "$pkg" in '' | '#'*) continue ;; esac
+    deb="$cache/${pkg}_${ver//:/%3a}.deb"
+    if [ ! -f "$deb" ] || [ "$(sha256sum <"$deb" | cut -d' ' -f1)" != "$sum" ]; then
+      tmp="$(mktemp -d "$cache/.download.XXXXXX")"
+      (cd "$tmp" && apt-get -q -o APT::Sandbox::User=root download "$pkg=$ver" >/dev/null 2>&1) || {
+        rm -rf "$tmp"
+        die "node-images: 'apt-get download $pkg=$ver' failed: is it still served (apt-cache policy $pkg)? Pin the served version and its sha256 in tools/images/debian.list"
+      }
+      mv "$tmp"/*.deb "$deb"
+      rm -rf "$tmp"
+      [ "$(sha256sum <"$deb" | cut -d' ' -f1)" = "$sum" ] ||
+        die "node-images: $deb does not have the sha256 that tools/images/debian.list pins ($sum)"
+    fi
+    dpkg-deb -x "$deb" "$root"
+  done <"$HERE/images/debian.list"
+  for n in iptables ip6tables; do
+    ln -sfn "$n-nft" "$root/usr/sbin/$n"
+    ln -sfn "$n-nft-save" "$root/usr/sbin/$n-save"
+    ln -sfn "$n-nft-restore" "$root/usr/sbin/$n-restore"
+  done
+  rm -rf "$root/usr/share/man" "$root/usr/share/info"
+}
+
+# json_list <item>...: ["item", ...] (items without quotes or backslashes).
+json_list() {
+  local sep="" out="[" i
+  for i in "$@"; do
+    out+="$sep\"$i\""
+    sep=", "
+  done
+  echo "$out]"
+}
+
+# node_image_refs <kubernetes version>: the images kubeadm deploys, one a line, each
+# checked against what the toolchain builds; etcd's is the toolchain's etcd.
+node_image_refs() {
+  local v="$1" ref want
+  while read -r ref; do
+    case "$ref" in
+    registry.k8s.io/kube-apiserver:"$v" | registry.k8s.io/kube-controller-manager:"$v" | \
+      registry.k8s.io/kube-scheduler:"$v" | registry.k8s.io/kube-proxy:"$v") echo "$ref" ;;
+    registry.k8s.io/coredns/coredns:*)
+      want="$(mod_version github.com/coredns/coredns "$HERE/coredns/go.mod")"
+      [ "${ref##*:}" = "$want" ] || die "node-images: kubeadm $v deploys $ref but tools/coredns pins $want"
+      echo "$ref"
+      ;;
+    registry.k8s.io/pause:*)
+      want="$("$NODE_BIN/pause" -v | sed -n 's/^pause.c v//p')"
+      [ "${ref##*:}" = "$want" ] || die "node-images: kubeadm $v deploys $ref but pause.c is $want"
+      echo "$ref"
+      ;;
+    registry.k8s.io/etcd:*) echo "registry.k8s.io/etcd:$(etcd_image_tag)" ;;
+    *) die "node-images: kubeadm $v deploys $ref, which the toolchain does not build" ;;
+    esac
+  done < <("$BIN/kubeadm" config images list --kubernetes-version "$v")
+}
+
+# node_images_spec <debian root fs> <ref>...: tools/images' spec (JSON) on stdout.
+node_images_spec() {
+  local debian="$1" created t sep="" ref name layers entry user
+  shift
+  created="$(mod_origin k8s.io/kubernetes "$HERE/kubernetes" Time)"
+  cat <<SPEC
+{
+  "created": "${created:-1970-01-01T00:00:00Z}",
+  "layers": {
+    "debian": { "dir": "$debian" },
+    "base": { "files": [
+      { "path": "/etc/passwd", "content": "root:x:0:0:root:/root:/sbin/nologin\\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\\n" },
+      { "path": "/etc/group", "content": "root:x:0:\\nnogroup:x:65534:\\n" },
+      { "path": "/etc/nsswitch.conf", "content": "hosts: files dns\\n" },
+      { "path": "/tmp", "mode": "1777" }
+    ] },
+SPEC
+  for t in kube-apiserver kube-controller-manager kube-scheduler kube-proxy etcd; do
+    echo "    \"$t\": { \"files\": [{ \"path\": \"/usr/local/bin/$t\", \"src\": \"$BIN/$t\" }] },"
+  done
+  echo "    \"coredns\": { \"files\": [{ \"path\": \"/coredns\", \"src\": \"$NODE_BIN/coredns\" }] },"
+  echo "    \"pause\": { \"files\": [{ \"path\": \"/pause\", \"src\": \"$NODE_BIN/pause\" }] },"
+  echo "    \"flannel\": { \"files\": ["
+  echo "      { \"path\": \"/opt/bin/flanneld\", \"src\": \"$NODE_BIN/flanneld\" },"
+  echo "      { \"path\": \"/opt/bin/install-conf\", \"src\": \"$NODE_BIN/install-conf\" },"
+  for t in "${CNI_PLUGINS[@]%%=*}"; do
+    echo "      { \"path\": \"/opt/cni/bin/$t\", \"src\": \"$CNI_BIN/$t\" },"
+  done
+  echo "      { \"path\": \"/opt/cni/bin/flannel\", \"src\": \"$CNI_BIN/flannel\" }"
+  echo "    ] }"
+  echo "  },"
+  echo "  \"images\": ["
+  for ref in "$@"; do
+    name="${ref%:*}" && name="${name##*/}"
+    user=""
+    case "$name" in
+    kube-proxy) layers='"debian", "base", "kube-proxy"' entry="/usr/local/bin/$name" ;;
+    kube-* | etcd) layers="\"base\", \"$name\"" entry="/usr/local/bin/$name" ;;
+    coredns) layers='"base", "coredns"' entry=/coredns ;;
+    # As upstream's pause image: nothing but /pause, run as 65535.
+    pause) layers='"pause"' entry=/pause user=', "user": "65535:65535"' ;;
+    flannel) layers='"debian", "base", "flannel"' entry=/opt/bin/flanneld ;;
+    *) die "node-images: no layers for image $ref" ;;
+    esac
+    printf '%s    { "ref": "%s", "file": "%s.tar", "layers": [%s], "entrypoint": %s, "env": %s%s }' \
+      "$sep" "$ref" "$name" "$layers" "$(json_list "$entry")" "$(json_list "$IMAGE_PATH")" "$user"
+    sep=$',\n'
+  done
+  printf '\n  ]\n}\n'
+}
+
+build_node-images() {
+  local dir="$HERE/images" hash v t refs=() out
+  v="$(mod_version k8s.io/kubernetes "$HERE/kubernetes/go.mod")"
+  for t in "${IMAGE_INPUTS[@]}"; do
+    built "$t" "$(tool_hash "$t")" ||
+      die "node-images: $t is missing or out of date: build it first (bash tools/build.sh $t node-images)"
+  done
+  hash="$(node_images_hash)"
+  if up_to_date node-images "$hash" "$NODE_IMAGES/images.json"; then
+    log "node-images $v: cached"
+    return
+  fi
+  (cd "$dir" && "$GO" mod download)
+  out="$(cd "$dir" && "$GO" test -count=1 ./... 2>&1)" ||
+    die "node-images: go test failed (cd tools/images && go test ./...): $out"
+  new_staging
+  (cd "$dir" && "$GO" build -trimpath -o "$STAGING/images" .)
+  debian_rootfs "$STAGING/debian"
+  mapfile -t refs < <(node_image_refs "$v")
+  [ "${#refs[@]}" = 7 ] || die "node-images: expected the 7 images kubeadm $v deploys, got: ${refs[*]}"
+  refs+=("$FLANNEL_IMAGE:$(mod_version github.com/flannel-io/flannel "$HERE/flannel/go.mod")")
+  node_images_spec "$STAGING/debian" "${refs[@]}" >"$STAGING/spec.json"
+  mkdir -p "$STAGING/out"
+  timed "node-images $v: packed ${#refs[@]} images" "$STAGING/images" -spec "$STAGING/spec.json" -out "$STAGING/out"
+  rm -rf "$NODE_IMAGES"
+  mkdir -p "$(dirname "$NODE_IMAGES")"
+  mv "$STAGING/out" "$NODE_IMAGES"
+  echo "$hash" >"$STAMPS/node-images"
+  log "node-images $v: $(du -sh "$NODE_IMAGES" | cut -f1) in $NODE_IMAGES (etcd image: registry.k8s.io/etcd:$(etcd_image_tag))"
+}
+
 # --- versions.json ----------------------------------------------------------------
-# Every tool whose outputs are in place and whose stamp matches its inputs, so
-# TypeScript code can read what is there (and the plugin version to install).
+# The outputs of a node tool, relative to .tools/, one a line.
+tool_outputs() {
+  case "$1" in
+  kubernetes-node) printf 'bin/%s\n' "${NODE_BINARIES[@]}" ;;
+  crictl) echo bin/crictl ;;
+  pause | coredns) echo "share/node-bin/$1" ;;
+  flannel) printf 'share/node-bin/%s\n' flanneld install-conf ;;
+  cni-plugins) printf 'share/cni/bin/%s\n' "${CNI_PLUGINS[@]%%=*}" ;;
+  flannel-cni) echo share/cni/bin/flannel ;;
+  esac
+}
+
+# The version of a node tool, for versions.json.
+tool_version() {
+  local v
+  case "$1" in
+  kubernetes-node) v="$(mod_version k8s.io/kubernetes "$HERE/kubernetes/go.mod")" ;;
+  crictl) v="$(mod_version sigs.k8s.io/cri-tools "$HERE/cri-tools/go.mod")" ;;
+  pause) v="$("$NODE_BIN/pause" -v | sed -n 's/^pause.c v//p')" ;;
+  coredns) v="$(mod_version github.com/coredns/coredns "$HERE/coredns/go.mod")" ;;
+  flannel) v="$(mod_version github.com/flannel-io/flannel "$HERE/flannel/go.mod")" ;;
+  cni-plugins) v="$(mod_version github.com/containernetworking/plugins "$HERE/cni-plugins/go.mod")" ;;
+  flannel-cni) v=g8s ;; # ours, versioned with the repository
+  esac
+  echo "${v#v}"
+}
+
 write_versions() {
   local out="$TOOLS_OUT/versions.json" tmp first=1 t v entry
   tmp="$(mktemp "$TOOLS_OUT/.versions.XXXXXX")"
@@ -318,24 +717,35 @@ write_versions() {
         entry="{ \"version\": \"${v#v}\", \"bin\": [\"bin/pulumi\", \"bin/pulumi-language-nodejs\"] }"
         ;;
       etcd)
-        built etcd "$(input_hash "$HERE/etcd")" "$BIN/etcd" || continue
+        built etcd "$(input_hash etcd "$HERE/etcd")" "$BIN/etcd" || continue
         v="$(mod_version go.etcd.io/etcd/server/v3 "$HERE/etcd/go.mod")"
         entry="{ \"version\": \"${v#v}\", \"bin\": [\"bin/etcd\"] }"
         ;;
       kubernetes)
-        built kubernetes "$(input_hash "$HERE/kubernetes")" "$BIN/kube-apiserver" || continue
+        built kubernetes "$(input_hash kubernetes "$HERE/kubernetes")" "$BIN/kube-apiserver" || continue
         v="$(mod_version k8s.io/kubernetes "$HERE/kubernetes/go.mod")"
         entry="{ \"version\": \"${v#v}\", \"bin\": [\"bin/kube-apiserver\", \"bin/kube-controller-manager\", \"bin/kube-scheduler\"] }"
         ;;
       kwok)
-        built kwok "$(input_hash "$HERE/kwok")" "$BIN/kwok" || continue
+        built kwok "$(input_hash kwok "$HERE/kwok")" "$BIN/kwok" || continue
         v="$(mod_version sigs.k8s.io/kwok "$HERE/kwok/go.mod")"
         entry="{ \"version\": \"${v#v}\", \"bin\": [\"bin/kwok\"], \"stages\": \"share/kwok/stages\" }"
         ;;
       pulumi-kubernetes)
-        built pulumi-kubernetes "$(input_hash "$HERE/pulumi-kubernetes")" "$BIN/pulumi-resource-kubernetes" || continue
+        built pulumi-kubernetes "$(input_hash pulumi-kubernetes "$HERE/pulumi-kubernetes")" "$BIN/pulumi-resource-kubernetes" || continue
         v="$(tr -d '[:space:]' <"$HERE/pulumi-kubernetes/PLUGIN_VERSION")"
         entry="{ \"version\": \"$v\", \"bin\": [\"bin/pulumi-resource-kubernetes\"], \"plugin\": { \"kind\": \"resource\", \"name\": \"kubernetes\", \"version\": \"$v\" } }"
+        ;;
+      kubernetes-node | crictl | pause | coredns | flannel | cni-plugins | flannel-cni)
+        local outs=()
+        mapfile -t outs < <(tool_outputs "$t")
+        built "$t" "$(tool_hash "$t")" "${outs[@]/#/$TOOLS_OUT/}" || continue
+        entry="{ \"version\": \"$(tool_version "$t")\", \"bin\": $(json_list "${outs[@]}") }"
+        ;;
+      node-images)
+        built node-images "$(node_images_hash)" "$NODE_IMAGES/images.json" || continue
+        v="$(mod_version k8s.io/kubernetes "$HERE/kubernetes/go.mod")"
+        entry="{ \"version\": \"${v#v}\", \"dir\": \"share/node-images\", \"manifest\": \"share/node-images/images.json\", \"etcdImageTag\": \"$(etcd_image_tag)\" }"
         ;;
       esac
       [ "$first" = 1 ] || printf ','
@@ -350,7 +760,12 @@ write_versions() {
 # --- main ---------------------------------------------------------------------------
 log "building: $* (with $GO_VERSION, $GOOS_ARCH, CGO_ENABLED=$CGO_ENABLED; outputs in $TOOLS_OUT)"
 for t in "$@"; do
+  stamp_before="$(stat -c %y "$STAMPS/$t" 2>/dev/null || true)"
+  step_start="$(date +%s)"
   "build_$t"
+  if [ "$t" != pulumi ] && [ "$(stat -c %y "$STAMPS/$t" 2>/dev/null || true)" != "$stamp_before" ]; then
+    log "$t: built in $(($(date +%s) - step_start)) s"
+  fi
 done
 write_versions
 log "done: $* ($(($(date +%s) - T0)) s); versions in $TOOLS_OUT/versions.json"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves that what tools/build.sh put into .tools/ runs:
-#   1. every binary answers --version with the version of .tools/versions.json;
+#   1. every binary of bin/ answers --version with the version of .tools/versions.json
+#      (the node images have their own check: tools/images/check.sh);
 #   2. the Kubernetes provider plugin installs into a throw-away PULUMI_HOME and
 #      `pulumi plugin ls` lists it, at the version the pinned @pulumi/kubernetes asks for;
 #   3. a host control plane starts on 127.0.0.1 (free ports, a temp dir, mutual TLS with
@@ -43,6 +44,13 @@ check_version "etcd Version: $ETCD_V" "$BIN/etcd" --version
 for b in kube-apiserver kube-controller-manager kube-scheduler; do
   check_version "Kubernetes v$KUBE_V" "$BIN/$b" --version
 done
+NODE_V="$(version_of kubernetes-node)"
+for b in kubelet kube-proxy; do
+  check_version "Kubernetes v$NODE_V" "$BIN/$b" --version
+done
+check_version "v$NODE_V" "$BIN/kubeadm" version -o short
+check_version "Client Version: v$NODE_V" "$BIN/kubectl" version --client
+check_version "crictl version v$(version_of crictl)" "$BIN/crictl" --version
 check_version "kwok version v$KWOK_V" "$BIN/kwok" --version
 check_version "$PLUGIN_V" "$BIN/pulumi-resource-kubernetes" --version
 PULUMI_SKIP_UPDATE_CHECK=true check_version "v$PULUMI_V" "$BIN/pulumi" version
