@@ -6,6 +6,8 @@
 #   kubernetes         .tools/bin/kube-apiserver, kube-controller-manager, kube-scheduler
 #   kwok               .tools/bin/kwok + .tools/share/kwok/stages/ (tools/kwok)
 #   pulumi-kubernetes  .tools/bin/pulumi-resource-kubernetes       (tools/pulumi-kubernetes)
+#   node-image         .tools/share/node-image/ (rootfs, disk, kernel) (tools/node-image/build.sh;
+#                      root and debootstrap; takes the kubelet & co. above when they are built)
 #
 # and writes .tools/versions.json (what is built, which version, where).
 #
@@ -24,7 +26,8 @@ TOOLS_OUT="$REPO/.tools"
 BIN="$TOOLS_OUT/bin"
 SHARE="$TOOLS_OUT/share"
 STAMPS="$TOOLS_OUT/stamps"
-ALL_TOOLS=(pulumi etcd kubernetes kwok pulumi-kubernetes)
+# node-image last: it copies binaries and image archives that earlier tools build.
+ALL_TOOLS=(pulumi etcd kubernetes kwok pulumi-kubernetes node-image)
 
 T0="$(date +%s)"
 log() { printf '[toolchain %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - T0))" "$*"; }
@@ -301,6 +304,14 @@ build_pulumi-kubernetes() {
     "(install: pulumi plugin install resource kubernetes $v --file <it>)"
 }
 
+build_node-image() {
+  # The node image keeps its own script, input hash and stamp (tools/node-image/README.md).
+  local start
+  start="$(date +%s)"
+  bash "$HERE/node-image/build.sh" | sed -u 's/^/  /'
+  log "node-image: done in $(($(date +%s) - start)) s"
+}
+
 # --- versions.json ----------------------------------------------------------------
 # Every tool whose outputs are in place and whose stamp matches its inputs, so
 # TypeScript code can read what is there (and the plugin version to install).
@@ -336,6 +347,11 @@ write_versions() {
         built pulumi-kubernetes "$(input_hash "$HERE/pulumi-kubernetes")" "$BIN/pulumi-resource-kubernetes" || continue
         v="$(tr -d '[:space:]' <"$HERE/pulumi-kubernetes/PLUGIN_VERSION")"
         entry="{ \"version\": \"$v\", \"bin\": [\"bin/pulumi-resource-kubernetes\"], \"plugin\": { \"kind\": \"resource\", \"name\": \"kubernetes\", \"version\": \"$v\" } }"
+        ;;
+      node-image)
+        bash "$HERE/node-image/build.sh" --check >/dev/null 2>&1 || continue
+        v="$(sed -n 's/^NODE_IMAGE_KERNEL=//p' "$SHARE/node-image/image.env")"
+        entry="{ \"version\": \"debian-bookworm\", \"kernel\": \"$v\", \"rootfs\": \"share/node-image/rootfs\", \"disk\": \"share/node-image/disk.qcow2\", \"vmlinuz\": \"share/node-image/vmlinuz\", \"initrd\": \"share/node-image/initrd.img\" }"
         ;;
       esac
       [ "$first" = 1 ] || printf ','

@@ -6,16 +6,18 @@
 #   vmlinuz         the image's kernel (linux-image-cloud-amd64) and its initrd, for QEMU's
 #   initrd.img      direct kernel boot (qemu-node.sh)
 #   packages.lock   every installed Debian package with its version
+#   images.lock     the image references in the image's containerd
 #   image.env       what was built: suite, input hash, kernel, sizes, g8s slots filled
 #
 # Debian bookworm from debootstrap (--variant=minbase, the packages of packages.txt and
 # their dependencies), then overlay/ copied on top, then g8s's own files when they exist:
-# .tools/bin/{kubelet,kubeadm,kubectl,crictl} -> /usr/local/bin and
-# .tools/share/node-images/*.tar -> /usr/local/share/g8s/images (imported into containerd
-# at first boot by g8s-import-images.service, before kubelet).
+# .tools/bin/{kubelet,kubeadm,kubectl,crictl} -> /usr/local/bin, .tools/share/cni/bin/* ->
+# /opt/cni/bin, and every .tools/share/node-images/*.tar imported into the image's
+# containerd (namespace k8s.io) at build time, so a node pulls and imports nothing.
 #
 # Usage: bash tools/node-image/build.sh        (root; Debian with debootstrap, e2fsprogs >= 1.43
 #                                               and qemu-utils; `--install-deps` apt-installs them)
+#        bash tools/node-image/build.sh --check  (exit 0 when the image is built and up to date)
 # Rebuilt only when its inputs change: this script, packages.txt, overlay/, the suite and
 # mirror, and the sha256 of every g8s file copied in; the hash is kept in
 # .tools/stamps/node-image. FORCE=1 rebuilds anyway. Downloaded .debs are kept in
@@ -42,16 +44,15 @@ T0="$(date +%s)"
 log() { printf '[node-image %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - T0))" "$*"; }
 die() { printf '[node-image %s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
 
-if [ "${1:-}" = "--install-deps" ]; then
+CHECK=0
+case "${1:-}" in
+--install-deps)
   apt-get install -y --no-install-recommends "${DEPS[@]}"
   shift
-fi
-[ "$#" -eq 0 ] || die "unknown argument '$1' (usage: build.sh [--install-deps])"
-[ "$(id -u)" = 0 ] || die "debootstrap and the image's file ownership need root: run as root"
-for c in debootstrap mkfs.ext4 qemu-img; do
-  command -v "$c" >/dev/null ||
-    die "'$c' is missing: apt-get install ${DEPS[*]} (or run with --install-deps)"
-done
+  ;;
+--check) CHECK=1 && shift ;;
+esac
+[ "$#" -eq 0 ] || die "unknown argument '$1' (usage: build.sh [--install-deps | --check])"
 
 # Package names of packages.txt: comments and blank lines dropped.
 package_list() { sed -e 's/#.*//' -e 's/[[:space:]]//g' "$HERE/packages.txt" | grep -v '^$'; }
@@ -64,9 +65,15 @@ g8s_files() {
   for b in "${G8S_BINARIES[@]}"; do
     [ ! -f "$TOOLS_OUT/bin/$b" ] || echo "$TOOLS_OUT/bin/$b /usr/local/bin/$b"
   done
-  for f in "$TOOLS_OUT"/share/node-images/*.tar; do
-    [ ! -f "$f" ] || echo "$f /usr/local/share/g8s/images/$(basename "$f")"
+  # CNI plugins where kubelet's runtime looks for them (what Debian's kubernetes-cni held).
+  for f in "$TOOLS_OUT"/share/cni/bin/*; do
+    [ ! -f "$f" ] || echo "$f /opt/cni/bin/$(basename "$f")"
   done
+}
+# The image archives imported into containerd at build time.
+image_archives() {
+  local f
+  for f in "$TOOLS_OUT"/share/node-images/*.tar; do [ ! -f "$f" ] || echo "$f"; done
 }
 
 # sha256 of every input: a change to any of them rebuilds the image.
@@ -82,6 +89,7 @@ input_hash() {
       done)
     local src dst
     g8s_files | while read -r src dst; do echo "== $dst $(sha256sum <"$src" | cut -d' ' -f1)"; done
+    image_archives | while read -r src; do echo "== image $(basename "$src") $(sha256sum <"$src" | cut -d' ' -f1)"; done
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -92,10 +100,16 @@ up_to_date() {
   local f
   for f in "${OUTPUTS[@]}"; do [ -e "$f" ] || return 1; done
 }
+if [ "$CHECK" = 1 ]; then up_to_date; exit; fi
 if up_to_date; then
   log "up to date ($OUT)"
   exit 0
 fi
+[ "$(id -u)" = 0 ] || die "debootstrap and the image's file ownership need root: run as root"
+for c in debootstrap mkfs.ext4 qemu-img; do
+  command -v "$c" >/dev/null ||
+    die "'$c' is missing: apt-get install ${DEPS[*]} (or run with --install-deps)"
+done
 
 mkdir -p "$TOOLS_OUT/share" "$TOOLS_OUT/stamps" "$CACHE"
 # Staged next to the result, moved into place when complete: a failed build never leaves
@@ -157,10 +171,43 @@ chown -R root:root "$ROOTFS/etc/systemd/system" "$ROOTFS/usr/local" "$ROOTFS/etc
 installed=()
 while read -r src dst; do
   install -D -m 0755 "$src" "$ROOTFS$dst"
-  case "$dst" in */images/*) chmod 0644 "$ROOTFS$dst" ;; esac
   installed+=("$dst")
 done < <(g8s_files)
-log "g8s files: ${installed[*]:-none yet (kubelet, kubeadm, kubectl, crictl, image archives are added once built)}"
+log "g8s files: ${installed[*]:-none yet (kubelet, kubeadm, kubectl, crictl, CNI plugins are added once built)}"
+
+# --- images into containerd ---------------------------------------------------------
+# The image's own containerd, run in the new root with a private mount namespace (its
+# overlay mounts and /proc vanish with it) and without the CRI plugin, imports and
+# unpacks every archive into /var/lib/containerd (namespace k8s.io, the one kubelet's
+# CRI uses). A node then starts with its images in place: no import, no pull.
+imported=()
+mapfile -t archives < <(image_archives)
+if [ "${#archives[@]}" -gt 0 ]; then
+  start="$(date +%s)"
+  b=/run/g8s-build
+  mkdir -p "$ROOTFS$b/archives"
+  printf '%s\n' 'version = 2' 'root = "/var/lib/containerd"' "state = \"$b/state\"" \
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]' '[grpc]' "  address = \"$b/containerd.sock\"" \
+    >"$ROOTFS$b/config.toml"
+  for a in "${archives[@]}"; do ln "$a" "$ROOTFS$b/archives/" 2>/dev/null || cp "$a" "$ROOTFS$b/archives/"; done
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  unshare --mount --propagation private sh -c 'mount -t proc proc "$1/proc" && exec chroot "$1" containerd --config "$2/config.toml"' \
+    g8s-build "$ROOTFS" "$b" >"$STAGING/containerd.log" 2>&1 &
+  ctrd=$!
+  ctr_b() { in_root ctr --address "$b/containerd.sock" "$@"; }
+  for _ in $(seq 100); do ctr_b version >/dev/null 2>&1 && break; sleep 0.2; done
+  ctr_b version >/dev/null 2>&1 || { kill "$ctrd"; tail -n 20 "$STAGING/containerd.log" >&2; die "the image's containerd did not start"; }
+  for a in "${archives[@]}"; do
+    ctr_b --namespace k8s.io images import "$b/archives/$(basename "$a")" >>"$STAGING/containerd.log" 2>&1 ||
+      { kill "$ctrd"; tail -n 20 "$STAGING/containerd.log" >&2; die "importing $(basename "$a") failed"; }
+    imported+=("$(basename "$a" .tar)")
+  done
+  ctr_b --namespace k8s.io images ls -q | grep -v '^sha256:' >"$STAGING/images.lock" || true
+  kill -TERM "$ctrd"
+  wait "$ctrd" || true
+  rm -rf "${ROOTFS:?}$b"
+  log "images: ${#archives[@]} archives imported into containerd in $(($(date +%s) - start)) s: $(paste -sd' ' "$STAGING/images.lock")"
+fi
 
 # Services: containerd and the image import always; in a system container, writable
 # cgroup controllers (g8s-container-cgroups); kubelet is enabled as kubeadm expects
@@ -199,6 +246,7 @@ cp "$ROOTFS/boot/initrd.img-$kver" "$STAGING/initrd.img"
   echo "NODE_IMAGE_INPUT_HASH=$HASH"
   echo "NODE_IMAGE_KERNEL=$kver"
   echo "NODE_IMAGE_G8S_FILES=\"${installed[*]:-}\""
+  echo "NODE_IMAGE_IMAGES=\"${imported[*]:-}\""
 } >"$ROOTFS/etc/g8s-node-image"
 
 # --- disk ----------------------------------------------------------------------------
@@ -222,7 +270,7 @@ qcow_mib="$(($(stat -c %s "$STAGING/disk.qcow2") / 1048576))"
 } >"$STAGING/image.env"
 
 # --- into place ---------------------------------------------------------------------
-rm -f "$STAGING/debootstrap.log" "$STAGING/apt.log"
+rm -f "$STAGING/debootstrap.log" "$STAGING/apt.log" "$STAGING/containerd.log"
 old=""
 if [ -e "$OUT" ]; then
   old="$(mktemp -d "$TOOLS_OUT/share/.node-image-old.XXXXXX")"

@@ -56,7 +56,7 @@ int_in() { [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] || d
 # Talks to the guest agent (QGA) on DIR/qga.sock: `qga exec CMD...` runs CMD with stdin
 # as input and returns its output and exit code; `qga ping` succeeds once the agent answers.
 QGA_PY='
-import base64, json, socket, sys, time
+import base64, json, os, select, socket, stat, sys, time
 sock_path, timeout, op, args = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(timeout)
@@ -65,8 +65,10 @@ f = s.makefile("rwb")
 def call(cmd, **a):
     f.write(json.dumps({"execute": cmd, "arguments": a}).encode() + b"\n"); f.flush()
     while True:
-        line = f.readline()
-        if not line:
+        line = f.readline().lstrip(b"\xff")
+        if not line.strip():
+            if line:
+                continue
             raise SystemExit("guest agent closed the connection")
         r = json.loads(line)
         if "error" in r:
@@ -80,7 +82,11 @@ while call("guest-sync-delimited", id=sync_id) != sync_id:
     pass
 if op == "ping":
     sys.exit(0)
-data = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
+# stdin goes to the command when it is a file, or a pipe with data (or EOF) within 1 s.
+data = b""
+mode = os.fstat(0).st_mode
+if stat.S_ISREG(mode) or (stat.S_ISFIFO(mode) and select.select([0], [], [], 1)[0]):
+    data = sys.stdin.buffer.read()
 a = {"path": args[0], "arg": args[1:], "capture-output": True}
 if data:
     a["input-data"] = base64.b64encode(data).decode()

@@ -176,8 +176,9 @@ fi
 for n in "${NODES[@]}"; do
   if [ "$SUBSTRATE" = nspawn ]; then
     mem="$(grep '/memory/' "$WORK/$n/cgroups")/memory.stat"
-    awk -v n="$n" '$1 == "total_rss" { r = $2 } $1 == "total_cache" { c = $2 }
-      END { printf "[smoke] %s: memory rss %d MiB, page cache %d MiB\n", n, r / 1048576, c / 1048576 }' "$mem"
+    # anonymous (rss), file pages mapped by processes (binaries, libraries), all page cache.
+    awk -v n="$n" '$1 == "total_rss" { r = $2 } $1 == "total_mapped_file" { m = $2 } $1 == "total_cache" { c = $2 }
+      END { printf "[smoke] %s: memory rss %d MiB + mapped files %d MiB (page cache %d MiB)\n", n, r / 1048576, m / 1048576, c / 1048576 }' "$mem"
   else
     "$HERE/qemu-node.sh" status --state-dir "$WORK/$n"
   fi
