@@ -29,31 +29,17 @@ DEFAULT_IMAGE="$REPO/.tools/share/node-image"
 CONTROLLERS=(unified systemd cpu cpuacct cpuset memory devices freezer blkio pids net_cls net_prio hugetlb perf_event)
 STOP_TIMEOUT=60
 
-die() { printf 'nspawn-node: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
+PROG=nspawn-node
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
-cmd="${1:-}"
-[ -n "$cmd" ] || usage
+CMD="${1:-}"
+[ -n "$CMD" ] || usage
 shift
 NAME="" STATE="" SEED="" BRIDGE="" ADDRESS="" IMAGE="$DEFAULT_IMAGE" PURGE=0 STAGE="" TIMEOUT=600
-while [ "$#" -gt 0 ]; do
-  case "$1" in
-  --name) NAME="$2" && shift 2 ;;
-  --state-dir) STATE="$2" && shift 2 ;;
-  --seed) SEED="$2" && shift 2 ;;
-  --bridge) BRIDGE="$2" && shift 2 ;;
-  --address) ADDRESS="$2" && shift 2 ;;
-  --image) IMAGE="$2" && shift 2 ;;
-  --purge) PURGE=1 && shift ;;
-  --for) STAGE="$2" && shift 2 ;;
-  --timeout) TIMEOUT="$2" && shift 2 ;;
-  --) shift && break ;;
-  *) die "unknown argument '$1' (run without arguments for usage)" ;;
-  esac
-done
+parse_args "name state-dir seed bridge address image purge for timeout" "$@"
 [ "$(id -u)" = 0 ] || die "needs root (namespaces, cgroups, bridges)"
 
-need() { [ -n "$2" ] || die "$cmd: $1 is required"; }
 valid_ifname() { [[ "$1" =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || die "--bridge '$1': 1 to 15 letters, digits, '.', '-' or '_'"; }
 
 # The node's cgroup in each mounted v1 hierarchy: a child of this process's own cgroup
@@ -71,7 +57,7 @@ cgroup_dirs() { # <name>
 # Every PID in a cgroup tree (v1: cgroup.procs of each directory).
 cgroup_pids() { find "$@" -name cgroup.procs -exec cat {} + 2>/dev/null || true; }
 
-case "$cmd" in
+case "$CMD" in
 bridge-up)
   need --bridge "$BRIDGE" && need --address "$ADDRESS"
   valid_ifname "$BRIDGE"
@@ -89,10 +75,7 @@ bridge-down)
   ;;
 
 up)
-  need --name "$NAME" && need --state-dir "$STATE" && need --seed "$SEED"
-  [[ "$NAME" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || die "--name '$NAME': a DNS label (lower-case letters, digits, '-')"
-  [ -f "$SEED/meta-data" ] && [ -f "$SEED/user-data" ] ||
-    die "--seed '$SEED': needs the NoCloud files meta-data and user-data (network-config optional)"
+  check_node_args
   [ -x "$IMAGE/rootfs/lib/systemd/systemd" ] ||
     die "--image '$IMAGE': no rootfs/ with systemd; build it with 'bash tools/build.sh node-image'"
   command -v systemd-nspawn >/dev/null || die "systemd-nspawn is missing: apt-get install systemd-container"
@@ -203,28 +186,16 @@ down)
 
 exec)
   need --state-dir "$STATE"
-  [ "$#" -gt 0 ] || die "exec: a command is required after --"
+  [ "${#CMD_ARGS[@]}" -gt 0 ] || die "exec: a command is required after --"
   leader="$(cat "$STATE/leader.pid" 2>/dev/null)" || die "no node running in $STATE"
-  exec nsenter --target "$leader" --all --root --wd -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb "$@"
+  exec nsenter --target "$leader" --all --root --wd -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb "${CMD_ARGS[@]}"
   ;;
 
 wait)
   need --state-dir "$STATE" && need --for "$STAGE"
-  case "$STAGE" in
-  booted) probe=(sh -c 'systemctl is-active -q multi-user.target') ;;
-  cloud-init) probe=(sh -c 'test -f /var/lib/cloud/instance/boot-finished') ;;
-  containerd) probe=(sh -c 'ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1') ;;
-  *) die "--for '$STAGE': one of booted, cloud-init, containerd" ;;
-  esac
-  start="$(cat "$STATE/started-at")"
-  deadline=$(($(date +%s) + TIMEOUT))
-  until "$0" exec --state-dir "$STATE" -- "${probe[@]}" 2>/dev/null; do
-    pid="$(cat "$STATE/nspawn.pid" 2>/dev/null || echo 0)"
-    kill -0 "$pid" 2>/dev/null || { tail -n 30 "$STATE/console.log" >&2; die "the node in $STATE is not running"; }
-    [ "$(date +%s)" -lt "$deadline" ] || { tail -n 30 "$STATE/console.log" >&2; die "no '$STAGE' after ${TIMEOUT} s"; }
-    sleep 0.5
-  done
-  awk -v s="$start" -v n="$(date +%s.%N)" -v st="$STAGE" 'BEGIN { printf "%s after %.1f s\n", st, n - s }'
+  in_node() { "$0" exec --state-dir "$STATE" -- sh -c "$1"; }
+  alive() { kill -0 "$(cat "$STATE/nspawn.pid" 2>/dev/null || echo 0)" 2>/dev/null; }
+  wait_stage in_node alive 0.5
   ;;
 
 *) usage ;;

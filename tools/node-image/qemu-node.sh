@@ -23,34 +23,16 @@ REPO="$(cd "$HERE/../.." && pwd)"
 DEFAULT_IMAGE="$REPO/.tools/share/node-image"
 STOP_TIMEOUT=120
 
-die() { printf 'qemu-node: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
+PROG=qemu-node
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
-cmd="${1:-}"
-[ -n "$cmd" ] || usage
+CMD="${1:-}"
+[ -n "$CMD" ] || usage
 shift
 NAME="" STATE="" SEED="" IMAGE="$DEFAULT_IMAGE" ACCEL=tcg CPUS=2 MEMORY=2048 DISK_GIB=20 BRIDGE="" MAC=""
 PURGE=0 STAGE="" TIMEOUT=1800
-while [ "$#" -gt 0 ]; do
-  case "$1" in
-  --name) NAME="$2" && shift 2 ;;
-  --state-dir) STATE="$2" && shift 2 ;;
-  --seed) SEED="$2" && shift 2 ;;
-  --image) IMAGE="$2" && shift 2 ;;
-  --accel) ACCEL="$2" && shift 2 ;;
-  --cpus) CPUS="$2" && shift 2 ;;
-  --memory) MEMORY="$2" && shift 2 ;;
-  --disk-gib) DISK_GIB="$2" && shift 2 ;;
-  --bridge) BRIDGE="$2" && shift 2 ;;
-  --mac) MAC="$2" && shift 2 ;;
-  --purge) PURGE=1 && shift ;;
-  --for) STAGE="$2" && shift 2 ;;
-  --timeout) TIMEOUT="$2" && shift 2 ;;
-  --) shift && break ;;
-  *) die "unknown argument '$1' (run without arguments for usage)" ;;
-  esac
-done
-need() { [ -n "$2" ] || die "$cmd: $1 is required"; }
+parse_args "name state-dir seed image accel cpus memory disk-gib bridge mac purge for timeout" "$@"
 int_in() { [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] || die "$1 '$2': an integer from $3 to $4"; }
 
 # Talks to the guest agent (QGA) on DIR/qga.sock: `qga exec CMD...` runs CMD with stdin
@@ -127,7 +109,7 @@ resolve_accel() {
   kvm) [ -w /dev/kvm ] || die "--accel kvm: /dev/kvm is missing or not writable" && echo kvm ;;
   auto)
     # PVM-based KVM only runs PVM-enabled guest kernels: a stock kernel hangs at boot.
-    if [ -w /dev/kvm ] && ! { dmesg 2>/dev/null | grep -q kvm-pvm; } && ! grep -qw kvm_pvm /proc/modules 2>/dev/null; then
+    if [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] && ! { dmesg 2>/dev/null | grep -q kvm-pvm; }; then
       echo kvm
     else
       echo tcg
@@ -137,12 +119,9 @@ resolve_accel() {
   esac
 }
 
-case "$cmd" in
+case "$CMD" in
 up)
-  need --name "$NAME" && need --state-dir "$STATE" && need --seed "$SEED"
-  [[ "$NAME" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || die "--name '$NAME': a DNS label (lower-case letters, digits, '-')"
-  [ -f "$SEED/meta-data" ] && [ -f "$SEED/user-data" ] ||
-    die "--seed '$SEED': needs the NoCloud files meta-data and user-data (network-config optional)"
+  check_node_args
   for f in disk.qcow2 vmlinuz initrd.img; do
     [ -f "$IMAGE/$f" ] || die "--image '$IMAGE': no $f; build it with 'bash tools/build.sh node-image'"
   done
@@ -217,28 +196,16 @@ down)
 
 exec)
   need --state-dir "$STATE"
-  [ "$#" -gt 0 ] || die "exec: a command is required after --"
+  [ "${#CMD_ARGS[@]}" -gt 0 ] || die "exec: a command is required after --"
   running || die "no node running in $STATE"
   # guest-exec takes a path and arguments, no PATH search: run through env.
-  qga 600 exec /usr/bin/env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
+  qga 600 exec /usr/bin/env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${CMD_ARGS[@]}"
   ;;
 
 wait)
   need --state-dir "$STATE" && need --for "$STAGE"
-  case "$STAGE" in
-  booted) probe='systemctl is-active -q multi-user.target' ;;
-  cloud-init) probe='test -f /var/lib/cloud/instance/boot-finished' ;;
-  containerd) probe='ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1' ;;
-  *) die "--for '$STAGE': one of booted, cloud-init, containerd" ;;
-  esac
-  start="$(cat "$STATE/started-at")"
-  deadline=$(($(date +%s) + TIMEOUT))
-  until qga 5 exec /bin/sh -c "$probe" </dev/null >/dev/null 2>&1; do
-    running || { tail -n 30 "$STATE/console.log" >&2; die "the node in $STATE is not running"; }
-    [ "$(date +%s)" -lt "$deadline" ] || { tail -n 30 "$STATE/console.log" >&2; die "no '$STAGE' after ${TIMEOUT} s"; }
-    sleep 2
-  done
-  awk -v s="$start" -v n="$(date +%s.%N)" -v st="$STAGE" 'BEGIN { printf "%s after %.1f s\n", st, n - s }'
+  in_node() { qga 5 exec /bin/sh -c "$1"; }
+  wait_stage in_node running 2
   ;;
 
 status)
