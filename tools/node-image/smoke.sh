@@ -114,7 +114,8 @@ if [ "$SUBSTRATE" = nspawn ]; then
   done
   for n in "${NODES[@]}"; do
     for stage in booted cloud-init containerd; do
-      log "$n: $("$HERE/nspawn-node.sh" wait --state-dir "$WORK/$n" --for "$stage" --timeout 300)"
+      r="$("$HERE/nspawn-node.sh" wait --state-dir "$WORK/$n" --for "$stage" --timeout 300)" || fail "$n: no $stage"
+      log "$n: $r"
     done
   done
 else
@@ -123,7 +124,8 @@ else
     make_seed "$n" "$WORK/$n-seed"
     "$HERE/qemu-node.sh" up --name "$n" --state-dir "$WORK/$n" --seed "$WORK/$n-seed"
     for stage in booted cloud-init containerd; do
-      log "$n: $("$HERE/qemu-node.sh" wait --state-dir "$WORK/$n" --for "$stage" --timeout 1800)"
+      r="$("$HERE/qemu-node.sh" wait --state-dir "$WORK/$n" --for "$stage" --timeout 1800)" || fail "$n: no $stage"
+      log "$n: $r"
     done
   done
 fi
@@ -144,7 +146,8 @@ run "$n" sh -c 'cat >/usr/local/share/g8s/images/g8s-smoke-busybox.tar' <"$WORK/
 run "$n" systemctl restart g8s-import-images.service
 images="$(run "$n" ctr -n k8s.io images ls -q)"
 grep -qx 'g8s.local/test/busybox:1' <<<"$images" || fail "$n: image not imported (images: $images)"
-out="$(run "$n" ctr -n k8s.io run --rm g8s.local/test/busybox:1 g8s-smoke /bin/busybox echo hello-from-runc)"
+out="$(run "$n" ctr -n k8s.io run --rm g8s.local/test/busybox:1 g8s-smoke /bin/busybox echo hello-from-runc)" ||
+  fail "$n: containerd/runc could not run the test image"
 [ "$out" = hello-from-runc ] || fail "$n: the container said '$out'"
 log "$n: image imported and run by containerd/runc in $(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN { printf "%.1f", n - s }') s"
 
