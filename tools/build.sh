@@ -14,6 +14,8 @@
 #   cni-plugins        .tools/share/cni/bin/bridge, host-local, loopback, portmap (tools/cni-plugins)
 #   flannel-cni        .tools/share/cni/bin/flannel                (tools/flannel-cni, g8s's own)
 #   node-images        .tools/share/node-images/*.tar + images.json (tools/images)
+#   node-image         .tools/share/node-image/ (rootfs, disk, kernel) (tools/node-image/build.sh;
+#                      root and debootstrap; takes the kubelet & co. above when they are built)
 #
 # and writes .tools/versions.json (what is built, which version, where).
 #
@@ -33,7 +35,8 @@ TOOLS_OUT="$REPO/.tools"
 BIN="$TOOLS_OUT/bin"
 SHARE="$TOOLS_OUT/share"
 STAMPS="$TOOLS_OUT/stamps"
-ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni node-images)
+# node-image last: it copies binaries and image archives that earlier tools build.
+ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni node-images node-image)
 NODE_BIN="$SHARE/node-bin"
 CNI_BIN="$SHARE/cni/bin"
 NODE_IMAGES="$SHARE/node-images"
@@ -675,6 +678,14 @@ build_node-images() {
   log "node-images $v: $(du -sh "$NODE_IMAGES" | cut -f1) in $NODE_IMAGES (etcd image: registry.k8s.io/etcd:$(etcd_image_tag))"
 }
 
+build_node-image() {
+  # The node image keeps its own script, input hash and stamp (tools/node-image/README.md).
+  local start
+  start="$(date +%s)"
+  bash "$HERE/node-image/build.sh" | sed -u 's/^/  /'
+  log "node-image: done in $(($(date +%s) - start)) s"
+}
+
 # --- versions.json ----------------------------------------------------------------
 # The outputs of a node tool, relative to .tools/, one a line.
 tool_outputs() {
@@ -746,6 +757,11 @@ write_versions() {
         built node-images "$(node_images_hash)" "$NODE_IMAGES/images.json" || continue
         v="$(mod_version k8s.io/kubernetes "$HERE/kubernetes/go.mod")"
         entry="{ \"version\": \"${v#v}\", \"dir\": \"share/node-images\", \"manifest\": \"share/node-images/images.json\", \"etcdImageTag\": \"$(etcd_image_tag)\" }"
+        ;;
+      node-image)
+        bash "$HERE/node-image/build.sh" --check >/dev/null 2>&1 || continue
+        v="$(sed -n 's/^NODE_IMAGE_KERNEL=//p' "$SHARE/node-image/image.env")"
+        entry="{ \"version\": \"debian-bookworm\", \"kernel\": \"$v\", \"rootfs\": \"share/node-image/rootfs\", \"disk\": \"share/node-image/disk.qcow2\", \"vmlinuz\": \"share/node-image/vmlinuz\", \"initrd\": \"share/node-image/initrd.img\" }"
         ;;
       esac
       [ "$first" = 1 ] || printf ','

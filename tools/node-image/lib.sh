@@ -1,0 +1,70 @@
+# Shared by nspawn-node.sh and qemu-node.sh (sourced): messages, the command line, the
+# seed check and the `wait` loop. The sourcing script sets PROG (its name in messages).
+
+die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
+# The script's header comment is its usage text.
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
+need() { [ -n "$2" ] || die "$CMD: $1 is required"; }
+
+# parse_args "<allowed option names>" ARGS...: sets NAME, STATE, SEED, BRIDGE, ADDRESS,
+# IMAGE, STAGE, TIMEOUT, ACCEL, CPUS, MEMORY, DISK_GIB, MAC, PURGE from --name,
+# --state-dir, ...; what follows `--` goes to CMD_ARGS.
+parse_args() {
+  local allowed=" $1 " opt
+  shift
+  CMD_ARGS=()
+  while [ "$#" -gt 0 ]; do
+    [ "$1" != -- ] || { shift && CMD_ARGS=("$@") && return; }
+    opt="${1#--}"
+    [[ "$1" == --* && "$allowed" == *" $opt "* ]] ||
+      die "$CMD: unknown argument '$1' (run without arguments for usage)"
+    if [ "$opt" = purge ]; then PURGE=1 && shift && continue; fi
+    [ "$#" -ge 2 ] || die "$CMD: $1 needs a value"
+    case "$opt" in
+    name) NAME="$2" ;;
+    state-dir) STATE="$2" ;;
+    seed) SEED="$2" ;;
+    bridge) BRIDGE="$2" ;;
+    address) ADDRESS="$2" ;;
+    image) IMAGE="$2" ;;
+    for) STAGE="$2" ;;
+    timeout) TIMEOUT="$2" ;;
+    accel) ACCEL="$2" ;;
+    cpus) CPUS="$2" ;;
+    memory) MEMORY="$2" ;;
+    disk-gib) DISK_GIB="$2" ;;
+    mac) MAC="$2" ;;
+    esac
+    shift 2
+  done
+}
+
+# `up`'s common checks: a DNS-label name and a NoCloud seed folder.
+check_node_args() {
+  need --name "$NAME" && need --state-dir "$STATE" && need --seed "$SEED"
+  [[ "$NAME" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] ||
+    die "--name '$NAME': a DNS label (lower-case letters, digits, '-')"
+  [ -f "$SEED/meta-data" ] && [ -f "$SEED/user-data" ] ||
+    die "--seed '$SEED': needs the NoCloud files meta-data and user-data (network-config optional)"
+}
+
+# wait_stage <probe command> <is-alive command> <poll seconds>: polls `<probe command> SH`
+# with the stage's shell test until it succeeds, then prints "<stage> after <s> s",
+# counted from DIR/started-at (written by `up`).
+wait_stage() {
+  local probe_fn="$1" alive_fn="$2" every="$3" test start deadline
+  case "$STAGE" in
+  booted) test='systemctl is-active -q multi-user.target' ;;
+  cloud-init) test='test -f /var/lib/cloud/instance/boot-finished' ;;
+  containerd) test='ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1' ;;
+  *) die "--for '$STAGE': one of booted, cloud-init, containerd" ;;
+  esac
+  start="$(cat "$STATE/started-at")"
+  deadline=$(($(date +%s) + TIMEOUT))
+  until "$probe_fn" "$test" </dev/null >/dev/null 2>&1; do
+    "$alive_fn" || { tail -n 30 "$STATE/console.log" >&2; die "the node in $STATE is not running"; }
+    [ "$(date +%s)" -lt "$deadline" ] || { tail -n 30 "$STATE/console.log" >&2; die "no '$STAGE' after ${TIMEOUT} s"; }
+    sleep "$every"
+  done
+  awk -v s="$start" -v n="$(date +%s.%N)" -v st="$STAGE" 'BEGIN { printf "%s after %.1f s\n", st, n - s }'
+}
