@@ -36,23 +36,15 @@ import {
   type KubeadmInput,
 } from "./kubeadm";
 
-/** Where kubelet, kubeadm and kubectl come from. */
-export type PackageSource =
-  /** pkgs.k8s.io `core:/stable:/v<minor>/deb`, apt-pinned to `<version>-*`, plus containerd from the distribution. */
-  | { readonly source: "apt" }
-  /** A pre-built image that already holds containerd and the pinned binaries; the node only checks the version. */
-  | { readonly source: "image" };
-
-export type CniChoice = { readonly kind: "calico" } | { readonly kind: "none" };
-
-export const DEFAULT_PACKAGE_SOURCE: PackageSource = { source: "apt" };
-export const DEFAULT_CNI: CniChoice = { kind: "calico" };
 /** The sandbox image of the supported minors (kubeadm 1.31+ expects pause 3.10). */
 export const PAUSE_IMAGE = "registry.k8s.io/pause:3.10";
 
 /** Everything a node's cloud-config depends on. No secret value: only names, paths, versions, the endpoint. */
 export interface BootstrapConfig {
-  /** The validated cluster spec: id, kubernetes (version, CIDRs), nodePools (labels, taints). */
+  /**
+   * The validated cluster spec: id, kubernetes (version, CIDRs, `cni`, `packages`: `apt` installs
+   * from pkgs.k8s.io pinned to the version, `image` only checks the node image's kubeadm), nodePools.
+   */
   readonly spec: ClusterSpec;
   /** `https://host:port` of the API: the load balancer (AWS) or the API Service (KVM). */
   readonly apiEndpoint: string;
@@ -60,10 +52,6 @@ export interface BootstrapConfig {
   readonly delivery: SecretDelivery;
   /** Extra API server SANs for the kubeadm config (the certificates come from ClusterPki). Default: none. */
   readonly apiCertSans?: readonly string[];
-  /** Default: apt from pkgs.k8s.io. */
-  readonly packages?: PackageSource;
-  /** Default: Calico (CALICO_VERSION), applied once by the first master. */
-  readonly cni?: CniChoice;
   /** Default: `cluster.local`. */
   readonly serviceDnsDomain?: string;
 }
@@ -125,7 +113,7 @@ function hostFiles(config: BootstrapConfig): WriteFile[] {
     },
     { path: "/etc/containerd/config.toml", content: containerdConfig(), permissions: "0644" },
   ];
-  if ((config.packages ?? DEFAULT_PACKAGE_SOURCE).source === "apt") {
+  if (config.spec.kubernetes.packages === "apt") {
     files.push(
       {
         path: "/etc/apt/sources.list.d/kubernetes.list",
@@ -149,7 +137,7 @@ function hostFiles(config: BootstrapConfig): WriteFile[] {
 function installCommands(config: BootstrapConfig): (string | string[])[] {
   const version = config.spec.kubernetes.version;
   const extra = deliveryPackages(config.delivery);
-  if ((config.packages ?? DEFAULT_PACKAGE_SOURCE).source === "image") {
+  if (config.spec.kubernetes.packages === "image") {
     return [
       [
         "sh",
@@ -204,7 +192,7 @@ export function addonDocuments(config: BootstrapConfig): object[] {
       subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:nodes" }],
     },
   ];
-  if ((config.cni ?? DEFAULT_CNI).kind === "calico") {
+  if (config.spec.kubernetes.cni === "calico") {
     docs.push({
       apiVersion: "operator.tigera.io/v1",
       kind: "Installation",
@@ -234,7 +222,7 @@ function kubectl(...args: string[]): string[] {
 
 /** Commands only the first master runs, once: the bootstrap token (read from its file), the CNI, the RBAC. */
 function firstMasterCommands(config: BootstrapConfig): (string | string[])[] {
-  const calico = (config.cni ?? DEFAULT_CNI).kind === "calico";
+  const calico = config.spec.kubernetes.cni === "calico";
   return [
     [
       "sh",

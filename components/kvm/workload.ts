@@ -8,6 +8,8 @@ import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT, type KvmClust
 import * as C from "./constants";
 import { clusterLabels, kvmNamespace } from "./naming";
 
+type KvmAccel = KvmClusterSpec["kvm"]["accel"];
+
 type StatefulSetSpec = k8s.types.input.apps.v1.StatefulSetSpec;
 type EnvVar = k8s.types.input.core.v1.EnvVar;
 type PersistentVolumeClaim = k8s.types.input.core.v1.PersistentVolumeClaim;
@@ -37,12 +39,16 @@ export function podMemoryMiB(cpus: number, memoryGiB: number): number {
   return memoryGiB * 1024 + C.QEMU_OVERHEAD_MIB + cpus * C.QEMU_OVERHEAD_PER_CPU_MIB;
 }
 
-/** Requests and limits, equal, so the pod is in the Guaranteed QoS class (whole CPUs can be pinned). */
-export function podResources(cpus: number, memoryGiB: number): Record<string, string> {
+/**
+ * Requests and limits, equal, so the pod is in the Guaranteed QoS class (whole CPUs can be pinned).
+ * `/dev/kvm` is requested unless the guest is emulated (`kvm.accel: tcg`), which then schedules
+ * onto hosts without KVM too; `auto` requests it and falls back to emulation inside the pod.
+ */
+export function podResources(cpus: number, memoryGiB: number, accel: KvmAccel): Record<string, string> {
   return {
     cpu: String(cpus),
     memory: `${podMemoryMiB(cpus, memoryGiB)}Mi`,
-    [C.KVM_DEVICE_RESOURCE]: "1",
+    ...(accel === "tcg" ? {} : { [C.KVM_DEVICE_RESOURCE]: "1" }),
     [C.TUN_DEVICE_RESOURCE]: "1",
   };
 }
@@ -66,6 +72,7 @@ export function containerEnv(o: NodeSetOptions): EnvVar[] {
     { name: "G8S_SHARE_DIR", value: C.MOUNT.nodeSecrets },
     { name: "G8S_SHARE_TAG", value: C.SECRETS_SHARE_TAG },
     { name: "G8S_NETWORK", value: "bridge" },
+    { name: "G8S_ACCEL", value: o.spec.kvm.accel },
   ];
   if (o.role === "master") {
     env.push(
@@ -138,7 +145,7 @@ function containerPorts(role: "master" | "worker"): { name: string; containerPor
 
 /** The StatefulSet spec of a set of guest nodes. */
 export function nodeSetSpec(o: NodeSetOptions): StatefulSetSpec {
-  const resources = podResources(o.cpus, o.memoryGiB);
+  const resources = podResources(o.cpus, o.memoryGiB, o.spec.kvm.accel);
   return {
     replicas: o.replicas,
     serviceName: o.serviceName,

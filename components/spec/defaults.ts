@@ -10,6 +10,12 @@ export const DEFAULT_SERVICE_CIDR = "172.31.0.0/16";
 export const DEFAULT_POD_CIDR = "10.2.0.0/16";
 /** Each node gets one /24 of the pod range (kube-controller-manager --node-cidr-mask-size). */
 export const POD_CIDR_NODE_MASK = 24;
+/** The pod network: Calico (its operator manifest is fetched at boot) or flannel VXLAN (from the node image). */
+export const CNI_CHOICES = ["calico", "flannel"] as const;
+export const DEFAULT_CNI = "calico";
+/** Where kubelet, kubeadm, kubectl and the images come from: pkgs.k8s.io and registries, or the node image. */
+export const PACKAGE_SOURCES = ["apt", "image"] as const;
+export const DEFAULT_PACKAGE_SOURCE = "apt";
 
 export const DEFAULT_MASTER_COUNT = 3;
 export const ALLOWED_MASTER_COUNTS = [1, 3, 5] as const;
@@ -35,6 +41,9 @@ export const DEFAULT_KVM_STORAGE = "persistentVolume";
 export const DEFAULT_KVM_IMAGE = "g8s/qemu-node:1.0.0";
 export const DEFAULT_KVM_NAMESPACE_PREFIX = "g8s-";
 export const DEFAULT_KVM_API_SERVICE = "ClusterIP";
+/** QEMU acceleration: KVM, emulation (TCG) where /dev/kvm is unusable, or KVM when it works. */
+export const KVM_ACCELERATIONS = ["kvm", "tcg", "auto"] as const;
+export const DEFAULT_KVM_ACCEL = "kvm";
 export const DEFAULT_KVM_MASTER_CPUS = 2;
 export const DEFAULT_KVM_MASTER_MEMORY_GIB = 4;
 export const DEFAULT_KVM_MASTER_DISK_GIB = 20;

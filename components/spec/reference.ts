@@ -19,6 +19,10 @@ export const FIELD_DOCS: Record<string, string> = {
   "kubernetes.version": "Concrete `x.y.z` release of a supported minor.",
   "kubernetes.serviceCidr": "Service IP range (/12 to /24); must not overlap the pod range or the VPC.",
   "kubernetes.podCidr": "Pod IP range (/8 to /22), a /24 per node; must be large enough for every node.",
+  "kubernetes.cni":
+    "Pod network: `calico` (operator manifest fetched at boot) or `flannel` (VXLAN, from the node image: needs `packages: image`).",
+  "kubernetes.packages":
+    "`apt`: nodes install kubelet, kubeadm and kubectl from pkgs.k8s.io and pull images; `image`: the node image holds them all, nothing is fetched at boot.",
   aws: "AWS placement (only with `provider: aws`).",
   "aws.region": "AWS region, e.g. `eu-central-1`.",
   "aws.availabilityZones": "How many availability zones the cluster spans (1 to 6).",
@@ -33,6 +37,8 @@ export const FIELD_DOCS: Record<string, string> = {
   "kvm.image": "Container image that runs QEMU for each guest node.",
   "kvm.namespacePrefix": "The guest cluster's namespace on the host is `<prefix><id>`.",
   "kvm.apiService": "Service type of the guest API: `ClusterIP`, `NodePort` or `LoadBalancer`.",
+  "kvm.accel":
+    "QEMU acceleration: `kvm`, `tcg` (emulation, no `/dev/kvm` requested, ~50x slower) or `auto` (KVM, else TCG).",
   masters: "Control-plane nodes (etcd runs on each).",
   "masters.count": "1, 3 or 5: etcd needs an odd quorum.",
   "masters.instanceType": "EC2 instance type (aws).",

@@ -161,6 +161,18 @@ export const kvmNamespaceIsLabel: Rule = (spec) => {
   ];
 };
 
+/** g8s's flannel image is part of the node image: no registry serves it to nodes that install from apt. */
+export const flannelNeedsNodeImage: Rule = (spec) => {
+  if (spec.kubernetes.cni !== "flannel" || spec.kubernetes.packages === "image") return [];
+  return [
+    {
+      path: "kubernetes.cni",
+      message:
+        "flannel comes with the node image, which packages 'apt' does not use: set kubernetes.packages: image, or cni: calico",
+    },
+  ];
+};
+
 export const RULES: readonly Rule[] = [
   uniquePoolNames,
   poolSizes,
@@ -172,6 +184,7 @@ export const RULES: readonly Rule[] = [
   tlsTtlsInHours,
   ingressPortsDistinct,
   kvmNamespaceIsLabel,
+  flannelNeedsNodeImage,
 ];
 
 export function checkRules(spec: ClusterSpec): SpecIssue[] {

@@ -116,6 +116,10 @@ const kubernetes = z
       D.DEFAULT_SERVICE_CIDR,
     ),
     podCidr: cidrWithPrefix(8, 22, "every node takes a /24 of the pod range").default(D.DEFAULT_POD_CIDR),
+    /** The pod network between nodes. */
+    cni: z.enum(D.CNI_CHOICES).default(D.DEFAULT_CNI),
+    /** `image`: the node image holds kubelet, kubeadm, kubectl and every image; nothing is installed or pulled at boot. */
+    packages: z.enum(D.PACKAGE_SOURCES).default(D.DEFAULT_PACKAGE_SOURCE),
   })
   .prefault({});
 
@@ -234,6 +238,8 @@ export const kvmClusterSchema = z.strictObject({
     image: z.string().min(1).default(D.DEFAULT_KVM_IMAGE),
     namespacePrefix: z.string().default(D.DEFAULT_KVM_NAMESPACE_PREFIX),
     apiService: z.enum(["ClusterIP", "NodePort", "LoadBalancer"]).default(D.DEFAULT_KVM_API_SERVICE),
+    /** `tcg` emulates (no /dev/kvm needed, ~50x slower CPU); `auto` uses KVM when the guest boots under it. */
+    accel: z.enum(D.KVM_ACCELERATIONS).default(D.DEFAULT_KVM_ACCEL),
   }),
   masters: z
     .strictObject({

@@ -154,7 +154,7 @@ describe("host cluster on the real binaries (g8s host)", function () {
   });
 
   it("schedules a QEMU-sized pod (kvm: 1, tun: 1) onto a node and KWOK makes it Ready", async () => {
-    const resources = podResources(2, 4);
+    const resources = podResources(2, 4, "kvm");
     assert.equal(resources[KVM_DEVICE_RESOURCE], "1");
     assert.equal(resources[TUN_DEVICE_RESOURCE], "1");
     const pod = {

@@ -27,6 +27,7 @@ export function kvmClusterSpec(masters: 1 | 3 | 5): ClusterSpec {
   const raw = kvmSpec();
   raw.masters = { count: masters };
   raw.nodePools = pools.map((p) => ({ ...p, count: 2 }));
+  raw.kubernetes = { ...(raw.kubernetes as object), packages: "image" };
   return parseClusterSpec(raw, "stacks/Pulumi.t.yaml");
 }
 
@@ -47,7 +48,6 @@ export function kvmConfig(masters: 1 | 3 | 5): BootstrapConfig {
     spec: kvmClusterSpec(masters),
     apiEndpoint: "https://api.g8s-edge7.svc:6443",
     delivery: KVM_DELIVERY,
-    packages: { source: "image" },
   };
 }
 

@@ -54,7 +54,7 @@ describe("host nodes", () => {
   });
 
   it("fits the QEMU pod of a default KVM node (2 CPUs, 8 GiB) with room for several", () => {
-    const pod = podResources(2, 8);
+    const pod = podResources(2, 8, "kvm");
     const node = nodeObjects()[0].status.allocatable;
     for (const [resource, request] of Object.entries(pod)) {
       assert.ok(resource in node, `nodes advertise ${resource}`);

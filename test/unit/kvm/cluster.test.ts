@@ -1,6 +1,7 @@
 /** KvmCluster under mocks: the host-cluster objects of a guest cluster, their names, inputs and provider. */
 import * as assert from "node:assert/strict";
 import { installMocks, promiseOf, settle, type MockRecorder, type RecordedResource } from "../mocks";
+import { podResources } from "../../../components/kvm/workload";
 import { FAKE, K8S, kvmClusterSpec, nodeSecrets, userData } from "./helpers";
 
 type Kvm = typeof import("../../../components/kvm");
@@ -221,6 +222,13 @@ describe("KvmCluster", () => {
       assert.deepEqual(big.requests, big.limits);
     });
 
+    it("requests no /dev/kvm for an emulated guest (kvm.accel: tcg), and one for kvm and auto", () => {
+      assert.deepEqual(podResources(1, 1, "tcg"), { cpu: "1", memory: "1296Mi", "devices.kubevirt.io/tun": "1" });
+      for (const accel of ["kvm", "auto"] as const) {
+        assert.equal(podResources(1, 1, accel)["devices.kubevirt.io/kvm"], "1", accel);
+      }
+    });
+
     it("runs the spec's image unprivileged with NET_ADMIN only, without a service-account token", () => {
       const pod = podSpec("one", "pool-default");
       assert.equal(pod.containers.length, 1);
@@ -307,6 +315,7 @@ describe("KvmCluster", () => {
         { name: "G8S_SHARE_DIR", value: "/etc/g8s/node-secrets" },
         { name: "G8S_SHARE_TAG", value: "g8s-secrets" },
         { name: "G8S_NETWORK", value: "bridge" },
+        { name: "G8S_ACCEL", value: "kvm" },
         { name: "G8S_ETCD_DIR", value: "/var/lib/g8s/etcd" },
         { name: "G8S_ETCD_DISK_GIB", value: "10" },
       ]);

@@ -28,6 +28,8 @@ describe("parseClusterSpec", () => {
         version: D.DEFAULT_KUBERNETES_VERSION,
         serviceCidr: D.DEFAULT_SERVICE_CIDR,
         podCidr: D.DEFAULT_POD_CIDR,
+        cni: D.DEFAULT_CNI,
+        packages: D.DEFAULT_PACKAGE_SOURCE,
       });
       assert.deepEqual(spec.aws, {
         region: "eu-central-1",
@@ -73,6 +75,7 @@ describe("parseClusterSpec", () => {
         image: D.DEFAULT_KVM_IMAGE,
         namespacePrefix: D.DEFAULT_KVM_NAMESPACE_PREFIX,
         apiService: D.DEFAULT_KVM_API_SERVICE,
+        accel: D.DEFAULT_KVM_ACCEL,
       });
       assert.deepEqual(spec.masters, {
         count: D.DEFAULT_MASTER_COUNT,
@@ -521,6 +524,35 @@ describe("parseClusterSpec", () => {
           },
         ],
       ));
+  });
+
+  describe("pod network and node software", () => {
+    it("takes flannel from the node image only", () =>
+      expectIssues(
+        withChange(kvmSpec(), (s) => (s.kubernetes = { cni: "flannel" })),
+        [
+          {
+            path: "kubernetes.cni",
+            message:
+              "flannel comes with the node image, which packages 'apt' does not use: set kubernetes.packages: image, or cni: calico",
+          },
+        ],
+      ));
+
+    it("accepts flannel with the node image, and names the choices of cni and kvm.accel", () => {
+      const spec = parseClusterSpec(
+        withChange(kvmSpec(), (s) => {
+          s.kubernetes = { cni: "flannel", packages: "image" };
+          s.kvm.accel = "tcg";
+        }),
+      ) as KvmClusterSpec;
+      assert.equal(spec.kubernetes.cni, "flannel");
+      assert.equal(spec.kvm.accel, "tcg");
+      expectIssues(
+        withChange(kvmSpec(), (s) => (s.kvm.accel = "hvf")),
+        [{ path: "kvm.accel", message: "must be one of kvm, tcg, auto (got 'hvf')" }],
+      );
+    });
   });
 
   it("formats its message with the source and one line per problem", () => {
