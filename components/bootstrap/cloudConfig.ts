@@ -26,6 +26,7 @@ import {
   type WriteFile,
 } from "./delivery";
 import type { BootstrapRole } from "./files";
+import { flannelDocuments } from "./flannel";
 import { renderToml } from "./ini";
 import {
   clusterConfiguration,
@@ -35,9 +36,7 @@ import {
   renderDocuments,
   type KubeadmInput,
 } from "./kubeadm";
-
-/** The sandbox image of the supported minors (kubeadm 1.31+ expects pause 3.10). */
-export const PAUSE_IMAGE = "registry.k8s.io/pause:3.10";
+import { pauseImageOf } from "./nodeImage";
 
 /** Everything a node's cloud-config depends on. No secret value: only names, paths, versions, the endpoint. */
 export interface BootstrapConfig {
@@ -86,12 +85,12 @@ const KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
 const KUBE_PACKAGES = ["kubelet", "kubeadm", "kubectl"];
 
 /** containerd: CRI with the systemd cgroup driver (kubelet's cgroupDriver) and the pinned pause image. */
-export function containerdConfig(): string {
+export function containerdConfig(kubernetesVersion: string): string {
   return renderToml({
     version: 2,
     plugins: {
       "io.containerd.grpc.v1.cri": {
-        sandbox_image: PAUSE_IMAGE,
+        sandbox_image: pauseImageOf(kubernetesVersion),
         containerd: { runtimes: { runc: { runtime_type: "io.containerd.runc.v2", options: { SystemdCgroup: true } } } },
       },
     },
@@ -111,7 +110,7 @@ function hostFiles(config: BootstrapConfig): WriteFile[] {
       ]).replace(/: /g, " = "),
       permissions: "0644",
     },
-    { path: "/etc/containerd/config.toml", content: containerdConfig(), permissions: "0644" },
+    { path: "/etc/containerd/config.toml", content: containerdConfig(version), permissions: "0644" },
   ];
   if (config.spec.kubernetes.packages === "apt") {
     files.push(
@@ -179,7 +178,7 @@ function kubeadmInput(config: BootstrapConfig): KubeadmInput {
   };
 }
 
-/** The Calico Installation and the binding of the shared node identity, applied once by the first master. */
+/** The binding of the shared node identity and the pod network (flannel, or Calico's Installation), applied once by the first master. */
 export function addonDocuments(config: BootstrapConfig): object[] {
   const docs: object[] = [
     {
@@ -192,6 +191,7 @@ export function addonDocuments(config: BootstrapConfig): object[] {
       subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:nodes" }],
     },
   ];
+  if (config.spec.kubernetes.cni === "flannel") docs.push(...flannelDocuments(config.spec));
   if (config.spec.kubernetes.cni === "calico") {
     docs.push({
       apiVersion: "operator.tigera.io/v1",

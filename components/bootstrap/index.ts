@@ -7,3 +7,5 @@ export { renderIni, renderToml, type IniSection, type TomlTable } from "./ini";
 export { bootstrapToken, bootstrapTokenOf, checkBootstrapToken } from "./token";
 export { awsUserData, awsUserDataOutput, type EncodedUserData } from "./userData";
 export * as kubeadmSchema from "./kubeadmSchema";
+export * from "./flannel";
+export * from "./nodeImage";

@@ -7,6 +7,7 @@ import { stringify } from "yaml";
 import { API_PORT, POOL_LABEL, clusterDomain, parseApiEndpoint, type ClusterSpec, type Taint } from "../spec";
 import { apiServerDnsNames, firstServiceIp } from "../pki/certificates";
 import { CRI_SOCKET, DISCOVERY_KUBECONFIG_PATH, KUBEADM_API_VERSION, KUBELET_API_VERSION, PKI_DIR } from "./constants";
+import { NODE_IMAGE_ETCD_TAG } from "./nodeImage";
 
 export interface KubeadmArg {
   readonly name: string;
@@ -51,6 +52,8 @@ export interface ClusterConfiguration {
   readonly etcd: {
     readonly local: {
       readonly dataDir: string;
+      /** The node image's etcd (`kubernetes.packages: image`); otherwise kubeadm's default. */
+      readonly imageTag?: string;
       readonly serverCertSANs: readonly string[];
       readonly peerCertSANs: readonly string[];
     };
@@ -145,6 +148,7 @@ export function clusterConfiguration(input: KubeadmInput): ClusterConfiguration 
     etcd: {
       local: {
         dataDir: "/var/lib/etcd",
+        ...(spec.kubernetes.packages === "image" ? { imageTag: NODE_IMAGE_ETCD_TAG } : {}),
         serverCertSANs: [`etcd.${clusterDomain(spec)}`],
         peerCertSANs: [`etcd.${clusterDomain(spec)}`],
       },
