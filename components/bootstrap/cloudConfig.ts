@@ -310,6 +310,28 @@ export function attachScript(a: MasterAttachment): string {
   ].join("\n");
 }
 
+/** Attempts of `kubeadm join` before the boot fails (a joining node may come up before the API). */
+export const JOIN_ATTEMPTS = 20;
+const JOIN_RETRY_SECONDS = 15;
+
+/**
+ * `kubeadm join`, retried: a node often boots before the first master's API answers. Between
+ * attempts `kubeadm reset` undoes the partial join, which removes the delivered kubelet identity and
+ * CA too, so the sync script installs them again.
+ */
+function joinWithRetry(): string {
+  return [
+    "n=0",
+    `until kubeadm join --config ${KUBEADM_CONFIG_PATH}; do`,
+    "  n=$((n + 1))",
+    `  [ "$n" -lt ${JOIN_ATTEMPTS} ] || { echo "g8s: kubeadm join failed ${JOIN_ATTEMPTS} times" >&2; exit 1; }`,
+    "  kubeadm reset --force >/dev/null 2>&1 || true",
+    `  ${SYNC_SCRIPT_PATH}`,
+    `  sleep ${JOIN_RETRY_SECONDS}`,
+    "done",
+  ].join("\n");
+}
+
 /** The cloud-config object of a node. */
 export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): CloudConfig {
   const first = role.kind === "first-master";
@@ -322,11 +344,11 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
       ? [{ path: ATTACH_SCRIPT_PATH, content: attachScript(role.attach), permissions: "0755" }]
       : []),
   ];
-  const kubeadm =
-    role.kind === "first-master"
-      ? ["kubeadm", "init", "--config", KUBEADM_CONFIG_PATH]
-      : ["kubeadm", "join", "--config", KUBEADM_CONFIG_PATH];
+  const kubeadm = role.kind === "first-master" ? ["kubeadm", "init", "--config", KUBEADM_CONFIG_PATH] : joinWithRetry();
   const runcmd: (string | string[])[] = [
+    // cloud-init writes the string as is into its runcmd script: the first failing step ends the
+    // boot there, and cloud-init reports it (a node must not go on past a failed kubeadm init).
+    "set -eu",
     ["mkdir", "-p", G8S_DIR, STATE_DIR],
     ...(role.kind !== "worker" && role.attach ? [[ATTACH_SCRIPT_PATH]] : []),
     ["modprobe", "overlay"],

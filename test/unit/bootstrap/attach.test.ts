@@ -18,8 +18,8 @@ describe("AWS master attachment", () => {
     assert.match(script.content, /nvme-Amazon_Elastic_Block_Store_vol0def1/);
     assert.match(script.content, /mount "\$DEV" \/var\/lib\/etcd/);
     const order = doc.runcmd.map((c) => (typeof c === "string" ? c : c.join(" ")));
-    assert.equal(order.indexOf(ATTACH_SCRIPT_PATH), 1, "right after the state directories");
-    assert.ok(order.indexOf(ATTACH_SCRIPT_PATH) < order.findIndex((c) => c.startsWith("kubeadm join")));
+    assert.equal(order.indexOf(ATTACH_SCRIPT_PATH), 2, "right after set -eu and the state directories");
+    assert.ok(order.indexOf(ATTACH_SCRIPT_PATH) < order.findIndex((c) => c.includes("until kubeadm join")));
   });
 
   it("advertises the fixed IP for the API and etcd and as the kubelet's node IP", () => {

@@ -209,7 +209,7 @@ describe("bootstrap: rendered cloud-config", () => {
     for (const r of rendered) {
       const cmds = buildCloudConfig(r.config, r.role).runcmd.map((c) => (typeof c === "string" ? c : c.join(" ")));
       const init = cmds.filter((c) => c.startsWith("kubeadm init"));
-      const join = cmds.filter((c) => c.startsWith("kubeadm join"));
+      const join = cmds.filter((c) => c.includes(`until kubeadm join --config ${KUBEADM_CONFIG_PATH}; do`));
       const calico = cmds.filter((c) => c.includes(`calico/${CALICO_VERSION}/manifests/tigera-operator.yaml`));
       const first = r.role.kind === "first-master";
       assert.equal(init.length, first ? 1 : 0, r.label);
