@@ -205,6 +205,9 @@ export function nodeFiles(role: BootstrapRole): NodeFile[] {
     ),
     ...pair("scheduler", `${CLIENT_DIR}/scheduler`, ["kube-scheduler"], "scheduler"),
     kubeconfigFile("admin.conf", "kubernetes-admin", `${CLIENT_DIR}/admin`, []),
+    // kubeadm init with an external CA refuses to start without super-admin.conf (seen on a real
+    // node). The admin identity is already O=system:masters, so it serves for both files.
+    kubeconfigFile("super-admin.conf", "kubernetes-admin", `${CLIENT_DIR}/admin`, []),
     kubeconfigFile(
       "controller-manager.conf",
       "system:kube-controller-manager",
