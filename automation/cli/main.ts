@@ -61,6 +61,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.HOST_USAGE, run: m.runHost };
     },
   },
+  lab: {
+    summary: "a KVM-platform guest cluster booted on this machine (up, down)",
+    load: () => {
+      const m = require("./lab") as typeof import("./lab");
+      return { usage: m.LAB_USAGE, run: m.runLab };
+    },
+  },
 };
 /* eslint-enable @typescript-eslint/no-require-imports */
 

@@ -1,0 +1,424 @@
+/**
+ * `g8s lab up | down`: a KVM-platform guest cluster on this machine, end to end. The stack is
+ * applied for real (the reconciler's `up` through the Kubernetes provider) to a local host
+ * cluster (`g8s host up`), which holds what the platform renders: each node's user-data and its
+ * files as Secrets. Each QEMU pod's node then boots from exactly those documents as a system
+ * container of the node image (`tools/node-image`): real systemd, cloud-init, containerd,
+ * kubelet and kubeadm. The host cluster's nodes are simulated (KWOK), so its pods run nothing;
+ * the lab's nodes stand in for them, on a bridge of their own.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { parse, stringify } from "yaml";
+import { parseStackFile, type KvmClusterSpec } from "../../components/spec";
+import { PROJECT_ROOT } from "../engine/toolchain";
+import { HostCluster } from "../host/hostCluster";
+import { labPlan, metaData, networkConfig, type LabNode, type LabPlan } from "./plan";
+
+export class LabError extends Error {
+  constructor(
+    message: string,
+    /** What to show under the message: a console's last lines, a command's output. */
+    readonly details?: string,
+  ) {
+    super(message);
+    this.name = "LabError";
+  }
+}
+
+export interface LabOptions {
+  /** The stack file (`<project>/stacks/Pulumi.<id>.yaml`). */
+  readonly stackFile: string;
+  /** Everything the lab makes: host cluster, state, nodes (default `<project>/.g8s/lab/<id>`). */
+  readonly labDir?: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly progress: (line: string) => void;
+  /** Per phase of a node and for all nodes Ready (default 15 min). */
+  readonly timeoutMs?: number;
+}
+
+const TOOLS = path.join(PROJECT_ROOT, ".tools");
+const NODE_IMAGE = path.join(TOOLS, "share", "node-image");
+const NSPAWN = path.join(PROJECT_ROOT, "tools", "node-image", "nspawn-node.sh");
+const KUBECTL = path.join(TOOLS, "bin", "kubectl");
+const PULUMI = path.join(TOOLS, "bin", "pulumi");
+const G8S = path.join(PROJECT_ROOT, "bin", "g8s.js");
+/** Where the KVM platform's nodes find their files (the Secret share). */
+const FILES_MOUNT = "/mnt/g8s-secrets";
+const CONSOLE_TAIL_LINES = 40;
+
+interface Loaded {
+  readonly spec: KvmClusterSpec;
+  readonly projectDir: string;
+  readonly labDir: string;
+}
+
+/** Reads and checks the stack file: a KVM cluster whose nodes need nothing from the network. */
+export function loadLabStack(stackFile: string, labDir?: string): Loaded {
+  const file = path.resolve(stackFile);
+  if (!existsSync(file)) throw new LabError(`${stackFile}: no such file`);
+  const parsed = parseStackFile(readFileSync(file, "utf8"), stackFile);
+  const spec = parsed.cluster;
+  if (spec.provider !== "kvm") {
+    throw new LabError(
+      `${stackFile}: provider is '${spec.provider}': the lab runs KVM-platform clusters (provider: kvm)`,
+    );
+  }
+  if (spec.kubernetes.packages !== "image") {
+    throw new LabError(
+      `${stackFile}: kubernetes.packages is '${spec.kubernetes.packages}': lab nodes have no network to install from; set kubernetes.packages: image`,
+    );
+  }
+  if (spec.pki.backend !== "local") {
+    throw new LabError(
+      `${stackFile}: pki.backend is '${spec.pki.backend}': the lab has no Vault and no tls plugin; set pki.backend: local`,
+    );
+  }
+  const projectDir = path.dirname(path.dirname(file));
+  if (path.basename(path.dirname(file)) !== "stacks" || !existsSync(path.join(projectDir, "Pulumi.yaml"))) {
+    throw new LabError(`${stackFile}: must be in the stacks/ folder of a g8s project (beside Pulumi.yaml)`);
+  }
+  return { spec, projectDir, labDir: path.resolve(labDir ?? path.join(projectDir, ".g8s", "lab", spec.id)) };
+}
+
+function run(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv, input?: string) {
+  const r = spawnSync(cmd, args, { encoding: "utf8", env, input, maxBuffer: 64 * 1024 * 1024 });
+  return { ok: r.status === 0, stdout: r.stdout ?? "", stderr: r.stderr ?? "", error: r.error };
+}
+
+/** The node image's kubeadm version must be the spec's: the node checks it and would stop there. */
+function checkToolchain(spec: KvmClusterSpec): void {
+  for (const f of [path.join(NODE_IMAGE, "rootfs", "lib", "systemd", "systemd"), KUBECTL, PULUMI]) {
+    if (!existsSync(f)) throw new LabError(`${f} is missing: run 'npm run toolchain' (it builds the node image)`);
+  }
+  const kubeadm = path.join(NODE_IMAGE, "rootfs", "usr", "local", "bin", "kubeadm");
+  const r = run(kubeadm, ["version", "-o", "short"]);
+  const have = r.stdout.trim();
+  if (!r.ok) throw new LabError(`the node image has no working kubeadm (${kubeadm}): run 'npm run toolchain'`);
+  if (have !== `v${spec.kubernetes.version}`) {
+    throw new LabError(
+      `kubernetes.version is ${spec.kubernetes.version} but the node image holds kubeadm ${have}: set kubernetes.version: ${have.replace(/^v/, "")}`,
+    );
+  }
+}
+
+/** Elapsed seconds since `t0`, for progress lines. */
+function since(t0: number): string {
+  return `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+}
+
+class Lab {
+  private readonly t0 = Date.now();
+  constructor(
+    private readonly o: LabOptions,
+    private readonly loaded: Loaded,
+    private readonly plan: LabPlan,
+  ) {}
+
+  private say(line: string): void {
+    this.o.progress(`[lab ${this.loaded.spec.id} ${since(this.t0).padStart(7)}] ${line}`);
+  }
+
+  private get dir(): string {
+    return this.loaded.labDir;
+  }
+
+  private nodeDir(node: LabNode): string {
+    return path.join(this.dir, "nodes", node.name);
+  }
+
+  private passphraseFile(): string {
+    const file = path.join(this.dir, "passphrase");
+    if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString("base64"), { mode: 0o600 });
+    return file;
+  }
+
+  private engineEnv(kubeconfig: string): NodeJS.ProcessEnv {
+    return {
+      ...this.o.env,
+      KUBECONFIG: kubeconfig,
+      G8S_PROJECT_DIR: this.loaded.projectDir,
+      G8S_STATE_DIR: path.join(this.dir, "reconciler"),
+      G8S_BACKEND_URL: `file://${path.join(this.dir, "state")}`,
+      PULUMI_CONFIG_PASSPHRASE_FILE: this.passphraseFile(),
+      PULUMI_CONFIG_PASSPHRASE: undefined,
+    };
+  }
+
+  /** The stack, applied by the reconciler (one pass: preview, then up) to the host cluster. */
+  private async apply(kubeconfig: string): Promise<void> {
+    this.say(`applying stack ${this.plan.clusterId} to the host cluster (g8s reconcile)`);
+    mkdirSync(path.join(this.dir, "state"), { recursive: true });
+    const child = spawn(process.execPath, [G8S, "reconcile", this.plan.clusterId, "--json", "--offline"], {
+      env: this.engineEnv(kubeconfig),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const records = out
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { stack?: string; outcome: string; error?: string; durationMs: number });
+    const record = records.find((r) => r.stack === this.plan.clusterId);
+    if (code !== 0 || !record || !["corrected", "in-sync"].includes(record.outcome)) {
+      throw new LabError(
+        `applying the stack failed (${record?.outcome ?? `exit ${code}`})`,
+        (record?.error ?? err).split("\n").slice(-30).join("\n"),
+      );
+    }
+    this.say(`stack ${record.outcome} in ${(record.durationMs / 1000).toFixed(1)} s`);
+  }
+
+  private secretData(kubeconfig: string, name: string): Record<string, string> {
+    const r = run(KUBECTL, [
+      "--kubeconfig",
+      kubeconfig,
+      "-n",
+      this.plan.namespace,
+      "get",
+      "secret",
+      name,
+      "-o",
+      "json",
+    ]);
+    if (!r.ok)
+      throw new LabError(`reading Secret ${this.plan.namespace}/${name} from the host cluster failed`, r.stderr);
+    const data = (JSON.parse(r.stdout) as { data?: Record<string, string> }).data ?? {};
+    return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+  }
+
+  /** Seeds, files and hosts of every node, from the host cluster's Secrets (what the QEMU pods mount). */
+  private stage(kubeconfig: string): void {
+    const files = new Map<string, Record<string, string>>();
+    for (const node of this.plan.nodes) {
+      const userData = this.secretData(kubeconfig, node.userData.secret)[node.userData.key];
+      if (userData === undefined) {
+        throw new LabError(`Secret ${node.userData.secret} has no key ${node.userData.key} (node ${node.name})`);
+      }
+      if (!files.has(node.filesSecret)) files.set(node.filesSecret, this.secretData(kubeconfig, node.filesSecret));
+      const dir = this.nodeDir(node);
+      const seed = path.join(dir, "seed");
+      const share = path.join(dir, "files");
+      mkdirSync(seed, { recursive: true, mode: 0o700 });
+      rmSync(share, { recursive: true, force: true });
+      mkdirSync(share, { recursive: true, mode: 0o700 });
+      writeFileSync(path.join(seed, "meta-data"), metaData(node, this.plan.clusterId));
+      writeFileSync(path.join(seed, "user-data"), userData, { mode: 0o600 });
+      writeFileSync(path.join(seed, "network-config"), networkConfig(node, this.plan));
+      for (const [name, content] of Object.entries(files.get(node.filesSecret) ?? {})) {
+        writeFileSync(path.join(share, name), content, { mode: 0o400 });
+      }
+      writeFileSync(path.join(dir, "hosts"), this.plan.hosts);
+    }
+  }
+
+  private nspawn(args: readonly string[]) {
+    return run("bash", [NSPAWN, ...args], this.o.env);
+  }
+
+  private consoleTail(node: LabNode): string {
+    const file = path.join(this.nodeDir(node), "state", "console.log");
+    if (!existsSync(file)) return "(no console log)";
+    return readFileSync(file, "utf8").split("\n").slice(-CONSOLE_TAIL_LINES).join("\n");
+  }
+
+  private bootNodes(): void {
+    const r = this.nspawn([
+      "bridge-up",
+      "--bridge",
+      this.plan.bridge,
+      "--address",
+      `${this.plan.bridgeAddress}/${this.plan.prefixLength}`,
+    ]);
+    if (!r.ok) throw new LabError(`creating bridge ${this.plan.bridge} failed`, r.stderr);
+    for (const node of this.plan.nodes) {
+      const dir = this.nodeDir(node);
+      const up = this.nspawn([
+        "up",
+        "--name",
+        node.name,
+        "--state-dir",
+        path.join(dir, "state"),
+        "--seed",
+        path.join(dir, "seed"),
+        "--bridge",
+        this.plan.bridge,
+        "--bind-ro",
+        `${path.join(dir, "files")}:${FILES_MOUNT}`,
+        "--bind-ro",
+        `${path.join(dir, "hosts")}:/etc/hosts`,
+      ]);
+      if (!up.ok) throw new LabError(`node ${node.name}: starting its system container failed`, up.stderr);
+      this.say(`node ${node.name} (${node.role}, ${node.address}): started`);
+    }
+  }
+
+  /** Waits for a stage of a node with nspawn-node.sh's probes; a failure names the node and shows its console. */
+  private async waitStage(node: LabNode, stage: "booted" | "cloud-init"): Promise<void> {
+    const timeout = String(Math.ceil((this.o.timeoutMs ?? 900_000) / 1000));
+    const child = spawn(
+      "bash",
+      [NSPAWN, "wait", "--state-dir", path.join(this.nodeDir(node), "state"), "--for", stage, "--timeout", timeout],
+      {
+        env: this.o.env,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let err = "";
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    if (code !== 0)
+      throw new LabError(
+        `node ${node.name}: no ${stage} (${err.trim().split("\n").at(-1) ?? ""})`,
+        this.consoleTail(node),
+      );
+    if (stage === "cloud-init") {
+      const result = this.nspawn([
+        "exec",
+        "--state-dir",
+        path.join(this.nodeDir(node), "state"),
+        "--",
+        "cat",
+        "/var/lib/cloud/data/result.json",
+      ]);
+      const errors = result.ok
+        ? ((JSON.parse(result.stdout) as { v1?: { errors?: string[] } }).v1?.errors ?? [])
+        : ["no result.json"];
+      if (errors.length > 0) {
+        const log = this.nspawn([
+          "exec",
+          "--state-dir",
+          path.join(this.nodeDir(node), "state"),
+          "--",
+          "tail",
+          "-n",
+          String(CONSOLE_TAIL_LINES),
+          "/var/log/cloud-init-output.log",
+        ]);
+        throw new LabError(
+          `node ${node.name}: cloud-init failed: ${errors.join("; ")}`,
+          log.stdout || this.consoleTail(node),
+        );
+      }
+    }
+    this.say(`node ${node.name}: ${stage}`);
+  }
+
+  /** The guest's admin kubeconfig (a stack output), pointed at the first master's lab address. */
+  private adminKubeconfig(kubeconfig: string): string {
+    const env = {
+      ...this.engineEnv(kubeconfig),
+      PULUMI_BACKEND_URL: `file://${path.join(this.dir, "state")}`,
+      PULUMI_HOME: path.join(this.dir, "reconciler", "pulumi-home"),
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+    };
+    const r = run(
+      PULUMI,
+      [
+        "stack",
+        "output",
+        "adminKubeconfig",
+        "--show-secrets",
+        "--stack",
+        this.plan.clusterId,
+        "--cwd",
+        this.loaded.projectDir,
+      ],
+      env,
+    );
+    if (!r.ok || r.stdout.trim() === "")
+      throw new LabError("reading the stack output adminKubeconfig failed", r.stderr);
+    const config = parse(r.stdout) as { clusters: { cluster: Record<string, string> }[] };
+    const apiName = `api.${this.plan.namespace}.svc`;
+    for (const c of config.clusters) {
+      c.cluster.server = `https://${this.plan.nodes[0].address}:6443`;
+      c.cluster["tls-server-name"] = apiName;
+    }
+    const file = path.join(this.dir, "admin.conf");
+    writeFileSync(file, stringify(config), { mode: 0o600 });
+    chmodSync(file, 0o600);
+    return file;
+  }
+
+  private async waitReady(adminConf: string): Promise<void> {
+    const deadline = Date.now() + (this.o.timeoutMs ?? 900_000);
+    let last = "";
+    for (;;) {
+      const r = run(KUBECTL, ["--kubeconfig", adminConf, "get", "nodes", "-o", "json", "--request-timeout", "10s"]);
+      if (r.ok) {
+        const nodes = (
+          JSON.parse(r.stdout) as {
+            items: { metadata: { name: string }; status: { conditions?: { type: string; status: string }[] } }[];
+          }
+        ).items;
+        const ready = nodes
+          .filter((n) => n.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"))
+          .map((n) => n.metadata.name);
+        const line = `nodes Ready: ${ready.length}/${this.plan.nodes.length} (${ready.join(", ") || "none"})`;
+        if (line !== last) this.say((last = line));
+        if (this.plan.nodes.every((n) => ready.includes(n.name))) return;
+      }
+      if (Date.now() > deadline) {
+        const notReady = this.plan.nodes.filter((n) => !last.includes(n.name));
+        throw new LabError(
+          `not every node is Ready after ${since(this.t0)}: ${notReady.map((n) => n.name).join(", ")}`,
+          notReady.map((n) => `--- ${n.name}\n${this.consoleTail(n)}`).join("\n"),
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    }
+  }
+
+  async up(): Promise<string> {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(this.dir, "plan.json"), JSON.stringify(this.plan, null, 2));
+    this.say(`host cluster (g8s host up --host-dir ${path.join(this.dir, "host")})`);
+    const host = new HostCluster({ hostDir: path.join(this.dir, "host"), env: this.o.env, progress: () => {} });
+    const { kubeconfig } = await host.up();
+    await this.apply(kubeconfig);
+    this.stage(kubeconfig);
+    this.bootNodes();
+    for (const stage of ["booted", "cloud-init"] as const) {
+      await Promise.all(this.plan.nodes.map((n) => this.waitStage(n, stage)));
+    }
+    const admin = this.adminKubeconfig(kubeconfig);
+    await this.waitReady(admin);
+    this.say(`every node Ready`);
+    return admin;
+  }
+
+  async down(): Promise<void> {
+    for (const node of this.plan.nodes) {
+      const state = path.join(this.nodeDir(node), "state");
+      if (!existsSync(state)) continue;
+      const r = this.nspawn(["down", "--state-dir", state, "--purge"]);
+      if (!r.ok) throw new LabError(`node ${node.name}: stopping it failed`, r.stderr);
+      this.say(`node ${node.name}: stopped`);
+    }
+    this.nspawn(["bridge-down", "--bridge", this.plan.bridge]);
+    const hostDir = path.join(this.dir, "host");
+    if (existsSync(hostDir)) {
+      await new HostCluster({ hostDir, env: this.o.env, progress: () => {} }).down({ purge: true });
+      this.say("host cluster stopped");
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    this.say(`removed ${this.dir}`);
+  }
+}
+
+/** Brings the cluster up; resolves to the guest's admin kubeconfig path. */
+export async function labUp(o: LabOptions): Promise<string> {
+  const loaded = loadLabStack(o.stackFile, o.labDir);
+  checkToolchain(loaded.spec);
+  return new Lab(o, loaded, labPlan(loaded.spec)).up();
+}
+
+export async function labDown(o: LabOptions): Promise<void> {
+  const loaded = loadLabStack(o.stackFile, o.labDir);
+  await new Lab(o, loaded, labPlan(loaded.spec)).down();
+}
