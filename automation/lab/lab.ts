@@ -111,6 +111,8 @@ function since(t0: number): string {
 
 class Lab {
   private readonly t0 = Date.now();
+  /** Ends every wait still running once one node has failed. */
+  private readonly waits = new AbortController();
   constructor(
     private readonly o: LabOptions,
     private readonly loaded: Loaded,
@@ -264,11 +266,9 @@ class Lab {
     const child = spawn(
       "bash",
       [NSPAWN, "wait", "--state-dir", path.join(this.nodeDir(node), "state"), "--for", stage, "--timeout", timeout],
-      {
-        env: this.o.env,
-        stdio: ["ignore", "pipe", "pipe"],
-      },
+      { env: this.o.env, stdio: ["ignore", "pipe", "pipe"], signal: this.waits.signal, killSignal: "SIGKILL" },
     );
+    child.on("error", () => {}); // an aborted wait: the failure that aborted it is reported
     let err = "";
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
@@ -383,8 +383,19 @@ class Lab {
     await this.apply(kubeconfig);
     this.stage(kubeconfig);
     this.bootNodes();
-    for (const stage of ["booted", "cloud-init"] as const) {
-      await Promise.all(this.plan.nodes.map((n) => this.waitStage(n, stage)));
+    try {
+      for (const stage of ["booted", "cloud-init"] as const) {
+        await Promise.all(this.plan.nodes.map((n) => this.waitStage(n, stage)));
+      }
+    } catch (err) {
+      this.waits.abort();
+      if (err instanceof LabError) {
+        throw new LabError(
+          `${err.message}; the nodes keep running for a look ('g8s lab down' removes them)`,
+          err.details,
+        );
+      }
+      throw err;
     }
     const admin = this.adminKubeconfig(kubeconfig);
     await this.waitReady(admin);
