@@ -309,13 +309,18 @@ class Lab {
     this.say(`node ${node.name}: ${stage}`);
   }
 
-  /** The guest's admin kubeconfig (a stack output), pointed at the first master's lab address. */
+  /**
+   * The guest's admin kubeconfig (a stack output, read in the reconciler's own workspace: the
+   * project's stack files stay untouched), pointed at the first master's lab address.
+   */
   private adminKubeconfig(kubeconfig: string): string {
     const env = {
       ...this.engineEnv(kubeconfig),
       PULUMI_BACKEND_URL: `file://${path.join(this.dir, "state")}`,
       PULUMI_HOME: path.join(this.dir, "reconciler", "pulumi-home"),
       PULUMI_SKIP_UPDATE_CHECK: "true",
+      // The stack files carry no salt: the secrets provider's state is in the backend.
+      PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER: "true",
     };
     const r = run(
       PULUMI,
@@ -327,7 +332,7 @@ class Lab {
         "--stack",
         this.plan.clusterId,
         "--cwd",
-        this.loaded.projectDir,
+        path.join(this.dir, "reconciler", "workspace"),
       ],
       env,
     );
