@@ -8,11 +8,12 @@ need() { [ -n "$2" ] || die "$CMD: $1 is required"; }
 
 # parse_args "<allowed option names>" ARGS...: sets NAME, STATE, SEED, BRIDGE, ADDRESS,
 # IMAGE, STAGE, TIMEOUT, ACCEL, CPUS, MEMORY, DISK_GIB, MAC, PURGE from --name,
-# --state-dir, ...; what follows `--` goes to CMD_ARGS.
+# --state-dir, ...; every --bind-ro SRC:DST adds to BINDS; what follows `--` goes to CMD_ARGS.
 parse_args() {
   local allowed=" $1 " opt
   shift
   CMD_ARGS=()
+  BINDS=()
   while [ "$#" -gt 0 ]; do
     [ "$1" != -- ] || { shift && CMD_ARGS=("$@") && return; }
     opt="${1#--}"
@@ -34,6 +35,7 @@ parse_args() {
     memory) MEMORY="$2" ;;
     disk-gib) DISK_GIB="$2" ;;
     mac) MAC="$2" ;;
+    bind-ro) BINDS+=("$2") ;;
     esac
     shift 2
   done

@@ -6,6 +6,7 @@
 #   nspawn-node.sh bridge-up   --bridge BR --address CIDR      create BR with the host's address on it
 #   nspawn-node.sh bridge-down --bridge BR
 #   nspawn-node.sh up   --name NAME --state-dir DIR --seed SEED [--bridge BR] [--image DIR]
+#                       [--bind-ro SRC:DST]...                 more read-only mounts (files, /etc/hosts)
 #   nspawn-node.sh down --state-dir DIR [--purge]
 #   nspawn-node.sh exec --state-dir DIR -- COMMAND...          run COMMAND in the node
 #   nspawn-node.sh wait --state-dir DIR --for STAGE [--timeout S]
@@ -37,7 +38,7 @@ CMD="${1:-}"
 [ -n "$CMD" ] || usage
 shift
 NAME="" STATE="" SEED="" BRIDGE="" ADDRESS="" IMAGE="$DEFAULT_IMAGE" PURGE=0 STAGE="" TIMEOUT=600
-parse_args "name state-dir seed bridge address image purge for timeout" "$@"
+parse_args "name state-dir seed bridge address image purge for timeout bind-ro" "$@"
 [ "$(id -u)" = 0 ] || die "needs root (namespaces, cgroups, bridges)"
 
 valid_ifname() { [[ "$1" =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || die "--bridge '$1': 1 to 15 letters, digits, '.', '-' or '_'"; }
@@ -134,6 +135,7 @@ up)
   ' g8s-nspawn "${cgs[@]}" -- systemd-nspawn --quiet --boot --directory="$STATE/rootfs" --machine="$NAME" \
     --hostname="$NAME" --register=no --keep-unit --capability=all --console=passive \
     "${net_args[@]}" --bind-ro="$SEED:/var/lib/cloud/seed/nocloud" --bind=/dev/kmsg \
+    "${BINDS[@]/#/--bind-ro=}" \
     "${mod_args[@]}" </dev/null >>"$STATE/console.log" 2>&1 &
   echo "$!" >"$STATE/nspawn.pid"
   # The container's PID 1 is nspawn's child: record it once it exists (exec/wait use it).
