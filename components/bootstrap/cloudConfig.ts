@@ -84,13 +84,17 @@ export function kubernetesAptRepository(version: string): string {
 const KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
 const KUBE_PACKAGES = ["kubelet", "kubeadm", "kubectl"];
 
-/** containerd: CRI with the systemd cgroup driver (kubelet's cgroupDriver) and the pinned pause image. */
+/** containerd: CRI with the systemd cgroup driver (kubelet's cgroupDriver), the pinned pause image, OOM scores clamped. */
 export function containerdConfig(kubernetesVersion: string): string {
   return renderToml({
     version: 2,
     plugins: {
       "io.containerd.grpc.v1.cri": {
         sandbox_image: pauseImageOf(kubernetesVersion),
+        // No container's OOM score below containerd's own (-999 under systemd on a VM, so no
+        // change there). A node without CAP_SYS_RESOURCE (a system container) cannot lower a
+        // score, and runc then fails every pod sandbox (-998) with "can't get final child's PID".
+        restrict_oom_score_adj: true,
         containerd: { runtimes: { runc: { runtime_type: "io.containerd.runc.v2", options: { SystemdCgroup: true } } } },
       },
     },

@@ -93,6 +93,7 @@ describe("bootstrap: flannel from the node image", () => {
     const kubeadm = buildCloudConfig(image, rolesOf(image)[0]).write_files.find((f) => f.path === KUBEADM_CONFIG_PATH);
     assert.match(kubeadm?.content ?? "", new RegExp(`imageTag: ${NODE_IMAGE_ETCD_TAG.replace(/\./g, "\\.")}`));
     assert.match(containerdConfig("1.34.12"), /sandbox_image = "registry\.k8s\.io\/pause:3\.10\.1"/);
+    assert.match(containerdConfig("1.34.12"), /^restrict_oom_score_adj = true$/m);
     assert.equal(pauseImageOf("1.33.5"), "registry.k8s.io/pause:3.10");
     const raw = kvmSpec();
     raw.kubernetes = { version: "1.34.12" };

@@ -1,6 +1,6 @@
 /**
  * The secret sync script, run for real: bash executes SYNC_SCRIPT over a master's manifest in a
- * temporary root, with fake `systemctl`, `crictl` and `ip` on PATH that record how they were
+ * temporary root, with fake `systemctl` and `crictl` on PATH that record how they were
  * called. What a node would see: which files land where with which mode, and what restarts.
  */
 import * as assert from "node:assert/strict";
@@ -20,7 +20,6 @@ import {
 import { KVM_DELIVERY } from "./helpers";
 
 const ROLE = { kind: "master", master: "master-0" } as const;
-const NODE_IP = "10.1.0.10";
 
 /** Fake commands: each appends its arguments to calls.log; crictl answers `ps` with one container id. */
 const FAKES: Record<string, string> = {
@@ -29,7 +28,6 @@ const FAKES: Record<string, string> = {
     'echo "crictl $*" >>"$G8S_TEST_LOG"',
     'for a in "$@"; do case "$a" in "^"*) n="${a#^}"; echo "ctr-${n%$}" ;; esac; done',
   ].join("\n"),
-  ip: `echo "1.1.1.1 via 10.1.0.1 dev ens5 src ${NODE_IP} uid 0"`,
 };
 
 /** A node in a temporary directory: the script and its inputs under `root`, the fakes on PATH. */
@@ -113,12 +111,12 @@ describe("bootstrap: the secret sync script, run by bash", () => {
     }
   });
 
-  it("points the control-plane kubeconfigs at the node's own API server", () => {
+  it("points the control-plane kubeconfigs at the node's own API server by loopback, a SAN of its certificate", () => {
     node.publish("scheduler.conf", "clusters:\n- cluster:\n    server: https://api.example.com:6443\n");
     node.sync();
     assert.equal(
       readFileSync(node.at("/etc/kubernetes/scheduler.conf"), "utf8"),
-      `clusters:\n- cluster:\n    server: https://${NODE_IP}:6443\n`,
+      `clusters:\n- cluster:\n    server: https://127.0.0.1:6443\n`,
     );
   });
 
