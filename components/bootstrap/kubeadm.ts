@@ -65,6 +65,7 @@ export interface InitConfiguration {
   readonly kind: "InitConfiguration";
   readonly localAPIEndpoint: { readonly bindPort: number; readonly advertiseAddress?: string };
   readonly nodeRegistration: NodeRegistrationOptions;
+  readonly timeouts: { readonly kubernetesAPICall: string };
 }
 
 export interface JoinConfiguration {
@@ -188,12 +189,21 @@ function masterRegistration(ignores: readonly string[], nodeIp?: string): NodeRe
  * InitConfiguration of the first master. No bootstrapTokens: the token is a secret, so the node
  * creates it from its delivered file after init (`kubeadm token create`).
  */
+/**
+ * How long kubeadm init retries its first API call. kubeadm 1.34 makes it (the admin
+ * ClusterRoleBinding) before it waits for the control plane, with a 1-minute default: a node whose
+ * API server needs longer to start (a busy host, a slow disk) failed init while its API server
+ * came up seconds later (seen on a real node). As long as kubeadm waits for the components.
+ */
+export const INIT_API_CALL_TIMEOUT = "4m0s";
+
 export function initConfiguration(advertiseAddress?: string): InitConfiguration {
   return {
     apiVersion: KUBEADM_API_VERSION,
     kind: "InitConfiguration",
     localAPIEndpoint: localEndpoint(advertiseAddress),
     nodeRegistration: masterRegistration([], advertiseAddress),
+    timeouts: { kubernetesAPICall: INIT_API_CALL_TIMEOUT },
   };
 }
 

@@ -170,6 +170,7 @@ describe("bootstrap: rendered cloud-config", () => {
       );
       const [init, cluster, kubelet] = docs;
       assert.equal(init.bootstrapTokens, undefined, "the token is a secret: created on the node from its file");
+      assert.deepEqual(init.timeouts, { kubernetesAPICall: "4m0s" }, "init's first API call outlasts a slow API start");
       assert.equal(cluster.controlPlaneEndpoint, "api.eu1prod.k8s.example.com:6443");
       assert.equal(cluster.kubernetesVersion, "v1.31.4");
       assert.deepEqual(cluster.networking, {
