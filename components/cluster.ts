@@ -92,6 +92,9 @@ export function createAwsGuest(name: string, spec: AwsClusterSpec, args: GuestCl
       apiEndpoint,
       masterNames,
       masterAddresses: masterAddresses(spec),
+      // kubeadm talks to each master's API server at its advertise address (the fixed IP), and
+      // the controllers reach theirs at 127.0.0.1: both must be in the serving certificate.
+      apiAddresses: Object.values(masterAddresses(spec)),
       vaultToken: args.vaultToken,
       now: args.now,
     },

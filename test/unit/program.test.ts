@@ -52,6 +52,14 @@ describe("index.ts (the Pulumi program)", () => {
     const master0 = decodeUserData(String(templates.find((t) => t.name.includes("master-0"))?.inputs.userData));
     assert.match(master0, /g8s-attach-master/);
     assert.match(master0, /advertiseAddress: 10\.1\.0\.10/);
+    // kubeadm init reaches the API server at that address: it must be in the serving certificate.
+    const apiCert = recorder
+      .byType("vault:pkiSecret/secretBackendCert:SecretBackendCert")
+      .find((c) => c.name.endsWith("-apiserver"));
+    assert.ok(apiCert, "the apiserver certificate");
+    for (const ip of ["10.1.0.10", "10.1.16.11", "10.1.32.12", "127.0.0.1"]) {
+      assert.ok((apiCert.inputs.ipSans as string[]).includes(ip), `API certificate IP SAN ${ip}`);
+    }
   });
 
   it("complies with every g8s policy (aws)", async () => {
