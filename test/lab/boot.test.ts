@@ -1,0 +1,218 @@
+/**
+ * A guest cluster boots for real from g8s's own documents: `g8s lab up` applies a KVM-platform
+ * stack (1 master, 1 worker, local PKI, flannel, the node image) to a local host cluster, boots
+ * each node as a system container from the user-data and files the platform stored (real
+ * systemd, cloud-init, containerd, kubelet, kubeadm init and join with g8s's certificates), and
+ * returns once both nodes are Ready. Then the cluster must work: pods on both nodes, reachable
+ * across nodes over flannel, through a ClusterIP Service and by DNS name, with g8s's admin
+ * kubeconfig. Needs root (namespaces, cgroups, a bridge) and the toolchain's node image.
+ */
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { stringify } from "yaml";
+import { PROJECT_ROOT } from "../../automation/engine";
+import { createSandbox, type Sandbox } from "../integration/harness";
+
+const STACK = "lab9";
+const KUBECTL = path.join(PROJECT_ROOT, ".tools", "bin", "kubectl");
+const NSPAWN = path.join(PROJECT_ROOT, "tools", "node-image", "nspawn-node.sh");
+/** CoreDNS as a tiny web server: its health plugin answers `OK` on :8080 (the node image has no other server). */
+const WEB_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1";
+const SERVICE_CIDR = "172.29.0.0/16";
+const DNS_IP = "172.29.0.10";
+
+function labStack(): string {
+  return stringify({
+    config: {
+      "g8s:cluster": {
+        id: STACK,
+        provider: "kvm",
+        baseDomain: "k8s.lab.internal",
+        kubernetes: {
+          version: "1.34.12",
+          serviceCidr: SERVICE_CIDR,
+          podCidr: "10.63.0.0/16",
+          cni: "flannel",
+          packages: "image",
+        },
+        kvm: { storage: "hostPath" },
+        masters: { count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 },
+        nodePools: [{ name: "default", count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 }],
+        pki: { backend: "local", certTtl: "24h" },
+        ingress: { enabled: false },
+      },
+      "g8s:reconcile": { mode: "correct", interval: "1m" },
+    },
+  });
+}
+
+/** A DNS A query for `name` to `server`, by hand (the nodes have python3, no dig): the answer's addresses. */
+const RESOLVE_PY = `
+import random, socket, struct, sys
+name, server = sys.argv[1], sys.argv[2]
+qid = random.randrange(65536)
+q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + b"".join(
+    bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); s.sendto(q, (server, 53))
+r = s.recv(4096); an = struct.unpack(">H", r[6:8])[0]; i = len(q)
+for _ in range(an):
+    i += 2 if r[i] & 0xC0 == 0xC0 else r.index(b"\\0", i) + 1 - i
+    t, _c, _ttl, n = struct.unpack(">HHIH", r[i:i + 10]); i += 10
+    if t == 1: print(socket.inet_ntoa(r[i:i + n]))
+    i += n
+`;
+
+describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, system containers)", function () {
+  this.timeout(1_800_000);
+  let sandbox: Sandbox;
+  let stackFile: string;
+  let labDir: string;
+  let admin: string;
+
+  const g8s = (...args: string[]) =>
+    spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], {
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+    });
+  const kubectl = (...args: string[]) => {
+    const r = spawnSync(KUBECTL, ["--kubeconfig", admin, "--request-timeout", "30s", ...args], { encoding: "utf8" });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  };
+  /** Runs a command on a node (nsenter into its system container). */
+  const onNode = (node: string, ...cmd: string[]) => {
+    const state = path.join(labDir, "nodes", node, "state");
+    const r = spawnSync("bash", [NSPAWN, "exec", "--state-dir", state, "--", ...cmd], { encoding: "utf8" });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  };
+  /** `GET /health` on port 8080 of `ip`, from a node, with bash alone. */
+  const httpFrom = (node: string, ip: string) =>
+    onNode(
+      node,
+      "timeout",
+      "10",
+      "bash",
+      "-c",
+      `exec 3<>/dev/tcp/${ip}/8080 && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3`,
+    );
+
+  before(async function () {
+    sandbox = await createSandbox("g8s-lab", { project: "g8s" });
+    stackFile = path.join(sandbox.projectDir, "stacks", `Pulumi.${STACK}.yaml`);
+    writeFileSync(stackFile, labStack());
+    labDir = path.join(sandbox.root, "lab");
+    const started = Date.now();
+    const up = g8s("lab", "up", stackFile, "--lab-dir", labDir, "--timeout", "12");
+    assert.equal(up.status, 0, `g8s lab up failed:\n${up.stderr.split("\n").slice(-60).join("\n")}`);
+    admin = up.stdout.trim().split("\n").pop() as string;
+    process.stdout.write(`      lab up: every node Ready after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(
+      up.stderr
+        .split("\n")
+        .filter((l) => l.startsWith("[lab"))
+        .map((l) => `        ${l}\n`)
+        .join(""),
+    );
+  });
+
+  after(function () {
+    if (stackFile) {
+      const down = g8s("lab", "down", stackFile, "--lab-dir", labDir);
+      assert.equal(down.status, 0, `g8s lab down failed:\n${down.stderr}`);
+    }
+    if (sandbox) sandbox.dispose();
+  });
+
+  it("has both nodes Ready, as g8s's admin kubeconfig shows", () => {
+    const r = kubectl(
+      "get",
+      "nodes",
+      "-o",
+      "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}",
+    );
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.out.split(" ").sort(), ["master-0=True", "pool-default-0=True"]);
+  });
+
+  it("runs a Deployment's pods on both nodes, reachable across nodes, by ClusterIP and by DNS name", async function () {
+    const corefile = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "web", namespace: "default" },
+      // No zone worth serving: the health plugin's `OK` on :8080 is the web page.
+      data: { Corefile: ".:5353 {\n  health :8080\n  whoami\n}\n" },
+    };
+    const deployment = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "web", namespace: "default" },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: "web" } },
+        template: {
+          metadata: { labels: { app: "web" } },
+          spec: {
+            tolerations: [{ key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" }],
+            topologySpreadConstraints: [
+              {
+                maxSkew: 1,
+                topologyKey: "kubernetes.io/hostname",
+                whenUnsatisfiable: "DoNotSchedule",
+                labelSelector: { matchLabels: { app: "web" } },
+              },
+            ],
+            containers: [
+              {
+                name: "web",
+                image: WEB_IMAGE,
+                imagePullPolicy: "Never",
+                args: ["-conf", "/etc/web/Corefile"],
+                ports: [{ containerPort: 8080 }],
+                volumeMounts: [{ name: "corefile", mountPath: "/etc/web" }],
+                readinessProbe: { httpGet: { path: "/health", port: 8080 }, periodSeconds: 2 },
+              },
+            ],
+            volumes: [{ name: "corefile", configMap: { name: "web" } }],
+          },
+        },
+      },
+    };
+    const manifest = stringify({ apiVersion: "v1", kind: "List", items: [corefile, deployment] });
+    const deploy = spawnSync(KUBECTL, ["--kubeconfig", admin, "apply", "-f", "-"], {
+      input: manifest,
+      encoding: "utf8",
+    });
+    assert.equal(deploy.status, 0, deploy.stderr);
+    assert.equal(kubectl("expose", "deployment", "web", "--port", "8080").code, 0);
+    const ready = kubectl("rollout", "status", "deployment/web", "--timeout", "300s");
+    assert.equal(ready.code, 0, `${ready.err}\n${kubectl("get", "pods", "-A", "-o", "wide").out}`);
+
+    const pods = kubectl(
+      "get",
+      "pods",
+      "-l",
+      "app=web",
+      "-o",
+      "jsonpath={range .items[*]}{.spec.nodeName}={.status.podIP} {end}",
+    );
+    const byNode = new Map(pods.out.split(" ").map((p) => p.split("=") as [string, string]));
+    assert.deepEqual([...byNode.keys()].sort(), ["master-0", "pool-default-0"], pods.out);
+    // Pod to pod across nodes goes through flannel's VXLAN: each node reaches the other node's pod.
+    for (const [node, other] of [
+      ["master-0", "pool-default-0"],
+      ["pool-default-0", "master-0"],
+    ]) {
+      const r = httpFrom(node, byNode.get(other) as string);
+      assert.match(r.out, /200 OK[\s\S]*OK$/, `${node} → pod on ${other}: ${r.err}`);
+    }
+    const clusterIp = kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}").out;
+    for (const node of ["master-0", "pool-default-0"]) {
+      const r = httpFrom(node, clusterIp);
+      assert.match(r.out, /200 OK/, `${node} → Service ${clusterIp}: ${r.err}`);
+    }
+    const dns = onNode("pool-default-0", "python3", "-c", RESOLVE_PY, "web.default.svc.cluster.local", DNS_IP);
+    assert.equal(dns.code, 0, dns.err);
+    assert.equal(dns.out, clusterIp, "CoreDNS answers the Service name with its ClusterIP");
+  });
+});
