@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `npm start` and `npm test` need on a fresh machine, installed only when missing:
 # npm packages (npm ci when node_modules is older than package-lock.json), the toolchain built
-# from pinned Go modules (npm run toolchain: only what is missing or whose inputs changed) and,
+# from pinned Go modules and the node image (npm run toolchain: only what is missing or whose
+# inputs changed; debootstrap and qemu-utils are installed first when missing) and,
 # with --tests, Debian's cloud-init (its schema validator checks the rendered node bootstrap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,17 @@ say() { printf '[provision %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages (npm ci)"
   npm ci --no-audit --no-fund >&2
+fi
+
+# The node image (tools/node-image) is built with debootstrap, mkfs.ext4 and qemu-img.
+if ! command -v debootstrap >/dev/null || ! command -v qemu-img >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing debootstrap and qemu-utils (the node image's build)"
+    { apt-get update && apt-get install -y --no-install-recommends debootstrap e2fsprogs qemu-utils; } >&2
+  else
+    say "debootstrap or qemu-img is missing: sudo apt-get install debootstrap e2fsprogs qemu-utils (the node image's build)"
+    exit 1
+  fi
 fi
 
 npm run --silent toolchain >&2
