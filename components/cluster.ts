@@ -12,6 +12,7 @@ import {
   masterRoles,
   nodeSecretsFor,
   renderCloudConfig,
+  type BootstrapRole,
   type BootstrapConfig,
   type BootstrapConfigArgs,
   type NodeSecretInputs,
@@ -54,9 +55,24 @@ export function nodeSecretInputs(pki: ClusterPki, clusterId: string): NodeSecret
 export function createKvmGuest(name: string, spec: KvmClusterSpec, args: GuestClusterArgs, parent: pulumi.Resource) {
   const apiEndpoint = kvmApiEndpoint(spec);
   const masterNames = masterKeys(spec);
+  // The masters' Service addresses belong in the API and etcd certificates, but the Services are
+  // KvmCluster's, which needs the certificates: the PKI takes them as values that resolve once
+  // KvmCluster exists (no resource cycle: the Services need nothing of the PKI).
+  let handOver: (addresses: pulumi.Output<string>[]) => void = () => undefined;
+  const later = new Promise<pulumi.Output<string>[]>((resolve) => (handOver = resolve));
+  const masterAddress = (slot: number) => pulumi.output(later.then((addresses) => addresses[slot]));
   const pki = new ClusterPki(
     `${name}-pki`,
-    { spec, apiEndpoint, apiNames: kvmApiNames(spec), masterNames, vaultToken: args.vaultToken, now: args.now },
+    {
+      spec,
+      apiEndpoint,
+      apiNames: kvmApiNames(spec),
+      apiAddresses: masterNames.map((_, slot) => masterAddress(slot)),
+      masterNames,
+      masterAddresses: Object.fromEntries(masterNames.map((master, slot) => [master, masterAddress(slot)])),
+      vaultToken: args.vaultToken,
+      now: args.now,
+    },
     { parent },
   );
   const bootstrap: BootstrapConfigArgs = { spec, apiEndpoint, delivery: { kind: "mounted-secret" } };
@@ -67,13 +83,17 @@ export function createKvmGuest(name: string, spec: KvmClusterSpec, args: GuestCl
       spec,
       hostKubeconfig: args.hostKubeconfig,
       userData: {
-        master: (slot) => cloudConfigOutput(bootstrap, roles[slot]),
+        master: (slot, serviceAddress) =>
+          serviceAddress.apply((address) =>
+            cloudConfigOutput(bootstrap, { ...roles[slot], serviceAddress: address } as BootstrapRole),
+          ),
         pool: (pool) => cloudConfigOutput(bootstrap, { kind: "worker", pool }),
       },
       nodeSecrets: nodeSecretsFor(masterNames, nodeSecretInputs(pki, spec.id), { clusterId: spec.id, apiEndpoint }),
     },
     { parent },
   );
+  handOver(kvm.masterAddresses);
   const platform: PlatformOutputs = { apiEndpoint: kvm.apiEndpoint, details: { namespace: kvm.namespace } };
   return { pki, platform };
 }

@@ -15,7 +15,7 @@ import { parse, stringify } from "yaml";
 import { parseStackFile, type KvmClusterSpec } from "../../components/spec";
 import { PROJECT_ROOT } from "../engine/toolchain";
 import { HostCluster } from "../host/hostCluster";
-import { labPlan, metaData, networkConfig, type LabNode, type LabPlan } from "./plan";
+import { labPlan, metaData, networkConfig, serviceRoutes, type LabNode, type LabPlan } from "./plan";
 
 export class LabError extends Error {
   constructor(
@@ -176,6 +176,25 @@ class Lab {
     this.say(`stack ${record.outcome} in ${(record.durationMs / 1000).toFixed(1)} s`);
   }
 
+  /** A master's Service ClusterIP on the host cluster (its advertised address). */
+  private serviceAddress(kubeconfig: string, name: string): string {
+    const r = run(KUBECTL, [
+      "--kubeconfig",
+      kubeconfig,
+      "-n",
+      this.plan.namespace,
+      "get",
+      "service",
+      name,
+      "-o",
+      "jsonpath={.spec.clusterIP}",
+    ]);
+    if (!r.ok || r.stdout.trim() === "") {
+      throw new LabError(`reading Service ${this.plan.namespace}/${name} from the host cluster failed`, r.stderr);
+    }
+    return r.stdout.trim();
+  }
+
   private secretData(kubeconfig: string, name: string): Record<string, string> {
     const r = run(KUBECTL, [
       "--kubeconfig",
@@ -197,6 +216,9 @@ class Lab {
   /** Seeds, files and hosts of every node, from the host cluster's Secrets (what the QEMU pods mount). */
   private stage(kubeconfig: string): void {
     const files = new Map<string, Record<string, string>>();
+    const masterAddresses = this.plan.nodes
+      .filter((n) => n.role === "master")
+      .map((n) => this.serviceAddress(kubeconfig, n.name));
     for (const node of this.plan.nodes) {
       const userData = this.secretData(kubeconfig, node.userData.secret)[node.userData.key];
       if (userData === undefined) {
@@ -211,7 +233,10 @@ class Lab {
       mkdirSync(share, { recursive: true, mode: 0o700 });
       writeFileSync(path.join(seed, "meta-data"), metaData(node, this.plan.clusterId));
       writeFileSync(path.join(seed, "user-data"), userData, { mode: 0o600 });
-      writeFileSync(path.join(seed, "network-config"), networkConfig(node, this.plan));
+      writeFileSync(
+        path.join(seed, "network-config"),
+        networkConfig(node, this.plan, serviceRoutes(node, this.plan, masterAddresses)),
+      );
       for (const [name, content] of Object.entries(files.get(node.filesSecret) ?? {})) {
         writeFileSync(path.join(share, name), content, { mode: 0o400 });
       }

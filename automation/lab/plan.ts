@@ -112,15 +112,38 @@ export function metaData(node: LabNode, clusterId: string): string {
   return `instance-id: g8s-lab-${clusterId}-${node.name}\nlocal-hostname: ${node.name}\n`;
 }
 
+/** A host route: `to` (an address) through `via` (a node on the lab bridge). */
+export interface LabRoute {
+  readonly to: string;
+  readonly via: string;
+}
+
+/**
+ * Routes to the masters' Service addresses, which the masters hold on `lo` and advertise: where
+ * the host cluster's Service network would carry them to the master pod, the lab routes them to
+ * the master's node, from every other node.
+ */
+export function serviceRoutes(node: LabNode, plan: LabPlan, masterAddresses: readonly string[]): LabRoute[] {
+  const masters = plan.nodes.filter((n) => n.role === "master");
+  return masters.flatMap((m, slot) =>
+    m.name === node.name || masterAddresses[slot] === undefined ? [] : [{ to: masterAddresses[slot], via: m.address }],
+  );
+}
+
 /** cloud-init NoCloud `network-config` (version 2): the node's address on the lab bridge (nspawn's `host0`). */
-export function networkConfig(node: LabNode, plan: LabPlan): string {
+export function networkConfig(node: LabNode, plan: LabPlan, routes: readonly LabRoute[] = []): string {
   return [
     "version: 2",
     "ethernets:",
     // The key is the interface name: cloud-init 22.4's networkd renderer matches on the key, not `match`.
     "  host0:",
     `    addresses: [${node.address}/${plan.prefixLength}]`,
-    `    routes: [{ to: 0.0.0.0/0, via: ${plan.bridgeAddress} }]`,
+    `    routes: [${[
+      { to: "0.0.0.0/0", via: plan.bridgeAddress },
+      ...routes.map((r) => ({ to: `${r.to}/32`, via: r.via })),
+    ]
+      .map((r) => `{ to: ${r.to}, via: ${r.via} }`)
+      .join(", ")}]`,
     "",
   ].join("\n");
 }

@@ -267,15 +267,20 @@ function poolOf(spec: ClusterSpec, pool: string): { labels: Record<string, strin
 /** The kubeadm documents of a role, as YAML (multi-document for the first master). */
 export function kubeadmConfigFor(config: BootstrapConfig, role: BootstrapRole): string {
   const input = kubeadmInput(config);
+  // AWS: the attached interface's fixed IP is both. KVM: the master's Service address is advertised
+  // (kubeadm and the controllers reach the API server there: it is in the API certificate), while
+  // the kubelet keeps the pod's own address.
+  const advertise = role.kind === "worker" ? undefined : (role.attach?.privateIp ?? role.serviceAddress);
+  const nodeIp = role.kind === "worker" ? undefined : role.attach?.privateIp;
   if (role.kind === "first-master") {
     return renderDocuments([
-      initConfiguration(role.attach?.privateIp),
+      initConfiguration(advertise, { nodeIp }),
       clusterConfiguration(input),
       kubeletConfiguration(input),
     ]);
   }
   if (role.kind === "master") {
-    return renderDocuments([joinConfiguration({ kind: "master", advertiseAddress: role.attach?.privateIp })]);
+    return renderDocuments([joinConfiguration({ kind: "master", advertiseAddress: advertise, nodeIp })]);
   }
   const pool = poolOf(config.spec, role.pool);
   return renderDocuments([joinConfiguration({ kind: "worker", pool: role.pool, ...pool })]);
@@ -336,6 +341,13 @@ function joinWithRetry(): string {
   ].join("\n");
 }
 
+/** systemd-networkd's file that keeps a master's Service address on `lo`. */
+export const SERVICE_ADDRESS_NETWORK_PATH = "/etc/systemd/network/10-g8s-service-address.network";
+
+function serviceAddressNetwork(address: string): string {
+  return `[Match]\nName=lo\n\n[Network]\nAddress=${address}/32\n`;
+}
+
 /** The cloud-config object of a node. */
 export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): CloudConfig {
   const first = role.kind === "first-master";
@@ -347,6 +359,15 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     ...(role.kind !== "worker" && role.attach
       ? [{ path: ATTACH_SCRIPT_PATH, content: attachScript(role.attach), permissions: "0755" }]
       : []),
+    ...(role.kind !== "worker" && role.serviceAddress
+      ? [
+          {
+            path: SERVICE_ADDRESS_NETWORK_PATH,
+            content: serviceAddressNetwork(role.serviceAddress),
+            permissions: "0644",
+          },
+        ]
+      : []),
   ];
   const kubeadm = role.kind === "first-master" ? ["kubeadm", "init", "--config", KUBEADM_CONFIG_PATH] : joinWithRetry();
   const runcmd: (string | string[])[] = [
@@ -355,6 +376,10 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     "set -eu",
     ["mkdir", "-p", G8S_DIR, STATE_DIR],
     ...(role.kind !== "worker" && role.attach ? [[ATTACH_SCRIPT_PATH]] : []),
+    // At once (kubeadm needs it now); the networkd file keeps it across reboots.
+    ...(role.kind !== "worker" && role.serviceAddress
+      ? [["ip", "address", "replace", `${role.serviceAddress}/32`, "dev", "lo"]]
+      : []),
     ["modprobe", "overlay"],
     ["modprobe", "br_netfilter"],
     ["sysctl", "--system"],

@@ -22,9 +22,23 @@ export interface MasterAttachment {
 }
 
 /** What a node is: the first master runs `kubeadm init`, the others join. */
+/**
+ * `serviceAddress`: a stable address the platform routes to this master (KVM: its own Service's
+ * ClusterIP, since a pod's IP changes with every pod). The node puts it on `lo` and advertises it.
+ */
 export type BootstrapRole =
-  | { readonly kind: "first-master"; readonly master: string; readonly attach?: MasterAttachment }
-  | { readonly kind: "master"; readonly master: string; readonly attach?: MasterAttachment }
+  | {
+      readonly kind: "first-master";
+      readonly master: string;
+      readonly attach?: MasterAttachment;
+      readonly serviceAddress?: string;
+    }
+  | {
+      readonly kind: "master";
+      readonly master: string;
+      readonly attach?: MasterAttachment;
+      readonly serviceAddress?: string;
+    }
   | { readonly kind: "worker"; readonly pool: string };
 
 /** A component the secret sync reloads when one of its files changed. */

@@ -186,10 +186,6 @@ function masterRegistration(ignores: readonly string[], nodeIp?: string): NodeRe
 }
 
 /**
- * InitConfiguration of the first master. No bootstrapTokens: the token is a secret, so the node
- * creates it from its delivered file after init (`kubeadm token create`).
- */
-/**
  * How long kubeadm init retries its first API call. kubeadm 1.34 makes it (the admin
  * ClusterRoleBinding) before it waits for the control plane, with a 1-minute default: a node whose
  * API server needs longer to start (a busy host, a slow disk) failed init while its API server
@@ -197,12 +193,21 @@ function masterRegistration(ignores: readonly string[], nodeIp?: string): NodeRe
  */
 export const INIT_API_CALL_TIMEOUT = "4m0s";
 
-export function initConfiguration(advertiseAddress?: string): InitConfiguration {
+/**
+ * InitConfiguration of the first master. No bootstrapTokens: the token is a secret, so the node
+ * creates it from its delivered file after init (`kubeadm token create`). The kubelet's node IP
+ * is set only where the platform gives the node a fixed interface address (AWS); a KVM master
+ * advertises its Service address, which is not its node IP.
+ */
+export function initConfiguration(
+  advertiseAddress?: string,
+  node: { readonly nodeIp?: string } = { nodeIp: advertiseAddress },
+): InitConfiguration {
   return {
     apiVersion: KUBEADM_API_VERSION,
     kind: "InitConfiguration",
     localAPIEndpoint: localEndpoint(advertiseAddress),
-    nodeRegistration: masterRegistration([], advertiseAddress),
+    nodeRegistration: masterRegistration([], node.nodeIp),
     timeouts: { kubernetesAPICall: INIT_API_CALL_TIMEOUT },
   };
 }
@@ -229,7 +234,7 @@ export function kubeletConfiguration(input: KubeadmInput): KubeletConfiguration 
  */
 export function joinConfiguration(
   target:
-    | { readonly kind: "master"; readonly advertiseAddress?: string }
+    | { readonly kind: "master"; readonly advertiseAddress?: string; readonly nodeIp?: string }
     | {
         readonly kind: "worker";
         readonly labels: Readonly<Record<string, string>>;
@@ -247,7 +252,10 @@ export function joinConfiguration(
     return {
       ...base,
       controlPlane: { localAPIEndpoint: localEndpoint(target.advertiseAddress) },
-      nodeRegistration: masterRegistration(JOIN_PREFLIGHT_IGNORES, target.advertiseAddress),
+      nodeRegistration: masterRegistration(
+        JOIN_PREFLIGHT_IGNORES,
+        "nodeIp" in target ? target.nodeIp : target.advertiseAddress,
+      ),
     };
   }
   return {

@@ -28,8 +28,11 @@ import { KvmNodePool } from "./nodePool";
 
 /** Rendered cloud-init user-data per node; references only by contract, stored as Secrets anyway. */
 export interface KvmUserData {
-  /** The user-data of master slot `slot` (0 … masters.count - 1; pod `master-<slot>`). */
-  master(slot: number): pulumi.Input<string>;
+  /**
+   * The user-data of master slot `slot` (0 … masters.count - 1; pod `master-<slot>`), given its
+   * Service address (what the master advertises; see KvmCluster.masterAddresses).
+   */
+  master(slot: number, serviceAddress: pulumi.Output<string>): pulumi.Input<string>;
   /** The user-data of every node of pool `poolName`. */
   pool(poolName: string): pulumi.Input<string>;
 }
@@ -75,6 +78,8 @@ export class KvmCluster extends pulumi.ComponentResource {
   public readonly apiLoadBalancerAddress: pulumi.Output<string | undefined>;
   /** The host-cluster provider every child uses. */
   public readonly hostProvider: k8s.Provider;
+  /** Each master's stable address (its Service's ClusterIP), slot order: for the API and etcd certificates. */
+  public readonly masterAddresses: pulumi.Output<string>[];
 
   constructor(name: string, args: KvmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:kvm:Cluster", name, {}, { ...opts, transformations: [...(opts?.transformations ?? []), forcePatch] });
@@ -94,7 +99,7 @@ export class KvmCluster extends pulumi.ComponentResource {
       {
         spec,
         namespace,
-        userData: (slot) => args.userData.master(slot),
+        userData: (slot, address) => args.userData.master(slot, address),
         nodeSecrets: args.nodeSecrets.master,
       },
       child,
@@ -144,6 +149,7 @@ export class KvmCluster extends pulumi.ComponentResource {
     }
 
     this.hostProvider = provider;
+    this.masterAddresses = controlPlane.masterAddresses;
     this.namespace = namespace;
     const endpoint = kvmApiEndpoint(spec, args.apiIngress);
     this.apiEndpoint = controlPlane.apiServiceName.apply(() => endpoint);

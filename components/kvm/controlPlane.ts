@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { KvmClusterSpec } from "../spec";
 import { K8S_NAMES, clusterLabels, masterSelector } from "./naming";
-import { apiServiceSpec, etcdServiceSpec } from "./network";
+import { apiServiceSpec, etcdServiceSpec, masterServiceSpec } from "./network";
 import { nodeSetSpec } from "./workload";
 
 /** The Args of KvmControlPlane; the host cluster's provider comes in its resource options (`{ provider }`). */
@@ -12,8 +12,11 @@ export interface KvmControlPlaneArgs {
   readonly spec: KvmClusterSpec;
   /** The guest's namespace on the host cluster. */
   readonly namespace: pulumi.Input<string>;
-  /** Rendered cloud-init user-data of master slot `n` (pod `master-<n>`); references only, stored as a Secret anyway. */
-  readonly userData: (slot: number) => pulumi.Input<string>;
+  /**
+   * Rendered cloud-init user-data of master slot `n` (pod `master-<n>`), given that master's
+   * Service address; references only, stored as a Secret anyway.
+   */
+  readonly userData: (slot: number, serviceAddress: pulumi.Output<string>) => pulumi.Input<string>;
   /** File name → content of the masters' certificates and keys, shared live into every master VM. */
   readonly nodeSecrets: Readonly<Record<string, pulumi.Input<string>>>;
 }
@@ -30,6 +33,8 @@ export class KvmControlPlane extends pulumi.ComponentResource {
   public readonly apiLoadBalancerAddress: pulumi.Output<string | undefined>;
   /** Name of the masters' StatefulSet. */
   public readonly statefulSetName: pulumi.Output<string>;
+  /** Each master's Service ClusterIP (slot order): its stable, advertised address. */
+  public readonly masterAddresses: pulumi.Output<string>[];
 
   constructor(name: string, args: KvmControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:kvm:ControlPlane", name, {}, opts);
@@ -38,6 +43,19 @@ export class KvmControlPlane extends pulumi.ComponentResource {
     const child = { parent: this };
     const labels = clusterLabels(spec);
 
+    const masterServices = Array.from(
+      { length: spec.masters.count },
+      (_, slot) =>
+        new k8s.core.v1.Service(
+          `${name}-node-${slot}`,
+          {
+            metadata: { name: `${K8S_NAMES.masters}-${slot}`, namespace, labels },
+            spec: masterServiceSpec(spec, slot),
+          },
+          child,
+        ),
+    );
+    this.masterAddresses = masterServices.map((s) => s.spec.clusterIP);
     const userData = new k8s.core.v1.Secret(
       `${name}-user-data`,
       {
@@ -45,7 +63,10 @@ export class KvmControlPlane extends pulumi.ComponentResource {
         type: "Opaque",
         stringData: pulumi.secret(
           Object.fromEntries(
-            Array.from({ length: spec.masters.count }, (_, slot) => [masterUserDataKey(slot), args.userData(slot)]),
+            Array.from({ length: spec.masters.count }, (_, slot) => [
+              masterUserDataKey(slot),
+              args.userData(slot, this.masterAddresses[slot]),
+            ]),
           ),
         ),
       },
@@ -109,6 +130,7 @@ export class KvmControlPlane extends pulumi.ComponentResource {
       apiServiceName: this.apiServiceName,
       apiLoadBalancerAddress: this.apiLoadBalancerAddress,
       statefulSetName: this.statefulSetName,
+      masterAddresses: this.masterAddresses,
     });
   }
 }

@@ -41,6 +41,28 @@ export function etcdServiceSpec(spec: KvmClusterSpec): ServiceSpec {
   };
 }
 
+/**
+ * The Service of one master (`master-<n>`): a ClusterIP that follows the pod, the master's stable
+ * address (a pod's IP changes with every pod). The master advertises it (API, etcd), so it is in
+ * the API and etcd certificates, and the VM holds it on `lo`.
+ */
+export function masterServiceSpec(spec: KvmClusterSpec, slot: number): ServiceSpec {
+  return {
+    type: "ClusterIP",
+    publishNotReadyAddresses: true,
+    selector: { ...masterSelector(spec), [POD_NAME_LABEL]: `${K8S_NAMES.masters}-${slot}` },
+    ports: [
+      { name: "api", port: API_PORT, targetPort: API_PORT, protocol: "TCP" },
+      { name: "etcd-client", port: ETCD_CLIENT_PORT, targetPort: ETCD_CLIENT_PORT, protocol: "TCP" },
+      { name: "etcd-peer", port: ETCD_PEER_PORT, targetPort: ETCD_PEER_PORT, protocol: "TCP" },
+      { name: "kubelet", port: KUBELET_PORT, targetPort: KUBELET_PORT, protocol: "TCP" },
+    ],
+  };
+}
+
+/** The label the StatefulSet controller puts on each pod: its name. */
+const POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name";
+
 /** Headless Service of the workers (the pools' serviceName): `pool-<name>-<n>.workers.<namespace>.svc`. */
 export function workersServiceSpec(spec: KvmClusterSpec): ServiceSpec {
   return {

@@ -78,6 +78,7 @@ describe("KvmCluster", () => {
           `${K8S.secret} one-master-secrets`,
           `${K8S.service} one-master-etcd`,
           `${K8S.service} one-master-api`,
+          `${K8S.service} one-master-node-0`,
           `${K8S.statefulSet} one-master`,
           `${K8S.pdb} one-master-pdb`,
           `${K8S.secret} one-worker-secrets`,
@@ -425,6 +426,24 @@ describe("KvmCluster", () => {
         ports: [
           { name: "etcd-client", port: 2379, targetPort: 2379, protocol: "TCP" },
           { name: "etcd-peer", port: 2380, targetPort: 2380, protocol: "TCP" },
+        ],
+      });
+    });
+
+    it("gives each master a Service of its own: a stable address that follows the pod, even before it is ready", () => {
+      assert.deepEqual(svc("three-master-node-2"), {
+        type: "ClusterIP",
+        publishNotReadyAddresses: true,
+        selector: {
+          "g8s.io/cluster": "edge7",
+          "g8s.io/role": "master",
+          "statefulset.kubernetes.io/pod-name": "master-2",
+        },
+        ports: [
+          { name: "api", port: 6443, targetPort: 6443, protocol: "TCP" },
+          { name: "etcd-client", port: 2379, targetPort: 2379, protocol: "TCP" },
+          { name: "etcd-peer", port: 2380, targetPort: 2380, protocol: "TCP" },
+          { name: "kubelet", port: 10250, targetPort: 10250, protocol: "TCP" },
         ],
       });
     });
