@@ -102,8 +102,12 @@ function isKnown(value: unknown): boolean {
   return value !== UNKNOWN;
 }
 
+/**
+ * A list of strings; an element not known yet (a preview: the engine passes it as no value, e.g. a
+ * Service's ClusterIP before the Service exists) is not judged.
+ */
 function isStringList(value: unknown): boolean {
-  return Array.isArray(value) && value.every((v) => typeof v === "string");
+  return Array.isArray(value) && value.every((v) => typeof v === "string" || v === undefined || v === null);
 }
 
 /** Problems with the inputs every certificate has; unknown values (preview) are not judged. */
