@@ -248,9 +248,19 @@ function firstMasterCommands(config: BootstrapConfig): (string | string[])[] {
         ]
       : []),
     kubectl("apply", "-f", ADDONS_PATH),
+    // Now that the shared node identity may act as a node, the master registers and can be marked.
+    ["kubeadm", "init", "phase", "mark-control-plane", "--config", KUBEADM_CONFIG_PATH],
     ["touch", `${STATE_DIR}/addons-applied`],
   ];
 }
+
+/**
+ * kubeadm init without marking the control plane: that phase waits for this master's Node, which
+ * its kubelet (the shared `worker` identity) can only register once the add-ons bind it to the
+ * node role, and they are applied after init (on a real node init hung there: "User
+ * worker.<cluster> cannot get resource nodes"). The first master runs the phase after the add-ons.
+ */
+export const INIT_SKIPPED_PHASES = ["mark-control-plane"];
 
 function poolOf(spec: ClusterSpec, pool: string): { labels: Record<string, string>; taints: Taint[] } {
   const found = (spec.nodePools as readonly { name: string; labels: Record<string, string>; taints: Taint[] }[]).find(
@@ -369,7 +379,10 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
         ]
       : []),
   ];
-  const kubeadm = role.kind === "first-master" ? ["kubeadm", "init", "--config", KUBEADM_CONFIG_PATH] : joinWithRetry();
+  const kubeadm =
+    role.kind === "first-master"
+      ? ["kubeadm", "init", "--config", KUBEADM_CONFIG_PATH, `--skip-phases=${INIT_SKIPPED_PHASES.join(",")}`]
+      : joinWithRetry();
   const runcmd: (string | string[])[] = [
     // cloud-init writes the string as is into its runcmd script: the first failing step ends the
     // boot there, and cloud-init reports it (a node must not go on past a failed kubeadm init).

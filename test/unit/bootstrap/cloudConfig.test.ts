@@ -7,6 +7,7 @@ import { gunzipSync } from "node:zlib";
 import { parse, parseAllDocuments } from "yaml";
 import {
   AWS_USER_DATA_LIMIT,
+  ADDONS_PATH,
   CALICO_VERSION,
   CLOUD_CONFIG_KEYS,
   KUBEADM_CONFIG_PATH,
@@ -209,7 +210,13 @@ describe("bootstrap: rendered cloud-config", () => {
   it("runs kubeadm init on the first master only, and applies Calico once from it", () => {
     for (const r of rendered) {
       const cmds = buildCloudConfig(r.config, r.role).runcmd.map((c) => (typeof c === "string" ? c : c.join(" ")));
-      const init = cmds.filter((c) => c.startsWith("kubeadm init"));
+      const init = cmds.filter((c) => c.startsWith("kubeadm init --config"));
+      const mark = cmds.findIndex((c) => c.startsWith("kubeadm init phase mark-control-plane"));
+      if (r.role.kind === "first-master") {
+        // The master is marked only after the add-ons let its kubelet (the shared identity) register.
+        assert.match(init[0], /--skip-phases=mark-control-plane/, r.label);
+        assert.ok(mark > cmds.findIndex((c) => c.includes(`apply -f ${ADDONS_PATH}`)), r.label);
+      } else assert.equal(mark, -1, r.label);
       const join = cmds.filter((c) => c.includes(`until kubeadm join --config ${KUBEADM_CONFIG_PATH}; do`));
       const calico = cmds.filter((c) => c.includes(`calico/${CALICO_VERSION}/manifests/tigera-operator.yaml`));
       const first = r.role.kind === "first-master";
