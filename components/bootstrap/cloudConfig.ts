@@ -33,6 +33,7 @@ import {
   initConfiguration,
   joinConfiguration,
   kubeletConfiguration,
+  kubeProxyConfiguration,
   renderDocuments,
   type KubeadmInput,
 } from "./kubeadm";
@@ -287,6 +288,7 @@ export function kubeadmConfigFor(config: BootstrapConfig, role: BootstrapRole): 
       initConfiguration(advertise, { nodeIp }),
       clusterConfiguration(input),
       kubeletConfiguration(input),
+      kubeProxyConfiguration(),
     ]);
   }
   if (role.kind === "master") {

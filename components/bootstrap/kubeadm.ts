@@ -87,7 +87,8 @@ export interface KubeletConfiguration {
   readonly rotateCertificates: boolean;
 }
 
-export type KubeadmDocument = ClusterConfiguration | InitConfiguration | JoinConfiguration | KubeletConfiguration;
+export type KubeadmDocument =
+  ClusterConfiguration | InitConfiguration | JoinConfiguration | KubeletConfiguration | KubeProxyConfiguration;
 
 /** What the kubeadm documents depend on: non-secret values only. */
 export interface KubeadmInput {
@@ -215,6 +216,27 @@ export function initConfiguration(
 /** The master's API (and etcd) endpoint: the fixed IP when the platform gives one, else kubeadm's default. */
 function localEndpoint(advertiseAddress?: string): { readonly bindPort: number; readonly advertiseAddress?: string } {
   return advertiseAddress === undefined ? { bindPort: API_PORT } : { advertiseAddress, bindPort: API_PORT };
+}
+
+export interface KubeProxyConfiguration {
+  readonly apiVersion: "kubeproxy.config.k8s.io/v1alpha1";
+  readonly kind: "KubeProxyConfiguration";
+  readonly conntrack: { readonly maxPerCore: number };
+}
+
+/**
+ * kube-proxy settings kubeadm init uploads (kube-proxy ConfigMap). `maxPerCore: 0` leaves the
+ * kernel's connection-tracking table size alone: it is one value for the whole machine, which
+ * kube-proxy in a node that does not own its kernel (a system container) may not write, and it
+ * exited there ("open /proc/sys/net/netfilter/nf_conntrack_max: permission denied"). The kernel
+ * sizes the table by memory; a node that needs more sets the sysctl itself.
+ */
+export function kubeProxyConfiguration(): KubeProxyConfiguration {
+  return {
+    apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
+    kind: "KubeProxyConfiguration",
+    conntrack: { maxPerCore: 0 },
+  };
 }
 
 /** kubelet settings kubeadm init uploads for every node (kubelet-config ConfigMap). */

@@ -176,6 +176,13 @@ export const kubeletConfigurationSubsetSchema = z.strictObject({
   rotateCertificates: z.boolean(),
 });
 
+/** The part of kube-proxy's configuration (kubeproxy.config.k8s.io/v1alpha1) g8s sets. */
+export const kubeProxyConfigurationSubsetSchema = z.strictObject({
+  apiVersion: z.literal("kubeproxy.config.k8s.io/v1alpha1"),
+  kind: z.literal("KubeProxyConfiguration"),
+  conntrack: z.strictObject({ maxPerCore: z.number().int().min(0) }),
+});
+
 /** The schema of a document by kind; undefined for a kind kubeadm v1beta4 does not define. */
 export function kubeadmSchemaOf(kind: unknown): z.ZodType | undefined {
   switch (kind) {
@@ -187,6 +194,8 @@ export function kubeadmSchemaOf(kind: unknown): z.ZodType | undefined {
       return joinConfigurationSchema;
     case "KubeletConfiguration":
       return kubeletConfigurationSubsetSchema;
+    case "KubeProxyConfiguration":
+      return kubeProxyConfigurationSubsetSchema;
     default:
       return undefined;
   }

@@ -167,7 +167,7 @@ describe("bootstrap: rendered cloud-config", () => {
       ).map((d) => d.toJS() as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any
       assert.deepEqual(
         docs.map((d) => d.kind),
-        ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"],
+        ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"],
       );
       const [init, cluster, kubelet] = docs;
       assert.equal(init.bootstrapTokens, undefined, "the token is a secret: created on the node from its file");
