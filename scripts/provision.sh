@@ -14,13 +14,14 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund >&2
 fi
 
-# The node image (tools/node-image) is built with debootstrap, mkfs.ext4 and qemu-img.
-if ! command -v debootstrap >/dev/null || ! command -v qemu-img >/dev/null; then
+# The node image (tools/node-image) is built with debootstrap, mkfs.ext4 and qemu-img; its
+# nodes boot under systemd-nspawn (g8s lab, test:lab).
+if ! command -v debootstrap >/dev/null || ! command -v qemu-img >/dev/null || ! command -v systemd-nspawn >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
-    say "installing debootstrap and qemu-utils (the node image's build)"
-    { apt-get update && apt-get install -y --no-install-recommends debootstrap e2fsprogs qemu-utils; } >&2
+    say "installing debootstrap, qemu-utils and systemd-container (the node image and its lab)"
+    { apt-get update && apt-get install -y --no-install-recommends debootstrap e2fsprogs qemu-utils systemd-container; } >&2
   else
-    say "debootstrap or qemu-img is missing: sudo apt-get install debootstrap e2fsprogs qemu-utils (the node image's build)"
+    say "missing: sudo apt-get install debootstrap e2fsprogs qemu-utils systemd-container (the node image and its lab)"
     exit 1
   fi
 fi

@@ -241,6 +241,9 @@ class Lab {
         writeFileSync(path.join(share, name), content, { mode: 0o400 });
       }
       writeFileSync(path.join(dir, "hosts"), this.plan.hosts);
+      // What the platform's DHCP would hand out: a resolver. CoreDNS needs one to forward to
+      // (it exits on "no nameservers found"); the bridge answers nothing, so only cluster names resolve.
+      writeFileSync(path.join(dir, "resolv.conf"), `nameserver ${this.plan.bridgeAddress}\n`);
     }
   }
 
@@ -279,6 +282,8 @@ class Lab {
         `${path.join(dir, "files")}:${FILES_MOUNT}`,
         "--bind-ro",
         `${path.join(dir, "hosts")}:/etc/hosts`,
+        "--bind-ro",
+        `${path.join(dir, "resolv.conf")}:/etc/resolv.conf`,
       ]);
       if (!up.ok) throw new LabError(`node ${node.name}: starting its system container failed`, up.stderr);
       this.say(`node ${node.name} (${node.role}, ${node.address}): started`);
