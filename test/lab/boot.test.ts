@@ -211,6 +211,9 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       const r = httpFrom(node, clusterIp);
       assert.match(r.out, /200 OK/, `${node} → Service ${clusterIp}: ${r.err}`);
     }
+    // The cluster's DNS answers once CoreDNS is ready (kubeadm deploys it; flannel must be up first).
+    const coredns = kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout", "300s");
+    assert.equal(coredns.code, 0, `${coredns.err}\n${kubectl("get", "pods", "-A", "-o", "wide").out}`);
     const dns = onNode("pool-default-0", "python3", "-c", RESOLVE_PY, "web.default.svc.cluster.local", DNS_IP);
     assert.equal(dns.code, 0, dns.err);
     assert.equal(dns.out, clusterIp, "CoreDNS answers the Service name with its ClusterIP");
