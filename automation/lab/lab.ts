@@ -176,41 +176,26 @@ class Lab {
     this.say(`stack ${record.outcome} in ${(record.durationMs / 1000).toFixed(1)} s`);
   }
 
-  /** A master's Service ClusterIP on the host cluster (its advertised address). */
-  private serviceAddress(kubeconfig: string, name: string): string {
-    const r = run(KUBECTL, [
-      "--kubeconfig",
-      kubeconfig,
-      "-n",
-      this.plan.namespace,
-      "get",
-      "service",
-      name,
-      "-o",
-      "jsonpath={.spec.clusterIP}",
-    ]);
+  /** `kubectl get <kind> <name> -o <output>` in the guest's namespace on the host cluster. */
+  private hostGet(kubeconfig: string, kind: "service" | "secret", name: string, output: string): string {
+    const r = run(KUBECTL, ["--kubeconfig", kubeconfig, "-n", this.plan.namespace, "get", kind, name, "-o", output]);
     if (!r.ok || r.stdout.trim() === "") {
-      throw new LabError(`reading Service ${this.plan.namespace}/${name} from the host cluster failed`, r.stderr);
+      throw new LabError(`reading ${kind} ${this.plan.namespace}/${name} from the host cluster failed`, r.stderr);
     }
     return r.stdout.trim();
   }
 
+  /** A master's Service ClusterIP on the host cluster (its advertised address). */
+  private serviceAddress(kubeconfig: string, name: string): string {
+    return this.hostGet(kubeconfig, "service", name, "jsonpath={.spec.clusterIP}");
+  }
+
   private secretData(kubeconfig: string, name: string): Record<string, string> {
-    const r = run(KUBECTL, [
-      "--kubeconfig",
-      kubeconfig,
-      "-n",
-      this.plan.namespace,
-      "get",
-      "secret",
-      name,
-      "-o",
-      "json",
-    ]);
-    if (!r.ok)
-      throw new LabError(`reading Secret ${this.plan.namespace}/${name} from the host cluster failed`, r.stderr);
-    const data = (JSON.parse(r.stdout) as { data?: Record<string, string> }).data ?? {};
-    return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+    const data = (JSON.parse(this.hostGet(kubeconfig, "secret", name, "json")) as { data?: Record<string, string> })
+      .data;
+    return Object.fromEntries(
+      Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
+    );
   }
 
   /** Seeds, files and hosts of every node, from the host cluster's Secrets (what the QEMU pods mount). */
