@@ -131,6 +131,16 @@ class Lab {
     return path.join(this.dir, "nodes", node.name);
   }
 
+  /** The node's system-container state (nspawn-node.sh's --state-dir). */
+  private stateDir(node: LabNode): string {
+    return path.join(this.nodeDir(node), "state");
+  }
+
+  /** Runs a command inside a node. */
+  private onNode(node: LabNode, ...cmd: string[]) {
+    return this.nspawn(["exec", "--state-dir", this.stateDir(node), "--", ...cmd]);
+  }
+
   private passphraseFile(): string {
     const file = path.join(this.dir, "passphrase");
     if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString("base64"), { mode: 0o600 });
@@ -237,7 +247,7 @@ class Lab {
   }
 
   private consoleTail(node: LabNode): string {
-    const file = path.join(this.nodeDir(node), "state", "console.log");
+    const file = path.join(this.stateDir(node), "console.log");
     if (!existsSync(file)) return "(no console log)";
     return readFileSync(file, "utf8").split("\n").slice(-CONSOLE_TAIL_LINES).join("\n");
   }
@@ -280,7 +290,7 @@ class Lab {
     const timeout = String(Math.ceil((this.o.timeoutMs ?? 900_000) / 1000));
     const child = spawn(
       "bash",
-      [NSPAWN, "wait", "--state-dir", path.join(this.nodeDir(node), "state"), "--for", stage, "--timeout", timeout],
+      [NSPAWN, "wait", "--state-dir", this.stateDir(node), "--for", stage, "--timeout", timeout],
       { env: this.o.env, stdio: ["ignore", "pipe", "pipe"], signal: this.waits.signal, killSignal: "SIGKILL" },
     );
     child.on("error", () => {}); // an aborted wait: the failure that aborted it is reported
@@ -293,28 +303,12 @@ class Lab {
         this.consoleTail(node),
       );
     if (stage === "cloud-init") {
-      const result = this.nspawn([
-        "exec",
-        "--state-dir",
-        path.join(this.nodeDir(node), "state"),
-        "--",
-        "cat",
-        "/var/lib/cloud/data/result.json",
-      ]);
+      const result = this.onNode(node, "cat", "/var/lib/cloud/data/result.json");
       const errors = result.ok
         ? ((JSON.parse(result.stdout) as { v1?: { errors?: string[] } }).v1?.errors ?? [])
         : ["no result.json"];
       if (errors.length > 0) {
-        const log = this.nspawn([
-          "exec",
-          "--state-dir",
-          path.join(this.nodeDir(node), "state"),
-          "--",
-          "tail",
-          "-n",
-          String(CONSOLE_TAIL_LINES),
-          "/var/log/cloud-init-output.log",
-        ]);
+        const log = this.onNode(node, "tail", "-n", String(CONSOLE_TAIL_LINES), "/var/log/cloud-init-output.log");
         throw new LabError(
           `node ${node.name}: cloud-init failed: ${errors.join("; ")}`,
           log.stdout || this.consoleTail(node),
@@ -425,7 +419,7 @@ class Lab {
 
   async down(): Promise<void> {
     for (const node of this.plan.nodes) {
-      const state = path.join(this.nodeDir(node), "state");
+      const state = this.stateDir(node);
       if (!existsSync(state)) continue;
       const r = this.nspawn(["down", "--state-dir", state, "--purge"]);
       if (!r.ok) throw new LabError(`node ${node.name}: stopping it failed`, r.stderr);
