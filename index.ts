@@ -38,6 +38,7 @@ export function defineCluster(config: pulumi.Config, stack: string) {
     kubernetesVersion: spec.kubernetes.version,
     apiEndpoint: cluster.apiEndpoint,
     adminKubeconfig: cluster.adminKubeconfig,
+    userKubeconfigs: cluster.userKubeconfigs,
     caCertPem: cluster.caCertPem,
     certificateNotAfter: cluster.certificateNotAfter,
     platform: cluster.platform,
@@ -53,6 +54,8 @@ export const kubernetesVersion = outputs.kubernetesVersion;
 export const apiEndpoint = outputs.apiEndpoint;
 /** Secret. */
 export const adminKubeconfig = outputs.adminKubeconfig;
+/** Secret: per `pki.users` entry, its kubeconfig. */
+export const userKubeconfigs = outputs.userKubeconfigs;
 export const caCertPem = outputs.caCertPem;
 /** Per certificate: when it expires, for time-to-expiry alerts. */
 export const certificateNotAfter = outputs.certificateNotAfter;

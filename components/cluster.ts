@@ -167,6 +167,8 @@ export class GuestCluster extends pulumi.ComponentResource {
   public readonly apiEndpoint: pulumi.Output<string>;
   /** kubeconfig of `kubernetes-admin` (O=system:masters). Secret. */
   public readonly adminKubeconfig: pulumi.Output<string>;
+  /** Per `pki.users` entry, its kubeconfig (client certificate with the user's groups). Secret. */
+  public readonly userKubeconfigs: pulumi.Output<Record<string, string>>;
   public readonly caCertPem: pulumi.Output<string>;
   /** When each certificate expires (RFC 3339), for time-to-expiry alerts. */
   public readonly certificateNotAfter: pulumi.Output<Record<string, string>>;
@@ -189,12 +191,16 @@ export class GuestCluster extends pulumi.ComponentResource {
     this.pki = created.pki;
     this.apiEndpoint = created.platform.apiEndpoint;
     this.adminKubeconfig = created.pki.adminKubeconfig;
+    this.userKubeconfigs = pulumi.secret(
+      pulumi.all(Object.fromEntries(spec.pki.users.map((u) => [u.name, created.pki.userKubeconfig(u.name, u.groups)]))),
+    );
     this.caCertPem = created.pki.caCertPem;
     this.certificateNotAfter = created.pki.notAfter;
     this.platform = pulumi.all(created.platform.details).apply((d) => d as Record<string, unknown>);
     this.registerOutputs({
       apiEndpoint: this.apiEndpoint,
       adminKubeconfig: this.adminKubeconfig,
+      userKubeconfigs: this.userKubeconfigs,
       caCertPem: this.caCertPem,
       certificateNotAfter: this.certificateNotAfter,
       platform: this.platform,

@@ -9,7 +9,16 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { parseStackFile, type KvmClusterSpec } from "../../components/spec";
@@ -208,8 +217,15 @@ class Lab {
     );
   }
 
-  /** Seeds, files and hosts of every node, from the host cluster's Secrets (what the QEMU pods mount). */
-  private stage(kubeconfig: string): void {
+  /**
+   * Seeds, files and hosts of every node, from the host cluster's Secrets (what the QEMU pods
+   * mount). A running node's files are updated in place, as kubelet updates a mounted Secret:
+   * each changed file replaced by a rename in the same directory (the node sees it at once,
+   * and its secret-sync path unit fires), files the Secret no longer holds removed. Returns
+   * the number of files that changed per node.
+   */
+  private stage(kubeconfig: string): Map<string, number> {
+    const changed = new Map<string, number>();
     const files = new Map<string, Record<string, string>>();
     const masterAddresses = this.plan.nodes
       .filter((n) => n.role === "master")
@@ -224,7 +240,6 @@ class Lab {
       const seed = path.join(dir, "seed");
       const share = path.join(dir, "files");
       mkdirSync(seed, { recursive: true, mode: 0o700 });
-      rmSync(share, { recursive: true, force: true });
       mkdirSync(share, { recursive: true, mode: 0o700 });
       writeFileSync(path.join(seed, "meta-data"), metaData(node, this.plan.clusterId));
       writeFileSync(path.join(seed, "user-data"), userData, { mode: 0o600 });
@@ -232,13 +247,24 @@ class Lab {
         path.join(seed, "network-config"),
         networkConfig(node, this.plan, serviceRoutes(node, this.plan, masterAddresses)),
       );
-      for (const [name, content] of Object.entries(files.get(node.filesSecret) ?? {})) {
-        writeFileSync(path.join(share, name), content, { mode: 0o400 });
-      }
+      changed.set(node.name, syncDirectory(share, files.get(node.filesSecret) ?? {}));
       writeFileSync(path.join(dir, "hosts"), this.plan.hosts);
       // What the platform's DHCP would hand out: a resolver. CoreDNS needs one to forward to
       // (it exits on "no nameservers found"); the bridge answers nothing, so only cluster names resolve.
       writeFileSync(path.join(dir, "resolv.conf"), `nameserver ${this.plan.bridgeAddress}\n`);
+    }
+    return changed;
+  }
+
+  /** True while the node's system container runs (its nspawn PID is alive). */
+  private running(node: LabNode): boolean {
+    const pidFile = path.join(this.stateDir(node), "nspawn.pid");
+    if (!existsSync(pidFile)) return false;
+    try {
+      process.kill(Number(readFileSync(pidFile, "utf8").trim()), 0);
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -252,7 +278,8 @@ class Lab {
     return readFileSync(file, "utf8").split("\n").slice(-CONSOLE_TAIL_LINES).join("\n");
   }
 
-  private bootNodes(): void {
+  /** Starts every node that is not running; reports the running ones with the files that changed. */
+  private bootNodes(changed: ReadonlyMap<string, number>): void {
     const r = this.nspawn([
       "bridge-up",
       "--bridge",
@@ -262,6 +289,10 @@ class Lab {
     ]);
     if (!r.ok) throw new LabError(`creating bridge ${this.plan.bridge} failed`, r.stderr);
     for (const node of this.plan.nodes) {
+      if (this.running(node)) {
+        this.say(`node ${node.name}: running; ${changed.get(node.name) ?? 0} of its files changed`);
+        continue;
+      }
       const dir = this.nodeDir(node);
       const up = this.nspawn([
         "up",
@@ -318,11 +349,8 @@ class Lab {
     this.say(`node ${node.name}: ${stage}`);
   }
 
-  /**
-   * The guest's admin kubeconfig (a stack output, read in the reconciler's own workspace: the
-   * project's stack files stay untouched), pointed at the first master's lab address.
-   */
-  private adminKubeconfig(kubeconfig: string): string {
+  /** A stack output (secrets shown), read in the reconciler's own workspace: the project's stack files stay untouched. */
+  private stackOutput(kubeconfig: string, name: string): unknown {
     const env = {
       ...this.engineEnv(kubeconfig),
       PULUMI_BACKEND_URL: `file://${path.join(this.dir, "state")}`,
@@ -336,8 +364,9 @@ class Lab {
       [
         "stack",
         "output",
-        "adminKubeconfig",
+        name,
         "--show-secrets",
+        "--json",
         "--stack",
         this.plan.clusterId,
         "--cwd",
@@ -345,18 +374,37 @@ class Lab {
       ],
       env,
     );
-    if (!r.ok || r.stdout.trim() === "")
-      throw new LabError("reading the stack output adminKubeconfig failed", r.stderr);
-    const config = parse(r.stdout) as { clusters: { cluster: Record<string, string> }[] };
-    const apiName = `api.${this.plan.namespace}.svc`;
+    if (!r.ok || r.stdout.trim() === "") throw new LabError(`reading the stack output ${name} failed`, r.stderr);
+    return JSON.parse(r.stdout) as unknown;
+  }
+
+  /**
+   * Writes a kubeconfig of the guest pointed at the first master's lab address (the API's
+   * Service name stays the TLS server name) to `file`, readable by root only.
+   */
+  private writeKubeconfig(text: string, file: string): string {
+    const config = parse(text) as { clusters: { cluster: Record<string, string> }[] };
     for (const c of config.clusters) {
       c.cluster.server = `https://${this.plan.nodes[0].address}:6443`;
-      c.cluster["tls-server-name"] = apiName;
+      c.cluster["tls-server-name"] = `api.${this.plan.namespace}.svc`;
     }
-    const file = path.join(this.dir, "admin.conf");
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     writeFileSync(file, stringify(config), { mode: 0o600 });
     chmodSync(file, 0o600);
     return file;
+  }
+
+  /** The admin kubeconfig at `<lab>/admin.conf`, each `pki.users` entry's at `<lab>/users/<name>.conf`. */
+  private kubeconfigs(kubeconfig: string): string {
+    const users = (this.stackOutput(kubeconfig, "userKubeconfigs") ?? {}) as Record<string, string>;
+    const usersDir = path.join(this.dir, "users");
+    rmSync(usersDir, { recursive: true, force: true });
+    for (const [user, text] of Object.entries(users)) this.writeKubeconfig(text, path.join(usersDir, `${user}.conf`));
+    if (Object.keys(users).length > 0) this.say(`user kubeconfigs in ${usersDir}: ${Object.keys(users).join(", ")}`);
+    return this.writeKubeconfig(
+      this.stackOutput(kubeconfig, "adminKubeconfig") as string,
+      path.join(this.dir, "admin.conf"),
+    );
   }
 
   private async waitReady(adminConf: string): Promise<void> {
@@ -395,8 +443,7 @@ class Lab {
     const host = new HostCluster({ hostDir: path.join(this.dir, "host"), env: this.o.env, progress: () => {} });
     const { kubeconfig } = await host.up();
     await this.apply(kubeconfig);
-    this.stage(kubeconfig);
-    this.bootNodes();
+    this.bootNodes(this.stage(kubeconfig));
     try {
       for (const stage of ["booted", "cloud-init"] as const) {
         await Promise.all(this.plan.nodes.map((n) => this.waitStage(n, stage)));
@@ -411,7 +458,7 @@ class Lab {
       }
       throw err;
     }
-    const admin = this.adminKubeconfig(kubeconfig);
+    const admin = this.kubeconfigs(kubeconfig);
     await this.waitReady(admin);
     this.say(`every node Ready`);
     return admin;
@@ -446,4 +493,27 @@ export async function labUp(o: LabOptions): Promise<string> {
 export async function labDown(o: LabOptions): Promise<void> {
   const loaded = loadLabStack(o.stackFile, o.labDir);
   await new Lab(o, loaded, labPlan(loaded.spec)).down();
+}
+
+/**
+ * Makes `dir` hold exactly `files` (name → content, mode 0400): a changed file is written beside
+ * and renamed over the old one, so a reader never sees half a file; returns how many changed.
+ */
+export function syncDirectory(dir: string, files: Readonly<Record<string, string>>): number {
+  let changed = 0;
+  for (const [name, content] of Object.entries(files)) {
+    const file = path.join(dir, name);
+    if (existsSync(file) && readFileSync(file, "utf8") === content) continue;
+    const tmp = path.join(dir, `.${name}.tmp`);
+    writeFileSync(tmp, content, { mode: 0o400 });
+    renameSync(tmp, file);
+    changed++;
+  }
+  for (const name of readdirSync(dir)) {
+    if (!Object.hasOwn(files, name)) {
+      rmSync(path.join(dir, name), { force: true });
+      changed++;
+    }
+  }
+  return changed;
 }

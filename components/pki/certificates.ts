@@ -3,7 +3,7 @@
  * vault and the tls backend issue the same names, subjects and usages. Pure functions only.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { apiDnsName, cidr, clusterDomain, durationSeconds, type ClusterSpec } from "../spec";
+import { ADMIN_GROUP, apiDnsName, cidr, clusterDomain, durationSeconds, type ClusterSpec } from "../spec";
 
 /** The Kubernetes in-cluster DNS domain (kubelet `clusterDomain`, kubeadm `networking.dnsDomain`). */
 export const DEFAULT_SERVICE_DNS_DOMAIN = "cluster.local";
@@ -11,7 +11,7 @@ export const DEFAULT_SERVICE_DNS_DOMAIN = "cluster.local";
 export const FRONT_PROXY_CLIENT_CN = "front-proxy-client";
 /** CN of the admin kubeconfig's client certificate; O carries the RBAC group. */
 export const ADMIN_CN = "kubernetes-admin";
-export const ADMIN_GROUP = "system:masters";
+export { ADMIN_GROUP } from "../spec";
 /** Group of the shared worker (kubelet) identity. */
 export const NODES_GROUP = "system:nodes";
 /** Key sizes: RSA for every consumer's sake (etcd, kubelet, CNI plugins all accept it). */

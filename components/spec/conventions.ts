@@ -38,6 +38,9 @@ export function ingressPorts(spec: Pick<ClusterSpec, "ingress">): readonly Ingre
 // Tags and labels
 
 /** The tag (AWS) and label (Kubernetes) every object of a guest cluster carries, value the cluster id. */
+/** The RBAC group of the admin kubeconfig (cluster-admin by the API server's bootstrap policy): no user may claim it. */
+export const ADMIN_GROUP = "system:masters";
+
 export const CLUSTER_TAG_KEY = "g8s.io/cluster";
 /** Role of a node and its pod or instance: `master` or `worker`. */
 export const ROLE_LABEL = "g8s.io/role";

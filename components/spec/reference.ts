@@ -74,6 +74,14 @@ export const FIELD_DOCS: Record<string, string> = {
   "pki.vault.namespace": "Vault Enterprise namespace.",
   "pki.certTtl": "Lifetime of every issued certificate (1h to 720h); renewed at half of it.",
   "pki.caTtl": "Lifetime of the cluster's root CA; at least twice `certTtl`.",
+  "pki.users":
+    "Who gets a client-certificate kubeconfig (stack output `userKubeconfigs.<name>`, secret), renewed with the other certificates.",
+  "pki.users[]": "One user.",
+  "pki.users[].name":
+    "The certificate's CN: the RBAC user name (lowercase letters, digits, `.`, `_`, `@`, `-`); unique.",
+  "pki.users[].groups":
+    "The certificate's O values: the RBAC groups (not `system:masters`; one group with `backend: tls`).",
+  "pki.users[].groups[]": "One group.",
   ingress: "Ingress load balancing to the workers.",
   "ingress.enabled": "Create the ingress load balancer and the wildcard record `*.<id>.<baseDomain>`.",
   "ingress.httpNodePort": "Node port the ingress controller serves HTTP on.",

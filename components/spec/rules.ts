@@ -4,6 +4,7 @@
  */
 import * as D from "./defaults";
 import { cidrsOverlap, cidrSize, parseCidr, type Cidr } from "./cidr";
+import { ADMIN_GROUP } from "./conventions";
 import { durationSeconds } from "./duration";
 import type { SpecIssue } from "./errors";
 import type { AwsClusterSpec, ClusterSpec } from "./schema";
@@ -173,6 +174,37 @@ export const flannelNeedsNodeImage: Rule = (spec) => {
   ];
 };
 
+/**
+ * Users are unique by name (it names the certificate's resource), claim no admin rights by group
+ * (the admin kubeconfig is the one holder of system:masters), and fit the backend's subject.
+ */
+export const pkiUsersValid: Rule = (spec) => {
+  const issues: SpecIssue[] = [];
+  const seen = new Set<string>();
+  spec.pki.users.forEach((user, i) => {
+    if (seen.has(user.name)) {
+      issues.push({
+        path: `pki.users[${i}].name`,
+        message: `'${user.name}' is listed twice: give each user one entry`,
+      });
+    }
+    seen.add(user.name);
+    if (user.groups.includes(ADMIN_GROUP)) {
+      issues.push({
+        path: `pki.users[${i}].groups`,
+        message: `${ADMIN_GROUP} is the admin kubeconfig's group: bind the user to cluster-admin with a ClusterRoleBinding instead`,
+      });
+    }
+    if (spec.pki.backend === "tls" && user.groups.length > 1) {
+      issues.push({
+        path: `pki.users[${i}].groups`,
+        message: `pki.backend tls puts one group in a certificate (got ${user.groups.length}): keep one, or use pki.backend local or vault`,
+      });
+    }
+  });
+  return issues;
+};
+
 export const RULES: readonly Rule[] = [
   uniquePoolNames,
   poolSizes,
@@ -185,6 +217,7 @@ export const RULES: readonly Rule[] = [
   ingressPortsDistinct,
   kvmNamespaceIsLabel,
   flannelNeedsNodeImage,
+  pkiUsersValid,
 ];
 
 export function checkRules(spec: ClusterSpec): SpecIssue[] {

@@ -123,6 +123,18 @@ const kubernetes = z
   })
   .prefault({});
 
+/** A user's name is the certificate's CN and part of a resource name: no spaces, no upper case. */
+const USER_NAME_RE = /^[a-z0-9]([a-z0-9._@-]{0,62}[a-z0-9])?$/;
+
+const pkiUser = z.strictObject({
+  name: checked((value) =>
+    USER_NAME_RE.test(value)
+      ? undefined
+      : `must be 1 to 64 lowercase letters, digits, '.', '_', '@' or '-', starting and ending with a letter or digit (got '${value}')`,
+  ),
+  groups: z.array(z.string().trim().min(1)).default([]),
+});
+
 const pki = z
   .strictObject({
     backend: z.enum(["vault", "tls", "local"]).default(D.DEFAULT_PKI_BACKEND),
@@ -139,6 +151,8 @@ const pki = z
       .optional(),
     certTtl: duration(D.MIN_CERT_TTL_SECONDS, D.MAX_CERT_TTL_SECONDS).default(D.DEFAULT_CERT_TTL),
     caTtl: duration(24 * 60 * 60, 20 * 365 * 24 * 60 * 60).default(D.DEFAULT_CA_TTL),
+    /** People and tools that get a kubeconfig with a client certificate; RBAC binds their name or groups. */
+    users: z.array(pkiUser).default([]),
   })
   .prefault({});
 

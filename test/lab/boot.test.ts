@@ -8,8 +8,11 @@
  * kubeconfig. Needs root (namespaces, cgroups, a bridge) and the toolchain's node image.
  */
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import * as tls from "node:tls";
+import { promisify } from "node:util";
 import * as path from "node:path";
 import { stringify } from "yaml";
 import { PROJECT_ROOT } from "../../automation/engine";
@@ -23,7 +26,8 @@ const WEB_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1";
 const SERVICE_CIDR = "172.29.0.0/16";
 const DNS_IP = "172.29.0.10";
 
-function labStack(): string {
+/** The lab's stack file; `certTtl` changes force every leaf certificate to be reissued. */
+function labStack(certTtl = "24h"): string {
   return stringify({
     config: {
       "g8s:cluster": {
@@ -40,7 +44,7 @@ function labStack(): string {
         kvm: { storage: "hostPath" },
         masters: { count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 },
         nodePools: [{ name: "default", count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 }],
-        pki: { backend: "local", certTtl: "24h" },
+        pki: { backend: "local", certTtl, users: [{ name: "jane", groups: ["web-readers"] }] },
         ingress: { enabled: false },
       },
       "g8s:reconcile": { mode: "correct", interval: "1m" },
@@ -64,6 +68,9 @@ for _ in range(an):
     i += n
 `;
 
+const execFileAsync = promisify(execFile);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, system containers)", function () {
   this.timeout(1_800_000);
   let sandbox: Sandbox;
@@ -75,6 +82,16 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], {
       encoding: "utf8",
       maxBuffer: 64 * 1024 * 1024,
+    });
+  /** g8s without blocking the event loop (watchers keep sampling meanwhile). */
+  const g8sAsync = (...args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args]);
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+      child.on("close", (code) => resolve({ code, out, err }));
     });
   const kubectl = (...args: string[]) => {
     const r = spawnSync(KUBECTL, ["--kubeconfig", admin, "--request-timeout", "30s", ...args], { encoding: "utf8" });
@@ -217,5 +234,215 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     const dns = onNode("pool-default-0", "python3", "-c", RESOLVE_PY, "web.default.svc.cluster.local", DNS_IP);
     assert.equal(dns.code, 0, dns.err);
     assert.equal(dns.out, clusterIp, "CoreDNS answers the Service name with its ClusterIP");
+  });
+  it("gives a pki.users kubeconfig exactly what a RoleBinding of its group allows", async function () {
+    const jane = path.join(labDir, "users", "jane.conf");
+    assert.ok(existsSync(jane), "g8s lab up wrote the user's kubeconfig");
+    const asJane = (...args: string[]) => {
+      const r = spawnSync(KUBECTL, ["--kubeconfig", jane, "--request-timeout", "30s", ...args], { encoding: "utf8" });
+      return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+    };
+    const whoami = asJane("auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}");
+    assert.equal(whoami.code, 0, whoami.err);
+    assert.equal(whoami.out, 'jane ["web-readers","system:authenticated"]');
+    assert.match(asJane("get", "pods").err, /forbidden/, "nothing before the binding");
+
+    const rbac = stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "Role",
+          metadata: { name: "pod-reader", namespace: "default" },
+          rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list"] }],
+        },
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { name: "web-readers", namespace: "default" },
+          subjects: [{ kind: "Group", name: "web-readers", apiGroup: "rbac.authorization.k8s.io" }],
+          roleRef: { kind: "Role", name: "pod-reader", apiGroup: "rbac.authorization.k8s.io" },
+        },
+      ],
+    });
+    const applied = spawnSync(KUBECTL, ["--kubeconfig", admin, "apply", "-f", "-"], { input: rbac, encoding: "utf8" });
+    assert.equal(applied.status, 0, applied.stderr);
+    let pods = asJane("get", "pods", "-l", "app=web", "-o", "name");
+    for (let i = 0; i < 10 && pods.code !== 0; i++) {
+      await sleep(1000); // the API server's authorizer sees a new binding within moments
+      pods = asJane("get", "pods", "-l", "app=web", "-o", "name");
+    }
+    assert.equal(pods.code, 0, pods.err);
+    assert.equal(pods.out.split("\n").length, 2, pods.out);
+    for (const denied of [
+      ["get", "pods", "-n", "kube-system"],
+      ["get", "secrets"],
+      ["delete", "pod", pods.out.split("\n")[0].replace("pod/", "")],
+      ["get", "nodes"],
+    ]) {
+      const r = asJane(...denied);
+      assert.notEqual(r.code, 0, `jane may not: kubectl ${denied.join(" ")}`);
+      assert.match(r.err, /forbidden/, denied.join(" "));
+    }
+  });
+
+  it("renews every certificate on the live cluster: nodes take them without a reboot, none NotReady for a minute", async function () {
+    const plan = JSON.parse(readFileSync(path.join(labDir, "plan.json"), "utf8")) as {
+      namespace: string;
+      nodes: { name: string; address: string }[];
+    };
+    const servedSerial = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tls.connect(
+          {
+            host: plan.nodes[0].address,
+            port: 6443,
+            servername: `api.${plan.namespace}.svc`,
+            rejectUnauthorized: false,
+          },
+          () => {
+            resolve(socket.getPeerCertificate().serialNumber);
+            socket.end();
+          },
+        );
+        socket.setTimeout(5000, () => socket.destroy(new Error("timed out")));
+        socket.on("error", reject);
+      });
+    const installed: [string, string][] = [
+      ["master-0", "/etc/kubernetes/pki/apiserver.crt"],
+      ["master-0", "/etc/kubernetes/pki/apiserver-kubelet-client.crt"],
+      ["master-0", "/etc/kubernetes/pki/etcd/server.crt"],
+      ["master-0", "/etc/kubernetes/pki/g8s/controller-manager.crt"],
+      ["master-0", "/etc/kubernetes/pki/g8s/kubelet-client.crt"],
+      ["pool-default-0", "/etc/kubernetes/pki/g8s/kubelet-client.crt"],
+    ];
+    const serialsOnNodes = () =>
+      installed.map(([node, file]) => {
+        const r = onNode(node, "cat", file);
+        return r.code === 0 ? new X509Certificate(r.out).serialNumber : `unreadable: ${r.err}`;
+      });
+    const pidOf = (node: string) => readFileSync(path.join(labDir, "nodes", node, "state", "nspawn.pid"), "utf8");
+    const userSerial = (file: string) => {
+      const config = readFileSync(file, "utf8");
+      const data = /client-certificate-data: (\S+)/.exec(config)?.[1] as string;
+      return new X509Certificate(Buffer.from(data, "base64")).serialNumber;
+    };
+    const before = {
+      api: await servedSerial(),
+      files: serialsOnNodes(),
+      pids: plan.nodes.map((n) => pidOf(n.name)),
+      admin: userSerial(admin),
+      jane: userSerial(path.join(labDir, "users", "jane.conf")),
+    };
+
+    // Every 2 s: which nodes say Ready, and whether the API answered at all.
+    const samples: { at: number; notReady: string[] | "no answer" }[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const at = Date.now();
+        try {
+          const { stdout } = await execFileAsync(KUBECTL, [
+            "--kubeconfig",
+            admin,
+            "--request-timeout",
+            "5s",
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}",
+          ]);
+          const notReady = stdout
+            .trim()
+            .split(" ")
+            .filter((p) => !p.endsWith("=True"))
+            .map((p) => p.split("=")[0]);
+          samples.push({ at, notReady });
+        } catch {
+          samples.push({ at, notReady: "no answer" });
+        }
+        await sleep(2000);
+      }
+    })();
+
+    // A shorter lifetime is a new input of every leaf: the stack reissues each one now.
+    writeFileSync(stackFile, labStack("23h"));
+    const started = Date.now();
+    const up = await g8sAsync("lab", "up", stackFile, "--lab-dir", labDir, "--timeout", "10");
+    assert.equal(up.code, 0, `g8s lab up (renewal) failed:\n${up.err.split("\n").slice(-40).join("\n")}`);
+    const applied = Date.now();
+
+    let apiAt = 0;
+    let filesAt = 0;
+    let now = before;
+    while (Date.now() - applied < 300_000 && (apiAt === 0 || filesAt === 0)) {
+      now = { ...now, api: await servedSerial().catch(() => before.api), files: serialsOnNodes() };
+      if (apiAt === 0 && now.api !== before.api) apiAt = Date.now();
+      if (
+        filesAt === 0 &&
+        now.files.every((serial, i) => serial !== before.files[i] && !serial.startsWith("unreadable"))
+      )
+        filesAt = Date.now();
+      await sleep(2000);
+    }
+    assert.notEqual(apiAt, 0, "the API server serves a new certificate");
+    assert.notEqual(
+      filesAt,
+      0,
+      `every node installed its new certificates: ${JSON.stringify({ before: before.files, now: now.files })}`,
+    );
+    await sleep(30_000); // nodes must stay Ready after the restarts too
+    watching = false;
+    await watcher;
+
+    const longest = (bad: (s: (typeof samples)[number]) => boolean) => {
+      let worst = 0;
+      let since: number | undefined;
+      for (const s of samples) {
+        if (bad(s)) since ??= s.at;
+        else if (since !== undefined) {
+          worst = Math.max(worst, s.at - since);
+          since = undefined;
+        }
+      }
+      return since === undefined ? worst : Math.max(worst, Date.now() - since);
+    };
+    const notReadyMs = longest((s) => Array.isArray(s.notReady) && s.notReady.length > 0);
+    const apiGapMs = longest((s) => s.notReady === "no answer");
+    process.stdout.write(
+      `      renewal: stack applied ${((applied - started) / 1000).toFixed(1)} s; then the API served its new certificate ` +
+        `after ${((apiAt - applied) / 1000).toFixed(1)} s, every node had its new files after ${((filesAt - applied) / 1000).toFixed(1)} s; ` +
+        `longest NotReady ${(notReadyMs / 1000).toFixed(0)} s, longest API silence ${(apiGapMs / 1000).toFixed(0)} s (${samples.length} samples)\n`,
+    );
+    assert.ok(notReadyMs < 60_000, `a node was NotReady for ${notReadyMs} ms: ${JSON.stringify(samples)}`);
+    assert.deepEqual(
+      plan.nodes.map((n) => pidOf(n.name)),
+      before.pids,
+      "no node was restarted",
+    );
+    assert.notEqual(userSerial(admin), before.admin, "lab up wrote the renewed admin kubeconfig");
+    assert.notEqual(userSerial(path.join(labDir, "users", "jane.conf")), before.jane, "and the user's");
+
+    // The controllers and the kubelets keep working with their new identities.
+    assert.equal(kubectl("scale", "deployment", "web", "--replicas", "3").code, 0);
+    const rollout = kubectl("rollout", "status", "deployment/web", "--timeout", "180s");
+    assert.equal(rollout.code, 0, `${rollout.err}\n${kubectl("get", "pods", "-A", "-o", "wide").out}`);
+    const onWorker = kubectl(
+      "get",
+      "pods",
+      "-l",
+      "app=web",
+      "--field-selector",
+      "spec.nodeName=pool-default-0",
+      "-o",
+      "jsonpath={.items[0].metadata.name}",
+    ).out;
+    const logs = kubectl("logs", onWorker);
+    assert.equal(
+      logs.code,
+      0,
+      `the API server reaches the worker's kubelet with its new client certificate: ${logs.err}`,
+    );
   });
 });

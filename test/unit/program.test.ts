@@ -90,6 +90,30 @@ describe("index.ts (the Pulumi program)", () => {
     assert.deepEqual(await violationsOf(recorder, { clusterId: "edge7" }), [], "complies with every g8s policy (kvm)");
   });
 
+  it("exports a secret kubeconfig per pki.users entry, its certificate carrying the user's group", async () => {
+    const config = stackConfig("edge7");
+    const cluster = JSON.parse(config["g8s:cluster"]) as { pki: Record<string, unknown> };
+    cluster.pki.users = [{ name: "jane", groups: ["dev-team"] }];
+    const recorder = mocksFor("edge7");
+    const pulumi = await import("@pulumi/pulumi");
+    const { defineCluster } = await import("../../index");
+    pulumi.runtime.setAllConfig({ ...config, "g8s:cluster": JSON.stringify(cluster) });
+    const outputs = defineCluster(new pulumi.Config("g8s"), "edge7");
+    assert.equal(await pulumi.isSecret(outputs.userKubeconfigs), true);
+    const kubeconfigs = await promiseOf(outputs.userKubeconfigs);
+    assert.deepEqual(Object.keys(kubeconfigs), ["jane"]);
+    assert.match(kubeconfigs.jane, /name: jane/);
+    await settle();
+    const certs = recorder.byType("tls:index/locallySignedCert:LocallySignedCert").map((r) => r.name);
+    assert.ok(
+      certs.some((n) => n.endsWith("user-jane")),
+      certs.join(", "),
+    );
+    const request = recorder.byType("tls:index/certRequest:CertRequest").find((r) => r.name.endsWith("user-jane"));
+    const subject = request?.inputs.subject as { commonName: string; organization: string };
+    assert.deepEqual([subject.commonName, subject.organization], ["jane", "dev-team"]);
+  });
+
   it("stops with every located problem when the spec is invalid", async () => {
     installMocks({ stack: "edge7" });
     const { loadClusterSpec } = await import("../../index");

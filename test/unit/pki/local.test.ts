@@ -186,7 +186,7 @@ describe("pki.backend local in a stack file", () => {
   it("accepts `pki: { backend: local, certTtl: 24h }` for aws and kvm, with the default caTtl", () => {
     for (const raw of [awsSpec(), kvmSpec()]) {
       const spec = parseClusterSpec(withChange(raw, (s) => (s.pki = { backend: "local", certTtl: "24h" })));
-      assert.deepEqual(spec.pki, { backend: "local", certTtl: "24h", caTtl: "87600h" });
+      assert.deepEqual(spec.pki, { backend: "local", certTtl: "24h", caTtl: "87600h", users: [] });
     }
   });
 

@@ -58,6 +58,7 @@ describe("parseClusterSpec", () => {
         backend: "vault",
         vault: { address: "https://vault.example.com" },
         certTtl: D.DEFAULT_CERT_TTL,
+        users: [],
         caTtl: D.DEFAULT_CA_TTL,
       });
       assert.deepEqual(spec.ingress, {
@@ -553,6 +554,59 @@ describe("parseClusterSpec", () => {
         [{ path: "kvm.accel", message: "must be one of kvm, tcg, auto (got 'hvf')" }],
       );
     });
+  });
+
+  describe("pki.users", () => {
+    it("accepts users with groups, defaulting to none", () => {
+      const spec = parseClusterSpec(
+        withChange(kvmSpec(), (s) => {
+          s.pki = { backend: "local", users: [{ name: "jane@corp", groups: ["dev", "oncall"] }, { name: "ci" }] };
+        }),
+      );
+      assert.deepEqual(spec.pki.users, [
+        { name: "jane@corp", groups: ["dev", "oncall"] },
+        { name: "ci", groups: [] },
+      ]);
+      assert.deepEqual(parseClusterSpec(kvmSpec()).pki.users, []);
+    });
+
+    it("refuses a bad name, a repeated name, the admin group, and two groups with the tls backend", () =>
+      expectIssues(
+        withChange(kvmSpec(), (s) => {
+          s.pki = {
+            backend: "tls",
+            users: [
+              { name: "ops", groups: ["a", "b"] },
+              { name: "ops", groups: ["system:masters"] },
+            ],
+          };
+        }),
+        [
+          {
+            path: "pki.users[0].groups",
+            message:
+              "pki.backend tls puts one group in a certificate (got 2): keep one, or use pki.backend local or vault",
+          },
+          { path: "pki.users[1].name", message: "'ops' is listed twice: give each user one entry" },
+          {
+            path: "pki.users[1].groups",
+            message:
+              "system:masters is the admin kubeconfig's group: bind the user to cluster-admin with a ClusterRoleBinding instead",
+          },
+        ],
+      ));
+
+    it("names the rule of a user name", () =>
+      expectIssues(
+        withChange(kvmSpec(), (s) => (s.pki = { backend: "local", users: [{ name: "Jane Doe" }] })),
+        [
+          {
+            path: "pki.users[0].name",
+            message:
+              "must be 1 to 64 lowercase letters, digits, '.', '_', '@' or '-', starting and ending with a letter or digit (got 'Jane Doe')",
+          },
+        ],
+      ));
   });
 
   it("formats its message with the source and one line per problem", () => {
