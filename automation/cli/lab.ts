@@ -12,7 +12,9 @@ pki.backend: local) on this machine: a host cluster (g8s host up), the stack app
 the reconciler, then one system container per QEMU pod, booted from the node image
 ('npm run toolchain') with the user-data and files the platform stored. Needs root.
   up     progress on stderr; exits 0 once every node is Ready and prints the guest's admin
-         kubeconfig path as the last line (stdout)
+         kubeconfig path as the last line (stdout); each pki.users entry's kubeconfig is in
+         <lab-dir>/users. On a running lab: applies the stack again, updates the running nodes'
+         files in place (renewed certificates reach them) and boots the nodes that stopped
   down   stops the nodes and the host cluster and removes the lab dir
   --lab-dir DIR     default <project>/.g8s/lab/<cluster id>
   --timeout MINUTES per phase and for Ready (default 15)`;

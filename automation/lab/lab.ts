@@ -298,6 +298,9 @@ class Lab {
         "up",
         "--name",
         node.name,
+        // Host-wide names (veth, cgroups) must not collide with another lab's master-0.
+        "--machine",
+        `${this.plan.clusterId}-${node.name}`,
         "--state-dir",
         path.join(dir, "state"),
         "--seed",

@@ -8,49 +8,25 @@
  * kubeconfig. Needs root (namespaces, cgroups, a bridge) and the toolchain's node image.
  */
 import * as assert from "node:assert/strict";
-import { execFile, spawn, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import * as path from "node:path";
 import * as tls from "node:tls";
 import { promisify } from "node:util";
-import * as path from "node:path";
-import { stringify } from "yaml";
-import { PROJECT_ROOT } from "../../automation/engine";
-import { createSandbox, type Sandbox } from "../integration/harness";
+import { KUBECTL, sleep, useLab, type LabStack } from "./harness";
 
-const STACK = "lab9";
-const KUBECTL = path.join(PROJECT_ROOT, ".tools", "bin", "kubectl");
-const NSPAWN = path.join(PROJECT_ROOT, "tools", "node-image", "nspawn-node.sh");
 /** CoreDNS as a tiny web server: its health plugin answers `OK` on :8080 (the node image has no other server). */
 const WEB_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1";
-const SERVICE_CIDR = "172.29.0.0/16";
+const STACK: LabStack = {
+  id: "lab9",
+  masters: 1,
+  workers: 1,
+  serviceCidr: "172.29.0.0/16",
+  podCidr: "10.63.0.0/16",
+  users: [{ name: "jane", groups: ["web-readers"] }],
+};
 const DNS_IP = "172.29.0.10";
-
-/** The lab's stack file; `certTtl` changes force every leaf certificate to be reissued. */
-function labStack(certTtl = "24h"): string {
-  return stringify({
-    config: {
-      "g8s:cluster": {
-        id: STACK,
-        provider: "kvm",
-        baseDomain: "k8s.lab.internal",
-        kubernetes: {
-          version: "1.34.12",
-          serviceCidr: SERVICE_CIDR,
-          podCidr: "10.63.0.0/16",
-          cni: "flannel",
-          packages: "image",
-        },
-        kvm: { storage: "hostPath" },
-        masters: { count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 },
-        nodePools: [{ name: "default", count: 1, cpus: 2, memoryGiB: 4, diskGiB: 20 }],
-        pki: { backend: "local", certTtl, users: [{ name: "jane", groups: ["web-readers"] }] },
-        ingress: { enabled: false },
-      },
-      "g8s:reconcile": { mode: "correct", interval: "1m" },
-    },
-  });
-}
 
 /** A DNS A query for `name` to `server`, by hand (the nodes have python3, no dig): the answer's addresses. */
 const RESOLVE_PY = `
@@ -69,40 +45,12 @@ for _ in range(an):
 `;
 
 const execFileAsync = promisify(execFile);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, system containers)", function () {
   this.timeout(1_800_000);
-  let sandbox: Sandbox;
-  let stackFile: string;
-  let labDir: string;
-  let admin: string;
-
-  const g8s = (...args: string[]) =>
-    spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], {
-      encoding: "utf8",
-      maxBuffer: 64 * 1024 * 1024,
-    });
-  /** g8s without blocking the event loop (watchers keep sampling meanwhile). */
-  const g8sAsync = (...args: string[]) =>
-    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const child = spawn(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args]);
-      let out = "";
-      let err = "";
-      child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-      child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-      child.on("close", (code) => resolve({ code, out, err }));
-    });
-  const kubectl = (...args: string[]) => {
-    const r = spawnSync(KUBECTL, ["--kubeconfig", admin, "--request-timeout", "30s", ...args], { encoding: "utf8" });
-    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
-  };
-  /** Runs a command on a node (nsenter into its system container). */
-  const onNode = (node: string, ...cmd: string[]) => {
-    const state = path.join(labDir, "nodes", node, "state");
-    const r = spawnSync("bash", [NSPAWN, "exec", "--state-dir", state, "--", ...cmd], { encoding: "utf8" });
-    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
-  };
+  const lab = useLab(STACK);
+  const kubectl = (...args: string[]) => lab.kubectl(...args);
+  const onNode = (node: string, ...cmd: string[]) => lab.onNode(node, ...cmd);
   /** `GET /health` on port 8080 of `ip`, from a node, with bash alone. */
   const httpFrom = (node: string, ip: string) =>
     onNode(
@@ -113,33 +61,6 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       "-c",
       `exec 3<>/dev/tcp/${ip}/8080 && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3`,
     );
-
-  before(async function () {
-    sandbox = await createSandbox("g8s-lab", { project: "g8s" });
-    stackFile = path.join(sandbox.projectDir, "stacks", `Pulumi.${STACK}.yaml`);
-    writeFileSync(stackFile, labStack());
-    labDir = path.join(sandbox.root, "lab");
-    const started = Date.now();
-    const up = g8s("lab", "up", stackFile, "--lab-dir", labDir, "--timeout", "12");
-    assert.equal(up.status, 0, `g8s lab up failed:\n${up.stderr.split("\n").slice(-60).join("\n")}`);
-    admin = up.stdout.trim().split("\n").pop() as string;
-    process.stdout.write(`      lab up: every node Ready after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-    process.stdout.write(
-      up.stderr
-        .split("\n")
-        .filter((l) => l.startsWith("[lab"))
-        .map((l) => `        ${l}\n`)
-        .join(""),
-    );
-  });
-
-  after(function () {
-    if (stackFile) {
-      const down = g8s("lab", "down", stackFile, "--lab-dir", labDir);
-      assert.equal(down.status, 0, `g8s lab down failed:\n${down.stderr}`);
-    }
-    if (sandbox) sandbox.dispose();
-  });
 
   it("has both nodes Ready, as g8s's admin kubeconfig shows", () => {
     const r = kubectl(
@@ -195,12 +116,8 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
         },
       },
     };
-    const manifest = stringify({ apiVersion: "v1", kind: "List", items: [corefile, deployment] });
-    const deploy = spawnSync(KUBECTL, ["--kubeconfig", admin, "apply", "-f", "-"], {
-      input: manifest,
-      encoding: "utf8",
-    });
-    assert.equal(deploy.status, 0, deploy.stderr);
+    const deploy = lab.apply([corefile, deployment]);
+    assert.equal(deploy.code, 0, deploy.err);
     assert.equal(kubectl("expose", "deployment", "web", "--port", "8080").code, 0);
     const ready = kubectl("rollout", "status", "deployment/web", "--timeout", "300s");
     assert.equal(ready.code, 0, `${ready.err}\n${kubectl("get", "pods", "-A", "-o", "wide").out}`);
@@ -236,38 +153,30 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     assert.equal(dns.out, clusterIp, "CoreDNS answers the Service name with its ClusterIP");
   });
   it("gives a pki.users kubeconfig exactly what a RoleBinding of its group allows", async function () {
-    const jane = path.join(labDir, "users", "jane.conf");
+    const jane = path.join(lab.labDir, "users", "jane.conf");
     assert.ok(existsSync(jane), "g8s lab up wrote the user's kubeconfig");
-    const asJane = (...args: string[]) => {
-      const r = spawnSync(KUBECTL, ["--kubeconfig", jane, "--request-timeout", "30s", ...args], { encoding: "utf8" });
-      return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
-    };
+    const asJane = (...args: string[]) => lab.kubectlAs(jane, ...args);
     const whoami = asJane("auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}");
     assert.equal(whoami.code, 0, whoami.err);
     assert.equal(whoami.out, 'jane ["web-readers","system:authenticated"]');
     assert.match(asJane("get", "pods").err, /forbidden/, "nothing before the binding");
 
-    const rbac = stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: [
-        {
-          apiVersion: "rbac.authorization.k8s.io/v1",
-          kind: "Role",
-          metadata: { name: "pod-reader", namespace: "default" },
-          rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list"] }],
-        },
-        {
-          apiVersion: "rbac.authorization.k8s.io/v1",
-          kind: "RoleBinding",
-          metadata: { name: "web-readers", namespace: "default" },
-          subjects: [{ kind: "Group", name: "web-readers", apiGroup: "rbac.authorization.k8s.io" }],
-          roleRef: { kind: "Role", name: "pod-reader", apiGroup: "rbac.authorization.k8s.io" },
-        },
-      ],
-    });
-    const applied = spawnSync(KUBECTL, ["--kubeconfig", admin, "apply", "-f", "-"], { input: rbac, encoding: "utf8" });
-    assert.equal(applied.status, 0, applied.stderr);
+    const applied = lab.apply([
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        metadata: { name: "pod-reader", namespace: "default" },
+        rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list"] }],
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: "web-readers", namespace: "default" },
+        subjects: [{ kind: "Group", name: "web-readers", apiGroup: "rbac.authorization.k8s.io" }],
+        roleRef: { kind: "Role", name: "pod-reader", apiGroup: "rbac.authorization.k8s.io" },
+      },
+    ]);
+    assert.equal(applied.code, 0, applied.err);
     let pods = asJane("get", "pods", "-l", "app=web", "-o", "name");
     for (let i = 0; i < 10 && pods.code !== 0; i++) {
       await sleep(1000); // the API server's authorizer sees a new binding within moments
@@ -288,10 +197,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
   });
 
   it("renews every certificate on the live cluster: nodes take them without a reboot, none NotReady for a minute", async function () {
-    const plan = JSON.parse(readFileSync(path.join(labDir, "plan.json"), "utf8")) as {
-      namespace: string;
-      nodes: { name: string; address: string }[];
-    };
+    const plan = lab.plan();
     const servedSerial = () =>
       new Promise<string>((resolve, reject) => {
         const socket = tls.connect(
@@ -322,7 +228,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
         const r = onNode(node, "cat", file);
         return r.code === 0 ? new X509Certificate(r.out).serialNumber : `unreadable: ${r.err}`;
       });
-    const pidOf = (node: string) => readFileSync(path.join(labDir, "nodes", node, "state", "nspawn.pid"), "utf8");
+    const pidOf = (node: string) => readFileSync(path.join(lab.stateDir(node), "nspawn.pid"), "utf8");
     const userSerial = (file: string) => {
       const config = readFileSync(file, "utf8");
       const data = /client-certificate-data: (\S+)/.exec(config)?.[1] as string;
@@ -332,8 +238,8 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       api: await servedSerial(),
       files: serialsOnNodes(),
       pids: plan.nodes.map((n) => pidOf(n.name)),
-      admin: userSerial(admin),
-      jane: userSerial(path.join(labDir, "users", "jane.conf")),
+      admin: userSerial(lab.admin),
+      jane: userSerial(path.join(lab.labDir, "users", "jane.conf")),
     };
 
     // Every 2 s: which nodes say Ready, and whether the API answered at all.
@@ -345,7 +251,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
         try {
           const { stdout } = await execFileAsync(KUBECTL, [
             "--kubeconfig",
-            admin,
+            lab.admin,
             "--request-timeout",
             "5s",
             "get",
@@ -367,10 +273,9 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     })();
 
     // A shorter lifetime is a new input of every leaf: the stack reissues each one now.
-    writeFileSync(stackFile, labStack("23h"));
+    lab.write({ ...STACK, certTtl: "23h" });
     const started = Date.now();
-    const up = await g8sAsync("lab", "up", stackFile, "--lab-dir", labDir, "--timeout", "10");
-    assert.equal(up.code, 0, `g8s lab up (renewal) failed:\n${up.err.split("\n").slice(-40).join("\n")}`);
+    await lab.up(10);
     const applied = Date.now();
 
     let apiAt = 0;
@@ -421,8 +326,8 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       before.pids,
       "no node was restarted",
     );
-    assert.notEqual(userSerial(admin), before.admin, "lab up wrote the renewed admin kubeconfig");
-    assert.notEqual(userSerial(path.join(labDir, "users", "jane.conf")), before.jane, "and the user's");
+    assert.notEqual(userSerial(lab.admin), before.admin, "lab up wrote the renewed admin kubeconfig");
+    assert.notEqual(userSerial(path.join(lab.labDir, "users", "jane.conf")), before.jane, "and the user's");
 
     // The controllers and the kubelets keep working with their new identities.
     assert.equal(kubectl("scale", "deployment", "web", "--replicas", "3").code, 0);

@@ -6,7 +6,7 @@ die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
 need() { [ -n "$2" ] || die "$CMD: $1 is required"; }
 
-# parse_args "<allowed option names>" ARGS...: sets NAME, STATE, SEED, BRIDGE, ADDRESS,
+# parse_args "<allowed option names>" ARGS...: sets NAME, MACHINE, STATE, SEED, BRIDGE, ADDRESS,
 # IMAGE, STAGE, TIMEOUT, ACCEL, CPUS, MEMORY, DISK_GIB, MAC, PURGE from --name,
 # --state-dir, ...; every --bind-ro SRC:DST adds to BINDS; what follows `--` goes to CMD_ARGS.
 parse_args() {
@@ -23,6 +23,7 @@ parse_args() {
     [ "$#" -ge 2 ] || die "$CMD: $1 needs a value"
     case "$opt" in
     name) NAME="$2" ;;
+    machine) MACHINE="$2" ;;
     state-dir) STATE="$2" ;;
     seed) SEED="$2" ;;
     bridge) BRIDGE="$2" ;;

@@ -6,6 +6,7 @@
 #   nspawn-node.sh bridge-up   --bridge BR --address CIDR      create BR with the host's address on it
 #   nspawn-node.sh bridge-down --bridge BR
 #   nspawn-node.sh up   --name NAME --state-dir DIR --seed SEED [--bridge BR] [--image DIR]
+#                       [--machine ID]                          unique on this host (default NAME)
 #                       [--bind-ro SRC:DST]...                 more read-only mounts (files, /etc/hosts)
 #   nspawn-node.sh down --state-dir DIR [--purge]
 #   nspawn-node.sh exec --state-dir DIR -- COMMAND...          run COMMAND in the node
@@ -37,14 +38,23 @@ PROG=nspawn-node
 CMD="${1:-}"
 [ -n "$CMD" ] || usage
 shift
-NAME="" STATE="" SEED="" BRIDGE="" ADDRESS="" IMAGE="$DEFAULT_IMAGE" PURGE=0 STAGE="" TIMEOUT=600
-parse_args "name state-dir seed bridge address image purge for timeout bind-ro" "$@"
+NAME="" MACHINE="" STATE="" SEED="" BRIDGE="" ADDRESS="" IMAGE="$DEFAULT_IMAGE" PURGE=0 STAGE="" TIMEOUT=600
+parse_args "name machine state-dir seed bridge address image purge for timeout bind-ro" "$@"
 [ "$(id -u)" = 0 ] || die "needs root (namespaces, cgroups, bridges)"
 
 valid_ifname() { [[ "$1" =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || die "--bridge '$1': 1 to 15 letters, digits, '.', '-' or '_'"; }
 
 # The node's cgroup in each mounted v1 hierarchy: a child of this process's own cgroup
 # there, so the node stays inside whatever limits the caller runs under.
+# Raises a host sysctl to at least <value> (says so on stderr); leaves a higher one alone.
+raise_sysctl() { # <key> <value>
+  local file="/proc/sys/${1//.//}" now
+  now="$(cat "$file")"
+  [ "$now" -ge "$2" ] && return
+  echo "$2" >"$file"
+  echo "$PROG: raised $1 from $now to $2 (every node shares the host's)" >&2
+}
+
 cgroup_dirs() { # <name>
   local c rel
   for c in "${CONTROLLERS[@]}"; do
@@ -82,6 +92,11 @@ up)
   command -v systemd-nspawn >/dev/null || die "systemd-nspawn is missing: apt-get install systemd-container"
   [ -z "$BRIDGE" ] || ip link show "$BRIDGE" >/dev/null 2>&1 ||
     die "--bridge '$BRIDGE' does not exist: create it with '$0 bridge-up --bridge $BRIDGE --address CIDR'"
+  # Every node's systemd, containerd and kubelet take inotify instances from one host-wide
+  # budget of root's (default 128): with four nodes a path unit failed with "Too many open
+  # files". Raised, never lowered, as kind asks of its hosts.
+  raise_sysctl fs.inotify.max_user_instances 8192
+  raise_sysctl fs.inotify.max_user_watches 524288
   mkdir -p "$STATE"
   STATE="$(cd "$STATE" && pwd)"
   SEED="$(cd "$SEED" && pwd)"
@@ -108,7 +123,10 @@ up)
     chroot "$STATE/rootfs" depmod "$kver" 2>/dev/null || true
   fi
 
-  mapfile -t cgs < <(cgroup_dirs "$NAME")
+  # The machine name keys what is host-wide: the veth (vb-<machine>), the cgroups and nspawn's
+  # propagation directory. Two labs may both have a master-0: their machine names differ.
+  MACHINE="${MACHINE:-$NAME}"
+  mapfile -t cgs < <(cgroup_dirs "$MACHINE")
   for d in "${cgs[@]}"; do
     mkdir -p "$d"
     # A v1 cpuset cgroup has no CPUs or memory nodes until given its parent's.
@@ -120,7 +138,7 @@ up)
   printf '%s\n' "${cgs[@]}" >"$STATE/cgroups"
   net_args=(--private-network)
   [ -z "$BRIDGE" ] || net_args=(--network-bridge="$BRIDGE")
-  printf 'NAME=%s\nBRIDGE=%s\n' "$NAME" "$BRIDGE" >"$STATE/node.env"
+  printf 'NAME=%s\nMACHINE=%s\nBRIDGE=%s\n' "$NAME" "$MACHINE" "$BRIDGE" >"$STATE/node.env"
   : >"$STATE/console.log"
   date +%s.%N >"$STATE/started-at"
   # Why each setting (README.md, "System containers"): SYSTEMD_SECCOMP=0 drops nspawn's
@@ -132,8 +150,8 @@ up)
     for d in "$@"; do [ "$d" = -- ] && break; echo $$ >"$d/cgroup.procs"; done
     while [ "$1" != -- ]; do shift; done; shift
     exec env SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 "$@"
-  ' g8s-nspawn "${cgs[@]}" -- systemd-nspawn --quiet --boot --directory="$STATE/rootfs" --machine="$NAME" \
-    --hostname="$NAME" --register=no --keep-unit --capability=all --console=passive \
+  ' g8s-nspawn "${cgs[@]}" -- systemd-nspawn --quiet --boot --directory="$STATE/rootfs" --machine="$MACHINE" \
+    --hostname="$NAME" --register=no --keep-unit --capability=all --console=read-only \
     "${net_args[@]}" --bind-ro="$SEED:/var/lib/cloud/seed/nocloud" --bind=/dev/kmsg \
     "${BINDS[@]/#/--bind-ro=}" \
     "${mod_args[@]}" </dev/null >>"$STATE/console.log" 2>&1 &
@@ -154,6 +172,8 @@ down)
   need --state-dir "$STATE"
   [ -d "$STATE" ] || exit 0
   NAME="$(sed -n 's/^NAME=//p' "$STATE/node.env" 2>/dev/null || true)"
+  MACHINE="$(sed -n 's/^MACHINE=//p' "$STATE/node.env" 2>/dev/null || true)"
+  MACHINE="${MACHINE:-$NAME}"
   if [ -f "$STATE/nspawn.pid" ]; then
     pid="$(cat "$STATE/nspawn.pid")"
     # SIGTERM makes nspawn ask the container's systemd for an orderly poweroff.
@@ -182,7 +202,7 @@ down)
     rm -f "$STATE/cgroups"
   fi
   # nspawn's mount propagation directory on the host (it cannot remove it without host systemd).
-  [ -z "$NAME" ] || rm -rf "/run/systemd/nspawn/propagate/$NAME"
+  [ -z "$MACHINE" ] || rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
   if [ "$PURGE" = 1 ]; then rm -rf "$STATE"; fi
   ;;
 

@@ -1,0 +1,212 @@
+/**
+ * Lab-test harness: a sandbox copy of the g8s project with one lab stack file, `g8s lab up/down`
+ * on it, and commands against the guest (kubectl with its admin kubeconfig) and inside its nodes.
+ * Needs root (namespaces, cgroups, a bridge) and the toolchain's node image.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { stringify } from "yaml";
+import { PROJECT_ROOT } from "../../automation/engine";
+import { createSandbox, type Sandbox } from "../integration/harness";
+
+export const KUBECTL = path.join(PROJECT_ROOT, ".tools", "bin", "kubectl");
+const NSPAWN = path.join(PROJECT_ROOT, "tools", "node-image", "nspawn-node.sh");
+const G8S = path.join(PROJECT_ROOT, "bin/g8s.js");
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface LabStack {
+  readonly id: string;
+  readonly masters: number;
+  readonly workers: number;
+  readonly serviceCidr: string;
+  readonly podCidr: string;
+  readonly certTtl?: string;
+  readonly users?: readonly { name: string; groups: string[] }[];
+}
+
+/** A KVM-platform stack file the lab can boot: flannel, the node image, local PKI. */
+export function labStackYaml(s: LabStack): string {
+  return stringify({
+    config: {
+      "g8s:cluster": {
+        id: s.id,
+        provider: "kvm",
+        baseDomain: "k8s.lab.internal",
+        kubernetes: {
+          version: "1.34.12",
+          serviceCidr: s.serviceCidr,
+          podCidr: s.podCidr,
+          cni: "flannel",
+          packages: "image",
+        },
+        kvm: { storage: "hostPath" },
+        masters: { count: s.masters, cpus: 2, memoryGiB: 4, diskGiB: 20 },
+        nodePools: [{ name: "default", count: s.workers, cpus: 2, memoryGiB: 4, diskGiB: 20 }],
+        pki: { backend: "local", certTtl: s.certTtl ?? "24h", users: s.users ?? [] },
+        ingress: { enabled: false },
+      },
+      "g8s:reconcile": { mode: "correct", interval: "1m" },
+    },
+  });
+}
+
+export interface Result {
+  readonly code: number | null;
+  readonly out: string;
+  readonly err: string;
+}
+
+/** One lab cluster of a test file: its stack file, its lab directory, commands against it. */
+export class TestLab {
+  private sandbox?: Sandbox;
+  stackFile = "";
+  labDir = "";
+  /** The guest's admin kubeconfig, once `up` succeeded. */
+  admin = "";
+
+  async create(stack: LabStack): Promise<void> {
+    this.sandbox = await createSandbox("g8s-lab", { project: "g8s" });
+    this.stackFile = path.join(this.sandbox.projectDir, "stacks", `Pulumi.${stack.id}.yaml`);
+    this.labDir = path.join(this.sandbox.root, "lab");
+    this.write(stack);
+  }
+
+  write(stack: LabStack): void {
+    writeFileSync(this.stackFile, labStackYaml(stack));
+  }
+
+  /** `g8s lab up` without blocking the event loop (watchers keep sampling meanwhile); progress lines echoed. */
+  async up(timeoutMinutes = 12): Promise<{ seconds: number }> {
+    const started = Date.now();
+    const r = await run(process.execPath, [
+      G8S,
+      "lab",
+      "up",
+      this.stackFile,
+      "--lab-dir",
+      this.labDir,
+      "--timeout",
+      String(timeoutMinutes),
+    ]);
+    if (r.code !== 0) throw new Error(`g8s lab up failed:\n${r.err.split("\n").slice(-60).join("\n")}`);
+    this.admin = r.out.split("\n").pop() as string;
+    const seconds = (Date.now() - started) / 1000;
+    process.stdout.write(`      lab up: every node Ready after ${seconds.toFixed(1)} s\n`);
+    process.stdout.write(
+      r.err
+        .split("\n")
+        .filter((l) => l.startsWith("[lab"))
+        .map((l) => `        ${l}\n`)
+        .join(""),
+    );
+    return { seconds };
+  }
+
+  /**
+   * Removes everything the lab made, then the sandbox; safe after a failed `create` or `up`.
+   * `G8S_LAB_KEEP=1` keeps a lab whose test failed, for a look (`g8s lab down` removes it).
+   */
+  dispose(failed = false): void {
+    if (failed && process.env.G8S_LAB_KEEP === "1") {
+      process.stdout.write(`      kept for a look: g8s lab down ${this.stackFile} --lab-dir ${this.labDir}\n`);
+      return;
+    }
+    if (this.stackFile) {
+      const down = spawnSync(process.execPath, [G8S, "lab", "down", this.stackFile, "--lab-dir", this.labDir], {
+        encoding: "utf8",
+      });
+      if (down.status !== 0) throw new Error(`g8s lab down failed:\n${down.stderr}`);
+    }
+    this.sandbox?.dispose();
+  }
+
+  kubectl(...args: string[]): Result {
+    return this.kubectlAs(this.admin, ...args);
+  }
+
+  kubectlAs(kubeconfig: string, ...args: string[]): Result {
+    const r = spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, "--request-timeout", "30s", ...args], {
+      encoding: "utf8",
+    });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  }
+
+  /** `kubectl apply -f -` of a List of objects, as admin. */
+  apply(items: readonly object[]): Result {
+    const r = spawnSync(KUBECTL, ["--kubeconfig", this.admin, "apply", "-f", "-"], {
+      input: stringify({ apiVersion: "v1", kind: "List", items }),
+      encoding: "utf8",
+    });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  }
+
+  /** The node's system-container state directory (nspawn-node.sh's --state-dir). */
+  stateDir(node: string): string {
+    return path.join(this.labDir, "nodes", node, "state");
+  }
+
+  /** Runs a command on a node (nsenter into its system container). */
+  onNode(node: string, ...cmd: string[]): Result {
+    const r = spawnSync("bash", [NSPAWN, "exec", "--state-dir", this.stateDir(node), "--", ...cmd], {
+      encoding: "utf8",
+    });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  }
+
+  /** Stops a node's system container (its disk stays: a later `up` boots the same node again). */
+  stopNode(node: string): Result {
+    const r = spawnSync("bash", [NSPAWN, "down", "--state-dir", this.stateDir(node)], { encoding: "utf8" });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  }
+
+  /** The lab's plan (`plan.json`): the namespace and each node's lab address. */
+  plan(): { namespace: string; nodes: { name: string; role: string; address: string }[] } {
+    return JSON.parse(readFileSync(path.join(this.labDir, "plan.json"), "utf8")) as ReturnType<TestLab["plan"]>;
+  }
+
+  /** Each node's Ready condition status, by name. */
+  readiness(): Map<string, string> {
+    const r = this.kubectl(
+      "get",
+      "nodes",
+      "-o",
+      "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}",
+    );
+    if (r.code !== 0) throw new Error(`kubectl get nodes: ${r.err}`);
+    return new Map(r.out.split(" ").map((p) => p.split("=") as [string, string]));
+  }
+}
+
+/**
+ * The lab of a describe block: created and up before its tests, removed after them (kept for a
+ * look with G8S_LAB_KEEP=1 when a test or the setup failed).
+ */
+export function useLab(stack: LabStack, upTimeoutMinutes?: number): TestLab {
+  const lab = new TestLab();
+  let failed = false;
+  before(async function () {
+    await lab.create(stack);
+    await lab.up(upTimeoutMinutes);
+  });
+  afterEach(function () {
+    failed ||= this.currentTest?.state === "failed";
+  });
+  after(function () {
+    // A failed before-all hook is no test of its own: it shows as no test having run.
+    lab.dispose(failed || this.test?.parent?.tests.every((t) => t.state === undefined) === true);
+  });
+  return lab;
+}
+
+function run(cmd: string, args: readonly string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args);
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    child.on("close", (code) => resolve({ code, out: out.trim(), err }));
+  });
+}
