@@ -12,6 +12,7 @@ import {
   ADDONS_PATH,
   BOOTSTRAP_TOKEN_PATH,
   CALICO_OPERATOR_MANIFEST_URL,
+  ETCD_VOLUME_MOUNT_PATH,
   G8S_DIR,
   KUBEADM_CONFIG_PATH,
   KUBERNETES_DIR,
@@ -303,8 +304,9 @@ export const ATTACH_SCRIPT_PATH = "/usr/local/sbin/g8s-attach-master";
 
 /**
  * The boot script of an AWS master: attach the slot's interface (fixed IP) and etcd volume to
- * this instance, format the volume once, mount it at /var/lib/etcd. Idempotent (a reboot finds
- * both attached). Needs the AWS CLI and the instance role's attach permissions (components/aws).
+ * this instance, format the volume once, mount it at ETCD_VOLUME_MOUNT_PATH (etcd's data directory
+ * is a subdirectory: kubeadm refuses the volume's root, which holds lost+found). Idempotent (a
+ * reboot finds both attached). Needs the AWS CLI and the instance role's attach permissions (components/aws).
  */
 export function attachScript(a: MasterAttachment): string {
   const nvmeId = a.etcdVolumeId.replace("-", "");
@@ -324,9 +326,9 @@ export function attachScript(a: MasterAttachment): string {
     '  for i in $(seq 90); do [ -e "$DEV" ] && break; sleep 2; done',
     "fi",
     'blkid "$DEV" >/dev/null 2>&1 || mkfs.ext4 -q -L etcd "$DEV"',
-    "mkdir -p /var/lib/etcd",
-    'mountpoint -q /var/lib/etcd || mount "$DEV" /var/lib/etcd',
-    `grep -q " /var/lib/etcd " /etc/fstab || echo "$DEV /var/lib/etcd ext4 defaults,nofail 0 2" >> /etc/fstab`,
+    `mkdir -p ${ETCD_VOLUME_MOUNT_PATH}`,
+    `mountpoint -q ${ETCD_VOLUME_MOUNT_PATH} || mount "$DEV" ${ETCD_VOLUME_MOUNT_PATH}`,
+    `grep -q " ${ETCD_VOLUME_MOUNT_PATH} " /etc/fstab || echo "$DEV ${ETCD_VOLUME_MOUNT_PATH} ext4 defaults,nofail 0 2" >> /etc/fstab`,
     "",
   ].join("\n");
 }

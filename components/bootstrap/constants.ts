@@ -24,6 +24,14 @@ export const SECRET_MANIFEST_PATH = `${G8S_DIR}/secrets.tsv`;
 export const ADDONS_PATH = `${G8S_DIR}/addons.yaml`;
 export const SYNC_SCRIPT_PATH = "/usr/local/sbin/g8s-sync-secrets";
 export const STATE_DIR = "/var/lib/g8s";
+/**
+ * Where an AWS master mounts its etcd volume. Not etcd's data directory itself: a fresh ext4 file
+ * system holds `lost+found` (and fsck may recreate it), and kubeadm's `DirAvailable--<dataDir>`
+ * preflight check refuses a data directory that is not empty, on init and on join.
+ */
+export const ETCD_VOLUME_MOUNT_PATH = "/var/lib/etcd-disk";
+/** etcd's data directory (kubeadm's `etcd.local.dataDir`) on every platform: a subdirectory of the volume. */
+export const ETCD_DATA_DIR = `${ETCD_VOLUME_MOUNT_PATH}/data`;
 /** Bootstrap token file on the first master (secret, delivered). */
 export const BOOTSTRAP_TOKEN_PATH = `${KUBERNETES_DIR}/g8s/bootstrap-token`;
 /** Discovery kubeconfig of joining nodes: CA, endpoint and the bootstrap token (secret, delivered). */

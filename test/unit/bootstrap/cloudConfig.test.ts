@@ -183,7 +183,7 @@ describe("bootstrap: rendered cloud-config", () => {
         assert.ok(cluster.apiServer.certSANs.includes(san), san);
       }
       assert.ok(cluster.apiServer.certSANs.includes("eu1prod-api-0123456789.elb.eu-central-1.amazonaws.com"));
-      assert.equal(cluster.etcd.local.dataDir, "/var/lib/etcd");
+      assert.equal(cluster.etcd.local.dataDir, "/var/lib/etcd-disk/data", "on the volume, beside its lost+found");
       assert.equal(kubelet.rotateCertificates, true);
     });
 
