@@ -205,12 +205,16 @@ export function addonDocuments(config: BootstrapConfig): object[] {
       metadata: { name: "default" },
       spec: {
         calicoNetwork: {
+          // Pure VXLAN, no BGP: every pod packet between nodes is encapsulated with node addresses.
+          // CrossSubnet would route same-subnet pod packets bare, which EC2's source/destination
+          // check drops (a launch template cannot turn it off) and a KVM host's pod network rejects.
+          bgp: "Disabled",
           ipPools: [
             {
               name: "default-ipv4-ippool",
               cidr: config.spec.kubernetes.podCidr,
               blockSize: 26,
-              encapsulation: "VXLANCrossSubnet",
+              encapsulation: "VXLAN",
               natOutgoing: "Enabled",
               nodeSelector: "all()",
             },

@@ -87,15 +87,11 @@ describe("AwsCluster (eu1prod)", () => {
       ["masters-in-api-from-workers", "tcp", 6443, 6443, "workers"],
       ["masters-in-etcd-from-masters", "tcp", 2379, 2380, "masters"],
       ["masters-in-kubelet-from-masters", "tcp", 10250, 10250, "masters"],
-      ["masters-in-calico-bgp-from-masters", "tcp", 179, 179, "masters"],
-      ["masters-in-calico-bgp-from-workers", "tcp", 179, 179, "workers"],
       ["masters-in-calico-typha-from-masters", "tcp", 5473, 5473, "masters"],
       ["masters-in-calico-vxlan-from-masters", "udp", 4789, 4789, "masters"],
       ["masters-in-calico-typha-from-workers", "tcp", 5473, 5473, "workers"],
       ["masters-in-calico-vxlan-from-workers", "udp", 4789, 4789, "workers"],
       ["workers-in-kubelet-from-masters", "tcp", 10250, 10250, "masters"],
-      ["workers-in-calico-bgp-from-masters", "tcp", 179, 179, "masters"],
-      ["workers-in-calico-bgp-from-workers", "tcp", 179, 179, "workers"],
       ["workers-in-calico-typha-from-masters", "tcp", 5473, 5473, "masters"],
       ["workers-in-calico-vxlan-from-masters", "udp", 4789, 4789, "masters"],
       ["workers-in-calico-typha-from-workers", "tcp", 5473, 5473, "workers"],
@@ -168,6 +164,26 @@ describe("AwsCluster (eu1prod)", () => {
         "eu1prod-sg-ingress-lb-in-http-from-anywhere",
         "eu1prod-sg-ingress-lb-in-https-from-anywhere",
       ]);
+    });
+
+    it("opens between nodes exactly what the pod network needs: Calico VXLAN and Typha, or flannel VXLAN", async () => {
+      const { securityGroupRules } = await import("../../../components/aws");
+      const podNetwork = (cni: string) =>
+        securityGroupRules(clusterSpec((s) => (s.kubernetes = { cni, packages: "image" })))
+          .filter(
+            (r) =>
+              r.direction === "ingress" && r.group !== "apiLb" && "group" in r.peer && r.peer.group !== "ingressLb",
+          )
+          .filter((r) => ![6443, 2379, 10250].includes(r.fromPort ?? 0))
+          .map(
+            (r) => `${r.group} ${r.protocol}/${r.fromPort}-${r.toPort} from ${"group" in r.peer ? r.peer.group : ""}`,
+          )
+          .sort();
+      const between = (rule: string) =>
+        ["masters", "workers"].flatMap((to) => ["masters", "workers"].map((from) => `${to} ${rule} from ${from}`));
+      // Pure VXLAN: no BGP (179), no IP-in-IP (protocol 4); encapsulated packets carry node addresses.
+      assert.deepEqual(podNetwork("calico"), [...between("tcp/5473-5473"), ...between("udp/4789-4789")].sort());
+      assert.deepEqual(podNetwork("flannel"), between("udp/8472-8472").sort());
     });
 
     it("does not open the API to the internet by default", async () => {
@@ -587,7 +603,7 @@ describe("AwsCluster (eu1prod)", () => {
 
     it("names every taggable resource with a Name tag and leaves the cluster tag to the provider", () => {
       const tagged = recorder.resources.filter((r) => TAGGED.includes(r.type));
-      assert.equal(tagged.length, 82);
+      assert.equal(tagged.length, 78);
       for (const r of tagged) {
         const tags = r.inputs.tags as Record<string, string>;
         assert.equal(tags?.Name, r.name, `${r.type} ${r.name}`);
