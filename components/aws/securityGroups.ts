@@ -53,37 +53,30 @@ type NodeGroup = "masters" | "workers";
  * EC2's source/destination check passes it.
  */
 function podNetworkRules(spec: AwsComponentArgs["spec"], group: NodeGroup, from: NodeGroup): SecurityGroupRuleSpec[] {
-  const peer = { group: from };
-  if (spec.kubernetes.cni === "flannel") {
-    return [
-      {
-        group,
-        direction: "ingress",
-        key: `flannel-vxlan-from-${from}`,
-        ...udp(FLANNEL_VXLAN_PORT),
-        peer,
-        description: `flannel VXLAN pod traffic from the ${from}`,
-      },
-    ];
-  }
-  return [
-    {
-      group,
-      direction: "ingress",
-      key: `calico-vxlan-from-${from}`,
-      ...udp(CALICO_VXLAN_PORT),
-      peer,
-      description: `Calico VXLAN pod traffic from the ${from}`,
-    },
-    {
-      group,
-      direction: "ingress",
-      key: `calico-typha-from-${from}`,
-      ...tcp(CALICO_TYPHA_PORT),
-      peer,
-      description: `Calico Typha from calico-node on the ${from}`,
-    },
-  ];
+  const ports =
+    spec.kubernetes.cni === "flannel"
+      ? [
+          {
+            key: "flannel-vxlan",
+            ...udp(FLANNEL_VXLAN_PORT),
+            description: `flannel VXLAN pod traffic from the ${from}`,
+          },
+        ]
+      : [
+          { key: "calico-vxlan", ...udp(CALICO_VXLAN_PORT), description: `Calico VXLAN pod traffic from the ${from}` },
+          {
+            key: "calico-typha",
+            ...tcp(CALICO_TYPHA_PORT),
+            description: `Calico Typha from calico-node on the ${from}`,
+          },
+        ];
+  return ports.map(({ key, ...rule }) => ({
+    ...rule,
+    group,
+    direction: "ingress",
+    key: `${key}-from-${from}`,
+    peer: { group: from },
+  }));
 }
 
 /** Every rule of a cluster, as data: the resources are made from this list and tests read it. */
