@@ -10,6 +10,7 @@ import { DEFAULT_SERVICE_DNS_DOMAIN } from "../pki";
 import type { ClusterSpec, Taint } from "../spec";
 import {
   ADDONS_PATH,
+  BOOTSTRAP_FAILED_SCRIPT_PATH,
   BOOTSTRAP_TOKEN_PATH,
   CALICO_OPERATOR_MANIFEST_URL,
   ETCD_VOLUME_MOUNT_PATH,
@@ -303,6 +304,36 @@ export function kubeadmConfigFor(config: BootstrapConfig, role: BootstrapRole): 
   return renderDocuments([joinConfiguration({ kind: "worker", pool: role.pool, ...pool })]);
 }
 
+/** Sets `IID` to this EC2 instance's id, from the instance metadata service (IMDSv2). */
+const INSTANCE_ID_LINES = [
+  'TOKEN=$(curl -sf -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" http://169.254.169.254/latest/api/token)',
+  'IID=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/instance-id)',
+];
+
+/**
+ * What an AWS node runs when its bootstrap failed (`g8s-bootstrap-failed <status>`): mark the
+ * instance unhealthy, at once rather than after the group's grace period, so its auto scaling
+ * group terminates and replaces it. Best effort: the boot has failed either way. The instance role
+ * may do this for its own group's instances only (components/aws).
+ */
+export function bootstrapFailedScript(region: string): string {
+  return [
+    "#!/bin/sh",
+    "set -u",
+    ...INSTANCE_ID_LINES,
+    'echo "g8s: bootstrap failed (status ${1:-?}): marking $IID unhealthy; its auto scaling group replaces it" >&2',
+    `aws autoscaling set-instance-health --region ${region} --instance-id "$IID" --health-status Unhealthy --no-should-respect-grace-period`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The runcmd line that reports a failed boot (AWS): an EXIT trap of cloud-init's runcmd script,
+ * which `set -e` ends at the first failing step. A master disarms it once kubeadm succeeded (see
+ * buildCloudConfig).
+ */
+const FAILURE_TRAP = `trap 'rc=$?; [ "$rc" -eq 0 ] || ${BOOTSTRAP_FAILED_SCRIPT_PATH} "$rc"' EXIT`;
+
 /** Where the AWS master attach script goes; it runs first at boot. */
 export const ATTACH_SCRIPT_PATH = "/usr/local/sbin/g8s-attach-master";
 
@@ -317,9 +348,7 @@ export function attachScript(a: MasterAttachment): string {
   return [
     "#!/bin/sh",
     "set -eu",
-    'imds() { curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "http://169.254.169.254/latest/meta-data/$1"; }',
-    'TOKEN=$(curl -sf -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" http://169.254.169.254/latest/api/token)',
-    "IID=$(imds instance-id)",
+    ...INSTANCE_ID_LINES,
     `if ! ip -o addr show | grep -q " ${a.privateIp}/"; then`,
     `  aws ec2 attach-network-interface --region ${a.region} --network-interface-id ${a.networkInterfaceId} --instance-id "$IID" --device-index ${a.deviceIndex}`,
     `  for i in $(seq 60); do ip -o addr show | grep -q " ${a.privateIp}/" && break; sleep 2; done`,
@@ -377,6 +406,15 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     ...(role.kind !== "worker" && role.attach
       ? [{ path: ATTACH_SCRIPT_PATH, content: attachScript(role.attach), permissions: "0755" }]
       : []),
+    ...(config.delivery.kind === "aws-ssm"
+      ? [
+          {
+            path: BOOTSTRAP_FAILED_SCRIPT_PATH,
+            content: bootstrapFailedScript(config.delivery.region),
+            permissions: "0755",
+          },
+        ]
+      : []),
     ...(role.kind !== "worker" && role.serviceAddress
       ? [
           {
@@ -391,10 +429,16 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     role.kind === "first-master"
       ? ["kubeadm", "init", "--config", KUBEADM_CONFIG_PATH, `--skip-phases=${INIT_SKIPPED_PHASES.join(",")}`]
       : joinWithRetry();
+  // AWS nodes live in auto scaling groups: one whose boot failed asks to be replaced. Not a master
+  // whose kubeadm succeeded: its etcd volume then holds cluster state that a new instance's kubeadm
+  // would refuse (a failure after that point is for a person; cloud-init reports it).
+  const reportFailure = config.delivery.kind === "aws-ssm";
+  const disarm = reportFailure && role.kind !== "worker" ? ["trap - EXIT"] : [];
   const runcmd: (string | string[])[] = [
     // cloud-init writes the string as is into its runcmd script: the first failing step ends the
     // boot there, and cloud-init reports it (a node must not go on past a failed kubeadm init).
     "set -eu",
+    ...(reportFailure ? [FAILURE_TRAP] : []),
     ["mkdir", "-p", G8S_DIR, STATE_DIR],
     ...(role.kind !== "worker" && role.attach ? [[ATTACH_SCRIPT_PATH]] : []),
     // At once (kubeadm needs it now); the networkd file keeps it across reboots.
@@ -409,6 +453,7 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     [SYNC_SCRIPT_PATH],
     ["systemctl", "enable", "kubelet"],
     kubeadm,
+    ...disarm,
     ...(first ? firstMasterCommands(config) : []),
     ["systemctl", "daemon-reload"],
     ["systemctl", "enable", "--now", ...renewalUnitNames(config.delivery)],

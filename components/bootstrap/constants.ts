@@ -23,6 +23,8 @@ export const KUBEADM_CONFIG_PATH = `${G8S_DIR}/kubeadm.yaml`;
 export const SECRET_MANIFEST_PATH = `${G8S_DIR}/secrets.tsv`;
 export const ADDONS_PATH = `${G8S_DIR}/addons.yaml`;
 export const SYNC_SCRIPT_PATH = "/usr/local/sbin/g8s-sync-secrets";
+/** AWS: what a node runs when its bootstrap failed (marks the instance unhealthy: its group replaces it). */
+export const BOOTSTRAP_FAILED_SCRIPT_PATH = "/usr/local/sbin/g8s-bootstrap-failed";
 export const STATE_DIR = "/var/lib/g8s";
 /**
  * Where an AWS master mounts its etcd volume. Not etcd's data directory itself: a fresh ext4 file

@@ -561,6 +561,36 @@ describe("AwsCluster (eu1prod)", () => {
       ]);
     });
 
+    it("lets the masters and each pool mark only their own group's instances unhealthy (a node whose bootstrap failed)", () => {
+      const asgArn = (asg: string) =>
+        `arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:${asg}-id:autoScalingGroupName/${asg}-asg-name`;
+      const health = (groups: string[]) => [
+        {
+          Sid: "ReplaceOwnFailedInstances",
+          Effect: "Allow",
+          Action: ["autoscaling:SetInstanceHealth"],
+          Resource: groups.map(asgArn),
+        },
+      ];
+      const byName = Object.fromEntries(policies().map((p) => [p.name, p]));
+      const masters = byName["eu1prod-cp-master-policy-health"];
+      assert.deepEqual(masters?.doc.Statement, health([0, 1, 2].map((s) => `eu1prod-cp-asg-master-${s}`)));
+      assert.equal(masters.role, "eu1prod-cp-master-role-name");
+      for (const pool of ["general", "batch"]) {
+        const p = byName[`eu1prod-pool-${pool}-policy-health`];
+        assert.deepEqual(p?.doc.Statement, health([`eu1prod-pool-${pool}-asg`]), pool);
+        assert.equal(p.role, `eu1prod-pool-${pool}-role-name`);
+      }
+    });
+
+    it("keeps EC2 health checks on every group: the node reports a failed bootstrap itself", () => {
+      // ELB checks would tie a node's life to the ingress controller's node ports (pools) or need a
+      // second, instance-type target group (the API's targets are the slots' fixed IPs).
+      for (const asg of recorder.byType(T.asg)) {
+        assert.deepEqual([asg.inputs.healthCheckType, asg.inputs.healthCheckGracePeriod], ["EC2", 300], asg.name);
+      }
+    });
+
     it("never grants a wildcard action, and a wildcard resource only to Describe calls (no resource-level permissions)", () => {
       for (const p of policies()) {
         for (const st of p.doc.Statement) {
@@ -573,7 +603,7 @@ describe("AwsCluster (eu1prod)", () => {
           }
         }
       }
-      assert.equal(policies().length, 4);
+      assert.equal(policies().length, 7);
     });
   });
 
