@@ -11,7 +11,7 @@ import type { ClusterSpec, Taint } from "../spec";
 import {
   ADDONS_PATH,
   BOOTSTRAP_FAILED_SCRIPT_PATH,
-  BOOTSTRAP_TOKEN_PATH,
+  BOOTSTRAP_TOKEN_SCRIPT_PATH,
   CALICO_OPERATOR_MANIFEST_URL,
   ETCD_VOLUME_MOUNT_PATH,
   G8S_DIR,
@@ -40,6 +40,7 @@ import {
   type KubeadmInput,
 } from "./kubeadm";
 import { pauseImageOf } from "./nodeImage";
+import { BOOTSTRAP_TOKEN_SCRIPT } from "./token";
 
 /** Everything a node's cloud-config depends on. No secret value: only names, paths, versions, the endpoint. */
 export interface BootstrapConfig {
@@ -231,16 +232,12 @@ function kubectl(...args: string[]): string[] {
   return ["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, ...args];
 }
 
-/** Commands only the first master runs, once: the bootstrap token (read from its file), the CNI, the RBAC. */
+/** Commands only the first master runs, once: the bootstrap token, the CNI, the RBAC. */
 function firstMasterCommands(config: BootstrapConfig): (string | string[])[] {
   const calico = config.spec.kubernetes.cni === "calico";
   return [
-    [
-      "sh",
-      "-c",
-      `kubeadm token create "$(cat ${BOOTSTRAP_TOKEN_PATH})" --ttl 0 --description "g8s node join" ` +
-        `--kubeconfig ${ADMIN_KUBECONFIG}`,
-    ],
+    // The token from its delivered file, with a finite TTL; every master's secret sync renews it.
+    [BOOTSTRAP_TOKEN_SCRIPT_PATH],
     ...(calico
       ? [
           kubectl("create", "-f", CALICO_OPERATOR_MANIFEST_URL),
@@ -405,6 +402,9 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     ...deliveryWriteFiles(config.delivery, config.spec.id, role),
     ...(role.kind !== "worker" && role.attach
       ? [{ path: ATTACH_SCRIPT_PATH, content: attachScript(role.attach), permissions: "0755" }]
+      : []),
+    ...(role.kind !== "worker"
+      ? [{ path: BOOTSTRAP_TOKEN_SCRIPT_PATH, content: BOOTSTRAP_TOKEN_SCRIPT, permissions: "0755" }]
       : []),
     ...(config.delivery.kind === "aws-ssm"
       ? [
