@@ -19,6 +19,7 @@ import {
 } from "./bootstrap";
 import { KvmCluster, kvmApiEndpoint, kvmApiNames } from "./kvm";
 import { ClusterPki } from "./pki";
+import { LocalSecret } from "./pki/local";
 import { masterKeys, type AwsClusterSpec, type ClusterSpec, type KvmClusterSpec } from "./spec";
 
 export interface GuestClusterArgs {
@@ -38,16 +39,24 @@ interface PlatformOutputs {
   readonly details: Record<string, pulumi.Output<unknown>>;
 }
 
-/** The secret inputs the bootstrap needs, from the PKI; the token is derived from the SA key (stable, secret). */
-export function nodeSecretInputs(pki: ClusterPki, clusterId: string): NodeSecretInputs {
+/**
+ * The secret inputs the bootstrap needs: the PKI's, and the bootstrap token derived from a random
+ * seed of its own (`${name}-bootstrap-token-seed`, a plugin-free dynamic resource whose value stays
+ * in the state as a secret: stable, so no drift; replace it to rotate the token). Not from the
+ * service-account key: every worker holds the token.
+ */
+export function nodeSecretInputs(
+  name: string,
+  pki: ClusterPki,
+  clusterId: string,
+  parent: pulumi.Resource,
+): NodeSecretInputs {
+  const seed = new LocalSecret(`${name}-bootstrap-token-seed`, {}, { parent });
   return {
     caCertPem: pki.caCertPem,
     bundles: pki.bundles,
     serviceAccountKey: pki.serviceAccountKey,
-    bootstrapToken: bootstrapTokenOf(
-      pki.serviceAccountKey.apply((k) => k.privateKeyPem),
-      clusterId,
-    ),
+    bootstrapToken: bootstrapTokenOf(seed.value, clusterId),
   };
 }
 
@@ -89,7 +98,10 @@ export function createKvmGuest(name: string, spec: KvmClusterSpec, args: GuestCl
           ),
         pool: (pool) => cloudConfigOutput(bootstrap, { kind: "worker", pool }),
       },
-      nodeSecrets: nodeSecretsFor(masterNames, nodeSecretInputs(pki, spec.id), { clusterId: spec.id, apiEndpoint }),
+      nodeSecrets: nodeSecretsFor(masterNames, nodeSecretInputs(name, pki, spec.id, parent), {
+        clusterId: spec.id,
+        apiEndpoint,
+      }),
     },
     { parent },
   );
@@ -145,7 +157,10 @@ export function createAwsGuest(name: string, spec: AwsClusterSpec, args: GuestCl
         pool: (pool) =>
           awsUserDataOutput(cloudConfigOutput(bootstrap, { kind: "worker", pool })).apply((u) => u.userDataBase64),
       },
-      nodeSecrets: nodeSecretsFor(masterNames, nodeSecretInputs(pki, spec.id), { clusterId: spec.id, apiEndpoint }),
+      nodeSecrets: nodeSecretsFor(masterNames, nodeSecretInputs(name, pki, spec.id, parent), {
+        clusterId: spec.id,
+        apiEndpoint,
+      }),
     },
     { parent },
   );

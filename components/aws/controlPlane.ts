@@ -17,7 +17,7 @@ import {
   type AwsComponentArgs,
   TCP_HEALTH_CHECK,
 } from "./common";
-import { createNodeRole, secretsPolicy, type PolicyDocument } from "./iam";
+import { addRolePolicy, createNodeRole, instanceHealthPolicy, secretsPolicy, type PolicyDocument } from "./iam";
 import { asgTags, createLaunchTemplate, latestVersionOf } from "./launch";
 import type { ZoneNetwork } from "./network";
 import type { SecretStore } from "./secrets";
@@ -223,6 +223,8 @@ export function createControlPlane(
         desiredCapacity: 1,
         vpcZoneIdentifiers: [zone.privateSubnetId],
         launchTemplate: latestVersionOf(launchTemplate),
+        // EC2: the group has no target group to take ELB checks from (the API targets the slot's
+        // fixed IP, not the instance). A master whose bootstrap failed reports itself.
         healthCheckType: "EC2",
         healthCheckGracePeriod: 300,
         tags: asgTags({ ...clusterTagsOf(args), Name: instanceName, [MASTER_SLOT_TAG]: String(refs.slot) }, false),
@@ -231,6 +233,7 @@ export function createControlPlane(
     );
     return { refs, volume, networkInterface, launchTemplate, group };
   });
+  addRolePolicy(`${name}-master`, identity.role, "health", instanceHealthPolicy(masters.map((m) => m.group.arn)));
 
   const loadBalancer = new aws.lb.LoadBalancer(
     `${name}-api-lb`,

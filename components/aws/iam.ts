@@ -57,6 +57,25 @@ export function secretsPolicy(role: NodeRole, secrets: SecretStore): pulumi.Outp
   }));
 }
 
+/**
+ * Mark instances of the given auto scaling groups unhealthy (`autoscaling:SetInstanceHealth`): a
+ * node whose bootstrap failed asks its own group to replace it (components/bootstrap). Scoped to
+ * the role's own groups by ARN.
+ */
+export function instanceHealthPolicy(groupArns: pulumi.Input<string>[]): pulumi.Output<PolicyDocument> {
+  return pulumi.all(groupArns).apply((arns) => ({
+    Version: "2012-10-17" as const,
+    Statement: [
+      {
+        Sid: "ReplaceOwnFailedInstances",
+        Effect: "Allow" as const,
+        Action: ["autoscaling:SetInstanceHealth"],
+        Resource: arns,
+      },
+    ],
+  }));
+}
+
 export interface NodeRoleArgs extends AwsComponentArgs {
   /** Inline policies by stable key (`secrets`, `etcd-volume`, …). */
   readonly policies: Readonly<Record<string, pulumi.Input<PolicyDocument>>>;
@@ -66,6 +85,24 @@ export interface NodeRoleArgs extends AwsComponentArgs {
 export interface NodeIdentity {
   readonly role: aws.iam.Role;
   readonly profile: aws.iam.InstanceProfile;
+}
+
+/**
+ * @internal An inline policy `${name}-policy-<key>` of a node role (`name` is the role's owner, as
+ * given to createNodeRole). For policies that name resources made after the role, such as its
+ * auto scaling groups.
+ */
+export function addRolePolicy(
+  name: string,
+  role: aws.iam.Role,
+  key: string,
+  document: pulumi.Input<PolicyDocument>,
+): aws.iam.RolePolicy {
+  return new aws.iam.RolePolicy(
+    `${name}-policy-${key}`,
+    { role: role.name, policy: pulumi.jsonStringify(document) },
+    { parent: role },
+  );
 }
 
 /** @internal A role, its inline policies (`${name}-policy-<key>`) and its instance profile. */
@@ -79,13 +116,7 @@ export function createNodeRole(name: string, args: NodeRoleArgs, opts: pulumi.Cu
     },
     opts,
   );
-  for (const [key, document] of Object.entries(args.policies)) {
-    new aws.iam.RolePolicy(
-      `${name}-policy-${key}`,
-      { role: role.name, policy: pulumi.jsonStringify(document) },
-      { parent: role },
-    );
-  }
+  for (const [key, document] of Object.entries(args.policies)) addRolePolicy(name, role, key, document);
   const profile = new aws.iam.InstanceProfile(
     `${name}-profile`,
     { role: role.name, tags: tagsOf(args, `${name}-profile`) },

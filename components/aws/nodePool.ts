@@ -6,7 +6,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { clusterTagsOf, type AwsComponentArgs, type Tags } from "./common";
-import { createNodeRole, secretsPolicy } from "./iam";
+import { addRolePolicy, createNodeRole, instanceHealthPolicy, secretsPolicy } from "./iam";
 import { asgTags, createLaunchTemplate, latestVersionOf } from "./launch";
 import type { SecretStore } from "./secrets";
 import { POOL_LABEL, type AwsNodePoolSpec } from "../spec";
@@ -101,6 +101,8 @@ export function createNodePool(
             },
           }
         : { launchTemplate: template }),
+      // EC2, not ELB: the ingress target groups check the ingress controller's node ports, whose
+      // failure is no reason to replace a node. A node whose bootstrap failed reports itself.
       healthCheckType: "EC2",
       healthCheckGracePeriod: DEFAULT_INSTANCE_WARMUP_SECONDS,
       instanceRefresh: {
@@ -118,6 +120,7 @@ export function createNodePool(
     // The cluster autoscaler owns the desired capacity once the pool exists.
     { ...opts, ignoreChanges: ["desiredCapacity"] },
   );
+  addRolePolicy(name, identity.role, "health", instanceHealthPolicy([group.arn]));
   return { launchTemplate, group };
 }
 

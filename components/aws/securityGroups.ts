@@ -5,7 +5,16 @@
  */
 import * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
-import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT, ingressPorts } from "../spec";
+import {
+  API_PORT,
+  CALICO_TYPHA_PORT,
+  CALICO_VXLAN_PORT,
+  ETCD_CLIENT_PORT,
+  ETCD_PEER_PORT,
+  FLANNEL_VXLAN_PORT,
+  KUBELET_PORT,
+  ingressPorts,
+} from "../spec";
 import { tagsOf, type AwsComponentArgs } from "./common";
 
 export type GroupKey = "apiLb" | "masters" | "workers" | "ingressLb";
@@ -26,14 +35,6 @@ export interface SecurityGroupRuleSpec {
   readonly description: string;
 }
 
-/**
- * Calico as components/bootstrap installs it (Tigera operator, VXLANCrossSubnet): BGP between
- * nodes of a subnet, VXLAN across subnets, calico-node → Typha.
- */
-export const CALICO_BGP_PORT = 179;
-export const CALICO_VXLAN_PORT = 4789;
-export const CALICO_TYPHA_PORT = 5473;
-
 const tcp = (port: number, to = port) => ({ protocol: "tcp", fromPort: port, toPort: to });
 
 /** Name-safe form of a CIDR: `10.0.0.0/8` → `10.0.0.0-8`. */
@@ -41,9 +42,46 @@ function cidrKey(cidr: string): string {
   return cidr.replace("/", "-");
 }
 
+const udp = (port: number) => ({ protocol: "udp", fromPort: port, toPort: port });
+
+type NodeGroup = "masters" | "workers";
+
+/**
+ * The pod network's rules into `group` from the nodes of `from`, for the spec's CNI as
+ * components/bootstrap installs it: Calico in pure VXLAN mode (VXLAN and Typha; no BGP, no
+ * IP-in-IP), or flannel VXLAN. Encapsulated, every packet between nodes carries node addresses, so
+ * EC2's source/destination check passes it.
+ */
+function podNetworkRules(spec: AwsComponentArgs["spec"], group: NodeGroup, from: NodeGroup): SecurityGroupRuleSpec[] {
+  const ports =
+    spec.kubernetes.cni === "flannel"
+      ? [
+          {
+            key: "flannel-vxlan",
+            ...udp(FLANNEL_VXLAN_PORT),
+            description: `flannel VXLAN pod traffic from the ${from}`,
+          },
+        ]
+      : [
+          { key: "calico-vxlan", ...udp(CALICO_VXLAN_PORT), description: `Calico VXLAN pod traffic from the ${from}` },
+          {
+            key: "calico-typha",
+            ...tcp(CALICO_TYPHA_PORT),
+            description: `Calico Typha from calico-node on the ${from}`,
+          },
+        ];
+  return ports.map(({ key, ...rule }) => ({
+    ...rule,
+    group,
+    direction: "ingress",
+    key: `${key}-from-${from}`,
+    peer: { group: from },
+  }));
+}
+
 /** Every rule of a cluster, as data: the resources are made from this list and tests read it. */
 export function securityGroupRules(spec: AwsComponentArgs["spec"]): SecurityGroupRuleSpec[] {
-  const nodes: GroupKey[] = ["masters", "workers"];
+  const nodes: NodeGroup[] = ["masters", "workers"];
   const rules: SecurityGroupRuleSpec[] = [];
   const add = (rule: SecurityGroupRuleSpec) => rules.push(rule);
 
@@ -105,7 +143,7 @@ export function securityGroupRules(spec: AwsComponentArgs["spec"]): SecurityGrou
     description: "etcd client and peer traffic between masters only",
   });
 
-  // Both node groups: kubelet from the masters, Calico inside the cluster.
+  // Both node groups: kubelet from the masters, the pod network among the nodes.
   for (const group of nodes) {
     add({
       group,
@@ -115,34 +153,7 @@ export function securityGroupRules(spec: AwsComponentArgs["spec"]): SecurityGrou
       peer: { group: "masters" },
       description: "kubelet API from the API servers (logs, exec, metrics)",
     });
-    for (const from of nodes) {
-      add({
-        group,
-        direction: "ingress",
-        key: `calico-bgp-from-${from}`,
-        ...tcp(CALICO_BGP_PORT),
-        peer: { group: from },
-        description: `Calico BGP from the ${from}`,
-      });
-      add({
-        group,
-        direction: "ingress",
-        key: `calico-vxlan-from-${from}`,
-        protocol: "udp",
-        fromPort: CALICO_VXLAN_PORT,
-        toPort: CALICO_VXLAN_PORT,
-        peer: { group: from },
-        description: `Calico VXLAN pod traffic from the ${from}`,
-      });
-      add({
-        group,
-        direction: "ingress",
-        key: `calico-typha-from-${from}`,
-        ...tcp(CALICO_TYPHA_PORT),
-        peer: { group: from },
-        description: `Calico Typha from calico-node on the ${from}`,
-      });
-    }
+    for (const from of nodes) podNetworkRules(spec, group, from).forEach(add);
     add({
       group,
       direction: "egress",

@@ -10,8 +10,10 @@ import { DEFAULT_SERVICE_DNS_DOMAIN } from "../pki";
 import type { ClusterSpec, Taint } from "../spec";
 import {
   ADDONS_PATH,
-  BOOTSTRAP_TOKEN_PATH,
+  BOOTSTRAP_FAILED_SCRIPT_PATH,
+  BOOTSTRAP_TOKEN_SCRIPT_PATH,
   CALICO_OPERATOR_MANIFEST_URL,
+  ETCD_VOLUME_MOUNT_PATH,
   G8S_DIR,
   KUBEADM_CONFIG_PATH,
   KUBERNETES_DIR,
@@ -38,6 +40,7 @@ import {
   type KubeadmInput,
 } from "./kubeadm";
 import { pauseImageOf } from "./nodeImage";
+import { BOOTSTRAP_TOKEN_SCRIPT } from "./token";
 
 /** Everything a node's cloud-config depends on. No secret value: only names, paths, versions, the endpoint. */
 export interface BootstrapConfig {
@@ -204,12 +207,16 @@ export function addonDocuments(config: BootstrapConfig): object[] {
       metadata: { name: "default" },
       spec: {
         calicoNetwork: {
+          // Pure VXLAN, no BGP: every pod packet between nodes is encapsulated with node addresses.
+          // CrossSubnet would route same-subnet pod packets bare, which EC2's source/destination
+          // check drops (a launch template cannot turn it off) and a KVM host's pod network rejects.
+          bgp: "Disabled",
           ipPools: [
             {
               name: "default-ipv4-ippool",
               cidr: config.spec.kubernetes.podCidr,
               blockSize: 26,
-              encapsulation: "VXLANCrossSubnet",
+              encapsulation: "VXLAN",
               natOutgoing: "Enabled",
               nodeSelector: "all()",
             },
@@ -225,16 +232,12 @@ function kubectl(...args: string[]): string[] {
   return ["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, ...args];
 }
 
-/** Commands only the first master runs, once: the bootstrap token (read from its file), the CNI, the RBAC. */
+/** Commands only the first master runs, once: the bootstrap token, the CNI, the RBAC. */
 function firstMasterCommands(config: BootstrapConfig): (string | string[])[] {
   const calico = config.spec.kubernetes.cni === "calico";
   return [
-    [
-      "sh",
-      "-c",
-      `kubeadm token create "$(cat ${BOOTSTRAP_TOKEN_PATH})" --ttl 0 --description "g8s node join" ` +
-        `--kubeconfig ${ADMIN_KUBECONFIG}`,
-    ],
+    // The token from its delivered file, with a finite TTL; every master's secret sync renews it.
+    [BOOTSTRAP_TOKEN_SCRIPT_PATH],
     ...(calico
       ? [
           kubectl("create", "-f", CALICO_OPERATOR_MANIFEST_URL),
@@ -298,22 +301,51 @@ export function kubeadmConfigFor(config: BootstrapConfig, role: BootstrapRole): 
   return renderDocuments([joinConfiguration({ kind: "worker", pool: role.pool, ...pool })]);
 }
 
+/** Sets `IID` to this EC2 instance's id, from the instance metadata service (IMDSv2). */
+const INSTANCE_ID_LINES = [
+  'TOKEN=$(curl -sf -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" http://169.254.169.254/latest/api/token)',
+  'IID=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/instance-id)',
+];
+
+/**
+ * What an AWS node runs when its bootstrap failed (`g8s-bootstrap-failed <status>`): mark the
+ * instance unhealthy, at once rather than after the group's grace period, so its auto scaling
+ * group terminates and replaces it. Best effort: the boot has failed either way. The instance role
+ * may do this for its own group's instances only (components/aws).
+ */
+export function bootstrapFailedScript(region: string): string {
+  return [
+    "#!/bin/sh",
+    "set -u",
+    ...INSTANCE_ID_LINES,
+    'echo "g8s: bootstrap failed (status ${1:-?}): marking $IID unhealthy; its auto scaling group replaces it" >&2',
+    `aws autoscaling set-instance-health --region ${region} --instance-id "$IID" --health-status Unhealthy --no-should-respect-grace-period`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The runcmd line that reports a failed boot (AWS): an EXIT trap of cloud-init's runcmd script,
+ * which `set -e` ends at the first failing step. A master disarms it once kubeadm succeeded (see
+ * buildCloudConfig).
+ */
+const FAILURE_TRAP = `trap 'rc=$?; [ "$rc" -eq 0 ] || ${BOOTSTRAP_FAILED_SCRIPT_PATH} "$rc"' EXIT`;
+
 /** Where the AWS master attach script goes; it runs first at boot. */
 export const ATTACH_SCRIPT_PATH = "/usr/local/sbin/g8s-attach-master";
 
 /**
  * The boot script of an AWS master: attach the slot's interface (fixed IP) and etcd volume to
- * this instance, format the volume once, mount it at /var/lib/etcd. Idempotent (a reboot finds
- * both attached). Needs the AWS CLI and the instance role's attach permissions (components/aws).
+ * this instance, format the volume once, mount it at ETCD_VOLUME_MOUNT_PATH (etcd's data directory
+ * is a subdirectory: kubeadm refuses the volume's root, which holds lost+found). Idempotent (a
+ * reboot finds both attached). Needs the AWS CLI and the instance role's attach permissions (components/aws).
  */
 export function attachScript(a: MasterAttachment): string {
   const nvmeId = a.etcdVolumeId.replace("-", "");
   return [
     "#!/bin/sh",
     "set -eu",
-    'imds() { curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "http://169.254.169.254/latest/meta-data/$1"; }',
-    'TOKEN=$(curl -sf -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" http://169.254.169.254/latest/api/token)',
-    "IID=$(imds instance-id)",
+    ...INSTANCE_ID_LINES,
     `if ! ip -o addr show | grep -q " ${a.privateIp}/"; then`,
     `  aws ec2 attach-network-interface --region ${a.region} --network-interface-id ${a.networkInterfaceId} --instance-id "$IID" --device-index ${a.deviceIndex}`,
     `  for i in $(seq 60); do ip -o addr show | grep -q " ${a.privateIp}/" && break; sleep 2; done`,
@@ -324,9 +356,9 @@ export function attachScript(a: MasterAttachment): string {
     '  for i in $(seq 90); do [ -e "$DEV" ] && break; sleep 2; done',
     "fi",
     'blkid "$DEV" >/dev/null 2>&1 || mkfs.ext4 -q -L etcd "$DEV"',
-    "mkdir -p /var/lib/etcd",
-    'mountpoint -q /var/lib/etcd || mount "$DEV" /var/lib/etcd',
-    `grep -q " /var/lib/etcd " /etc/fstab || echo "$DEV /var/lib/etcd ext4 defaults,nofail 0 2" >> /etc/fstab`,
+    `mkdir -p ${ETCD_VOLUME_MOUNT_PATH}`,
+    `mountpoint -q ${ETCD_VOLUME_MOUNT_PATH} || mount "$DEV" ${ETCD_VOLUME_MOUNT_PATH}`,
+    `grep -q " ${ETCD_VOLUME_MOUNT_PATH} " /etc/fstab || echo "$DEV ${ETCD_VOLUME_MOUNT_PATH} ext4 defaults,nofail 0 2" >> /etc/fstab`,
     "",
   ].join("\n");
 }
@@ -371,6 +403,18 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     ...(role.kind !== "worker" && role.attach
       ? [{ path: ATTACH_SCRIPT_PATH, content: attachScript(role.attach), permissions: "0755" }]
       : []),
+    ...(role.kind !== "worker"
+      ? [{ path: BOOTSTRAP_TOKEN_SCRIPT_PATH, content: BOOTSTRAP_TOKEN_SCRIPT, permissions: "0755" }]
+      : []),
+    ...(config.delivery.kind === "aws-ssm"
+      ? [
+          {
+            path: BOOTSTRAP_FAILED_SCRIPT_PATH,
+            content: bootstrapFailedScript(config.delivery.region),
+            permissions: "0755",
+          },
+        ]
+      : []),
     ...(role.kind !== "worker" && role.serviceAddress
       ? [
           {
@@ -385,10 +429,16 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     role.kind === "first-master"
       ? ["kubeadm", "init", "--config", KUBEADM_CONFIG_PATH, `--skip-phases=${INIT_SKIPPED_PHASES.join(",")}`]
       : joinWithRetry();
+  // AWS nodes live in auto scaling groups: one whose boot failed asks to be replaced. Not a master
+  // whose kubeadm succeeded: its etcd volume then holds cluster state that a new instance's kubeadm
+  // would refuse (a failure after that point is for a person; cloud-init reports it).
+  const reportFailure = config.delivery.kind === "aws-ssm";
+  const disarm = reportFailure && role.kind !== "worker" ? ["trap - EXIT"] : [];
   const runcmd: (string | string[])[] = [
     // cloud-init writes the string as is into its runcmd script: the first failing step ends the
     // boot there, and cloud-init reports it (a node must not go on past a failed kubeadm init).
     "set -eu",
+    ...(reportFailure ? [FAILURE_TRAP] : []),
     ["mkdir", "-p", G8S_DIR, STATE_DIR],
     ...(role.kind !== "worker" && role.attach ? [[ATTACH_SCRIPT_PATH]] : []),
     // At once (kubeadm needs it now); the networkd file keeps it across reboots.
@@ -403,6 +453,7 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     [SYNC_SCRIPT_PATH],
     ["systemctl", "enable", "kubelet"],
     kubeadm,
+    ...disarm,
     ...(first ? firstMasterCommands(config) : []),
     ["systemctl", "daemon-reload"],
     ["systemctl", "enable", "--now", ...renewalUnitNames(config.delivery)],

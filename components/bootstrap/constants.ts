@@ -23,9 +23,28 @@ export const KUBEADM_CONFIG_PATH = `${G8S_DIR}/kubeadm.yaml`;
 export const SECRET_MANIFEST_PATH = `${G8S_DIR}/secrets.tsv`;
 export const ADDONS_PATH = `${G8S_DIR}/addons.yaml`;
 export const SYNC_SCRIPT_PATH = "/usr/local/sbin/g8s-sync-secrets";
+/** AWS: what a node runs when its bootstrap failed (marks the instance unhealthy: its group replaces it). */
+export const BOOTSTRAP_FAILED_SCRIPT_PATH = "/usr/local/sbin/g8s-bootstrap-failed";
 export const STATE_DIR = "/var/lib/g8s";
-/** Bootstrap token file on the first master (secret, delivered). */
+/**
+ * Where an AWS master mounts its etcd volume. Not etcd's data directory itself: a fresh ext4 file
+ * system holds `lost+found` (and fsck may recreate it), and kubeadm's `DirAvailable--<dataDir>`
+ * preflight check refuses a data directory that is not empty, on init and on join.
+ */
+export const ETCD_VOLUME_MOUNT_PATH = "/var/lib/etcd-disk";
+/** etcd's data directory (kubeadm's `etcd.local.dataDir`) on every platform: a subdirectory of the volume. */
+export const ETCD_DATA_DIR = `${ETCD_VOLUME_MOUNT_PATH}/data`;
+/** Bootstrap token file on every master (secret, delivered). */
 export const BOOTSTRAP_TOKEN_PATH = `${KUBERNETES_DIR}/g8s/bootstrap-token`;
+/** The masters' script that keeps the bootstrap token valid in the cluster (components/bootstrap/token.ts). */
+export const BOOTSTRAP_TOKEN_SCRIPT_PATH = "/usr/local/sbin/g8s-bootstrap-token";
+/**
+ * The bootstrap token's TTL in the cluster. Every master's secret sync re-creates it once less than
+ * half remains, so it never lapses while a master runs, and lapses within a day when none does.
+ */
+export const BOOTSTRAP_TOKEN_TTL_HOURS = 24;
+/** The description g8s's bootstrap tokens carry: how the masters tell their own tokens from others. */
+export const BOOTSTRAP_TOKEN_DESCRIPTION = "g8s node join";
 /** Discovery kubeconfig of joining nodes: CA, endpoint and the bootstrap token (secret, delivered). */
 export const DISCOVERY_KUBECONFIG_PATH = `${KUBERNETES_DIR}/g8s/discovery.conf`;
 

@@ -5,6 +5,7 @@
  */
 import { API_PORT } from "../spec";
 import {
+  BOOTSTRAP_TOKEN_SCRIPT_PATH,
   CRI_SOCKET,
   DEFAULT_SECRET_MOUNT_PATH,
   G8S_DIR,
@@ -138,6 +139,10 @@ export const SYNC_SCRIPT = [
   "       done ;;",
   "  esac",
   "done",
+  "# Masters: keep the bootstrap token valid (a failure waits for the next sync; the files are in place).",
+  `if [ -x ${BOOTSTRAP_TOKEN_SCRIPT_PATH} ]; then`,
+  `  ${BOOTSTRAP_TOKEN_SCRIPT_PATH} || echo "g8s-sync-secrets: the bootstrap token was not renewed; next sync retries" >&2`,
+  "fi",
   "",
 ].join("\n");
 

@@ -230,20 +230,20 @@ export function nodeFiles(role: BootstrapRole): NodeFile[] {
       true,
     ),
     kubeconfigFile("scheduler.conf", "system:kube-scheduler", `${CLIENT_DIR}/scheduler`, ["kube-scheduler"], true),
-    role.kind === "first-master"
-      ? {
-          name: "bootstrap-token",
-          path: BOOTSTRAP_TOKEN_PATH,
-          mode: "0600",
-          secret: true,
-          reload: [],
-          content: (v) => {
-            const problem = checkBootstrapToken(v.bootstrapToken);
-            if (problem !== undefined) throw new RangeError(problem);
-            return `${v.bootstrapToken}\n`;
-          },
-        }
-      : discoveryFile,
+    // Every master keeps the token valid in the cluster (g8s-bootstrap-token); the others also join with it.
+    {
+      name: "bootstrap-token",
+      path: BOOTSTRAP_TOKEN_PATH,
+      mode: "0600",
+      secret: true,
+      reload: [],
+      content: (v) => {
+        const problem = checkBootstrapToken(v.bootstrapToken);
+        if (problem !== undefined) throw new RangeError(problem);
+        return `${v.bootstrapToken}\n`;
+      },
+    },
+    ...(role.kind === "master" ? [discoveryFile] : []),
   ];
 }
 
@@ -289,7 +289,7 @@ export function storeFileValues(
  * Which files the platform must store for a store role, each value a Pulumi secret: SSM
  * SecureString parameters `/g8s/<clusterId>/<storeRole>/<name>` on AWS, keys of the role's
  * mounted Secret on KVM. Masters: the union over `masterNames` (each master's etcd files are
- * prefixed with its key; the bootstrap token is only read by the first master).
+ * prefixed with its key).
  */
 export function secretFilesFor(
   storeRole: StoreRole,

@@ -5,7 +5,7 @@
  * the CNI plugins (bridge, host-local, loopback, portmap and g8s's flannel plugin) in its
  * /opt/cni/bin. VXLAN is UDP, which every host network carries (the KVM platform's pods included).
  */
-import type { ClusterSpec } from "../spec";
+import { FLANNEL_VXLAN_PORT, type ClusterSpec } from "../spec";
 import { NODE_IMAGE_FLANNEL } from "./nodeImage";
 
 export const FLANNEL_NAMESPACE = "kube-flannel";
@@ -13,8 +13,6 @@ const NAME = "flannel";
 const CONFIG_MAP = "kube-flannel-cfg";
 /** Where kubelet's CNI finds the network; `10-` sorts before anything an image may bring. */
 export const FLANNEL_CNI_CONFIG_PATH = "/etc/cni/net.d/10-flannel.conflist";
-/** flannel's VXLAN UDP port (Linux's default, as flannel's). */
-export const FLANNEL_VXLAN_PORT = 8472;
 
 /** The CNI network list: g8s's flannel plugin (bridge + host-local for the node's subnet) and port mappings. */
 export function flannelCniConfig(): object {

@@ -6,7 +6,14 @@
 import { stringify } from "yaml";
 import { API_PORT, POOL_LABEL, clusterDomain, parseApiEndpoint, type ClusterSpec, type Taint } from "../spec";
 import { apiServerDnsNames, firstServiceIp } from "../pki/certificates";
-import { CRI_SOCKET, DISCOVERY_KUBECONFIG_PATH, KUBEADM_API_VERSION, KUBELET_API_VERSION, PKI_DIR } from "./constants";
+import {
+  CRI_SOCKET,
+  DISCOVERY_KUBECONFIG_PATH,
+  ETCD_DATA_DIR,
+  KUBEADM_API_VERSION,
+  KUBELET_API_VERSION,
+  PKI_DIR,
+} from "./constants";
 import { NODE_IMAGE_ETCD_TAG } from "./nodeImage";
 
 export interface KubeadmArg {
@@ -149,7 +156,7 @@ export function clusterConfiguration(input: KubeadmInput): ClusterConfiguration 
     },
     etcd: {
       local: {
-        dataDir: "/var/lib/etcd",
+        dataDir: ETCD_DATA_DIR,
         ...(spec.kubernetes.packages === "image" ? { imageTag: NODE_IMAGE_ETCD_TAG } : {}),
         serverCertSANs: [`etcd.${clusterDomain(spec)}`],
         peerCertSANs: [`etcd.${clusterDomain(spec)}`],

@@ -18,6 +18,15 @@ export const KUBELET_PORT = 10250;
 /** etcd's client and peer ports: open between masters only. */
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
+/**
+ * The pod network between nodes (`kubernetes.cni`), open among the nodes only. Calico: VXLAN
+ * (Calico's default VXLAN port) and calico-node → Typha. flannel: VXLAN on Linux's default port,
+ * which flannel uses too. Both encapsulate every pod packet between nodes, so the outer packet
+ * carries node addresses (no BGP, no IP-in-IP, no cloud route or source/destination exception).
+ */
+export const CALICO_VXLAN_PORT = 4789;
+export const CALICO_TYPHA_PORT = 5473;
+export const FLANNEL_VXLAN_PORT = 8472;
 
 /** One port of the cluster's ingress: `port` on its load balancer or Service, `nodePort` on every worker. */
 export interface IngressPort {

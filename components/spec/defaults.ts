@@ -67,6 +67,8 @@ export const DEFAULT_LOCAL_KEY_ALGORITHM = "ecdsa-p256";
 export const DEFAULT_LOCAL_SERVICE_ACCOUNT_KEY_ALGORITHM = "rsa-2048";
 /** Local backend certificates start this long before issue, for nodes whose clock lags (Vault's not_before_duration). */
 export const DEFAULT_LOCAL_BACKDATE_SECONDS = 30;
+/** Random bytes of a local backend `LocalSecret` (the bootstrap token's seed): 256 bits. */
+export const DEFAULT_LOCAL_SECRET_BYTES = 32;
 
 // Ingress
 export const DEFAULT_INGRESS_ENABLED = true;

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { installMocks, promiseOf, settle, type MockRecorder } from "./mocks";
-import { fakePkiOutputs } from "./pki/helpers";
+import { LOCAL, fakePkiOutputs } from "./pki/helpers";
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -81,6 +81,18 @@ describe("GuestCluster", () => {
         // Whatever the file: no private key the mocks issued (`KEY <resource>`), no token.
         assert.doesNotMatch(text, /\bKEY edge7-/, s.name);
       }
+    });
+
+    it("derives the bootstrap token from a random secret of its own, not from the service-account key", async () => {
+      const { bootstrapToken } = await import("../../components/bootstrap");
+      const files = (name: string) => secretFiles(recorder.one("kubernetes:core/v1:Secret", name).inputs);
+      const token = files("edge7-kvm-master-secrets")["bootstrap-token"].trim();
+      assert.ok(files("edge7-kvm-worker-secrets")["discovery.conf"].includes(token), "workers join with it");
+      assert.notEqual(token, bootstrapToken("KEY edge7-pki-sa-key", "edge7"), "derived from the service-account key");
+      const seed = recorder.one(LOCAL.secret, "edge7-bootstrap-token-seed");
+      assert.match(seed.parent ?? "", /g8s:index:GuestCluster::edge7$/);
+      assert.deepEqual(seed.additionalSecretOutputs, ["value"]);
+      assert.equal(token, bootstrapToken("SEED edge7-bootstrap-token-seed 5f0e2a9c", "edge7"));
     });
 
     it("runs one master StatefulSet and one per pool", () => {

@@ -4,7 +4,8 @@
  *
  * - `LocalRootCa`: a key pair and a self-signed CA certificate;
  * - `LocalCertificate`: a key pair and a certificate issued from a CA's certificate and key;
- * - `LocalPrivateKey`: a bare key pair (the service-account signing key), never rotated.
+ * - `LocalPrivateKey`: a bare key pair (the service-account signing key), never rotated;
+ * - `LocalSecret`: random bytes (the seed of the bootstrap token), new only when replaced.
  *
  * Renewal is decided in each provider's `diff`, which the engine runs on every preview and up
  * (after the read of a refresh): once less than half of a certificate's own validity remains,
@@ -23,6 +24,7 @@ import * as pulumi from "@pulumi/pulumi";
 import {
   DEFAULT_LOCAL_BACKDATE_SECONDS,
   DEFAULT_LOCAL_KEY_ALGORITHM,
+  DEFAULT_LOCAL_SECRET_BYTES,
   DEFAULT_LOCAL_SERVICE_ACCOUNT_KEY_ALGORITHM,
 } from "../../spec/defaults";
 import { needsRenewal, validityWindow } from "./renewal";
@@ -43,6 +45,7 @@ export const LOCAL_TYPES = {
   rootCa: `pulumi-nodejs:dynamic/${LOCAL_PKI_MODULE}:LocalRootCa`,
   certificate: `pulumi-nodejs:dynamic/${LOCAL_PKI_MODULE}:LocalCertificate`,
   privateKey: `pulumi-nodejs:dynamic/${LOCAL_PKI_MODULE}:LocalPrivateKey`,
+  secret: `pulumi-nodejs:dynamic/${LOCAL_PKI_MODULE}:LocalSecret`,
 } as const;
 
 /** What the engine passes for a value not known yet during a preview (`pulumi.runtime.unknownValue`). */
@@ -394,6 +397,53 @@ export const privateKeyProvider: pulumi.dynamic.ResourceProvider<PrivateKeyInput
   },
 };
 
+export interface SecretInputs {
+  /** How many random bytes; the value is their lowercase hex. */
+  readonly bytes: number;
+}
+export interface SecretState extends SecretInputs {
+  readonly value: string;
+}
+
+/** Smallest and largest `bytes` of a LocalSecret: at least 128 bits of entropy. */
+export const SECRET_BYTES_RANGE = [16, 1024] as const;
+
+function randomHex(bytes: number): string {
+  const { randomBytes } = require("node:crypto") as typeof import("node:crypto"); // eslint-disable-line @typescript-eslint/no-require-imports
+  return randomBytes(bytes).toString("hex");
+}
+
+/** The random secret provider: a new value only when `bytes` changes (or the resource is replaced). */
+export const secretProvider: pulumi.dynamic.ResourceProvider<SecretInputs, SecretState> = {
+  async check(_olds, news) {
+    const [min, max] = SECRET_BYTES_RANGE;
+    const ok = !isKnown(news.bytes) || (Number.isInteger(news.bytes) && news.bytes >= min && news.bytes <= max);
+    return {
+      inputs: news,
+      failures: ok
+        ? []
+        : [
+            {
+              property: "bytes",
+              reason: `must be an integer from ${min} to ${max} (got ${JSON.stringify(news.bytes)})`,
+            },
+          ],
+    };
+  },
+  async diff(_id, olds, news) {
+    return { changes: olds.bytes !== news.bytes || !olds.value, replaces: [] };
+  },
+  async create(news) {
+    return { id: newId(), outs: { bytes: news.bytes, value: randomHex(news.bytes) } };
+  },
+  async update(_id, _olds, news) {
+    return { outs: { bytes: news.bytes, value: randomHex(news.bytes) } };
+  },
+  async delete() {
+    // Nothing outside the state.
+  },
+};
+
 /** The providers every resource of this module uses (one object each, so Pulumi serializes each once). */
 const PROVIDERS = {
   rootCa: rootCaProvider(systemClock),
@@ -535,6 +585,31 @@ export class LocalPrivateKey extends pulumi.dynamic.Resource {
       withSecretOutputs(opts, ["privateKeyPem"]),
       LOCAL_PKI_MODULE,
       "LocalPrivateKey",
+    );
+  }
+}
+
+export interface LocalSecretArgs {
+  /** Default: DEFAULT_LOCAL_SECRET_BYTES (32). A change makes a new value. */
+  readonly bytes?: pulumi.Input<number>;
+}
+
+/**
+ * Random bytes as hex (`pulumi-nodejs:dynamic/g8s-pki:LocalSecret`), made once and kept in the
+ * state as a secret; a new value only when `bytes` changes or the resource is replaced.
+ */
+export class LocalSecret extends pulumi.dynamic.Resource {
+  /** Secret. */
+  declare public readonly value: pulumi.Output<string>;
+
+  constructor(name: string, args: LocalSecretArgs = {}, opts?: pulumi.CustomResourceOptions) {
+    super(
+      secretProvider,
+      name,
+      { bytes: args.bytes ?? DEFAULT_LOCAL_SECRET_BYTES, value: undefined },
+      withSecretOutputs(opts, ["value"]),
+      LOCAL_PKI_MODULE,
+      "LocalSecret",
     );
   }
 }

@@ -87,15 +87,11 @@ describe("AwsCluster (eu1prod)", () => {
       ["masters-in-api-from-workers", "tcp", 6443, 6443, "workers"],
       ["masters-in-etcd-from-masters", "tcp", 2379, 2380, "masters"],
       ["masters-in-kubelet-from-masters", "tcp", 10250, 10250, "masters"],
-      ["masters-in-calico-bgp-from-masters", "tcp", 179, 179, "masters"],
-      ["masters-in-calico-bgp-from-workers", "tcp", 179, 179, "workers"],
       ["masters-in-calico-typha-from-masters", "tcp", 5473, 5473, "masters"],
       ["masters-in-calico-vxlan-from-masters", "udp", 4789, 4789, "masters"],
       ["masters-in-calico-typha-from-workers", "tcp", 5473, 5473, "workers"],
       ["masters-in-calico-vxlan-from-workers", "udp", 4789, 4789, "workers"],
       ["workers-in-kubelet-from-masters", "tcp", 10250, 10250, "masters"],
-      ["workers-in-calico-bgp-from-masters", "tcp", 179, 179, "masters"],
-      ["workers-in-calico-bgp-from-workers", "tcp", 179, 179, "workers"],
       ["workers-in-calico-typha-from-masters", "tcp", 5473, 5473, "masters"],
       ["workers-in-calico-vxlan-from-masters", "udp", 4789, 4789, "masters"],
       ["workers-in-calico-typha-from-workers", "tcp", 5473, 5473, "workers"],
@@ -168,6 +164,26 @@ describe("AwsCluster (eu1prod)", () => {
         "eu1prod-sg-ingress-lb-in-http-from-anywhere",
         "eu1prod-sg-ingress-lb-in-https-from-anywhere",
       ]);
+    });
+
+    it("opens between nodes exactly what the pod network needs: Calico VXLAN and Typha, or flannel VXLAN", async () => {
+      const { securityGroupRules } = await import("../../../components/aws");
+      const podNetwork = (cni: string) =>
+        securityGroupRules(clusterSpec((s) => (s.kubernetes = { cni, packages: "image" })))
+          .filter(
+            (r) =>
+              r.direction === "ingress" && r.group !== "apiLb" && "group" in r.peer && r.peer.group !== "ingressLb",
+          )
+          .filter((r) => ![6443, 2379, 10250].includes(r.fromPort ?? 0))
+          .map(
+            (r) => `${r.group} ${r.protocol}/${r.fromPort}-${r.toPort} from ${"group" in r.peer ? r.peer.group : ""}`,
+          )
+          .sort();
+      const between = (rule: string) =>
+        ["masters", "workers"].flatMap((to) => ["masters", "workers"].map((from) => `${to} ${rule} from ${from}`));
+      // Pure VXLAN: no BGP (179), no IP-in-IP (protocol 4); encapsulated packets carry node addresses.
+      assert.deepEqual(podNetwork("calico"), [...between("tcp/5473-5473"), ...between("udp/4789-4789")].sort());
+      assert.deepEqual(podNetwork("flannel"), between("udp/8472-8472").sort());
     });
 
     it("does not open the API to the internet by default", async () => {
@@ -545,6 +561,36 @@ describe("AwsCluster (eu1prod)", () => {
       ]);
     });
 
+    it("lets the masters and each pool mark only their own group's instances unhealthy (a node whose bootstrap failed)", () => {
+      const asgArn = (asg: string) =>
+        `arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:${asg}-id:autoScalingGroupName/${asg}-asg-name`;
+      const health = (groups: string[]) => [
+        {
+          Sid: "ReplaceOwnFailedInstances",
+          Effect: "Allow",
+          Action: ["autoscaling:SetInstanceHealth"],
+          Resource: groups.map(asgArn),
+        },
+      ];
+      const byName = Object.fromEntries(policies().map((p) => [p.name, p]));
+      const masters = byName["eu1prod-cp-master-policy-health"];
+      assert.deepEqual(masters?.doc.Statement, health([0, 1, 2].map((s) => `eu1prod-cp-asg-master-${s}`)));
+      assert.equal(masters.role, "eu1prod-cp-master-role-name");
+      for (const pool of ["general", "batch"]) {
+        const p = byName[`eu1prod-pool-${pool}-policy-health`];
+        assert.deepEqual(p?.doc.Statement, health([`eu1prod-pool-${pool}-asg`]), pool);
+        assert.equal(p.role, `eu1prod-pool-${pool}-role-name`);
+      }
+    });
+
+    it("keeps EC2 health checks on every group: the node reports a failed bootstrap itself", () => {
+      // ELB checks would tie a node's life to the ingress controller's node ports (pools) or need a
+      // second, instance-type target group (the API's targets are the slots' fixed IPs).
+      for (const asg of recorder.byType(T.asg)) {
+        assert.deepEqual([asg.inputs.healthCheckType, asg.inputs.healthCheckGracePeriod], ["EC2", 300], asg.name);
+      }
+    });
+
     it("never grants a wildcard action, and a wildcard resource only to Describe calls (no resource-level permissions)", () => {
       for (const p of policies()) {
         for (const st of p.doc.Statement) {
@@ -557,7 +603,7 @@ describe("AwsCluster (eu1prod)", () => {
           }
         }
       }
-      assert.equal(policies().length, 4);
+      assert.equal(policies().length, 7);
     });
   });
 
@@ -587,7 +633,7 @@ describe("AwsCluster (eu1prod)", () => {
 
     it("names every taggable resource with a Name tag and leaves the cluster tag to the provider", () => {
       const tagged = recorder.resources.filter((r) => TAGGED.includes(r.type));
-      assert.equal(tagged.length, 82);
+      assert.equal(tagged.length, 78);
       for (const r of tagged) {
         const tags = r.inputs.tags as Record<string, string>;
         assert.equal(tags?.Name, r.name, `${r.type} ${r.name}`);

@@ -104,7 +104,10 @@ export function fakeAwsOutputs(args: pulumi.runtime.MockResourceArgs): Record<st
     case T.lt:
       return { latestVersion: 1 };
     case T.asg:
-      return { name: `${args.name}-asg-name` };
+      return {
+        name: `${args.name}-asg-name`,
+        arn: `arn:aws:autoscaling:${REGION}:${ACCOUNT}:autoScalingGroup:${id}:autoScalingGroupName/${args.name}-asg-name`,
+      };
     case T.role:
       return { name: `${args.name}-name`, arn: `arn:aws:iam::${ACCOUNT}:role/${args.name}` };
     case T.profile:

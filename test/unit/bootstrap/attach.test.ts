@@ -16,9 +16,13 @@ describe("AWS master attachment", () => {
     assert.match(script.content, /attach-network-interface --region eu-central-1 --network-interface-id eni-0abc1 /);
     assert.match(script.content, /attach-volume --region eu-central-1 --volume-id vol-0def1 /);
     assert.match(script.content, /nvme-Amazon_Elastic_Block_Store_vol0def1/);
-    assert.match(script.content, /mount "\$DEV" \/var\/lib\/etcd/);
+    assert.match(script.content, /mount "\$DEV" \/var\/lib\/etcd-disk\n/);
     const order = doc.runcmd.map((c) => (typeof c === "string" ? c : c.join(" ")));
-    assert.equal(order.indexOf(ATTACH_SCRIPT_PATH), 2, "right after set -eu and the state directories");
+    assert.equal(
+      order.indexOf(ATTACH_SCRIPT_PATH),
+      order.findIndex((c) => c.startsWith("mkdir -p")) + 1,
+      "right after set -eu, the failure trap and the state directories",
+    );
     assert.ok(order.indexOf(ATTACH_SCRIPT_PATH) < order.findIndex((c) => c.includes("until kubeadm join")));
   });
 

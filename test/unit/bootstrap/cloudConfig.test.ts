@@ -12,6 +12,7 @@ import {
   CLOUD_CONFIG_KEYS,
   KUBEADM_CONFIG_PATH,
   SECRET_MANIFEST_PATH,
+  addonDocuments,
   awsUserData,
   buildCloudConfig,
   kubeadmSchema,
@@ -183,7 +184,7 @@ describe("bootstrap: rendered cloud-config", () => {
         assert.ok(cluster.apiServer.certSANs.includes(san), san);
       }
       assert.ok(cluster.apiServer.certSANs.includes("eu1prod-api-0123456789.elb.eu-central-1.amazonaws.com"));
-      assert.equal(cluster.etcd.local.dataDir, "/var/lib/etcd");
+      assert.equal(cluster.etcd.local.dataDir, "/var/lib/etcd-disk/data", "on the volume, beside its lost+found");
       assert.equal(kubelet.rotateCertificates, true);
     });
 
@@ -205,6 +206,21 @@ describe("bootstrap: rendered cloud-config", () => {
       assert.deepEqual(master.controlPlane, { localAPIEndpoint: { bindPort: 6443 } });
       assert.deepEqual(master.discovery, { file: { kubeConfigPath: "/etc/kubernetes/g8s/discovery.conf" } });
     });
+  });
+
+  it("gives Calico pure VXLAN without BGP: pod packets between nodes always carry node addresses", () => {
+    for (const config of [awsConfig(1), kvmConfig(1)]) {
+      const installation = addonDocuments({
+        ...config,
+        spec: { ...config.spec, kubernetes: { ...config.spec.kubernetes, cni: "calico" } },
+      }).find((d) => (d as { kind?: string }).kind === "Installation") as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      assert.ok(installation, config.spec.provider);
+      assert.equal(installation.spec.calicoNetwork.bgp, "Disabled");
+      assert.deepEqual(
+        installation.spec.calicoNetwork.ipPools.map((p: { encapsulation: string }) => p.encapsulation),
+        ["VXLAN"],
+      );
+    }
   });
 
   it("runs kubeadm init on the first master only, and applies Calico once from it", () => {

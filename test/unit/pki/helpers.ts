@@ -23,6 +23,7 @@ export const LOCAL = {
   rootCa: "pulumi-nodejs:dynamic/g8s-pki:LocalRootCa",
   cert: "pulumi-nodejs:dynamic/g8s-pki:LocalCertificate",
   key: "pulumi-nodejs:dynamic/g8s-pki:LocalPrivateKey",
+  secret: "pulumi-nodejs:dynamic/g8s-pki:LocalSecret",
 } as const;
 
 /** eu1prod (aws, vault backend, 3 masters, service range 172.31.0.0/16). */
@@ -153,6 +154,8 @@ export function fakePkiOutputs(args: { type: string; name: string }): Record<str
       return { certPem: `CERT ${args.name}`, keyPem: `KEY ${args.name}`, notAfter: "2025-03-02T10:00:00.000Z" };
     case LOCAL.key:
       return { privateKeyPem: `KEY ${args.name}`, publicKeyPem: `PUB ${args.name}` };
+    case LOCAL.secret:
+      return { value: `SEED ${args.name} 5f0e2a9c` };
     default:
       return {};
   }

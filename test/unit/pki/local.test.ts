@@ -476,6 +476,32 @@ describe("local providers serialized as Pulumi stores them", function () {
     assert.equal(verify(out.ca, out.leaf, { purpose: "sslclient" }).code, 0);
     assert.ok(keyMatchesCertificate(out.key, out.leaf));
   });
+
+  it("LocalSecret: makes a new random value of `bytes` bytes on create, keeps it while `bytes` stays, refuses too few", async () => {
+    const pulumiMod = await import("@pulumi/pulumi");
+    const { secretProvider } = await import("../../../components/pki/local");
+    const serialized = await pulumiMod.runtime.serializeFunction(() => secretProvider, { allowSecrets: true });
+    assert.doesNotMatch(serialized.text, /require\("\.{1,2}\//, "no relative require");
+    writeFileSync(path.join(dir, "secret.js"), serialized.text);
+    const script = `
+      const p = require("./secret.js").handler();
+      (async () => {
+        const a = (await p.create({ bytes: 32 })).outs;
+        const b = (await p.create({ bytes: 32 })).outs;
+        const same = await p.diff("id", a, { bytes: 32 });
+        const grown = await p.diff("id", a, { bytes: 64 });
+        const few = await p.check({}, { bytes: 8 });
+        process.stdout.write(JSON.stringify({ a: a.value, b: b.value, same: same.changes, grown: grown.changes, few: few.failures }));
+      })().catch((e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });`;
+    const run = spawnSync(process.execPath, ["-e", script], { cwd: dir, encoding: "utf8", timeout: 30_000 });
+    assert.equal(run.status, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as { a: string; b: string; same: boolean; grown: boolean; few: unknown[] };
+    assert.match(out.a, /^[0-9a-f]{64}$/);
+    assert.notEqual(out.a, out.b, "random: two creates never agree");
+    assert.equal(out.same, false, "no drift: the value stays");
+    assert.equal(out.grown, true);
+    assert.deepEqual(out.few, [{ property: "bytes", reason: "must be an integer from 16 to 1024 (got 8)" }]);
+  });
 });
 
 describe("GuestCluster with pki: { backend: local, certTtl: 24h }", () => {
