@@ -20,13 +20,7 @@ import {
   STATE_DIR,
   SYNC_SCRIPT_PATH,
 } from "./constants";
-import {
-  deliveryPackages,
-  deliveryWriteFiles,
-  renewalUnitNames,
-  type SecretDelivery,
-  type WriteFile,
-} from "./delivery";
+import { deliveryInstall, deliveryWriteFiles, renewalUnitNames, type SecretDelivery, type WriteFile } from "./delivery";
 import type { BootstrapRole } from "./files";
 import { flannelDocuments } from "./flannel";
 import { renderToml } from "./ini";
@@ -143,7 +137,6 @@ function hostFiles(config: BootstrapConfig): WriteFile[] {
 
 function installCommands(config: BootstrapConfig): (string | string[])[] {
   const version = config.spec.kubernetes.version;
-  const extra = deliveryPackages(config.delivery);
   if (config.spec.kubernetes.packages === "image") {
     return [
       [
@@ -151,9 +144,6 @@ function installCommands(config: BootstrapConfig): (string | string[])[] {
         "-c",
         `test "$(kubeadm version -o short)" = v${version} || { echo "image has the wrong kubeadm" >&2; exit 1; }`,
       ],
-      ...(extra.length > 0
-        ? [["sh", "-c", `command -v aws >/dev/null || { echo "image lacks the AWS CLI" >&2; exit 1; }`]]
-        : []),
     ];
   }
   return [
@@ -171,7 +161,6 @@ function installCommands(config: BootstrapConfig): (string | string[])[] {
       "Dpkg::Options::=--force-confold",
       "containerd",
       ...KUBE_PACKAGES,
-      ...extra,
     ],
     ["apt-mark", "hold", ...KUBE_PACKAGES],
   ];
@@ -427,7 +416,16 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
   ];
   const kubeadm =
     role.kind === "first-master"
-      ? ["kubeadm", "init", "--config", KUBEADM_CONFIG_PATH, `--skip-phases=${INIT_SKIPPED_PHASES.join(",")}`]
+      ? [
+          "kubeadm",
+          "init",
+          "--config",
+          KUBEADM_CONFIG_PATH,
+          `--skip-phases=${INIT_SKIPPED_PHASES.join(",")}`,
+          // init's own token (and a join command with it) would land in the cloud-init log and
+          // console; g8s-bootstrap-token revokes that token right after.
+          "--skip-token-print",
+        ]
       : joinWithRetry();
   // AWS nodes live in auto scaling groups: one whose boot failed asks to be replaced. Not a master
   // whose kubeadm succeeded: its etcd volume then holds cluster state that a new instance's kubeadm
@@ -439,6 +437,7 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     // boot there, and cloud-init reports it (a node must not go on past a failed kubeadm init).
     "set -eu",
     ...(reportFailure ? [FAILURE_TRAP] : []),
+    ...deliveryInstall(config.delivery),
     ["mkdir", "-p", G8S_DIR, STATE_DIR],
     ...(role.kind !== "worker" && role.attach ? [[ATTACH_SCRIPT_PATH]] : []),
     // At once (kubeadm needs it now); the networkd file keeps it across reboots.

@@ -87,7 +87,12 @@ export function renderEnvFile(env: Readonly<Record<string, string>>): string {
 export function deliveryEnv(delivery: SecretDelivery): Record<string, string> {
   return {
     G8S_DELIVERY: delivery.kind,
-    ...(delivery.kind === "aws-ssm" ? { AWS_REGION: delivery.region } : {}),
+    ...(delivery.kind === "aws-ssm"
+      ? {
+          AWS_REGION: delivery.region,
+          PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${SNAP_BIN}`,
+        }
+      : {}),
     G8S_API_PORT: String(API_PORT),
     G8S_CRI_SOCKET: CRI_SOCKET,
   };
@@ -208,7 +213,19 @@ export function deliveryWriteFiles(delivery: SecretDelivery, clusterId: string, 
   ];
 }
 
-/** Packages secret delivery needs on the node (the AWS CLI for SSM). */
-export function deliveryPackages(delivery: SecretDelivery): string[] {
-  return delivery.kind === "aws-ssm" ? ["awscli"] : [];
+/** Where the AWS CLI's snap puts its command; not on the PATH of systemd's units. */
+export const SNAP_BIN = "/snap/bin";
+
+/**
+ * runcmd lines that give the node what secret delivery needs, first thing at boot (an AWS master's
+ * attach script calls the AWS CLI before anything is installed). SSM needs the AWS CLI: Ubuntu
+ * 24.04 has no `awscli` package any more (apt: "no installation candidate"), its own way is the
+ * `aws-cli` snap; an image that carries `aws` already skips it.
+ */
+export function deliveryInstall(delivery: SecretDelivery): (string | string[])[] {
+  if (delivery.kind !== "aws-ssm") return [];
+  return [
+    `export PATH="$PATH:${SNAP_BIN}"`,
+    ["sh", "-c", "command -v aws >/dev/null || snap install aws-cli --classic"],
+  ];
 }

@@ -52,9 +52,11 @@ export function bootstrapTokenOf(seed: pulumi.Input<string>, clusterId: string):
  * `g8s-bootstrap-token` (every master; run by the first master after `kubeadm init` and by every
  * master's secret sync): keeps the delivered token valid in the cluster. Creates it when missing,
  * re-creates it once less than half its TTL remains (`kubeadm token create` refuses an id that
- * exists, so it deletes first; a join in that instant fails and retries), and revokes g8s's tokens
- * of any other id (a token of an earlier seed) at once. Tokens without g8s's description are left
- * alone. Never prints the token.
+ * exists, so it deletes first; a join in that instant fails and retries), and revokes at once
+ * g8s's tokens of any other id (a token of an earlier seed) and tokens without a description: the
+ * one `kubeadm init` always makes (24 h, a random value g8s never delivered, which init would
+ * print into the cloud-init log but for `--skip-token-print`). Tokens someone made with a
+ * description of their own are left alone. Never prints the token.
  */
 export const BOOTSTRAP_TOKEN_SCRIPT = [
   "#!/bin/bash",
@@ -71,7 +73,7 @@ export const BOOTSTRAP_TOKEN_SCRIPT = [
   "k get secrets --field-selector type=bootstrap.kubernetes.io/token \\",
   `  -o jsonpath='{range .items[*]}{.metadata.name} {.data.description}{"\\n"}{end}' |`,
   "  while read -r name desc; do",
-  '    [ "$desc" = "$ours" ] && [ "$name" != "bootstrap-token-$id" ] || continue',
+  '    { [ "$desc" = "$ours" ] || [ -z "$desc" ]; } && [ "$name" != "bootstrap-token-$id" ] || continue',
   '    old="${name#bootstrap-token-}"',
   '    if adm token delete "$old" >/dev/null; then',
   '      echo "g8s-bootstrap-token: revoked token $old (not the delivered one)"',

@@ -4,6 +4,7 @@ import { parse } from "yaml";
 import {
   BOOTSTRAP_TOKEN_RE,
   bootstrapToken,
+  buildCloudConfig,
   checkBootstrapToken,
   deliveryWriteFiles,
   nodeFiles,
@@ -12,7 +13,7 @@ import {
   secretFilesFor,
   storeFileValues,
 } from "../../../components/bootstrap";
-import { AWS_DELIVERY, FAKE_CA, KVM_DELIVERY, fakeSecrets } from "./helpers";
+import { AWS_DELIVERY, FAKE_CA, KVM_DELIVERY, awsConfig, fakeSecrets, rolesOf } from "./helpers";
 
 const context = { clusterId: "eu1prod", apiEndpoint: "https://api.eu1prod.k8s.example.com:6443" };
 const masters = ["master-0", "master-1", "master-2"];
@@ -115,13 +116,28 @@ describe("bootstrap: secrets", () => {
       // What the script does with these lists: syncScript.test.ts runs it.
     });
 
-    it("writes the delivery env without secrets: kind and region only", () => {
+    it("writes the delivery env without secrets: kind, region, and a PATH with the AWS CLI's snap", () => {
       const env = deliveryWriteFiles(AWS_DELIVERY, "eu1prod", { kind: "worker", pool: "general" })[0];
       assert.equal(
         env.content,
-        "G8S_DELIVERY=aws-ssm\nAWS_REGION=eu-central-1\nG8S_API_PORT=6443\n" +
+        "G8S_DELIVERY=aws-ssm\nAWS_REGION=eu-central-1\n" +
+          "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin\nG8S_API_PORT=6443\n" +
           "G8S_CRI_SOCKET=unix:///run/containerd/containerd.sock\n",
       );
+    });
+
+    it("installs the AWS CLI from its snap before anything calls it (Ubuntu 24.04 has no awscli package)", () => {
+      const config = awsConfig(1);
+      for (const role of rolesOf(config)) {
+        const runcmd = JSON.stringify(buildCloudConfig(config, role).runcmd);
+        assert.doesNotMatch(runcmd, /"awscli"/, "no apt package awscli");
+        const install = runcmd.indexOf("snap install aws-cli --classic");
+        assert.ok(install > 0, runcmd);
+        for (const user of ["g8s-attach-master", "g8s-sync-secrets"]) {
+          const at = runcmd.indexOf(user);
+          assert.ok(at === -1 || at > install, `${user} runs after the CLI is installed`);
+        }
+      }
     });
   });
 });

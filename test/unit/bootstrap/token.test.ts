@@ -115,6 +115,14 @@ describe("bootstrap token on the nodes", function () {
   const id = FAKE_TOKEN.split(".")[0];
   const ttl = `${BOOTSTRAP_TOKEN_TTL_HOURS}h`;
 
+  it("keeps kubeadm init from printing its own token into the cloud-init log", () => {
+    for (const config of [awsConfig(1), kvmConfig(1)]) {
+      const first = rolesOf(config).find((r) => r.kind === "first-master") as BootstrapRole;
+      const runcmd = JSON.stringify(buildCloudConfig(config, first).runcmd);
+      assert.match(runcmd, /"kubeadm","init",[^\]]*"--skip-token-print"/);
+    }
+  });
+
   it("never creates a token that does not expire (no --ttl 0 anywhere)", () => {
     for (const config of [awsConfig(3), kvmConfig(3)]) {
       for (const role of rolesOf(config)) {
@@ -152,10 +160,11 @@ describe("bootstrap token on the nodes", function () {
     }
   });
 
-  it("revokes g8s's tokens of an earlier seed at once, and leaves tokens someone else made", () => {
+  it("revokes g8s's tokens of an earlier seed and kubeadm init's own at once, and leaves tokens someone else made", () => {
     const r = runTokenScript([
       { id, expiresInSeconds: 20 * HOUR, description: "g8s node join" },
       { id: "0ld0ld", expiresInSeconds: 20 * HOUR, description: "g8s node join" },
+      { id: "kinit1", expiresInSeconds: 23 * HOUR, description: "" },
       { id: "admin1", expiresInSeconds: 2 * HOUR, description: "made by hand" },
     ]);
     assert.equal(r.code, 0, r.output);
