@@ -9,8 +9,10 @@ export const LAB_USAGE = `usage: g8s lab up   STACK-FILE [--lab-dir DIR] [--time
 
 Boots the guest cluster of a KVM-platform stack file (kubernetes.packages: image,
 pki.backend: local) on this machine: a host cluster (g8s host up), the stack applied to it by
-the reconciler, then one system container per QEMU pod, booted from the node image
-('npm run toolchain') with the user-data and files the platform stored. Needs root.
+the reconciler, then one system container per QEMU pod, booted from the node image with the
+user-data and files the platform stored. Builds what a fresh clone lacks first, as npm start
+does (scripts/provision.sh: the toolchain and the node image; a cold build takes 30-50 min on 2
+cores). Needs root.
   up     progress on stderr; exits 0 once every node is Ready and prints the guest's admin
          kubeconfig path as the last line (stdout); each pki.users entry's kubeconfig is in
          <lab-dir>/users. On a running lab: applies the stack again, updates the running nodes'
