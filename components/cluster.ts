@@ -17,7 +17,7 @@ import {
   type BootstrapConfigArgs,
   type NodeSecretInputs,
 } from "./bootstrap";
-import { KvmCluster, kvmApiEndpoint, kvmApiNames } from "./kvm";
+import { KVM_ETCD_DISK_GUEST_DEVICE, KvmCluster, kvmApiEndpoint, kvmApiNames } from "./kvm";
 import { ClusterPki } from "./pki";
 import { LocalSecret } from "./pki/local";
 import { masterKeys, type AwsClusterSpec, type ClusterSpec, type KvmClusterSpec } from "./spec";
@@ -84,7 +84,12 @@ export function createKvmGuest(name: string, spec: KvmClusterSpec, args: GuestCl
     },
     { parent },
   );
-  const bootstrap: BootstrapConfigArgs = { spec, apiEndpoint, delivery: { kind: "mounted-secret" } };
+  const bootstrap: BootstrapConfigArgs = {
+    spec,
+    apiEndpoint,
+    delivery: { kind: "mounted-secret" },
+    etcdDisk: KVM_ETCD_DISK_GUEST_DEVICE,
+  };
   const roles = masterRoles(masterNames);
   const kvm = new KvmCluster(
     `${name}-kvm`,

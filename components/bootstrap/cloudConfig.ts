@@ -51,6 +51,11 @@ export interface BootstrapConfig {
   readonly apiCertSans?: readonly string[];
   /** Default: `cluster.local`. */
   readonly serviceDnsDomain?: string;
+  /**
+   * A block device of its own for etcd's data on the masters, when present at boot (KVM: the
+   * QEMU pod's second disk). AWS masters attach theirs first (`BootstrapRole.attach`).
+   */
+  readonly etcdDisk?: string;
 }
 
 /** The cloud-config object (the keys g8s uses; all are cloud-init 22.4+ modules). */
@@ -344,10 +349,42 @@ export function attachScript(a: MasterAttachment): string {
     `  aws ec2 attach-volume --region ${a.region} --volume-id ${a.etcdVolumeId} --instance-id "$IID" --device /dev/sdf`,
     '  for i in $(seq 90); do [ -e "$DEV" ] && break; sleep 2; done',
     "fi",
-    'blkid "$DEV" >/dev/null 2>&1 || mkfs.ext4 -q -L etcd "$DEV"',
-    `mkdir -p ${ETCD_VOLUME_MOUNT_PATH}`,
-    `mountpoint -q ${ETCD_VOLUME_MOUNT_PATH} || mount "$DEV" ${ETCD_VOLUME_MOUNT_PATH}`,
-    `grep -q " ${ETCD_VOLUME_MOUNT_PATH} " /etc/fstab || echo "$DEV ${ETCD_VOLUME_MOUNT_PATH} ext4 defaults,nofail 0 2" >> /etc/fstab`,
+    ...MOUNT_ETCD_DEVICE,
+    "",
+  ].join("\n");
+}
+
+/**
+ * Shell lines that format the device `$DEV` once (ext4, label etcd) and mount it at
+ * ETCD_VOLUME_MOUNT_PATH, now and at every boot (one fstab line). Idempotent.
+ */
+const MOUNT_ETCD_DEVICE = [
+  // -p probes the device itself: blkid's cache can still name a file system that is gone (seen
+  // in a test that reused a loop device), and then the blank disk was never formatted.
+  'blkid -p "$DEV" >/dev/null 2>&1 || mkfs.ext4 -q -L etcd "$DEV"',
+  `mkdir -p ${ETCD_VOLUME_MOUNT_PATH}`,
+  `mountpoint -q ${ETCD_VOLUME_MOUNT_PATH} || mount "$DEV" ${ETCD_VOLUME_MOUNT_PATH}`,
+  `grep -q " ${ETCD_VOLUME_MOUNT_PATH} " /etc/fstab || echo "$DEV ${ETCD_VOLUME_MOUNT_PATH} ext4 defaults,nofail 0 2" >> /etc/fstab`,
+];
+
+/** Where a master's etcd-disk script goes (BootstrapConfig.etcdDisk); it runs before kubeadm. */
+export const ETCD_DISK_SCRIPT_PATH = "/usr/local/sbin/g8s-etcd-disk";
+
+/**
+ * A master's etcd disk: formatted once and mounted (etcd's data directory is a subdirectory of
+ * it). Without the device (a system container of the lab, a VM without the disk) etcd keeps its
+ * data on the root disk, which says so.
+ */
+export function etcdDiskScript(device: string): string {
+  return [
+    "#!/bin/sh",
+    "set -eu",
+    `DEV=${device}`,
+    'if [ ! -e "$DEV" ]; then',
+    '  echo "g8s-etcd-disk: no $DEV: etcd keeps its data on the root disk" >&2',
+    "  exit 0",
+    "fi",
+    ...MOUNT_ETCD_DEVICE,
     "",
   ].join("\n");
 }
@@ -391,6 +428,9 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     ...deliveryWriteFiles(config.delivery, config.spec.id, role),
     ...(role.kind !== "worker" && role.attach
       ? [{ path: ATTACH_SCRIPT_PATH, content: attachScript(role.attach), permissions: "0755" }]
+      : []),
+    ...(role.kind !== "worker" && config.etcdDisk
+      ? [{ path: ETCD_DISK_SCRIPT_PATH, content: etcdDiskScript(config.etcdDisk), permissions: "0755" }]
       : []),
     ...(role.kind !== "worker"
       ? [{ path: BOOTSTRAP_TOKEN_SCRIPT_PATH, content: BOOTSTRAP_TOKEN_SCRIPT, permissions: "0755" }]
@@ -440,6 +480,7 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     ...deliveryInstall(config.delivery),
     ["mkdir", "-p", G8S_DIR, STATE_DIR],
     ...(role.kind !== "worker" && role.attach ? [[ATTACH_SCRIPT_PATH]] : []),
+    ...(role.kind !== "worker" && config.etcdDisk ? [[ETCD_DISK_SCRIPT_PATH]] : []),
     // At once (kubeadm needs it now); the networkd file keeps it across reboots.
     ...(role.kind !== "worker" && role.serviceAddress
       ? [["ip", "address", "replace", `${role.serviceAddress}/32`, "dev", "lo"]]

@@ -24,6 +24,11 @@ export const TUN_DEVICE_RESOURCE = "devices.kubevirt.io/tun";
 
 /** Size of the etcd data disk of every master (the KVM spec has no field for it). */
 export const ETCD_DISK_GIB = 10;
+/**
+ * The etcd disk as the guest sees it: the image's entrypoint attaches it with virtio serial
+ * `g8s-etcd` (README "Image contract"); the masters' bootstrap mounts it for etcd's data.
+ */
+export const ETCD_DISK_GUEST_DEVICE = "/dev/disk/by-id/virtio-g8s-etcd";
 
 /** Seconds the entrypoint has to shut the guest down cleanly (ACPI power-down) after SIGTERM. */
 export const TERMINATION_GRACE_SECONDS = 120;

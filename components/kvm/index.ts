@@ -13,3 +13,4 @@ export {
 export { KvmControlPlane, type KvmControlPlaneArgs } from "./controlPlane";
 export { KvmNodePool, type KvmNodePoolArgs } from "./nodePool";
 export { kvmApiEndpoint, kvmNamespace, type KvmApiIngressArgs } from "./naming";
+export { ETCD_DISK_GUEST_DEVICE as KVM_ETCD_DISK_GUEST_DEVICE } from "./constants";

@@ -9,12 +9,20 @@
  */
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { ATTACH_SCRIPT_PATH, buildCloudConfig, kubeadmConfigFor } from "../../../components/bootstrap";
-import { awsConfig, fakeAttachment } from "./helpers";
+import {
+  ATTACH_SCRIPT_PATH,
+  ETCD_DATA_DIR,
+  ETCD_DISK_SCRIPT_PATH,
+  ETCD_VOLUME_MOUNT_PATH,
+  buildCloudConfig,
+  kubeadmConfigFor,
+} from "../../../components/bootstrap";
+import { KVM_ETCD_DISK_GUEST_DEVICE } from "../../../components/kvm";
+import { awsConfig, fakeAttachment, kvmConfig } from "./helpers";
 
 interface VolumeRun {
   readonly code: number | null;
@@ -52,7 +60,7 @@ function fakes(dir: string, privateIp: string): void {
  * mount namespace, writing a file into etcd's data directory in between; reports what kubeadm
  * would see.
  */
-function runAttachScript(script: string, dataDir: string, privateIp: string): VolumeRun {
+function runAttachScript(script: string, dataDir: string, privateIp: string, presentAt?: string): VolumeRun {
   const dir = mkdtempSync(join(tmpdir(), "g8s-etcd-volume-"));
   try {
     writeFileSync(join(dir, "attach"), script);
@@ -70,6 +78,8 @@ function runAttachScript(script: string, dataDir: string, privateIp: string): Vo
       'mkdir -p "$D/dev"; mount -t tmpfs tmpfs "$D/dev"',
       'cp -a /dev/null /dev/zero /dev/urandom /dev/random "$LOOP" "$D/dev/"',
       'mkdir -p "$D/dev/disk/by-id"',
+      // A disk that is there from the start (KVM: the QEMU pod's second disk) is a link to the loop device.
+      ...(presentAt ? [`ln -s "$LOOP" "$D${presentAt}"`] : []),
       'mount --bind "$D/dev" /dev',
       'mount -t tmpfs tmpfs /var/lib; touch "$D/fstab"; mount --bind "$D/fstab" /etc/fstab',
       'export PATH="$D/bin:$PATH"',
@@ -153,5 +163,42 @@ describe("AWS master: the etcd volume as kubeadm finds it", function () {
       ["ec2 attach-network-interface", "ec2 attach-volume"],
       "attached once: the reboot finds both attached",
     );
+  });
+});
+
+describe("KVM master: the etcd disk as kubeadm finds it", function () {
+  this.timeout(90_000);
+  const config = kvmConfig(3);
+  const role = { kind: "master", master: "master-1" } as const;
+  const etcdDiskScriptOf = () =>
+    buildCloudConfig(config, role).write_files.find((f) => f.path === ETCD_DISK_SCRIPT_PATH)?.content;
+
+  before(function () {
+    if (process.getuid?.() !== 0) this.skip(); // a loop device and mounts need root (this machine's tests run as root)
+  });
+
+  it("runs its etcd-disk script before kubeadm", () => {
+    const runcmd = JSON.stringify(buildCloudConfig(config, role).runcmd);
+    assert.ok(runcmd.indexOf(ETCD_DISK_SCRIPT_PATH) > 0, runcmd);
+    assert.ok(runcmd.indexOf(ETCD_DISK_SCRIPT_PATH) < runcmd.indexOf("kubeadm join"), runcmd);
+  });
+
+  it("formats the QEMU pod's second disk once, mounts it, and leaves etcd's data directory empty for kubeadm", () => {
+    const script = etcdDiskScriptOf();
+    assert.ok(script, "the etcd-disk script is rendered");
+    const run = runAttachScript(script, ETCD_DATA_DIR, "", KVM_ETCD_DISK_GUEST_DEVICE);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.facts["fs-type"], "ext4");
+    assert.equal(run.facts["mountpoint-after-boot"], ETCD_VOLUME_MOUNT_PATH);
+    assert.equal(run.facts["datadir-entries-at-join"], "", "kubeadm's DirAvailable check passes");
+    assert.equal(run.facts["marker-after-reboot"], "member", "a reboot mounts the same file system");
+    assert.equal(run.facts["fstab-lines"], "1");
+  });
+
+  it("leaves etcd on the root disk where there is no such disk (a system container of the lab)", function () {
+    if (existsSync(KVM_ETCD_DISK_GUEST_DEVICE)) this.skip(); // this machine has such a disk: never format it
+    const run = spawnSync("sh", ["-c", etcdDiskScriptOf() as string], { encoding: "utf8" });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /no \/dev\/disk\/by-id\/virtio-g8s-etcd: etcd keeps its data on the root disk/);
   });
 });

@@ -1,3 +1,4 @@
+import { KVM_ETCD_DISK_GUEST_DEVICE } from "../../../components/kvm";
 import { masterKeys, parseClusterSpec, type ClusterSpec } from "../../../components/spec";
 import type { CertificateBundle } from "../../../components/pki";
 import type { BootstrapConfig, NodeSecretValues, SecretDelivery } from "../../../components/bootstrap";
@@ -48,6 +49,8 @@ export function kvmConfig(masters: 1 | 3 | 5): BootstrapConfig {
     spec: kvmClusterSpec(masters),
     apiEndpoint: "https://api.g8s-edge7.svc:6443",
     delivery: KVM_DELIVERY,
+    // As components/cluster.ts passes it: the QEMU pod's second disk.
+    etcdDisk: KVM_ETCD_DISK_GUEST_DEVICE,
   };
 }
 

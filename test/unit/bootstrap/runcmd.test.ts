@@ -31,6 +31,7 @@ const FAKED = [
   "sleep",
   "g8s-sync-secrets",
   "g8s-attach-master",
+  "g8s-etcd-disk",
   "g8s-bootstrap-token",
   "curl",
   "gpg",
