@@ -380,6 +380,9 @@ class Lab {
       `--listen-address=${this.plan.bridgeAddress}`,
       "--bind-interfaces",
       `--pid-file=${path.join(this.dir, "dns.pid")}`,
+      // dnsmasq reads the hosts file after dropping to `nobody`, who cannot enter the lab's
+      // folder (0700): it then refused every query.
+      "--user=root",
     ]);
     if (!r.ok) throw new LabError(`starting the lab's DNS on ${this.plan.bridgeAddress} failed`, r.stderr);
     this.say(`DNS for the VMs on ${this.plan.bridgeAddress}: the API Service and node names`);
