@@ -691,7 +691,9 @@ class Lab {
     this.say(`every node Ready`);
     for (const node of this.plan.nodes.filter((n) => n.substrate === "vm")) {
       const status = run("bash", [QEMU_NODE, "status", "--state-dir", this.stateDir(node)], this.o.env);
-      this.say(`node ${node.name} (vm): ${(status.stdout || status.stderr).trim().replace(/^\[qemu-node\] [^:]*: /, "")}`);
+      this.say(
+        `node ${node.name} (vm): ${(status.stdout || status.stderr).trim().replace(/^\[qemu-node\] [^:]*: /, "")}`,
+      );
     }
     return admin;
   }
