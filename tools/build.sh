@@ -16,6 +16,8 @@
 #   node-images        .tools/share/node-images/*.tar + images.json (tools/images)
 #   node-image         .tools/share/node-image/ (rootfs, disk, kernel) (tools/node-image/build.sh;
 #                      root and debootstrap; takes the kubelet & co. above when they are built)
+#   qemu-node          .tools/share/qemu-node/qemu-node.tar: g8s/qemu-node, the KVM platform's
+#                      QEMU pod image with the node image's disk (tools/qemu-node/build.sh)
 #
 # and writes .tools/versions.json (what is built, which version, where).
 #
@@ -35,8 +37,9 @@ TOOLS_OUT="$REPO/.tools"
 BIN="$TOOLS_OUT/bin"
 SHARE="$TOOLS_OUT/share"
 STAMPS="$TOOLS_OUT/stamps"
-# node-image last: it copies binaries and image archives that earlier tools build.
-ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni node-images node-image)
+# node-image after the tools whose binaries and image archives it copies; qemu-node last: it
+# packs the node image's disk.
+ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni node-images node-image qemu-node)
 NODE_BIN="$SHARE/node-bin"
 CNI_BIN="$SHARE/cni/bin"
 NODE_IMAGES="$SHARE/node-images"
@@ -47,7 +50,11 @@ die() { printf '[toolchain %s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1
 
 # --- arguments ----------------------------------------------------------------
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${ALL_TOOLS[@]}"; exit 0; fi
-if [ "$#" -eq 0 ]; then set -- "${ALL_TOOLS[@]}"; fi
+# Without arguments: every tool but qemu-node, which nothing in npm test or g8s lab uses (the lab
+# runs its VM nodes with the host's QEMU); a host cluster with a real node needs it: name it.
+if [ "$#" -eq 0 ]; then
+  for t in "${ALL_TOOLS[@]}"; do [ "$t" = qemu-node ] || set -- "$@" "$t"; done
+fi
 for t in "$@"; do
   case " ${ALL_TOOLS[*]} " in
   *" $t "*) ;;
@@ -686,6 +693,14 @@ build_node-image() {
   log "node-image: done in $(($(date +%s) - start)) s"
 }
 
+build_qemu-node() {
+  # Its own script, input hash and stamp as well (tools/qemu-node/README.md).
+  local start
+  start="$(date +%s)"
+  bash "$HERE/qemu-node/build.sh" | sed -u 's/^/  /'
+  log "qemu-node: done in $(($(date +%s) - start)) s"
+}
+
 # --- versions.json ----------------------------------------------------------------
 # The outputs of a node tool, relative to .tools/, one a line.
 tool_outputs() {
@@ -762,6 +777,11 @@ write_versions() {
         bash "$HERE/node-image/build.sh" --check >/dev/null 2>&1 || continue
         v="$(sed -n 's/^NODE_IMAGE_KERNEL=//p' "$SHARE/node-image/image.env")"
         entry="{ \"version\": \"debian-bookworm\", \"kernel\": \"$v\", \"rootfs\": \"share/node-image/rootfs\", \"disk\": \"share/node-image/disk.qcow2\", \"vmlinuz\": \"share/node-image/vmlinuz\", \"initrd\": \"share/node-image/initrd.img\" }"
+        ;;
+      qemu-node)
+        bash "$HERE/qemu-node/build.sh" --check >/dev/null 2>&1 || continue
+        v="$(sed -n 's/.*"g8s\/qemu-node:\([^"]*\)".*/\1/p' "$SHARE/qemu-node/images.json" | head -n1)"
+        entry="{ \"version\": \"$v\", \"archive\": \"share/qemu-node/qemu-node.tar\", \"manifest\": \"share/qemu-node/images.json\" }"
         ;;
       esac
       [ "$first" = 1 ] || printf ','

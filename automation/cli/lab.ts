@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { LabError, labDown, labUp } from "../lab/lab";
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
 
-export const LAB_USAGE = `usage: g8s lab up   STACK-FILE [--lab-dir DIR] [--timeout MINUTES]
+export const LAB_USAGE = `usage: g8s lab up   STACK-FILE [--lab-dir DIR] [--timeout MINUTES] [--vm NODE]...
        g8s lab down STACK-FILE [--lab-dir DIR]
 
 Boots the guest cluster of a KVM-platform stack file (kubernetes.packages: image,
@@ -19,7 +19,10 @@ cores). Needs root.
          files in place (renewed certificates reach them) and boots the nodes that stopped
   down   stops the nodes and the host cluster and removes the lab dir
   --lab-dir DIR     default <project>/.g8s/lab/<cluster id>
-  --timeout MINUTES per phase and for Ready (default 15)`;
+  --timeout MINUTES per phase and for Ready (default 15)
+  --vm NODE         boot worker NODE (e.g. pool-default-0) as a QEMU VM through the platform's
+                    pod entrypoint (tools/qemu-node), emulated (TCG) where KVM cannot run it:
+                    minutes per phase; repeatable`;
 
 export async function runLab(argv: string[], io: CliIo): Promise<number> {
   let parsed;
@@ -27,7 +30,12 @@ export async function runLab(argv: string[], io: CliIo): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { "lab-dir": { type: "string" }, timeout: { type: "string" }, help: { type: "boolean", short: "h" } },
+      options: {
+        "lab-dir": { type: "string" },
+        timeout: { type: "string" },
+        vm: { type: "string", multiple: true },
+        help: { type: "boolean", short: "h" },
+      },
     });
   } catch (err) {
     throw new UsageError(`g8s lab: ${(err as Error).message}`);
@@ -41,6 +49,9 @@ export async function runLab(argv: string[], io: CliIo): Promise<number> {
   if ((verb !== "up" && verb !== "down") || stackFile === undefined || extra.length > 0) {
     throw new UsageError("g8s lab: expected 'up STACK-FILE' or 'down STACK-FILE'");
   }
+  if (verb === "down" && values.vm !== undefined) {
+    throw new UsageError("g8s lab down: --vm is for 'up' only (down finds the VM nodes itself)");
+  }
   const minutes = values.timeout === undefined ? 15 : Number(values.timeout);
   if (!Number.isFinite(minutes) || minutes <= 0) {
     throw new UsageError(`g8s lab: --timeout must be a positive number of minutes (got '${String(values.timeout)}')`);
@@ -51,6 +62,7 @@ export async function runLab(argv: string[], io: CliIo): Promise<number> {
     env: io.env,
     progress: (line: string) => writeLine(io.stderr, line),
     timeoutMs: minutes * 60_000,
+    vmNodes: values.vm ?? [],
   };
   try {
     if (verb === "up") writeLine(io.stdout, await labUp(options));

@@ -5,14 +5,18 @@
  * files as Secrets. Each QEMU pod's node then boots from exactly those documents as a system
  * container of the node image (`tools/node-image`): real systemd, cloud-init, containerd,
  * kubelet and kubeadm. The host cluster's nodes are simulated (KWOK), so its pods run nothing;
- * the lab's nodes stand in for them, on a bridge of their own.
+ * the lab's nodes stand in for them, on a bridge of their own. Workers chosen with `vmNodes`
+ * boot as QEMU VMs instead, through the platform's own pod entrypoint (`tools/qemu-node`) with
+ * the StatefulSet's environment, in a network namespace that stands in for the pod.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
+  closeSync,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -24,7 +28,17 @@ import { parse, stringify } from "yaml";
 import { parseStackFile, type KvmClusterSpec } from "../../components/spec";
 import { PROJECT_ROOT } from "../engine/toolchain";
 import { HostCluster } from "../host/hostCluster";
-import { labPlan, metaData, networkConfig, serviceRoutes, type LabNode, type LabPlan } from "./plan";
+import {
+  labPlan,
+  metaData,
+  networkConfig,
+  podNetns,
+  podVeth,
+  serviceRoutes,
+  type LabNode,
+  type LabPlan,
+  type LabRoute,
+} from "./plan";
 
 export class LabError extends Error {
   constructor(
@@ -46,11 +60,19 @@ export interface LabOptions {
   readonly progress: (line: string) => void;
   /** Per phase of a node and for all nodes Ready (default 15 min). */
   readonly timeoutMs?: number;
+  /** Workers to boot as QEMU VMs through the pod image's entrypoint (default: none). */
+  readonly vmNodes?: readonly string[];
 }
 
 const TOOLS = path.join(PROJECT_ROOT, ".tools");
 const NODE_IMAGE = path.join(TOOLS, "share", "node-image");
 const NSPAWN = path.join(PROJECT_ROOT, "tools", "node-image", "nspawn-node.sh");
+const QEMU_NODE = path.join(PROJECT_ROOT, "tools", "node-image", "qemu-node.sh");
+const ENTRYPOINT = path.join(PROJECT_ROOT, "tools", "qemu-node", "entrypoint.sh");
+/** A VM's entrypoint gets this long after SIGTERM (the pod's grace period is 120 s). */
+const VM_STOP_MS = 130_000;
+/** How often a VM node's wait reports that it is still waiting. */
+const VM_HEARTBEAT_MS = 60_000;
 const KUBECTL = path.join(TOOLS, "bin", "kubectl");
 const PULUMI = path.join(TOOLS, "bin", "pulumi");
 const G8S = path.join(PROJECT_ROOT, "bin", "g8s.js");
@@ -114,6 +136,25 @@ function checkToolchain(spec: KvmClusterSpec): void {
   }
 }
 
+/** A VM node needs QEMU, dnsmasq and genisoimage on this machine, and the node image's disk. */
+function checkVmTools(): void {
+  for (const f of ["disk.qcow2", "vmlinuz", "initrd.img"]) {
+    if (!existsSync(path.join(NODE_IMAGE, f))) {
+      throw new LabError(`${path.join(NODE_IMAGE, f)} is missing: run 'npm run toolchain' (it builds the node image)`);
+    }
+  }
+  for (const [cmd, pkg] of [
+    ["qemu-system-x86_64", "qemu-system-x86"],
+    ["qemu-img", "qemu-utils"],
+    ["dnsmasq", "dnsmasq-base"],
+    ["genisoimage", "genisoimage"],
+  ]) {
+    if (!run("sh", ["-c", `command -v ${cmd}`]).ok) {
+      throw new LabError(`--vm: ${cmd} is missing: apt-get install --no-install-recommends ${pkg}`);
+    }
+  }
+}
+
 /** Elapsed seconds since `t0`, for progress lines. */
 function since(t0: number): string {
   return `${((Date.now() - t0) / 1000).toFixed(1)} s`;
@@ -123,6 +164,10 @@ class Lab {
   private readonly t0 = Date.now();
   /** Ends every wait still running once one node has failed. */
   private readonly waits = new AbortController();
+  /** A VM node's entrypoint environment: its StatefulSet container's, with the lab's folders. */
+  private readonly vmEnv = new Map<string, Record<string, string>>();
+  /** A VM node's pod routes to the masters' Service addresses. */
+  private readonly vmRoutes = new Map<string, LabRoute[]>();
   constructor(
     private readonly o: LabOptions,
     private readonly loaded: Loaded,
@@ -146,9 +191,10 @@ class Lab {
     return path.join(this.nodeDir(node), "state");
   }
 
-  /** Runs a command inside a node. */
+  /** Runs a command inside a node (nsenter into a system container, the guest agent in a VM). */
   private onNode(node: LabNode, ...cmd: string[]) {
-    return this.nspawn(["exec", "--state-dir", this.stateDir(node), "--", ...cmd]);
+    const args = ["exec", "--state-dir", this.stateDir(node), "--", ...cmd];
+    return node.substrate === "vm" ? run("bash", [QEMU_NODE, ...args], this.o.env) : this.nspawn(args);
   }
 
   private passphraseFile(): string {
@@ -197,7 +243,12 @@ class Lab {
   }
 
   /** `kubectl get <kind> <name> -o <output>` in the guest's namespace on the host cluster. */
-  private hostGet(kubeconfig: string, kind: "service" | "secret", name: string, output: string): string {
+  private hostGet(
+    kubeconfig: string,
+    kind: "service" | "secret" | "statefulset",
+    name: string,
+    output: string,
+  ): string {
     const r = run(KUBECTL, ["--kubeconfig", kubeconfig, "-n", this.plan.namespace, "get", kind, name, "-o", output]);
     if (!r.ok || r.stdout.trim() === "") {
       throw new LabError(`reading ${kind} ${this.plan.namespace}/${name} from the host cluster failed`, r.stderr);
@@ -216,6 +267,32 @@ class Lab {
     return Object.fromEntries(
       Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
     );
+  }
+
+  /**
+   * The environment of a VM node's entrypoint: what the platform's StatefulSet gives its QEMU
+   * container (the image contract), with the pod's name filled in and the volume mounts replaced
+   * by the node's folders in the lab.
+   */
+  private podEnv(kubeconfig: string, node: LabNode): Record<string, string> {
+    type Env = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } };
+    const set = JSON.parse(this.hostGet(kubeconfig, "statefulset", node.statefulSet, "json")) as {
+      spec: { template: { spec: { containers: { name: string; env?: Env[] }[] } } };
+    };
+    const env: Record<string, string> = {};
+    for (const e of set.spec.template.spec.containers[0]?.env ?? []) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      else if (e.valueFrom?.fieldRef?.fieldPath === "metadata.name") env[e.name] = node.name;
+    }
+    const dir = this.nodeDir(node);
+    return {
+      ...env,
+      G8S_DISK_DIR: path.join(dir, "disk"),
+      G8S_USER_DATA_DIR: path.join(dir, "user-data"),
+      G8S_SHARE_DIR: path.join(dir, "files"),
+      G8S_IMAGE_DIR: NODE_IMAGE,
+      G8S_RUN_DIR: this.stateDir(node),
+    };
   }
 
   /**
@@ -244,11 +321,19 @@ class Lab {
       mkdirSync(share, { recursive: true, mode: 0o700 });
       writeFileSync(path.join(seed, "meta-data"), metaData(node, this.plan.clusterId));
       writeFileSync(path.join(seed, "user-data"), userData, { mode: 0o600 });
-      writeFileSync(
-        path.join(seed, "network-config"),
-        networkConfig(node, this.plan, serviceRoutes(node, this.plan, masterAddresses)),
-      );
+      const routes = serviceRoutes(node, this.plan, masterAddresses);
+      writeFileSync(path.join(seed, "network-config"), networkConfig(node, this.plan, routes));
       changed.set(node.name, syncDirectory(share, files.get(node.filesSecret) ?? {}));
+      if (node.substrate === "vm") {
+        // The user-data Secret's volume, as the pod mounts it: the key as a file.
+        const userDataDir = path.join(dir, "user-data");
+        rmSync(userDataDir, { recursive: true, force: true });
+        mkdirSync(userDataDir, { recursive: true, mode: 0o700 });
+        writeFileSync(path.join(userDataDir, node.userData.key), userData, { mode: 0o400 });
+        mkdirSync(path.join(dir, "disk"), { recursive: true, mode: 0o700 });
+        this.vmEnv.set(node.name, this.podEnv(kubeconfig, node));
+        this.vmRoutes.set(node.name, routes);
+      }
       writeFileSync(path.join(dir, "hosts"), this.plan.hosts);
       // What the platform's DHCP would hand out: a resolver. CoreDNS needs one to forward to
       // (it exits on "no nameservers found"); the bridge answers nothing, so only cluster names resolve.
@@ -257,8 +342,10 @@ class Lab {
     return changed;
   }
 
-  /** True while the node's system container runs (its nspawn PID is alive). */
+  /** True while the node runs: its nspawn PID, or a VM's pod entrypoint, is alive. */
   private running(node: LabNode): boolean {
+    if (node.substrate === "vm")
+      return pidFrom(path.join(this.stateDir(node), "entrypoint.pid"), "entrypoint.sh") !== undefined;
     const pidFile = path.join(this.stateDir(node), "nspawn.pid");
     if (!existsSync(pidFile)) return false;
     try {
@@ -274,9 +361,135 @@ class Lab {
   }
 
   private consoleTail(node: LabNode): string {
-    const file = path.join(this.stateDir(node), "console.log");
-    if (!existsSync(file)) return "(no console log)";
-    return readFileSync(file, "utf8").split("\n").slice(-CONSOLE_TAIL_LINES).join("\n");
+    const tail = (file: string, lines: number) =>
+      existsSync(file) ? readFileSync(file, "utf8").split("\n").slice(-lines).join("\n") : undefined;
+    const console = tail(path.join(this.stateDir(node), "console.log"), CONSOLE_TAIL_LINES) ?? "(no console log)";
+    const entrypoint = node.substrate === "vm" ? tail(path.join(this.stateDir(node), "entrypoint.log"), 10) : undefined;
+    return entrypoint === undefined ? console : `${console}\n--- ${node.name}: the pod entrypoint's log\n${entrypoint}`;
+  }
+
+  /** The host cluster's DNS as the VMs see it: the Service and node names of the lab's hosts file, on the bridge. */
+  private startDns(): void {
+    const hosts = path.join(this.dir, "hosts");
+    writeFileSync(hosts, this.plan.hosts);
+    this.stopDns();
+    const r = run("dnsmasq", [
+      "--conf-file=/dev/null",
+      "--no-resolv",
+      "--no-hosts",
+      `--addn-hosts=${hosts}`,
+      `--listen-address=${this.plan.bridgeAddress}`,
+      "--bind-interfaces",
+      `--pid-file=${path.join(this.dir, "dns.pid")}`,
+      // dnsmasq reads the hosts file after dropping to `nobody`, who cannot enter the lab's
+      // folder (0700): it then refused every query.
+      "--user=root",
+    ]);
+    if (!r.ok) throw new LabError(`starting the lab's DNS on ${this.plan.bridgeAddress} failed`, r.stderr);
+    this.say(`DNS for the VMs on ${this.plan.bridgeAddress}: the API Service and node names`);
+  }
+
+  private stopDns(): void {
+    const pid = pidFrom(path.join(this.dir, "dns.pid"), "dnsmasq");
+    if (pid !== undefined) process.kill(pid, "SIGTERM");
+    rmSync(path.join(this.dir, "dns.pid"), { force: true });
+  }
+
+  /** `ip ARGS`; a failure names the node. */
+  private ip(node: LabNode, ...args: string[]): void {
+    const r = run("ip", args);
+    if (!r.ok) throw new LabError(`node ${node.name}: 'ip ${args.join(" ")}' failed`, r.stderr);
+  }
+
+  /**
+   * A VM node: a network namespace in place of its pod (eth0 with the node's address on the lab
+   * bridge, a default route via the bridge, the routes to the masters' Service addresses that the
+   * host cluster's Service network would give, a resolver), and in it the pod image's entrypoint
+   * with the StatefulSet's environment, in the background. Its stdout is the serial console.
+   */
+  private bootVm(node: LabNode): void {
+    const ns = podNetns(this.plan.clusterId, node.name);
+    const veth = podVeth(this.plan.clusterId, node.name);
+    this.removePodNetwork(node);
+    this.ip(node, "netns", "add", ns);
+    this.ip(node, "link", "add", veth, "type", "veth", "peer", "name", `${veth}p`);
+    this.ip(node, "link", "set", `${veth}p`, "netns", ns);
+    this.ip(node, "-n", ns, "link", "set", `${veth}p`, "name", "eth0");
+    this.ip(node, "link", "set", veth, "master", this.plan.bridge, "up");
+    this.ip(node, "-n", ns, "address", "add", `${node.address}/${this.plan.prefixLength}`, "dev", "eth0");
+    this.ip(node, "-n", ns, "link", "set", "eth0", "up");
+    this.ip(node, "-n", ns, "link", "set", "lo", "up");
+    this.ip(node, "-n", ns, "route", "add", "default", "via", this.plan.bridgeAddress);
+    for (const r of this.vmRoutes.get(node.name) ?? []) {
+      this.ip(node, "-n", ns, "route", "add", `${r.to}/32`, "via", r.via);
+    }
+    // `ip netns exec` mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf: the pod's resolver.
+    mkdirSync(path.join("/etc/netns", ns), { recursive: true });
+    writeFileSync(path.join("/etc/netns", ns, "resolv.conf"), `nameserver ${this.plan.bridgeAddress}\n`);
+
+    const state = this.stateDir(node);
+    mkdirSync(state, { recursive: true, mode: 0o700 });
+    for (const f of ["qemu.pid", "started-at"]) rmSync(path.join(state, f), { force: true });
+    const out = openSync(path.join(state, "console.log"), "w");
+    const err = openSync(path.join(state, "entrypoint.log"), "w");
+    const child = spawn("ip", ["netns", "exec", ns, "bash", ENTRYPOINT], {
+      env: { PATH: this.o.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...this.vmEnv.get(node.name) },
+      stdio: ["ignore", out, err],
+      detached: true,
+    });
+    child.unref();
+    closeSync(out);
+    closeSync(err);
+    writeFileSync(path.join(state, "entrypoint.pid"), String(child.pid));
+    const env = this.vmEnv.get(node.name) ?? {};
+    this.say(
+      `node ${node.name} (${node.role}, ${node.address}): pod entrypoint started (QEMU VM, ${env.G8S_CPUS} CPUs, ` +
+        `${env.G8S_MEMORY_MIB} MiB, accel ${env.G8S_ACCEL}; netns ${ns})`,
+    );
+  }
+
+  /** The pod's network namespace and veth of a VM node, if left from an earlier run. */
+  private removePodNetwork(node: LabNode): void {
+    const ns = podNetns(this.plan.clusterId, node.name);
+    run("ip", ["netns", "delete", ns]);
+    run("ip", ["link", "delete", podVeth(this.plan.clusterId, node.name)]);
+    rmSync(path.join("/etc/netns", ns), { recursive: true, force: true });
+  }
+
+  /** Waits until the entrypoint has started QEMU (it first copies the base disk); a dead entrypoint fails the node. */
+  private async waitQemu(node: LabNode): Promise<void> {
+    const state = this.stateDir(node);
+    const deadline = Date.now() + (this.o.timeoutMs ?? 900_000);
+    for (;;) {
+      if (pidFrom(path.join(state, "qemu.pid"), "qemu-system") !== undefined) break;
+      if (pidFrom(path.join(state, "entrypoint.pid"), "entrypoint.sh") === undefined || Date.now() > deadline) {
+        throw new LabError(`node ${node.name}: the pod entrypoint did not start QEMU`, this.consoleTail(node));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    this.say(`node ${node.name}: QEMU started`);
+  }
+
+  /** SIGTERM to a VM node's entrypoint (ACPI power-down of the guest), SIGKILL after VM_STOP_MS; then its pod network. */
+  private async stopVm(node: LabNode): Promise<void> {
+    const state = this.stateDir(node);
+    const entrypoint = pidFrom(path.join(state, "entrypoint.pid"), "entrypoint.sh");
+    if (entrypoint !== undefined) {
+      process.kill(entrypoint, "SIGTERM");
+      const deadline = Date.now() + VM_STOP_MS;
+      while (pidFrom(path.join(state, "entrypoint.pid"), "entrypoint.sh") !== undefined && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+    for (const [file, name] of [
+      ["entrypoint.pid", "entrypoint.sh"],
+      ["qemu.pid", "qemu-system"],
+    ] as const) {
+      const pid = pidFrom(path.join(state, file), name);
+      if (pid !== undefined) process.kill(pid, "SIGKILL");
+    }
+    rmSync(path.join(state, "entrypoint.pid"), { force: true });
+    this.removePodNetwork(node);
   }
 
   /** Starts every node that is not running; reports the running ones with the files that changed. */
@@ -289,9 +502,14 @@ class Lab {
       `${this.plan.bridgeAddress}/${this.plan.prefixLength}`,
     ]);
     if (!r.ok) throw new LabError(`creating bridge ${this.plan.bridge} failed`, r.stderr);
+    if (this.plan.nodes.some((n) => n.substrate === "vm")) this.startDns();
     for (const node of this.plan.nodes) {
       if (this.running(node)) {
         this.say(`node ${node.name}: running; ${changed.get(node.name) ?? 0} of its files changed`);
+        continue;
+      }
+      if (node.substrate === "vm") {
+        this.bootVm(node);
         continue;
       }
       const dir = this.nodeDir(node);
@@ -322,16 +540,23 @@ class Lab {
 
   /** Waits for a stage of a node with nspawn-node.sh's probes; a failure names the node and shows its console. */
   private async waitStage(node: LabNode, stage: "booted" | "cloud-init"): Promise<void> {
+    const vm = node.substrate === "vm";
+    if (vm && stage === "booted") await this.waitQemu(node);
     const timeout = String(Math.ceil((this.o.timeoutMs ?? 900_000) / 1000));
     const child = spawn(
       "bash",
-      [NSPAWN, "wait", "--state-dir", this.stateDir(node), "--for", stage, "--timeout", timeout],
+      [vm ? QEMU_NODE : NSPAWN, "wait", "--state-dir", this.stateDir(node), "--for", stage, "--timeout", timeout],
       { env: this.o.env, stdio: ["ignore", "pipe", "pipe"], signal: this.waits.signal, killSignal: "SIGKILL" },
     );
     child.on("error", () => {}); // an aborted wait: the failure that aborted it is reported
     let err = "";
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    // An emulated VM takes minutes per phase: say now and then what it is waiting for.
+    const heartbeat = vm
+      ? setInterval(() => this.say(`node ${node.name} (vm): waiting for ${stage}`), VM_HEARTBEAT_MS)
+      : undefined;
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    clearInterval(heartbeat);
     if (code !== 0)
       throw new LabError(
         `node ${node.name}: no ${stage} (${err.trim().split("\n").at(-1) ?? ""})`,
@@ -491,6 +716,12 @@ class Lab {
     const admin = this.kubeconfigs(kubeconfig);
     await this.waitReady(admin);
     this.say(`every node Ready`);
+    for (const node of this.plan.nodes.filter((n) => n.substrate === "vm")) {
+      const status = run("bash", [QEMU_NODE, "status", "--state-dir", this.stateDir(node)], this.o.env);
+      this.say(
+        `node ${node.name} (vm): ${(status.stdout || status.stderr).trim().replace(/^\[qemu-node\] [^:]*: /, "")}`,
+      );
+    }
     return admin;
   }
 
@@ -498,10 +729,17 @@ class Lab {
     for (const node of this.plan.nodes) {
       const state = this.stateDir(node);
       if (!existsSync(state)) continue;
+      // A VM node is known by its entrypoint's PID file (down is not told which nodes were VMs).
+      if (existsSync(path.join(state, "entrypoint.pid"))) {
+        await this.stopVm(node);
+        this.say(`node ${node.name} (vm): stopped`);
+        continue;
+      }
       const r = this.nspawn(["down", "--state-dir", state, "--purge"]);
       if (!r.ok) throw new LabError(`node ${node.name}: stopping it failed`, r.stderr);
       this.say(`node ${node.name}: stopped`);
     }
+    this.stopDns();
     this.nspawn(["bridge-down", "--bridge", this.plan.bridge]);
     const hostDir = path.join(this.dir, "host");
     if (existsSync(hostDir)) {
@@ -513,10 +751,31 @@ class Lab {
   }
 }
 
+/** The PID in `file` when that process runs and its command line contains `name` (never a reused PID). */
+function pidFrom(file: string, name: string): number | undefined {
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  if (!Number.isInteger(pid) || pid <= 1) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return undefined;
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(name) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Brings the cluster up; resolves to the guest's admin kubeconfig path. */
 export async function labUp(o: LabOptions): Promise<string> {
   const loaded = loadLabStack(o.stackFile, o.labDir);
-  return new Lab(o, loaded, labPlan(loaded.spec)).up();
+  let plan: LabPlan;
+  try {
+    plan = labPlan(loaded.spec, o.vmNodes ?? []);
+  } catch (err) {
+    throw new LabError(`${o.stackFile}: ${(err as Error).message}`);
+  }
+  if (plan.nodes.some((n) => n.substrate === "vm")) checkVmTools();
+  return new Lab(o, loaded, plan).up();
 }
 
 export async function labDown(o: LabOptions): Promise<void> {

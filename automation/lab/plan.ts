@@ -3,7 +3,9 @@
  * node per QEMU pod the platform creates (`master-<n>`, `pool-<pool>-<n>`), the Secret key of its
  * user-data and the Secret of its files, a lab network that overlaps none of the spec's ranges,
  * and the names the guests resolve: the API Service names of the host cluster, which the lab
- * points at the first master (one master answers; a 3-master lab stops a later one).
+ * points at the first master (one master answers; a 3-master lab stops a later one). Chosen
+ * workers boot as QEMU VMs through the platform's pod entrypoint (`tools/qemu-node`), each in a
+ * network namespace standing in for its pod; the others as system containers.
  */
 import { createHash } from "node:crypto";
 import { cidrsOverlap, nthAddress, parseCidr, type Cidr } from "../../components/spec/cidr";
@@ -20,6 +22,10 @@ export interface LabNode {
   readonly filesSecret: string;
   /** Address on the lab bridge (prefix length: the lab network's). */
   readonly address: string;
+  /** The StatefulSet whose pod the node stands in for (a VM node runs with its container's env). */
+  readonly statefulSet: string;
+  /** `vm`: a QEMU VM started by the pod image's entrypoint; `container`: a system container. */
+  readonly substrate: "container" | "vm";
 }
 
 export interface LabPlan {
@@ -62,7 +68,21 @@ export function labBridge(clusterId: string): string {
   return `g8s${createHash("sha256").update(clusterId).digest("hex").slice(0, 8)}`;
 }
 
-export function labPlan(spec: KvmClusterSpec): LabPlan {
+/** The network namespace standing in for a VM node's pod. */
+export function podNetns(clusterId: string, node: string): string {
+  return `g8s-${clusterId}-${node}`;
+}
+
+/** The lab end of a VM node's pod veth (its pod end is `eth0`): 12 characters, one per node. */
+export function podVeth(clusterId: string, node: string): string {
+  return `gv${createHash("sha256").update(`${clusterId}/${node}`).digest("hex").slice(0, 10)}`;
+}
+
+/**
+ * The lab of a spec; `vmNodes` (worker names) boot as QEMU VMs. Masters stay system containers:
+ * under emulation a control plane misses kubeadm's timeouts.
+ */
+export function labPlan(spec: KvmClusterSpec, vmNodes: readonly string[] = []): LabPlan {
   const network = labNetwork(spec);
   const cidr = cidrOf(network);
   const nodes: LabNode[] = [];
@@ -70,9 +90,11 @@ export function labPlan(spec: KvmClusterSpec): LabPlan {
     nodes.push({
       name: `${K8S_NAMES.masters}-${slot}`,
       role: "master",
+      statefulSet: K8S_NAMES.masters,
       userData: { secret: K8S_NAMES.masterUserData, key: `user-data-${slot}` },
       filesSecret: K8S_NAMES.masterSecrets,
       address: "",
+      substrate: "container",
     });
   }
   for (const pool of spec.nodePools) {
@@ -80,13 +102,33 @@ export function labPlan(spec: KvmClusterSpec): LabPlan {
       nodes.push({
         name: `${poolSetName(pool.name)}-${i}`,
         role: "worker",
+        statefulSet: poolSetName(pool.name),
         userData: { secret: poolUserDataName(pool.name), key: "user-data" },
         filesSecret: K8S_NAMES.workerSecrets,
         address: "",
+        substrate: "container",
       });
     }
   }
-  const addressed = nodes.map((n, i) => ({ ...n, address: nthAddress(cidr, FIRST_NODE_HOST + i) }));
+  for (const vm of vmNodes) {
+    const node = nodes.find((n) => n.name === vm);
+    if (node === undefined) {
+      throw new RangeError(`--vm ${vm}: no such node (nodes: ${nodes.map((n) => n.name).join(", ")})`);
+    }
+    if (node.role !== "worker") {
+      throw new RangeError(
+        `--vm ${vm}: only workers boot as VMs (an emulated control plane misses kubeadm's timeouts); pick one of ${nodes
+          .filter((n) => n.role === "worker")
+          .map((n) => n.name)
+          .join(", ")}`,
+      );
+    }
+  }
+  const addressed = nodes.map((n, i) => ({
+    ...n,
+    address: nthAddress(cidr, FIRST_NODE_HOST + i),
+    substrate: vmNodes.includes(n.name) ? ("vm" as const) : ("container" as const),
+  }));
   const firstMaster = addressed[0];
   const hosts = [
     "127.0.0.1 localhost",

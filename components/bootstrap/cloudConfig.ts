@@ -20,7 +20,14 @@ import {
   STATE_DIR,
   SYNC_SCRIPT_PATH,
 } from "./constants";
-import { deliveryInstall, deliveryWriteFiles, renewalUnitNames, type SecretDelivery, type WriteFile } from "./delivery";
+import {
+  deliveryBootCommands,
+  deliveryInstall,
+  deliveryWriteFiles,
+  renewalUnitNames,
+  type SecretDelivery,
+  type WriteFile,
+} from "./delivery";
 import type { BootstrapRole } from "./files";
 import { flannelDocuments } from "./flannel";
 import { renderToml } from "./ini";
@@ -60,12 +67,14 @@ export interface BootstrapConfig {
 
 /** The cloud-config object (the keys g8s uses; all are cloud-init 22.4+ modules). */
 export interface CloudConfig {
+  /** Every boot, early (cloud-init's init stage): what must be in place before runcmd (the Secret share). */
+  readonly bootcmd?: readonly (string | readonly string[])[];
   readonly write_files: readonly WriteFile[];
   readonly runcmd: readonly (string | readonly string[])[];
 }
 
 /** The cloud-init top-level keys this module may emit (tests reject any other). */
-export const CLOUD_CONFIG_KEYS = ["write_files", "runcmd"] as const;
+export const CLOUD_CONFIG_KEYS = ["bootcmd", "write_files", "runcmd"] as const;
 
 const ADMIN_KUBECONFIG = `${KUBERNETES_DIR}/admin.conf`;
 
@@ -498,7 +507,8 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     ["systemctl", "daemon-reload"],
     ["systemctl", "enable", "--now", ...renewalUnitNames(config.delivery)],
   ];
-  return { write_files: writeFiles, runcmd };
+  const bootcmd = deliveryBootCommands(config.delivery);
+  return { ...(bootcmd.length > 0 ? { bootcmd } : {}), write_files: writeFiles, runcmd };
 }
 
 /** The `#cloud-config` text of a node: deterministic, no secret values. */

@@ -50,6 +50,8 @@ export const DISCOVERY_KUBECONFIG_PATH = `${KUBERNETES_DIR}/g8s/discovery.conf`;
 
 /** Default mount point of the KVM platform's secret share inside the VM. */
 export const DEFAULT_SECRET_MOUNT_PATH = "/mnt/g8s-secrets";
+/** Default virtio 9p mount tag of that share (QEMU's `-virtfs …,mount_tag=`). */
+export const DEFAULT_SECRET_SHARE_TAG = "g8s-secrets";
 /** SSM Parameter Store prefix: `/g8s/<clusterId>/<role>/<file>`. */
 export const SSM_PARAMETER_PREFIX = "/g8s";
 

@@ -8,6 +8,7 @@ import {
   BOOTSTRAP_TOKEN_SCRIPT_PATH,
   CRI_SOCKET,
   DEFAULT_SECRET_MOUNT_PATH,
+  DEFAULT_SECRET_SHARE_TAG,
   G8S_DIR,
   SECRET_MANIFEST_PATH,
   SECRET_SYNC_INTERVAL,
@@ -28,11 +29,13 @@ export interface AwsSsmDelivery {
   readonly prefix?: string;
 }
 
-/** KVM: the role's Kubernetes Secret, shared into the VM (virtiofs/9p or a config drive). */
+/** KVM: the role's Kubernetes Secret, shared into the VM over virtio 9p and mounted at every boot. */
 export interface MountedSecretDelivery {
   readonly kind: "mounted-secret";
   /** Where the VM sees the Secret's keys as files. Default: `/mnt/g8s-secrets`. */
   readonly mountPath?: string;
+  /** The 9p mount tag the VM's QEMU exports the Secret under. Default: `g8s-secrets`. */
+  readonly shareTag?: string;
 }
 
 export type SecretDelivery = AwsSsmDelivery | MountedSecretDelivery;
@@ -227,5 +230,25 @@ export function deliveryInstall(delivery: SecretDelivery): (string | string[])[]
   return [
     `export PATH="$PATH:${SNAP_BIN}"`,
     ["sh", "-c", "command -v aws >/dev/null || snap install aws-cli --classic"],
+  ];
+}
+
+/**
+ * cloud-init `bootcmd` of secret delivery (every boot, before runcmd's first sync): on KVM, mount
+ * the Secret share read-only over virtio 9p, without caching, so a renewed file is read as the
+ * pod's Secret volume holds it. Skipped when something is mounted there already (a system
+ * container's bind mount). Nothing on AWS.
+ */
+export function deliveryBootCommands(delivery: SecretDelivery): string[][] {
+  if (delivery.kind !== "mounted-secret") return [];
+  const dir = field(delivery.mountPath ?? DEFAULT_SECRET_MOUNT_PATH);
+  const tag = field(delivery.shareTag ?? DEFAULT_SECRET_SHARE_TAG);
+  return [
+    [
+      "sh",
+      "-c",
+      `mountpoint -q ${dir} || { mkdir -p ${dir} && modprobe -a 9pnet_virtio 9p && ` +
+        `mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=none ${tag} ${dir}; }`,
+    ],
   ];
 }

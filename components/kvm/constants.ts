@@ -4,6 +4,7 @@
  * labels every platform shares are in components/spec/conventions.ts; nothing here is
  * configurable from a stack file.
  */
+import { DEFAULT_SECRET_SHARE_TAG } from "../bootstrap/constants";
 
 /**
  * QEMU's own memory on top of the guest RAM: a fixed part (QEMU binary, device emulation, 9p
@@ -48,8 +49,11 @@ export const MOUNT = {
   nodeSecrets: "/etc/g8s/node-secrets",
 } as const;
 
-/** The 9p mount tag of the node secrets share; the guest mounts it with `trans=virtio`. */
-export const SECRETS_SHARE_TAG = "g8s-secrets";
+/**
+ * The 9p mount tag of the node secrets share; the guest mounts it with `trans=virtio` (the
+ * bootstrap's `bootcmd` for `mounted-secret` delivery, whose default tag this is).
+ */
+export const SECRETS_SHARE_TAG = DEFAULT_SECRET_SHARE_TAG;
 
 /** Mode of the files of the Secret volumes (0400: read by QEMU, running as root in the container). */
 export const SECRET_FILE_MODE = 0o400;

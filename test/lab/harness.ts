@@ -12,6 +12,7 @@ import { createSandbox, type Sandbox } from "../integration/harness";
 
 export const KUBECTL = path.join(PROJECT_ROOT, ".tools", "bin", "kubectl");
 const NSPAWN = path.join(PROJECT_ROOT, "tools", "node-image", "nspawn-node.sh");
+const QEMU_NODE = path.join(PROJECT_ROOT, "tools", "node-image", "qemu-node.sh");
 const G8S = path.join(PROJECT_ROOT, "bin/g8s.js");
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -24,6 +25,10 @@ export interface LabStack {
   readonly podCidr: string;
   readonly certTtl?: string;
   readonly users?: readonly { name: string; groups: string[] }[];
+  /** Memory of each worker (default 4 GiB). */
+  readonly workerMemoryGiB?: number;
+  /** `kvm.accel` (default: the spec's). */
+  readonly accel?: "kvm" | "tcg" | "auto";
 }
 
 /** A KVM-platform stack file the lab can boot: flannel, the node image, local PKI. */
@@ -41,9 +46,9 @@ export function labStackYaml(s: LabStack): string {
           cni: "flannel",
           packages: "image",
         },
-        kvm: { storage: "hostPath" },
+        kvm: { storage: "hostPath", ...(s.accel === undefined ? {} : { accel: s.accel }) },
         masters: { count: s.masters, cpus: 2, memoryGiB: 4, diskGiB: 20 },
-        nodePools: [{ name: "default", count: s.workers, cpus: 2, memoryGiB: 4, diskGiB: 20 }],
+        nodePools: [{ name: "default", count: s.workers, cpus: 2, memoryGiB: s.workerMemoryGiB ?? 4, diskGiB: 20 }],
         pki: { backend: "local", certTtl: s.certTtl ?? "24h", users: s.users ?? [] },
         ingress: { enabled: false },
       },
@@ -77,8 +82,11 @@ export class TestLab {
     writeFileSync(this.stackFile, labStackYaml(stack));
   }
 
-  /** `g8s lab up` without blocking the event loop (watchers keep sampling meanwhile); progress lines echoed. */
-  async up(timeoutMinutes = 12): Promise<{ seconds: number }> {
+  /**
+   * `g8s lab up [ARGS...]` without blocking the event loop (watchers keep sampling meanwhile);
+   * progress lines echoed, also when it fails.
+   */
+  async up(timeoutMinutes = 12, args: readonly string[] = []): Promise<{ seconds: number }> {
     const started = Date.now();
     const r = await run(process.execPath, [
       G8S,
@@ -89,11 +97,8 @@ export class TestLab {
       this.labDir,
       "--timeout",
       String(timeoutMinutes),
+      ...args,
     ]);
-    if (r.code !== 0) throw new Error(`g8s lab up failed:\n${r.err.split("\n").slice(-60).join("\n")}`);
-    this.admin = r.out.split("\n").pop() as string;
-    const seconds = (Date.now() - started) / 1000;
-    process.stdout.write(`      lab up: every node Ready after ${seconds.toFixed(1)} s\n`);
     process.stdout.write(
       r.err
         .split("\n")
@@ -101,6 +106,10 @@ export class TestLab {
         .map((l) => `        ${l}\n`)
         .join(""),
     );
+    if (r.code !== 0) throw new Error(`g8s lab up failed:\n${r.err.split("\n").slice(-60).join("\n")}`);
+    this.admin = r.out.split("\n").pop() as string;
+    const seconds = (Date.now() - started) / 1000;
+    process.stdout.write(`      lab up: every node Ready after ${seconds.toFixed(1)} s\n`);
     return { seconds };
   }
 
@@ -155,6 +164,14 @@ export class TestLab {
     return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
   }
 
+  /** Runs a command in a VM node (`g8s lab up --vm`) through its guest agent. */
+  onVm(node: string, ...cmd: string[]): Result {
+    const r = spawnSync("bash", [QEMU_NODE, "exec", "--state-dir", this.stateDir(node), "--", ...cmd], {
+      encoding: "utf8",
+    });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  }
+
   /** Stops a node's system container (its disk stays: a later `up` boots the same node again). */
   stopNode(node: string): Result {
     const r = spawnSync("bash", [NSPAWN, "down", "--state-dir", this.stateDir(node)], { encoding: "utf8" });
@@ -183,12 +200,12 @@ export class TestLab {
  * The lab of a describe block: created and up before its tests, removed after them (kept for a
  * look with G8S_LAB_KEEP=1 when a test or the setup failed).
  */
-export function useLab(stack: LabStack, upTimeoutMinutes?: number): TestLab {
+export function useLab(stack: LabStack, upTimeoutMinutes?: number, upArgs: readonly string[] = []): TestLab {
   const lab = new TestLab();
   let failed = false;
   before(async function () {
     await lab.create(stack);
-    await lab.up(upTimeoutMinutes);
+    await lab.up(upTimeoutMinutes, upArgs);
   });
   afterEach(function () {
     failed ||= this.currentTest?.state === "failed";

@@ -3,7 +3,7 @@
 #
 #   rootfs/         the root file system, for system containers (nspawn-node.sh)
 #   disk.qcow2      the same tree as an ext4 file system without partition table (/dev/vda)
-#   vmlinuz         the image's kernel (linux-image-cloud-amd64) and its initrd, for QEMU's
+#   vmlinuz         the image's kernel (linux-image-amd64) and its initrd, for QEMU's
 #   initrd.img      direct kernel boot (qemu-node.sh)
 #   packages.lock   every installed Debian package with its version
 #   images.lock     the image references in the image's containerd
@@ -172,6 +172,11 @@ in_root env DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-re
   $(package_list) >>"$STAGING/apt.log" 2>&1 ||
   { tail -n 30 "$STAGING/apt.log" >&2; die "apt-get install failed (above: the end of its log)"; }
 find "$ROOTFS/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec cp -l -n -t "$CACHE/apt/" {} +
+# The generic kernel's drivers for hardware no node has (sound, graphics, cameras, radios,
+# InfiniBand): ~40 % of its modules. The initrd is already built; depmod redoes the index.
+kmods="$(ls -d "$ROOTFS"/lib/modules/*/kernel)"
+rm -rf "$kmods"/sound "$kmods"/drivers/{gpu,media,bluetooth,infiniband,staging,net/wireless}
+in_root depmod -a "$(basename "$(dirname "$kmods")")"
 umount "$ROOTFS/proc"
 rm -f "$ROOTFS/usr/sbin/policy-rc.d"
 log "apt: $(grep -c '^Setting up' "$STAGING/apt.log") packages set up in $(($(date +%s) - start)) s"
@@ -227,7 +232,7 @@ fi
 # (it waits for kubeadm's config, restarting every 10 s); networkd applies cloud-init's
 # rendered network config and the DHCP fallback.
 in_root systemctl enable containerd.service g8s-import-images.service kubelet.service \
-  g8s-container-cgroups.service g8s-network-no-ra.service systemd-networkd.service >/dev/null 2>&1
+  g8s-container-cgroups.service g8s-network-no-ra.service g8s-dhcp-resolv-conf.service systemd-networkd.service >/dev/null 2>&1
 # Nothing on a node updates itself or scrubs at random times.
 in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
   e2scrub_reap.service fstrim.timer >/dev/null 2>&1 || true
@@ -248,7 +253,7 @@ in_root dpkg-query -W -f '${Package} ${Version}\n' | LC_ALL=C sort >"$STAGING/pa
 
 # --- kernel and initrd for QEMU -----------------------------------------------------
 kernel="$(cd "$ROOTFS/boot" && ls vmlinuz-* | LC_ALL=C sort -V | tail -n1)"
-[ -n "$kernel" ] || die "no kernel in $ROOTFS/boot (is linux-image-cloud-amd64 in packages.txt?)"
+[ -n "$kernel" ] || die "no kernel in $ROOTFS/boot (is linux-image-amd64 in packages.txt?)"
 kver="${kernel#vmlinuz-}"
 [ -f "$ROOTFS/boot/initrd.img-$kver" ] || die "no initrd for kernel $kver in $ROOTFS/boot"
 cp "$ROOTFS/boot/vmlinuz-$kver" "$STAGING/vmlinuz"

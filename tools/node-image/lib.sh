@@ -1,5 +1,7 @@
-# Shared by nspawn-node.sh and qemu-node.sh (sourced): messages, the command line, the
-# seed check and the `wait` loop. The sourcing script sets PROG (its name in messages).
+# Shared by nspawn-node.sh, qemu-node.sh and the KVM platform's pod entrypoint
+# (tools/qemu-node/entrypoint.sh) (sourced): messages, the command line, the seed check, the
+# `wait` loop and what both ways of running a VM node share (accelerator, seed ISO, QEMU's
+# command line). The sourcing script sets PROG (its name in messages).
 
 die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
 # The script's header comment is its usage text.
@@ -70,4 +72,54 @@ wait_stage() {
     sleep "$every"
   done
   awk -v s="$start" -v n="$(date +%s.%N)" -v st="$STAGE" 'BEGIN { printf "%s after %.1f s\n", st, n - s }'
+}
+
+# resolve_accel <tcg|kvm|auto> <what names the setting>: the accelerator QEMU gets. auto is
+# KVM when /dev/kvm can run a stock kernel: PVM-based nested KVM (module kvm_pvm, kernel log
+# "kvm-pvm") runs only PVM-enabled guest kernels, and a stock one hangs right after its boot
+# stub there, so auto means tcg on such a host.
+resolve_accel() {
+  case "$1" in
+  tcg) echo tcg ;;
+  kvm) [ -w /dev/kvm ] || die "$2 kvm: /dev/kvm is missing or not writable" && echo kvm ;;
+  auto)
+    if [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] && ! { dmesg 2>/dev/null | grep -q kvm-pvm; }; then
+      echo kvm
+    else
+      echo tcg
+    fi
+    ;;
+  *) die "$2 '$1': one of tcg, kvm, auto" ;;
+  esac
+}
+
+# seed_iso <out.iso> <meta-data> <user-data> [network-config]: a NoCloud volume (label cidata).
+seed_iso() {
+  local out="$1"
+  shift
+  command -v genisoimage >/dev/null || die "genisoimage is missing: apt-get install genisoimage"
+  genisoimage -quiet -output "$out" -volid cidata -joliet -rock "$@"
+}
+
+# qemu_node_argv <name> <accel> <cpus> <memory MiB> <image dir> <disk> <seed iso> <mac> <netdev>
+# <run dir>: QEMU's command line for a node, in QEMU_ARGV: the image's kernel and initrd booted
+# directly, the disk and the seed on virtio, one NIC, the guest agent on <run dir>/qga.sock and
+# QEMU's PID in <run dir>/qemu.pid. The caller adds the console and anything else.
+qemu_node_argv() {
+  local name="$1" accel="$2" cpus="$3" memory="$4" image="$5" disk="$6" seed="$7" mac="$8" netdev="$9"
+  local run="${10}" accel_opts="$2"
+  # TCG keeps a translation cache of 1 GiB by default; 256 MiB keeps a node's RSS down.
+  [ "$accel" != tcg ] || accel_opts="tcg,tb-size=256"
+  QEMU_ARGV=(
+    -name "$name" -machine q35 -accel "$accel_opts" -cpu max -smp "$cpus" -m "$memory"
+    -kernel "$image/vmlinuz" -initrd "$image/initrd.img"
+    -append "root=/dev/vda rw console=ttyS0 systemd.show_status=1"
+    -drive "file=$disk,if=virtio,format=qcow2,discard=unmap"
+    -drive "file=$seed,if=virtio,format=raw,readonly=on"
+    -netdev "$netdev" -device "virtio-net-pci,netdev=net0,mac=$mac"
+    -device virtio-rng-pci
+    -chardev "socket,id=qga0,path=$run/qga.sock,server=on,wait=off"
+    -device virtio-serial -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0
+    -display none -pidfile "$run/qemu.pid"
+  )
 }

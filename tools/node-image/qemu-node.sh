@@ -104,22 +104,6 @@ for c in ("qmp_capabilities", sys.argv[2]):
 
 running() { [ -f "$STATE/qemu.pid" ] && kill -0 "$(cat "$STATE/qemu.pid")" 2>/dev/null; }
 
-resolve_accel() {
-  case "$ACCEL" in
-  tcg) echo tcg ;;
-  kvm) [ -w /dev/kvm ] || die "--accel kvm: /dev/kvm is missing or not writable" && echo kvm ;;
-  auto)
-    # PVM-based KVM only runs PVM-enabled guest kernels: a stock kernel hangs at boot.
-    if [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] && ! { dmesg 2>/dev/null | grep -q kvm-pvm; }; then
-      echo kvm
-    else
-      echo tcg
-    fi
-    ;;
-  *) die "--accel '$ACCEL': one of tcg, kvm, auto" ;;
-  esac
-}
-
 case "$CMD" in
 up)
   check_node_args
@@ -128,8 +112,7 @@ up)
   done
   int_in --cpus "$CPUS" 1 64 && int_in --memory "$MEMORY" 512 262144 && int_in --disk-gib "$DISK_GIB" 2 4096
   command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is missing: apt-get install qemu-system-x86"
-  command -v genisoimage >/dev/null || die "genisoimage is missing: apt-get install genisoimage"
-  accel="$(resolve_accel)"
+  accel="$(resolve_accel "$ACCEL" --accel)"
   mkdir -p "$STATE"
   STATE="$(cd "$STATE" && pwd)"
   IMAGE="$(cd "$IMAGE" && pwd)"
@@ -144,34 +127,23 @@ up)
   cp "$IMAGE/vmlinuz" "$IMAGE/initrd.img" "$STATE/"
   seed_files=("$SEED/meta-data" "$SEED/user-data")
   [ ! -f "$SEED/network-config" ] || seed_files+=("$SEED/network-config")
-  genisoimage -quiet -output "$STATE/seed.iso" -volid cidata -joliet -rock "${seed_files[@]}"
-  net=(-netdev user,id=net0)
+  seed_iso "$STATE/seed.iso" "${seed_files[@]}"
+  netdev=user,id=net0
   if [ -n "$BRIDGE" ]; then
     ip link show "$BRIDGE" >/dev/null 2>&1 || die "--bridge '$BRIDGE' does not exist"
     tap="g8t-$(printf %s "$STATE" | sha256sum | cut -c1-8)"
     ip link show "$tap" >/dev/null 2>&1 || ip tuntap add dev "$tap" mode tap
     ip link set "$tap" master "$BRIDGE" up
     echo "$tap" >"$STATE/tap"
-    net=(-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no")
+    netdev="tap,id=net0,ifname=$tap,script=no,downscript=no"
   fi
   rm -f "$STATE/qemu.pid" "$STATE/qga.sock" "$STATE/qmp.sock"
   : >"$STATE/console.log"
   date +%s.%N >"$STATE/started-at"
-  # TCG keeps a translation cache of 1 GiB by default; 256 MiB keeps a node's RSS down.
-  accel_opts="$accel"
-  [ "$accel" != tcg ] || accel_opts="tcg,tb-size=256"
-  qemu-system-x86_64 -name "$NAME" -machine q35 -accel "$accel_opts" -cpu max -smp "$CPUS" -m "$MEMORY" \
-    -kernel "$STATE/vmlinuz" -initrd "$STATE/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 systemd.show_status=1" \
-    -drive "file=$STATE/disk.qcow2,if=virtio,format=qcow2,discard=unmap" \
-    -drive "file=$STATE/seed.iso,if=virtio,format=raw,readonly=on" \
-    "${net[@]}" -device "virtio-net-pci,netdev=net0,mac=$MAC" \
-    -device virtio-rng-pci \
-    -chardev "socket,id=qga0,path=$STATE/qga.sock,server=on,wait=off" \
-    -device virtio-serial -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 \
-    -qmp "unix:$STATE/qmp.sock,server=on,wait=off" \
-    -serial "file:$STATE/console.log" -display none -monitor none \
-    -pidfile "$STATE/qemu.pid" -daemonize
+  qemu_node_argv "$NAME" "$accel" "$CPUS" "$MEMORY" "$STATE" "$STATE/disk.qcow2" "$STATE/seed.iso" "$MAC" \
+    "$netdev" "$STATE"
+  qemu-system-x86_64 "${QEMU_ARGV[@]}" -qmp "unix:$STATE/qmp.sock,server=on,wait=off" \
+    -serial "file:$STATE/console.log" -monitor none -daemonize
   printf 'NAME=%s\nMAC=%s\nACCEL=%s\n' "$NAME" "$MAC" "$accel" >"$STATE/node.env"
   echo "node $NAME: qemu pid $(cat "$STATE/qemu.pid") ($accel, $CPUS CPUs, $MEMORY MiB), MAC $MAC, console $STATE/console.log"
   ;;

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { labBridge, labNetwork, labPlan, networkConfig } from "../../../automation/lab/plan";
+import { labBridge, labNetwork, labPlan, networkConfig, podNetns, podVeth } from "../../../automation/lab/plan";
 import { parseClusterSpec, type KvmClusterSpec } from "../../../components/spec";
 import { cidrsOverlap, parseCidr, type Cidr } from "../../../components/spec/cidr";
 import { kvmSpec } from "../spec/helpers";
@@ -60,5 +60,46 @@ describe("lab plan", () => {
   it("names the bridge within the 15 characters Linux allows", () => {
     assert.ok(labBridge("a-twenty-char-id-xyz").length <= 15);
     assert.notEqual(labBridge("a"), labBridge("b"));
+  });
+
+  it("boots the workers given with --vm as VMs, in their StatefulSet's pod, and every other node as a container", () => {
+    const plan = labPlan(spec(), ["pool-big-0", "pool-default-1"]);
+    assert.deepEqual(
+      plan.nodes.map((n) => [n.name, n.substrate, n.statefulSet]),
+      [
+        ["master-0", "container", "master"],
+        ["master-1", "container", "master"],
+        ["master-2", "container", "master"],
+        ["pool-default-0", "container", "pool-default"],
+        ["pool-default-1", "vm", "pool-default"],
+        ["pool-big-0", "vm", "pool-big"],
+      ],
+    );
+    assert.deepEqual(
+      labPlan(spec()).nodes.map((n) => n.substrate),
+      plan.nodes.map(() => "container"),
+    );
+  });
+
+  it("refuses --vm for a master or a node the stack does not have, naming the choices", () => {
+    assert.throws(
+      () => labPlan(spec(), ["master-1"]),
+      /^RangeError: --vm master-1: only workers boot as VMs \(an emulated control plane misses kubeadm's timeouts\); pick one of pool-default-0, pool-default-1, pool-big-0$/,
+    );
+    assert.throws(
+      () => labPlan(spec(), ["pool-default-7"]),
+      /^RangeError: --vm pool-default-7: no such node \(nodes: master-0, master-1, master-2, pool-default-0, pool-default-1, pool-big-0\)$/,
+    );
+  });
+
+  it("names a VM's pod netns and veth per cluster and node, the veth within 15 characters", () => {
+    assert.equal(podNetns("lab9", "pool-default-0"), "g8s-lab9-pool-default-0");
+    const veths = [
+      podVeth("lab9", "pool-default-0"),
+      podVeth("lab9", "pool-default-1"),
+      podVeth("lab8", "pool-default-0"),
+    ];
+    assert.equal(new Set(veths).size, 3);
+    for (const v of veths) assert.ok(v.length <= 15, v);
   });
 });
