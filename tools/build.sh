@@ -13,6 +13,8 @@
 #   flannel            .tools/share/node-bin/flanneld, install-conf (tools/flannel)
 #   cni-plugins        .tools/share/cni/bin/bridge, host-local, loopback, portmap (tools/cni-plugins)
 #   flannel-cni        .tools/share/cni/bin/flannel                (tools/flannel-cni, g8s's own)
+#   kvm-device-plugin  .tools/share/kvm-device-plugin/: the binary, its image archive + images.json
+#                      (tools/kvm-device-plugin, g8s's own; packed by tools/images)
 #   node-images        .tools/share/node-images/*.tar + images.json (tools/images)
 #   node-image         .tools/share/node-image/ (rootfs, disk, kernel) (tools/node-image/build.sh;
 #                      root and debootstrap; takes the kubelet & co. above when they are built)
@@ -39,7 +41,7 @@ SHARE="$TOOLS_OUT/share"
 STAMPS="$TOOLS_OUT/stamps"
 # node-image after the tools whose binaries and image archives it copies; qemu-node last: it
 # packs the node image's disk.
-ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni node-images node-image qemu-node)
+ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni kvm-device-plugin node-images node-image qemu-node)
 NODE_BIN="$SHARE/node-bin"
 CNI_BIN="$SHARE/cni/bin"
 NODE_IMAGES="$SHARE/node-images"
@@ -509,6 +511,46 @@ build_flannel-cni() {
 }
 FLANNEL_CNI_ABOUT="g8s flannel CNI plugin: bridge + host-local for this node's flannel subnet"
 
+# g8s's KVM device plugin (tools/kvm-device-plugin): tested, built, and packed by tools/images
+# into an image of that one static binary, g8s.local/kvm-device-plugin:<input hash, 12>, as a
+# docker-archive with its images.json, for the host cluster's real node (automation/host).
+KVM_DP_OUT="$SHARE/kvm-device-plugin"
+KVM_DP_ABOUT="g8s kvm-device-plugin: devices.kubevirt.io/kvm and devices.kubevirt.io/tun"
+build_kvm-device-plugin() {
+  local dir="$HERE/kvm-device-plugin" hash out created
+  hash="$(input_hash kvm-device-plugin "$dir" "$(cat "$HERE/images/"{go.mod,go.sum,*.go})")"
+  if up_to_date kvm-device-plugin "$hash" "$KVM_DP_OUT/kvm-device-plugin" "$KVM_DP_OUT/images.json"; then
+    log "kvm-device-plugin (g8s): cached"
+    return
+  fi
+  (cd "$dir" && "$GO" mod download)
+  out="$(cd "$dir" && "$GO" test -count=1 ./... 2>&1)" ||
+    die "kvm-device-plugin: go test failed (cd tools/kvm-device-plugin && go test ./...): $out"
+  log "kvm-device-plugin (g8s): tests passed"
+  rm -rf "$KVM_DP_OUT.build"
+  go_tools kvm-device-plugin "(g8s)" "$dir" "$KVM_DP_OUT.build" "-s -w" kvm-device-plugin=.
+  version_ok "$KVM_DP_ABOUT" "$KVM_DP_OUT.build/kvm-device-plugin" -version
+  (cd "$HERE/images" && "$GO" mod download)
+  (cd "$HERE/images" && "$GO" build -trimpath -o "$STAGING/images" .)
+  created="$(mod_origin k8s.io/kubelet "$dir" Time)"
+  mkdir -p "$STAGING/out"
+  mv "$KVM_DP_OUT.build/kvm-device-plugin" "$STAGING/out/kvm-device-plugin"
+  rmdir "$KVM_DP_OUT.build"
+  cat >"$STAGING/spec.json" <<SPEC
+{
+  "created": "${created:-1970-01-01T00:00:00Z}",
+  "layers": { "plugin": { "files": [{ "path": "/kvm-device-plugin", "src": "$STAGING/out/kvm-device-plugin" }] } },
+  "images": [{ "ref": "g8s.local/kvm-device-plugin:${hash:0:12}", "file": "kvm-device-plugin.tar",
+    "layers": ["plugin"], "entrypoint": ["/kvm-device-plugin"] }]
+}
+SPEC
+  timed "kvm-device-plugin (g8s): packed its image" "$STAGING/images" -spec "$STAGING/spec.json" -out "$STAGING/out"
+  rm -rf "$KVM_DP_OUT"
+  mv "$STAGING/out" "$KVM_DP_OUT"
+  echo "$hash" >"$STAMPS/kvm-device-plugin"
+  log "kvm-device-plugin (g8s): $(du -sh "$KVM_DP_OUT" | cut -f1) in $KVM_DP_OUT (image g8s.local/kvm-device-plugin:${hash:0:12})"
+}
+
 # --- node images ---------------------------------------------------------------------
 # The images kubeadm deploys, and flannel's, packed by tools/images (go-containerregistry)
 # into .tools/share/node-images/<name>.tar (docker-archive, which `ctr -n k8s.io images
@@ -767,6 +809,11 @@ write_versions() {
         mapfile -t outs < <(tool_outputs "$t")
         built "$t" "$(tool_hash "$t")" "${outs[@]/#/$TOOLS_OUT/}" || continue
         entry="{ \"version\": \"$(tool_version "$t")\", \"bin\": $(json_list "${outs[@]}") }"
+        ;;
+      kvm-device-plugin)
+        built kvm-device-plugin "$(input_hash kvm-device-plugin "$HERE/kvm-device-plugin" "$(cat "$HERE/images/"{go.mod,go.sum,*.go})")" \
+          "$KVM_DP_OUT/kvm-device-plugin" "$KVM_DP_OUT/images.json" || continue
+        entry="{ \"version\": \"g8s\", \"bin\": [\"share/kvm-device-plugin/kvm-device-plugin\"], \"manifest\": \"share/kvm-device-plugin/images.json\" }"
         ;;
       node-images)
         built node-images "$(node_images_hash)" "$NODE_IMAGES/images.json" || continue
