@@ -4,7 +4,7 @@ import { parseHostCommandLine, HostUsageError } from "../host/flags";
 import { HostCluster, HostError, type HostStatus } from "../host/hostCluster";
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
 
-export const HOST_USAGE = `usage: g8s host up     [--host-dir DIR]
+export const HOST_USAGE = `usage: g8s host up     [--host-dir DIR] [--real-node]
        g8s host down   [--host-dir DIR] [--purge]
        g8s host status [--host-dir DIR] [--json]
 
@@ -16,7 +16,9 @@ platform on this machine and in tests. Binaries come from .tools/bin ('npm run t
   down      stop the processes 'up' started (SIGTERM, SIGKILL after 10 s)
   status    each process, the API's readiness and the nodes; exit 0 only when all is up
   --host-dir DIR   certificates, etcd data, logs, pid files (default <project>/.g8s/host)
-  --purge          down: also delete the host dir
+  --real-node      up: also boot a real node, g8s-host-real-0: a system container of the node
+                   image with containerd, kubelet and the KVM device plugin (root)
+  --purge          down: also delete the host dir (and the real node's root file system)
   --json           status: print JSON`;
 
 function mib(bytes: number | null): string {
@@ -49,19 +51,29 @@ export function hostStatusText(s: HostStatus): string {
     ...table,
     `API:        ${s.api.url ?? "-"} ${s.api.ready ? "ready" : "not ready"}`,
     `nodes:      ${s.nodes === null ? "-" : `${s.nodes.total} (${s.nodes.ready} Ready)`}`,
+    ...(s.realNode ? [realNodeLine(s.realNode)] : []),
     `memory:     ${running.length > 0 ? `${mib(total)} resident in ${running.length} process(es)` : "-"}`,
     `kubeconfig: ${s.kubeconfig}`,
   ].join("\n");
 }
 
-/** Whether the host cluster is fully up: every process running, the API ready, every node Ready. */
+function realNodeLine(n: NonNullable<HostStatus["realNode"]>): string {
+  const state = !n.running ? "stopped" : n.ready ? "Ready" : "not Ready";
+  const devices = Object.entries(n.devices)
+    .map(([k, v]) => `${k.replace("devices.kubevirt.io/", "")} ${v}`)
+    .join(", ");
+  return `real node: ${n.name} ${n.address} ${state}, devices ${devices}, memory ${mib(n.memoryBytes)}`;
+}
+
+/** Whether the host cluster is fully up: every process running, the API ready, every node Ready (the real one too, when there is one). */
 export function hostIsUp(s: HostStatus): boolean {
   return (
     s.components.every((c) => c.running) &&
     s.api.ready &&
     s.nodes !== null &&
     s.nodes.total > 0 &&
-    s.nodes.ready === s.nodes.total
+    s.nodes.ready === s.nodes.total &&
+    (s.realNode === undefined || s.realNode.ready)
   );
 }
 
@@ -81,6 +93,7 @@ export async function runHost(argv: string[], io: CliIo): Promise<number> {
     hostDir: command.hostDir,
     env: io.env,
     progress: (line) => writeLine(io.stderr, line),
+    realNode: command.realNode,
   });
   try {
     switch (command.verb) {

@@ -38,8 +38,10 @@ export const KWOK_STAGE_FILES = [
   "pod/fast/pod-delete.yaml",
 ] as const;
 
-/** Every server binds here and nowhere else. */
+/** Every server binds here and nowhere else (the API server of a host cluster with a real node aside: ALL_ADDRESSES). */
 export const LISTEN_HOST = "127.0.0.1";
+/** Where the API server binds when a real node must reach it over its bridge (`up --real-node`). */
+export const ALL_ADDRESSES = "0.0.0.0";
 
 /** The Service range of the host cluster; its first address is the `kubernetes` Service. */
 export const DEFAULT_SERVICE_CIDR = "10.96.0.0/16";
@@ -167,6 +169,7 @@ export function componentArgs(
   layout: HostLayout,
   ports: HostPorts,
   toolchain: Toolchain,
+  options: { readonly realNode?: boolean } = {},
 ): string[] {
   const L = layout;
   switch (component) {
@@ -194,7 +197,9 @@ export function componentArgs(
     case "kube-apiserver":
       return [
         `--advertise-address=${LISTEN_HOST}`,
-        `--bind-address=${LISTEN_HOST}`,
+        // With a real node the API must answer on the node's bridge too, and one API server binds
+        // one address: all of them (TLS with client certificates and RBAC on every one).
+        `--bind-address=${options.realNode ? ALL_ADDRESSES : LISTEN_HOST}`,
         `--secure-port=${ports.apiserver}`,
         // The `kubernetes` Endpoints may not hold a loopback address, and nothing in this
         // cluster could reach it: the Service stays without endpoints.
@@ -205,6 +210,8 @@ export function componentArgs(
         `--client-ca-file=${L.cert("ca")}`,
         `--tls-cert-file=${L.cert("apiserver")}`,
         `--tls-private-key-file=${L.key("apiserver")}`,
+        // A real node's kubelet (logs, exec) by its address: this machine resolves no node names.
+        "--kubelet-preferred-address-types=InternalIP",
         `--kubelet-client-certificate=${L.cert("apiserver-kubelet-client")}`,
         `--kubelet-client-key=${L.key("apiserver-kubelet-client")}`,
         `--etcd-servers=${url(ports.etcdClient)}`,

@@ -13,6 +13,8 @@ export interface HostCommand {
   readonly purge: boolean;
   /** status only: print JSON. */
   readonly json: boolean;
+  /** up only: also boot the real node (realNode.ts). */
+  readonly realNode: boolean;
   readonly help: boolean;
 }
 
@@ -30,7 +32,7 @@ export function defaultHostDir(projectRoot: string): string {
 }
 
 const FLAGS_OF: Readonly<Record<HostVerb, readonly string[]>> = {
-  up: ["host-dir"],
+  up: ["host-dir", "real-node"],
   down: ["host-dir", "purge"],
   status: ["host-dir", "json"],
 };
@@ -49,6 +51,7 @@ export function parseHostCommandLine(argv: readonly string[], cwd: string, proje
         "host-dir": { type: "string" },
         purge: { type: "boolean" },
         json: { type: "boolean" },
+        "real-node": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -58,7 +61,7 @@ export function parseHostCommandLine(argv: readonly string[], cwd: string, proje
   const { values, positionals } = parsed;
   const [verb, ...extra] = positionals;
   if (verb === undefined) {
-    if (values.help) return { verb: "status", hostDir: "", purge: false, json: false, help: true };
+    if (values.help) return { verb: "status", hostDir: "", purge: false, json: false, realNode: false, help: true };
     throw new HostUsageError(`missing the action: one of ${HOST_VERBS.join(", ")}`);
   }
   if (!(HOST_VERBS as readonly string[]).includes(verb)) {
@@ -66,7 +69,7 @@ export function parseHostCommandLine(argv: readonly string[], cwd: string, proje
   }
   if (extra.length > 0) throw new HostUsageError(`unexpected argument '${extra[0]}'`);
   const v = verb as HostVerb;
-  for (const flag of ["host-dir", "purge", "json"] as const) {
+  for (const flag of ["host-dir", "purge", "json", "real-node"] as const) {
     if (values[flag] !== undefined && !FLAGS_OF[v].includes(flag)) {
       throw new HostUsageError(`--${flag} does not apply to 'host ${v}'`);
     }
@@ -78,6 +81,7 @@ export function parseHostCommandLine(argv: readonly string[], cwd: string, proje
     hostDir: dir === undefined ? defaultHostDir(projectRoot) : path.resolve(cwd, dir),
     purge: values.purge === true,
     json: values.json === true,
+    realNode: values["real-node"] === true,
     help: values.help === true,
   };
 }

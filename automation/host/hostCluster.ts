@@ -4,7 +4,15 @@
  * ports); this class starts and stops processes, writes files and waits for health.
  */
 import { spawn } from "node:child_process";
-import { closeSync, constants as fsConstants, openSync, promises as fs, readFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  constants as fsConstants,
+  openSync,
+  promises as fs,
+  readFileSync,
+  writeSync,
+} from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
 import { renderKubeconfig } from "../../components/pki/kubeconfig";
@@ -41,8 +49,16 @@ import {
   type ObservedNode,
 } from "./nodes";
 import { formatPidRecord, parsePidRecord, recordState, type PidRecord, type RecordState } from "./pidfile";
-import { ADMIN_USER, ensureHostPki, KWOK_USER, readOptional, writeFileAtomic } from "./pki";
+import { ADMIN_USER, ensureHostPki, KWOK_USER, readOptional, writeFileAtomic, type RealNodeCertificates } from "./pki";
 import { ephemeralPortRange, parseHostState, pickPorts, portIsFree, type HostState } from "./ports";
+import {
+  DEVICE_PLUGIN_NAME,
+  DEVICE_RESOURCES,
+  devicePluginDaemonSet,
+  REAL_NODE_CERT,
+  RealNode,
+  type RealNodeStatus,
+} from "./realNode";
 
 /** A failure of a host command: one line, plus the details (a log's tail) to print under it. */
 export class HostError extends Error {
@@ -62,6 +78,8 @@ export interface HostTimeouts {
   readonly component: number;
   readonly nodes: number;
   readonly stopGrace: number;
+  /** The real node: boot, kubelet registered, Ready with both device resources allocatable. */
+  readonly realNode: number;
 }
 
 export const DEFAULT_TIMEOUTS: HostTimeouts = {
@@ -70,6 +88,7 @@ export const DEFAULT_TIMEOUTS: HostTimeouts = {
   component: 60_000,
   nodes: 60_000,
   stopGrace: 10_000,
+  realNode: 300_000,
 };
 
 /** Lines of a component's log printed under a failure. */
@@ -86,6 +105,8 @@ export interface HostClusterOptions {
   /** Receives one line per step (already prefixed with the elapsed time). */
   readonly progress?: (line: string) => void;
   readonly timeouts?: Partial<HostTimeouts>;
+  /** `up --real-node`: also boot the real node (realNode.ts; root, the node image). */
+  readonly realNode?: boolean;
 }
 
 export interface UpResult {
@@ -93,11 +114,15 @@ export interface UpResult {
   readonly started: readonly ComponentName[];
   readonly alreadyRunning: readonly ComponentName[];
   readonly elapsedMs: number;
+  /** With --real-node: whether the node was started by this `up`, and when it was Ready (ms after its start). */
+  readonly realNode?: { readonly started: boolean; readonly readyAfterMs: number };
 }
 
 export interface DownResult {
   readonly stopped: readonly { readonly name: ComponentName; readonly pid: number; readonly killed: boolean }[];
   readonly purged: boolean;
+  /** Whether a real node was running and was stopped. */
+  readonly realNodeStopped: boolean;
 }
 
 export interface ComponentStatus {
@@ -120,6 +145,8 @@ export interface HostStatus {
   readonly components: readonly ComponentStatus[];
   readonly api: { readonly url: string | null; readonly ready: boolean };
   readonly nodes: { readonly total: number; readonly ready: number } | null;
+  /** The real node, when this host dir has one (`up --real-node` ran once). */
+  readonly realNode?: RealNodeStatus;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -169,6 +196,7 @@ export class HostCluster {
   private readonly spawned = new Set<ComponentName>();
   private readonly exits = new Map<ComponentName, string>();
   private readonly logOffsets = new Map<ComponentName, number>();
+  private readonly real: RealNode;
   private t0 = Date.now();
 
   constructor(private readonly options: HostClusterOptions) {
@@ -176,6 +204,17 @@ export class HostCluster {
     this.toolchain = options.toolchain ?? toolchainPaths(PROJECT_ROOT);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.shape = options.nodeShape ?? DEFAULT_NODE_SHAPE;
+    this.real = new RealNode(
+      this.layout,
+      path.join(PROJECT_ROOT, "tools", "node-image", "nspawn-node.sh"),
+      path.join(this.toolchain.binDir, "..", "share"),
+    );
+  }
+
+  /** The real node's certificates when `up --real-node` asks for it. */
+  private realNodeCertificates(): RealNodeCertificates | undefined {
+    if (!this.options.realNode) return undefined;
+    return { apiAddress: this.real.plan.bridgeAddress, certName: REAL_NODE_CERT, nodeName: this.real.plan.name };
   }
 
   private say(line: string): void {
@@ -190,6 +229,7 @@ export class HostCluster {
     this.t0 = Date.now();
     const missing = await missingTools(this.toolchain);
     if (missing.length > 0) throw new HostError(missingToolsMessage(missing, this.toolchain));
+    if (this.options.realNode) this.checkRealNodeNeeds();
     await fs.mkdir(this.layout.dir, { recursive: true, mode: 0o700 });
     const release = await this.lock();
     const started: ComponentName[] = [];
@@ -197,7 +237,7 @@ export class HostCluster {
     let api: KubeApi | undefined;
     try {
       const state = await this.loadOrCreateState();
-      const pki = await ensureHostPki(this.layout);
+      const pki = await ensureHostPki(this.layout, new Date(), this.realNodeCertificates());
       this.say(
         pki.issued.length === 0
           ? "certificates: up to date"
@@ -213,6 +253,7 @@ export class HostCluster {
       // Every port of what will start is checked before anything starts: no half-started cluster
       // because of a port someone took while the host cluster was down.
       for (const c of COMPONENTS) if (!running.has(c)) await this.checkPorts(c, state.ports);
+      if (this.options.realNode) this.checkApiServerServesRealNode(running.get("kube-apiserver"), pki.issued);
       for (const [i, layer] of START_LAYERS.entries()) {
         if (i === START_LAYERS.length - 1) await this.ensureApiObjects(api);
         for (const c of layer) {
@@ -233,13 +274,14 @@ export class HostCluster {
         const res = await (api as KubeApi).request("GET", "/api/v1/namespaces/default/serviceaccounts/default");
         return res.status === 200 ? true : `HTTP ${res.status}`;
       });
+      const realNode = this.options.realNode ? await this.upRealNode(api, state.ports) : undefined;
       const elapsedMs = Date.now() - this.t0;
       this.say(
         started.length === 0
           ? "host cluster already running"
           : `host cluster ready (${started.length} process(es) started)`,
       );
-      return { kubeconfig: this.layout.kubeconfig, started, alreadyRunning, elapsedMs };
+      return { kubeconfig: this.layout.kubeconfig, started, alreadyRunning, elapsedMs, realNode };
     } catch (err) {
       const failure =
         err instanceof HostError
@@ -359,7 +401,7 @@ export class HostCluster {
   private async start(c: ComponentName, ports: HostPorts): Promise<void> {
     await this.checkPorts(c, ports); // again: a moment may have passed since the check before the first start
     const binary = path.join(this.toolchain.binDir, BINARIES[c]);
-    const args = componentArgs(c, this.layout, ports, this.toolchain);
+    const args = componentArgs(c, this.layout, ports, this.toolchain, { realNode: this.options.realNode });
     await fs.mkdir(this.layout.logDir, { recursive: true });
     await fs.mkdir(this.layout.runDir, { recursive: true });
     if (c === "etcd") await fs.mkdir(this.layout.etcdDataDir, { recursive: true, mode: 0o700 });
@@ -539,6 +581,86 @@ export class HostCluster {
     }
   }
 
+  // ---------------------------------------------------------------- real node
+
+  /** What --real-node needs before anything starts: root, the node image, the device plugin's image. */
+  private checkRealNodeNeeds(): void {
+    if (process.getuid?.() !== 0) {
+      throw new HostError("--real-node needs root (a system container, a bridge and a host route): run as root");
+    }
+    const rootfs = path.join(this.toolchain.binDir, "..", "share", "node-image", "rootfs");
+    if (!existsSync(rootfs)) {
+      throw new HostError(`--real-node: the node image (${rootfs}) is missing: run 'bash tools/build.sh node-image'`);
+    }
+    try {
+      this.real.image();
+      this.real.kubernetesVersion();
+    } catch (err) {
+      throw new HostError(`--real-node: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * A running API server loaded its flags and certificate at start: the node reaches it only if it
+   * binds every address and serves a certificate naming the bridge address.
+   */
+  private checkApiServerServesRealNode(
+    record: PidRecord | undefined,
+    issued: readonly { readonly name: string }[],
+  ): void {
+    if (!record) return;
+    const argv = processInfo(record.pid)?.argv ?? [];
+    const why = !argv.includes("--bind-address=0.0.0.0")
+      ? "listens on 127.0.0.1 only"
+      : issued.some((i) => i.name === "apiserver")
+        ? "serves a certificate without the bridge address"
+        : undefined;
+    if (why) {
+      throw new HostError(
+        `--real-node: the running kube-apiserver (pid ${record.pid}) ${why}: 'g8s host down' then 'g8s host up --real-node'`,
+      );
+    }
+  }
+
+  /** Files, bridge, system container, device plugin; then waits for the node to be Ready with both devices. */
+  private async upRealNode(api: KubeApi, ports: HostPorts): Promise<{ started: boolean; readyAfterMs: number }> {
+    const node = this.real;
+    const image = node.image();
+    const changed = await node.writeFiles(ports.apiserver, node.kubernetesVersion());
+    const t = Date.now();
+    let started: boolean;
+    try {
+      node.network();
+      started = node.start(image) === "started";
+    } catch (err) {
+      throw new HostError(`real node ${node.plan.name}: ${(err as Error).message}`, node.consoleTail());
+    }
+    this.say(
+      started
+        ? `real node ${node.plan.name}: started (${node.plan.nodeAddress} on ${node.plan.bridge}, pods ${node.plan.podCidr})`
+        : `real node ${node.plan.name}: running; ${changed} of its files changed`,
+    );
+    const ds = devicePluginDaemonSet(image.ref);
+    await api.apply(`/apis/apps/v1/namespaces/kube-system/daemonsets/${DEVICE_PLUGIN_NAME}`, ds);
+    await this.waitFor(
+      `real node ${node.plan.name} to be Ready with ${DEVICE_RESOURCES.join(" and ")}`,
+      this.timeouts.realNode,
+      async () => {
+        if (!node.running())
+          throw new HostError(`real node ${node.plan.name}: its system container stopped`, node.consoleTail());
+        const s = await node.status(api);
+        if (!s.ready) return "not Ready";
+        const missing = DEVICE_RESOURCES.filter((r) => s.devices[r] === "0");
+        return missing.length === 0 ? true : `Ready, no allocatable ${missing.join(", ")} yet`;
+      },
+    );
+    const readyAfterMs = Date.now() - t;
+    this.say(
+      `real node ${node.plan.name}: Ready (${(readyAfterMs / 1000).toFixed(1)} s), ${DEVICE_RESOURCES.join(" and ")} allocatable`,
+    );
+    return { started, readyAfterMs };
+  }
+
   // ---------------------------------------------------------------- down
 
   /**
@@ -554,7 +676,7 @@ export class HostCluster {
     );
     if (!exists) {
       this.say(`${this.layout.dir} does not exist: nothing to stop`);
-      return { stopped: [], purged: false };
+      return { stopped: [], purged: false, realNodeStopped: false };
     }
     const hasState = (await readOptional(this.layout.stateFile)) !== undefined;
     if (options.purge && !hasState) {
@@ -567,7 +689,18 @@ export class HostCluster {
     }
     const release = await this.lock();
     const stopped: { name: ComponentName; pid: number; killed: boolean }[] = [];
+    let realNodeStopped = false;
     try {
+      // The node first: its kubelet still reports while the API runs, and an orderly poweroff
+      // stops its pods. With --purge its root file system goes too (before the host dir).
+      if (this.real.exists()) {
+        try {
+          realNodeStopped = this.real.stop(options.purge === true);
+        } catch (err) {
+          throw new HostError(`real node: ${(err as Error).message}`, this.real.consoleTail());
+        }
+        this.say(`real node ${this.real.plan.name}: ${realNodeStopped ? "stopped" : "not running"}`);
+      }
       for (const layer of [...START_LAYERS].reverse()) {
         const results = await Promise.all(layer.map((c) => this.stop(c)));
         for (const r of results) if (r) stopped.push(r);
@@ -575,12 +708,12 @@ export class HostCluster {
     } finally {
       await release();
     }
-    if (stopped.length === 0) this.say("nothing was running");
+    if (stopped.length === 0 && !realNodeStopped) this.say("nothing was running");
     if (options.purge) {
       await fs.rm(this.layout.dir, { recursive: true, force: true });
       this.say(`deleted ${this.layout.dir}`);
     }
-    return { stopped, purged: options.purge === true };
+    return { stopped, purged: options.purge === true, realNodeStopped };
   }
 
   private async stop(c: ComponentName): Promise<{ name: ComponentName; pid: number; killed: boolean } | undefined> {
@@ -662,6 +795,7 @@ export class HostCluster {
     const apiRunning = components.find((c) => c.name === "kube-apiserver")?.running === true;
     let ready = false;
     let nodes: HostStatus["nodes"] = null;
+    let realNode: RealNodeStatus | undefined;
     const url = ports ? `https://${LISTEN_HOST}:${ports.apiserver}` : null;
     if (ports && apiRunning) {
       const api = this.adminApi(ports);
@@ -672,6 +806,7 @@ export class HostCluster {
             `/api/v1/nodes?labelSelector=${encodeURIComponent(`${HOST_NODE_LABEL}=true`)}`,
           );
           nodes = { total: list.items.length, ready: list.items.filter(isNodeReady).length };
+          if (this.real.exists()) realNode = await this.real.status(api);
         }
       } catch {
         // Not ready enough to answer: reported as such.
@@ -679,6 +814,7 @@ export class HostCluster {
         api.close();
       }
     }
+    if (realNode === undefined && this.real.exists()) realNode = await this.real.status(undefined);
     return {
       hostDir: this.layout.dir,
       kubeconfig: this.layout.kubeconfig,
@@ -686,6 +822,7 @@ export class HostCluster {
       components,
       api: { url, ready },
       nodes,
+      ...(realNode ? { realNode } : {}),
     };
   }
 }

@@ -53,8 +53,24 @@ export const CAS: readonly CaSpec[] = [
 
 const LOOPBACK = { dnsNames: ["localhost"], ipAddresses: [LISTEN_HOST] };
 
+/**
+ * The real node of `up --real-node` (realNode.ts): the API certificate also names the host's
+ * address on the node's bridge, and the node's kubelet gets a client certificate.
+ */
+export interface RealNodeCertificates {
+  /** The host's address on the bridge, where the node reaches the API server. */
+  readonly apiAddress: string;
+  /** Under pki/ (without .crt/.key). */
+  readonly certName: string;
+  /** The Kubernetes node name: the certificate is `system:node:<name>` in `system:nodes`. */
+  readonly nodeName: string;
+}
+
 /** Every leaf certificate of a host cluster. */
-export function certificateTable(serviceCidr: string = DEFAULT_SERVICE_CIDR): LeafSpec[] {
+export function certificateTable(
+  serviceCidr: string = DEFAULT_SERVICE_CIDR,
+  realNode?: RealNodeCertificates,
+): LeafSpec[] {
   const leaf = (
     name: string,
     ca: CaName,
@@ -80,7 +96,7 @@ export function certificateTable(serviceCidr: string = DEFAULT_SERVICE_CIDR): Le
     leaf("apiserver-etcd-client", "etcd/ca", "kube-apiserver-etcd-client", ["client"]),
     leaf("apiserver", "ca", "kube-apiserver", ["server"], {
       dnsNames: ["localhost", "kubernetes", "kubernetes.default", svc, `${svc}.${CLUSTER_DOMAIN}`],
-      ipAddresses: [LISTEN_HOST, firstServiceIp(serviceCidr)],
+      ipAddresses: [LISTEN_HOST, firstServiceIp(serviceCidr), ...(realNode ? [realNode.apiAddress] : [])],
     }),
     leaf("apiserver-kubelet-client", "ca", "kube-apiserver-kubelet-client", ["client"], {
       organizations: ["system:masters"],
@@ -93,6 +109,14 @@ export function certificateTable(serviceCidr: string = DEFAULT_SERVICE_CIDR): Le
     // /healthz is checked with TLS verification like everything else.
     leaf("controller-manager-server", "ca", "kube-controller-manager", ["server"], LOOPBACK),
     leaf("scheduler-server", "ca", "kube-scheduler", ["server"], LOOPBACK),
+    // What the Node authorizer and NodeRestriction know a kubelet by.
+    ...(realNode
+      ? [
+          leaf(realNode.certName, "ca", `system:node:${realNode.nodeName}`, ["client"], {
+            organizations: ["system:nodes"],
+          }),
+        ]
+      : []),
   ];
 }
 
@@ -158,7 +182,11 @@ export async function writeFileAtomic(file: string, data: string, mode: number):
  * longer matches, and leaves everything else untouched (a warm start issues nothing). The
  * service-account key is made once and never replaced: it signs every token in etcd.
  */
-export async function ensureHostPki(layout: HostLayout, now: Date = new Date()): Promise<PkiResult> {
+export async function ensureHostPki(
+  layout: HostLayout,
+  now: Date = new Date(),
+  realNode?: RealNodeCertificates,
+): Promise<PkiResult> {
   const issued: { name: string; reason: string }[] = [];
   const notBefore = new Date(now.getTime() - 60_000); // tolerate a little clock skew between processes
   const cas = new Map<CaName, { certPem: string; keyPem: string; renewed: boolean }>();
@@ -184,7 +212,7 @@ export async function ensureHostPki(layout: HostLayout, now: Date = new Date()):
     issued.push({ name: ca.name, reason: reason ?? "missing" });
   }
 
-  for (const spec of certificateTable()) {
+  for (const spec of certificateTable(DEFAULT_SERVICE_CIDR, realNode)) {
     const ca = cas.get(spec.ca) as { certPem: string; keyPem: string; renewed: boolean };
     const keyExists = (await readOptional(layout.key(spec.name))) !== undefined;
     const current = keyExists ? parseOptional(await readOptional(layout.cert(spec.name))) : undefined;

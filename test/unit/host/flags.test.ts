@@ -12,7 +12,14 @@ const parse = (...argv: string[]) => parseHostCommandLine(argv, "/home/dev/work"
 describe("g8s host command line", () => {
   it("defaults the host dir to <project>/.g8s/host", () => {
     assert.equal(defaultHostDir("/repo"), "/repo/.g8s/host");
-    assert.deepEqual(parse("up"), { verb: "up", hostDir: "/repo/.g8s/host", purge: false, json: false, help: false });
+    assert.deepEqual(parse("up"), {
+      verb: "up",
+      hostDir: "/repo/.g8s/host",
+      purge: false,
+      json: false,
+      realNode: false,
+      help: false,
+    });
   });
 
   it("resolves --host-dir against the current directory", () => {
@@ -20,9 +27,10 @@ describe("g8s host command line", () => {
     assert.equal(parse("down", "--host-dir=/abs").hostDir, "/abs");
   });
 
-  it("takes --purge on down and --json on status", () => {
+  it("takes --purge on down, --json on status and --real-node on up", () => {
     assert.equal(parse("down", "--purge").purge, true);
     assert.equal(parse("status", "--json").json, true);
+    assert.equal(parse("up", "--real-node").realNode, true);
   });
 
   const refused: [string[], RegExp][] = [
@@ -30,6 +38,7 @@ describe("g8s host command line", () => {
     [["start"], /unknown action 'start': one of up, down, status/],
     [["up", "--purge"], /--purge does not apply to 'host up'/],
     [["down", "--json"], /--json does not apply to 'host down'/],
+    [["status", "--real-node"], /--real-node does not apply to 'host status'/],
     [["up", "extra"], /unexpected argument 'extra'/],
     [["up", "--host-dir"], /argument missing/],
     [["up", "--host-dir", ""], /--host-dir must not be empty/],
