@@ -374,6 +374,11 @@ export class RealNode {
   /** Stops the node (an orderly poweroff), removes its route and bridge; `purge` also its root file system. */
   stop(purge: boolean): boolean {
     const wasRunning = this.running();
+    if (wasRunning) {
+      // Pods first, by the runtime (a container whose PID 1 ignores SIGTERM would hold the
+      // node's poweroff for 90 s per scope); kubelet stopped so it restarts none of them.
+      this.exec("sh", "-c", "systemctl stop kubelet; timeout 30 crictl rmp --all --force");
+    }
     if (this.exists()) {
       const r = this.nspawn(["down", "--state-dir", this.stateDir, ...(purge ? ["--purge"] : [])]);
       if (!r.ok) throw new Error(`stopping ${this.plan.name} failed: ${r.stderr.trim()}`);
