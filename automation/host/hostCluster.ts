@@ -649,6 +649,11 @@ export class HostCluster {
         if (!node.running())
           throw new HostError(`real node ${node.plan.name}: its system container stopped`, node.consoleTail());
         const s = await node.status(api);
+        // A node booted now must have reported since: its Node object outlives a `down`, Ready
+        // and with the devices allocatable until the controller notices (heartbeats: whole seconds).
+        if (started && !(Date.parse(s.heartbeatAt ?? "") >= Math.floor(t / 1000) * 1000)) {
+          return "no status reported since its start";
+        }
         if (!s.ready) return "not Ready";
         const missing = DEVICE_RESOURCES.filter((r) => s.devices[r] === "0");
         return missing.length === 0 ? true : `Ready, no allocatable ${missing.join(", ")} yet`;

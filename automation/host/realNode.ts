@@ -242,6 +242,8 @@ export interface RealNodeStatus {
   readonly memoryBytes: number | null;
   /** Allocatable of the two device resources, as the node reports them. */
   readonly devices: Readonly<Record<string, string>>;
+  /** When the kubelet last reported the Ready condition (a Node object outlives a stopped node). */
+  readonly heartbeatAt: string | null;
 }
 
 export const DEVICE_RESOURCES = ["devices.kubevirt.io/kvm", "devices.kubevirt.io/tun"] as const;
@@ -415,7 +417,8 @@ export class RealNode {
       const res = await api.request<ObservedNode>("GET", `/api/v1/nodes/${this.plan.name}`);
       if (res.status === 200) node = res.json as ObservedNode;
     }
-    const allocatable = (node?.status as { allocatable?: Record<string, string> } | undefined)?.allocatable ?? {};
+    const allocatable = node?.status?.allocatable ?? {};
+    const conditions = (node?.status?.conditions ?? []) as readonly { type: string; lastHeartbeatTime?: string }[];
     return {
       name: this.plan.name,
       running,
@@ -423,6 +426,7 @@ export class RealNode {
       address: this.plan.nodeAddress,
       memoryBytes: running ? this.memoryBytes() : null,
       devices: Object.fromEntries(DEVICE_RESOURCES.map((r) => [r, allocatable[r] ?? "0"])),
+      heartbeatAt: conditions.find((c) => c.type === "Ready")?.lastHeartbeatTime ?? null,
     };
   }
 

@@ -271,4 +271,23 @@ describe("host cluster with a real node (g8s host up --real-node)", function () 
     const s = status();
     assert.equal(s.realNode?.running, false);
   });
+
+  it("boots the kept node again on a warm up, Ready only once its restarted kubelet has reported", () => {
+    const start = Date.now();
+    const up = g8s("host", "up", "--real-node", "--host-dir", hostDir);
+    assert.equal(up.code, 0, up.err);
+    assert.match(up.err, /real node g8s-host-real-0: started/);
+    const ready = /real node g8s-host-real-0: Ready \(([\d.]+) s\)/.exec(up.err);
+    assert.ok(ready, up.err);
+    figures.push(`warm up --real-node: ${(up.ms / 1000).toFixed(1)} s, the node Ready ${ready[1]} s after its start`);
+    // The Node object kept its Ready condition and allocatable through the down: only a heartbeat
+    // after the start shows the restarted kubelet.
+    const s = status();
+    assert.equal(s.realNode?.ready, true);
+    assert.ok(
+      Date.parse(s.realNode?.heartbeatAt ?? "") >= Math.floor(start / 1000) * 1000,
+      s.realNode?.heartbeatAt ?? "none",
+    );
+    for (const r of DEVICE_RESOURCES) assert.equal(s.realNode?.devices[r], "110", r);
+  });
 });
