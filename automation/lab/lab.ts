@@ -520,6 +520,9 @@ class Lab {
         // Host-wide names (veth, cgroups) must not collide with another lab's master-0.
         "--machine",
         `${this.plan.clusterId}-${node.name}`,
+        // A disk of its own, as its VM has: the kubelet must not judge the host's file system.
+        "--disk-gib",
+        String(node.diskGiB),
         "--state-dir",
         path.join(dir, "state"),
         "--seed",

@@ -26,6 +26,8 @@ export interface LabNode {
   readonly statefulSet: string;
   /** `vm`: a QEMU VM started by the pod image's entrypoint; `container`: a system container. */
   readonly substrate: "container" | "vm";
+  /** Size of the node's own disk (the spec's `diskGiB`, as its VM would have). */
+  readonly diskGiB: number;
 }
 
 export interface LabPlan {
@@ -95,6 +97,7 @@ export function labPlan(spec: KvmClusterSpec, vmNodes: readonly string[] = []): 
       filesSecret: K8S_NAMES.masterSecrets,
       address: "",
       substrate: "container",
+      diskGiB: spec.masters.diskGiB,
     });
   }
   for (const pool of spec.nodePools) {
@@ -107,6 +110,7 @@ export function labPlan(spec: KvmClusterSpec, vmNodes: readonly string[] = []): 
         filesSecret: K8S_NAMES.workerSecrets,
         address: "",
         substrate: "container",
+        diskGiB: pool.diskGiB,
       });
     }
   }

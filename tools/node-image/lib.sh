@@ -10,6 +10,9 @@ need() { [ -n "$2" ] || die "$CMD: $1 is required"; }
 
 # parse_args "<allowed option names>" ARGS...: sets NAME, MACHINE, STATE, SEED, BRIDGE, ADDRESS,
 # IMAGE, STAGE, TIMEOUT, ACCEL, CPUS, MEMORY, DISK_GIB, MAC, PURGE from --name,
+# int_in NAME VALUE MIN MAX: dies unless VALUE is an integer from MIN to MAX.
+int_in() { [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] || die "$1 '$2': an integer from $3 to $4"; }
+
 # --state-dir, ...; every --bind-ro SRC:DST adds to BINDS; what follows `--` goes to CMD_ARGS.
 parse_args() {
   local allowed=" $1 " opt

@@ -7,6 +7,7 @@
 #   nspawn-node.sh bridge-down --bridge BR
 #   nspawn-node.sh up   --name NAME --state-dir DIR --seed SEED [--bridge BR] [--image DIR]
 #                       [--machine ID]                          unique on this host (default NAME)
+#                       [--disk-gib N]                          the node's own disk (see below)
 #                       [--bind-ro SRC:DST]...                 more read-only mounts (files, /etc/hosts)
 #   nspawn-node.sh down --state-dir DIR [--purge]
 #   nspawn-node.sh exec --state-dir DIR -- COMMAND...          run COMMAND in the node
@@ -38,8 +39,8 @@ PROG=nspawn-node
 CMD="${1:-}"
 [ -n "$CMD" ] || usage
 shift
-NAME="" MACHINE="" STATE="" SEED="" BRIDGE="" ADDRESS="" IMAGE="$DEFAULT_IMAGE" PURGE=0 STAGE="" TIMEOUT=600
-parse_args "name machine state-dir seed bridge address image purge for timeout bind-ro" "$@"
+DISK_GIB=0 NAME="" MACHINE="" STATE="" SEED="" BRIDGE="" ADDRESS="" IMAGE="$DEFAULT_IMAGE" PURGE=0 STAGE="" TIMEOUT=600
+parse_args "name machine state-dir seed bridge address image disk-gib purge for timeout bind-ro" "$@"
 [ "$(id -u)" = 0 ] || die "needs root (namespaces, cgroups, bridges)"
 
 valid_ifname() { [[ "$1" =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || die "--bridge '$1': 1 to 15 letters, digits, '.', '-' or '_'"; }
@@ -103,9 +104,29 @@ up)
   if [ -f "$STATE/nspawn.pid" ] && kill -0 "$(cat "$STATE/nspawn.pid")" 2>/dev/null; then
     die "node '$NAME' is already running (pid $(cat "$STATE/nspawn.pid")); '$0 down --state-dir $STATE' first"
   fi
-  if [ ! -d "$STATE/rootfs" ]; then
+  # --disk-gib: the node's root file system on a disk of its own (a sparse ext4 image, loop
+  # mounted), as a VM has one. Without it the node's kubelet measures the host's file system: here
+  # 85 % of it counts as used (reserved blocks), past kubelet's 85 % image GC and 15 % eviction
+  # thresholds, and the nodes went DiskPressure (pods evicted, new ones not scheduled).
+  if [ "$DISK_GIB" != 0 ]; then
+    int_in --disk-gib "$DISK_GIB" 1 65536
+    if [ ! -f "$STATE/disk.img" ]; then
+      truncate -s "${DISK_GIB}G" "$STATE/disk.img.tmp"
+      mkfs.ext4 -q -F -L "g8s-$NAME" "$STATE/disk.img.tmp"
+      mv "$STATE/disk.img.tmp" "$STATE/disk.img"
+      rm -rf "$STATE/rootfs"
+    fi
+    mkdir -p "$STATE/rootfs"
+    mountpoint -q "$STATE/rootfs" || mount -o loop "$STATE/disk.img" "$STATE/rootfs"
+  fi
+  if [ ! -x "$STATE/rootfs/lib/systemd/systemd" ]; then
+    rm -rf "$STATE/rootfs.tmp"
     cp -a --reflink=auto "$IMAGE/rootfs" "$STATE/rootfs.tmp"
-    mv "$STATE/rootfs.tmp" "$STATE/rootfs"
+    if [ "$DISK_GIB" != 0 ]; then
+      (shopt -s dotglob && mv "$STATE/rootfs.tmp"/* "$STATE/rootfs/") && rmdir "$STATE/rootfs.tmp"
+    else
+      rm -rf "$STATE/rootfs" && mv "$STATE/rootfs.tmp" "$STATE/rootfs"
+    fi
   fi
   # `modprobe overlay` / `modprobe br_netfilter` (kubeadm's preflight, g8s's bootstrap)
   # look in /lib/modules/<running kernel>: the host's modules, or, when the host kernel has
@@ -203,6 +224,8 @@ down)
   fi
   # nspawn's mount propagation directory on the host (it cannot remove it without host systemd).
   [ -z "$MACHINE" ] || rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
+  # The node's own disk (--disk-gib): unmounted (its loop device goes with it), kept until --purge.
+  if [ -f "$STATE/disk.img" ] && mountpoint -q "$STATE/rootfs"; then umount "$STATE/rootfs"; fi
   if [ "$PURGE" = 1 ]; then rm -rf "$STATE"; fi
   ;;
 

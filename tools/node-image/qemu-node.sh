@@ -33,7 +33,6 @@ shift
 NAME="" STATE="" SEED="" IMAGE="$DEFAULT_IMAGE" ACCEL=tcg CPUS=2 MEMORY=2048 DISK_GIB=20 BRIDGE="" MAC=""
 PURGE=0 STAGE="" TIMEOUT=1800
 parse_args "name state-dir seed image accel cpus memory disk-gib bridge mac purge for timeout" "$@"
-int_in() { [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] || die "$1 '$2': an integer from $3 to $4"; }
 
 # Talks to the guest agent (QGA) on DIR/qga.sock: `qga exec CMD...` runs CMD with stdin
 # as input and returns its output and exit code; `qga ping` succeeds once the agent answers.
