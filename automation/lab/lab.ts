@@ -692,9 +692,30 @@ class Lab {
       throw new LabError(`building the toolchain failed (scripts/provision.sh exit ${code})`, tail.join("\n"));
   }
 
+  /**
+   * Claims the lab's bridge for this lab dir (`OWNERS_DIR/<bridge>`). The bridge and the nodes'
+   * machine names follow from the cluster id: a second lab of the same id elsewhere would share
+   * them, and its `down` would take this lab's bridge away (seen: a node failed "Failed to add
+   * interface … to bridge …: No such device").
+   */
+  private claimBridge(): void {
+    const file = path.join(OWNERS_DIR, this.plan.bridge);
+    const owner = existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
+    const other = otherLab(owner, this.dir, existsSync);
+    if (other !== undefined) {
+      throw new LabError(
+        `cluster ${this.plan.clusterId} already has a lab in ${other}: two labs of one cluster id share its bridge ` +
+          `and node names; remove that one first ('g8s lab down ${this.o.stackFile} --lab-dir ${other}')`,
+      );
+    }
+    mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o755 });
+    writeFileSync(file, `${this.dir}\n`);
+  }
+
   async up(): Promise<string> {
     await this.provision();
     checkToolchain(this.loaded.spec);
+    this.claimBridge();
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileSync(path.join(this.dir, "plan.json"), JSON.stringify(this.plan, null, 2));
     this.say(`host cluster (g8s host up --host-dir ${path.join(this.dir, "host")})`);
@@ -743,7 +764,13 @@ class Lab {
       this.say(`node ${node.name}: stopped`);
     }
     this.stopDns();
-    this.nspawn(["bridge-down", "--bridge", this.plan.bridge]);
+    const owners = path.join(OWNERS_DIR, this.plan.bridge);
+    if (otherLab(existsSync(owners) ? readFileSync(owners, "utf8").trim() : undefined, this.dir, existsSync)) {
+      this.say(`bridge ${this.plan.bridge} belongs to another lab now: left alone`);
+    } else {
+      this.nspawn(["bridge-down", "--bridge", this.plan.bridge]);
+      rmSync(owners, { force: true });
+    }
     const hostDir = path.join(this.dir, "host");
     if (existsSync(hostDir)) {
       await new HostCluster({ hostDir, env: this.o.env, progress: () => {} }).down({ purge: true });
@@ -752,6 +779,22 @@ class Lab {
     rmSync(this.dir, { recursive: true, force: true });
     this.say(`removed ${this.dir}`);
   }
+}
+
+/** Where each lab bridge's owner (the lab dir that made it) is recorded: host-wide, as the bridge is. */
+const OWNERS_DIR = "/run/g8s-lab";
+
+/**
+ * The other lab dir that owns a bridge, from its recorded `owner`: none when nothing is recorded,
+ * when it is `labDir` itself, or when that lab is gone (no plan.json: removed by hand or by `down`).
+ */
+export function otherLab(
+  owner: string | undefined,
+  labDir: string,
+  exists: (file: string) => boolean,
+): string | undefined {
+  if (owner === undefined || owner === "" || owner === labDir) return undefined;
+  return exists(path.join(owner, "plan.json")) ? owner : undefined;
 }
 
 /** The PID in `file` when that process runs and its command line contains `name` (never a reused PID). */
