@@ -699,9 +699,7 @@ class Lab {
    * interface … to bridge …: No such device").
    */
   private claimBridge(): void {
-    const file = path.join(OWNERS_DIR, this.plan.bridge);
-    const owner = existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
-    const other = otherLab(owner, this.dir, existsSync);
+    const other = this.otherBridgeOwner();
     if (other !== undefined) {
       throw new LabError(
         `cluster ${this.plan.clusterId} already has a lab in ${other}: two labs of one cluster id share its bridge ` +
@@ -709,7 +707,17 @@ class Lab {
       );
     }
     mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o755 });
-    writeFileSync(file, `${this.dir}\n`);
+    writeFileSync(this.bridgeOwnerFile, `${this.dir}\n`);
+  }
+
+  private get bridgeOwnerFile(): string {
+    return path.join(OWNERS_DIR, this.plan.bridge);
+  }
+
+  /** Another live lab dir that owns this lab's bridge (see otherLab), if any. */
+  private otherBridgeOwner(): string | undefined {
+    const file = this.bridgeOwnerFile;
+    return otherLab(existsSync(file) ? readFileSync(file, "utf8").trim() : undefined, this.dir, existsSync);
   }
 
   async up(): Promise<string> {
@@ -764,12 +772,11 @@ class Lab {
       this.say(`node ${node.name}: stopped`);
     }
     this.stopDns();
-    const owners = path.join(OWNERS_DIR, this.plan.bridge);
-    if (otherLab(existsSync(owners) ? readFileSync(owners, "utf8").trim() : undefined, this.dir, existsSync)) {
+    if (this.otherBridgeOwner() !== undefined) {
       this.say(`bridge ${this.plan.bridge} belongs to another lab now: left alone`);
     } else {
       this.nspawn(["bridge-down", "--bridge", this.plan.bridge]);
-      rmSync(owners, { force: true });
+      rmSync(this.bridgeOwnerFile, { force: true });
     }
     const hostDir = path.join(this.dir, "host");
     if (existsSync(hostDir)) {

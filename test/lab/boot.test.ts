@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { promisify } from "node:util";
-import { KUBECTL, sleep, useLab, type LabStack } from "./harness";
+import { KUBECTL, READINESS_ARGS, sleep, useLab, type LabStack } from "./harness";
 
 /** CoreDNS as a tiny web server: its health plugin answers `OK` on :8080 (the node image has no other server). */
 const WEB_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1";
@@ -51,6 +51,11 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
   const lab = useLab(STACK);
   const kubectl = (...args: string[]) => lab.kubectl(...args);
   const onNode = (node: string, ...cmd: string[]) => lab.onNode(node, ...cmd);
+  /** Waits for a Deployment's rollout; a failure shows every pod and where it is. */
+  const rolledOut = (namespace: string, deployment: string, timeout: string) => {
+    const r = kubectl("-n", namespace, "rollout", "status", `deployment/${deployment}`, "--timeout", timeout);
+    assert.equal(r.code, 0, `${r.err}\n${kubectl("get", "pods", "-A", "-o", "wide").out}`);
+  };
   /** `GET /health` on port 8080 of `ip`, from a node, with bash alone. */
   const httpFrom = (node: string, ip: string) =>
     onNode(
@@ -63,12 +68,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     );
 
   it("has both nodes Ready, as g8s's admin kubeconfig shows", () => {
-    const r = kubectl(
-      "get",
-      "nodes",
-      "-o",
-      "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}",
-    );
+    const r = kubectl(...READINESS_ARGS);
     assert.equal(r.code, 0, r.err);
     assert.deepEqual(r.out.split(" ").sort(), ["master-0=True", "pool-default-0=True"]);
   });
@@ -119,8 +119,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     const deploy = lab.apply([corefile, deployment]);
     assert.equal(deploy.code, 0, deploy.err);
     assert.equal(kubectl("expose", "deployment", "web", "--port", "8080").code, 0);
-    const ready = kubectl("rollout", "status", "deployment/web", "--timeout", "300s");
-    assert.equal(ready.code, 0, `${ready.err}\n${kubectl("get", "pods", "-A", "-o", "wide").out}`);
+    rolledOut("default", "web", "300s");
 
     const pods = kubectl(
       "get",
@@ -146,8 +145,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       assert.match(r.out, /200 OK/, `${node} → Service ${clusterIp}: ${r.err}`);
     }
     // The cluster's DNS answers once CoreDNS is ready (kubeadm deploys it; flannel must be up first).
-    const coredns = kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout", "300s");
-    assert.equal(coredns.code, 0, `${coredns.err}\n${kubectl("get", "pods", "-A", "-o", "wide").out}`);
+    rolledOut("kube-system", "coredns", "300s");
     const dns = onNode("pool-default-0", "python3", "-c", RESOLVE_PY, "web.default.svc.cluster.local", DNS_IP);
     assert.equal(dns.code, 0, dns.err);
     assert.equal(dns.out, clusterIp, "CoreDNS answers the Service name with its ClusterIP");
@@ -254,10 +252,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
             lab.admin,
             "--request-timeout",
             "5s",
-            "get",
-            "nodes",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}",
+            ...READINESS_ARGS,
           ]);
           const notReady = stdout
             .trim()
@@ -331,8 +326,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
 
     // The controllers and the kubelets keep working with their new identities.
     assert.equal(kubectl("scale", "deployment", "web", "--replicas", "3").code, 0);
-    const rollout = kubectl("rollout", "status", "deployment/web", "--timeout", "180s");
-    assert.equal(rollout.code, 0, `${rollout.err}\n${kubectl("get", "pods", "-A", "-o", "wide").out}`);
+    rolledOut("default", "web", "180s");
     const onWorker = kubectl(
       "get",
       "pods",

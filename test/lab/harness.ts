@@ -15,6 +15,14 @@ const NSPAWN = path.join(PROJECT_ROOT, "tools", "node-image", "nspawn-node.sh");
 const QEMU_NODE = path.join(PROJECT_ROOT, "tools", "node-image", "qemu-node.sh");
 const G8S = path.join(PROJECT_ROOT, "bin/g8s.js");
 
+/** `kubectl` arguments that print `<node>=<Ready status>` per node, space separated. */
+export const READINESS_ARGS = [
+  "get",
+  "nodes",
+  "-o",
+  "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}",
+] as const;
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface LabStack {
@@ -185,12 +193,7 @@ export class TestLab {
 
   /** Each node's Ready condition status, by name. */
   readiness(): Map<string, string> {
-    const r = this.kubectl(
-      "get",
-      "nodes",
-      "-o",
-      "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}",
-    );
+    const r = this.kubectl(...READINESS_ARGS);
     if (r.code !== 0) throw new Error(`kubectl get nodes: ${r.err}`);
     return new Map(r.out.split(" ").map((p) => p.split("=") as [string, string]));
   }
