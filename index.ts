@@ -41,6 +41,7 @@ export function defineCluster(config: pulumi.Config, stack: string) {
     userKubeconfigs: cluster.userKubeconfigs,
     caCertPem: cluster.caCertPem,
     certificateNotAfter: cluster.certificateNotAfter,
+    pki: cluster.pkiRenewal,
     platform: cluster.platform,
   };
 }
@@ -59,4 +60,9 @@ export const userKubeconfigs = outputs.userKubeconfigs;
 export const caCertPem = outputs.caCertPem;
 /** Per certificate: when it expires, for time-to-expiry alerts. */
 export const certificateNotAfter = outputs.certificateNotAfter;
+/**
+ * Per certificate (and the CA): validity, renewal point, the resources that renew it; and what
+ * carries certificates to the nodes. Plain: the reconciler reads it without decrypting anything.
+ */
+export const pki = outputs.pki;
 export const platform = outputs.platform;

@@ -83,6 +83,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       metrics.observePass(record);
       options.onPass?.(record);
     },
+    onRenewal: (record) => metrics.observeRenewal(record),
     onStatus: (status) => {
       metrics.updateStack(status);
       metrics.setPhaseCounts(scheduler.list());

@@ -28,6 +28,12 @@ export const SCHEDULER_DEFAULTS = {
   shutdownGraceMs: 60_000,
   /** A pass still running after this long is aborted and recorded as failed. */
   passTimeoutMs: 30 * 60 * 1000,
+  /**
+   * A failed certificate renewal is retried after this, doubling, up to renewalRetryMaxMs: an
+   * expiring certificate is an outage, so renewal never stalls and never waits an hour.
+   */
+  renewalRetryBaseMs: 30_000,
+  renewalRetryMaxMs: 10 * 60 * 1000,
 } as const;
 
 /** Setting → environment variable. */

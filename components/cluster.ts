@@ -18,9 +18,16 @@ import {
   type NodeSecretInputs,
 } from "./bootstrap";
 import { KVM_ETCD_DISK_GUEST_DEVICE, KvmCluster, kvmApiEndpoint, kvmApiNames } from "./kvm";
-import { ClusterPki } from "./pki";
+import { ClusterPki, type CertificateRecord } from "./pki";
 import { LocalSecret } from "./pki/local";
 import { masterKeys, type AwsClusterSpec, type ClusterSpec, type KvmClusterSpec } from "./spec";
+
+/** Stack output `pki`: what the reconciler reads to renew certificates (see automation/reconciler/renewal.ts). */
+export interface PkiRenewal {
+  readonly certificates: Readonly<Record<string, CertificateRecord>>;
+  /** URNs of what carries PKI material to the nodes: every renewal updates them too. */
+  readonly carriers: readonly string[];
+}
 
 export interface GuestClusterArgs {
   /** The validated spec (parseClusterSpec). */
@@ -36,6 +43,8 @@ export interface GuestClusterArgs {
 /** What every platform branch returns to the component. */
 interface PlatformOutputs {
   readonly apiEndpoint: pulumi.Output<string>;
+  /** What carries PKI material to the nodes (Secrets, SSM parameters): part of every renewal. */
+  readonly pkiCarriers: readonly pulumi.Resource[];
   readonly details: Record<string, pulumi.Output<unknown>>;
 }
 
@@ -111,7 +120,11 @@ export function createKvmGuest(name: string, spec: KvmClusterSpec, args: GuestCl
     { parent },
   );
   handOver(kvm.masterAddresses);
-  const platform: PlatformOutputs = { apiEndpoint: kvm.apiEndpoint, details: { namespace: kvm.namespace } };
+  const platform: PlatformOutputs = {
+    apiEndpoint: kvm.apiEndpoint,
+    pkiCarriers: kvm.pkiCarriers,
+    details: { namespace: kvm.namespace },
+  };
   return { pki, platform };
 }
 
@@ -171,6 +184,7 @@ export function createAwsGuest(name: string, spec: AwsClusterSpec, args: GuestCl
   );
   const platform: PlatformOutputs = {
     apiEndpoint: aws.apiEndpoint,
+    pkiCarriers: aws.pkiCarriers,
     details: {
       apiLoadBalancer: aws.apiLoadBalancerDnsName,
       ingressLoadBalancer: aws.ingressDnsName,
@@ -192,6 +206,11 @@ export class GuestCluster extends pulumi.ComponentResource {
   public readonly caCertPem: pulumi.Output<string>;
   /** When each certificate expires (RFC 3339), for time-to-expiry alerts. */
   public readonly certificateNotAfter: pulumi.Output<Record<string, string>>;
+  /**
+   * What a certificate renewal needs (stack output `pki`, plain): per certificate its validity,
+   * renewal point and resources, and the resources that carry them to the nodes.
+   */
+  public readonly pkiRenewal: pulumi.Output<PkiRenewal>;
   /** Platform details: the host namespace (kvm); VPC, subnets and load balancers (aws). */
   public readonly platform: pulumi.Output<Record<string, unknown>>;
   public readonly pki: ClusterPki;
@@ -216,6 +235,10 @@ export class GuestCluster extends pulumi.ComponentResource {
     );
     this.caCertPem = created.pki.caCertPem;
     this.certificateNotAfter = created.pki.notAfter;
+    // After the users' certificates: they are renewed like the others.
+    this.pkiRenewal = pulumi
+      .all([created.pki.certificateRecords(), pulumi.all(created.platform.pkiCarriers.map((r) => r.urn))])
+      .apply(([certificates, carriers]) => ({ certificates, carriers }));
     this.platform = pulumi.all(created.platform.details).apply((d) => d as Record<string, unknown>);
     this.registerOutputs({
       apiEndpoint: this.apiEndpoint,
@@ -223,6 +246,7 @@ export class GuestCluster extends pulumi.ComponentResource {
       userKubeconfigs: this.userKubeconfigs,
       caCertPem: this.caCertPem,
       certificateNotAfter: this.certificateNotAfter,
+      pkiRenewal: this.pkiRenewal,
       platform: this.platform,
     });
   }

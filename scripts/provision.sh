@@ -3,7 +3,8 @@
 # npm packages (npm ci when node_modules is older than package-lock.json), the toolchain built
 # from pinned Go modules and the node image (npm run toolchain: only what is missing or whose
 # inputs changed; debootstrap and qemu-utils are installed first when missing) and,
-# with --tests, Debian's cloud-init (its schema validator checks the rendered node bootstrap).
+# with --tests, Debian's cloud-init (its schema validator checks the rendered node bootstrap),
+# prometheus (promtool tests the alert rules) and faketime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -27,6 +28,18 @@ if ! command -v debootstrap >/dev/null || ! command -v qemu-img >/dev/null || ! 
 fi
 
 npm run --silent toolchain >&2
+
+# promtool tests the alert rules in monitoring/; libfaketime shifts the clock a renewal test's
+# daemon sees.
+if [ "${1:-}" = "--tests" ] && { ! command -v promtool >/dev/null || [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; }; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's prometheus (promtool) and faketime (alert rule and renewal tests)"
+    { apt-get update && apt-get install -y --no-install-recommends prometheus faketime; } >&2
+  else
+    say "missing: sudo apt-get install prometheus faketime (alert rule and renewal tests)"
+    exit 1
+  fi
+fi
 
 if [ "${1:-}" = "--tests" ] && ! command -v cloud-init >/dev/null; then
   if [ "$(id -u)" = 0 ]; then

@@ -47,6 +47,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.STATUS_USAGE, run: m.runStatus };
     },
   },
+  renew: {
+    summary: "renew a stack's due certificates now, whatever its mode",
+    load: () => {
+      const m = require("./renew") as typeof import("./renew");
+      return { usage: m.RENEW_USAGE, run: m.runRenew };
+    },
+  },
   plan: {
     summary: "what a change would do to the clusters (for pull requests)",
     load: () => {

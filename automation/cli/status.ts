@@ -27,9 +27,18 @@ function age(iso: string | undefined, now: number): string {
   return s < 0 ? `${text} ago` : `in ${text}`;
 }
 
+/** The earliest expiry among the stack's certificates, and which one, e.g. `in 11h (apiserver)`. */
+function firstExpiry(stack: StackStatus, now: number): string {
+  const known = (stack.certificates ?? []).filter((c) => c.notAfter !== "");
+  if (known.length === 0) return "-";
+  const first = known.reduce((a, b) => (Date.parse(b.notAfter) < Date.parse(a.notAfter) ? b : a));
+  const renewing = (stack.renewal?.consecutiveFailures ?? 0) > 0 ? ", renewal failing" : "";
+  return `${age(first.notAfter, now)} (${first.key}${renewing})`;
+}
+
 export function statusTable(stacks: readonly StackStatus[], now = Date.now()): string {
   const rows = [
-    ["STACK", "PHASE", "MODE", "FAILURES", "LAST SUCCESS", "NEXT RUN", "MESSAGE"],
+    ["STACK", "PHASE", "MODE", "FAILURES", "LAST SUCCESS", "NEXT RUN", "CERTIFICATES EXPIRE", "MESSAGE"],
     ...stacks.map((s) => [
       s.name,
       s.phase,
@@ -37,6 +46,7 @@ export function statusTable(stacks: readonly StackStatus[], now = Date.now()): s
       String(s.consecutiveFailures),
       age(s.lastSuccessAt, now),
       age(s.nextRunAt, now),
+      firstExpiry(s, now),
       (s.message ?? "").split("\n")[0].slice(0, 60),
     ]),
   ];
@@ -55,6 +65,26 @@ export function statusTable(stacks: readonly StackStatus[], now = Date.now()): s
 export function stackDetail(stack: StackStatus, now = Date.now()): string {
   const lines = [statusTable([stack], now)];
   if (stack.message) lines.push("", `message: ${stack.message}`);
+  const certs = stack.certificates ?? [];
+  if (certs.length > 0) {
+    lines.push("", "certificates:");
+    const width = Math.max(...certs.map((c) => c.key.length));
+    for (const c of certs) {
+      const renew = c.renewAt === "" ? "not renewed by g8s" : `renewal ${age(c.renewAt, now)}`;
+      lines.push(
+        `  ${c.key.padEnd(width)}  expires ${c.notAfter || "-"} (${age(c.notAfter || undefined, now)}), ${renew}`,
+      );
+    }
+  }
+  const renewal = stack.renewal;
+  if (renewal) {
+    const last = renewal.lastRenewedAt
+      ? `last renewed ${renewal.lastRenewedAt} (${(renewal.lastRenewed ?? []).join(", ")})`
+      : "not renewed yet";
+    lines.push(`renewal: ${last}; ${renewal.consecutiveFailures} failure(s) in a row`);
+    if (renewal.lastError) lines.push(`renewal error: ${renewal.lastError}`);
+    if (renewal.nextAttemptAt) lines.push(`next renewal attempt: ${renewal.nextAttemptAt}`);
+  }
   const pass = stack.lastPass;
   if (pass) {
     lines.push("", `last pass: ${pass.outcome} at ${pass.startedAt} in ${(pass.durationMs / 1000).toFixed(1)}s`);

@@ -23,6 +23,7 @@ import {
   type PendingOperation,
   type PreviewResource,
   type PreviewResult,
+  type RenewalTargets,
   type ResourceDrift,
   type BackendLock,
   type LockOwnerState,
@@ -114,6 +115,13 @@ export function driftFromEvents(events: readonly EngineEvent[]): ResourceDrift[]
     drift.set(meta.urn, { urn: meta.urn, type: meta.type, name, op, keys });
   }
   return [...drift.values()];
+}
+
+/** How `stack export` writes a secret it did not decrypt. */
+const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+
+function isSecretValue(value: unknown): boolean {
+  return typeof value === "object" && value !== null && SECRET_SIG_KEY in value;
 }
 
 /** A file backend lock as the Pulumi CLI writes it. */
@@ -276,6 +284,38 @@ export class PulumiEngine implements Engine {
     try {
       const stack = await this.stack(name);
       const result = await stack.destroy({ signal: options.signal, color: "never", refresh: true });
+      return { resourceChanges: { ...(result.summary.resourceChanges ?? {}) } };
+    } catch (err) {
+      return this.translate(name, options, err);
+    }
+  }
+
+  /** The root stack resource's `pki` output from `stack export`: secrets stay ciphertext. */
+  async pkiOutput(name: string): Promise<unknown> {
+    const state = await (await this.stack(name)).exportStack().catch(readable);
+    const resources = (state.deployment as { resources?: Array<{ type: string; outputs?: Record<string, unknown> }> })
+      .resources;
+    const value = resources?.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs?.pki;
+    if (isSecretValue(value)) throw new Error("stack output pki is a secret: it must be plain (components/cluster.ts)");
+    return value;
+  }
+
+  /**
+   * A renewal: `up --refresh` of the targets alone (`--target`, `--replace` for those to
+   * replace, never `--target-dependents`). No policy packs: it changes only certificates and
+   * what carries them, whatever else of the desired state a policy holds back.
+   */
+  async upTargets(name: string, targets: RenewalTargets, options: OperationOptions): Promise<UpResult> {
+    try {
+      const stack = await this.stack(name);
+      const result = await stack.up({
+        refresh: true,
+        target: [...new Set([...targets.update, ...targets.replace])],
+        replace: [...targets.replace],
+        targetDependents: false,
+        signal: options.signal,
+        color: "never",
+      });
       return { resourceChanges: { ...(result.summary.resourceChanges ?? {}) } };
     } catch (err) {
       return this.translate(name, options, err);

@@ -151,6 +151,16 @@ export function discovered(state: StackState | undefined, d: DiscoveredStack, c:
   return next;
 }
 
+/**
+ * The stack file changed while a renewal alone ran (a pass would take `runAgain` in passEnded):
+ * run now, as `discovered` does for an idle stack; a queued stack keeps its place.
+ */
+export function changedWhileRenewing(state: StackState, now: number): StackState {
+  const next = { ...state, runAgain: false };
+  if (next.status.phase === "queued" || PARKED_BY_FILE.has(next.status.phase)) return next;
+  return withStatus(next, { phase: "pending", nextRunAt: iso(now) });
+}
+
 /** What the pending operations of a stack restored as running decide (the previous process died mid-operation). */
 export function interrupted(
   state: StackState,

@@ -3,7 +3,14 @@
  * prom-client's global one, so tests and several instances do not share series).
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { PASS_OUTCOMES, STACK_PHASES, type PassRecord, type StackStatus } from "./types";
+import {
+  PASS_OUTCOMES,
+  RENEWAL_OUTCOMES,
+  STACK_PHASES,
+  type PassRecord,
+  type RenewalRecord,
+  type StackStatus,
+} from "./types";
 
 /** A pass takes from about a second (nothing to refresh) to half an hour (a large `up`). */
 export const DURATION_BUCKETS_SECONDS = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800];
@@ -21,6 +28,13 @@ export class ReconcilerMetrics {
   private readonly inFlight: Gauge;
   private readonly queueDepth: Gauge;
   private readonly stacks: Gauge<"phase">;
+  private readonly certNotAfter: Gauge<"stack" | "certificate">;
+  private readonly certNotBefore: Gauge<"stack" | "certificate">;
+  private readonly certRenewAt: Gauge<"stack" | "certificate">;
+  private readonly renewals: Counter<"stack" | "outcome">;
+  private readonly renewalFailures: Gauge<"stack">;
+  /** Per stack, the certificate keys that have series (to drop the series of one that went away). */
+  private readonly certKeys = new Map<string, Set<string>>();
   /** The labels of each stack's lock-owner series (prom-client removes a series by all its labels). */
   private readonly lockOwnerLabels = new Map<string, Record<string, string>>();
   /** Stacks whose counters exist, so each is initialised once. */
@@ -99,6 +113,41 @@ export class ReconcilerMetrics {
       labelNames: ["phase"],
       registers,
     });
+    this.certNotAfter = new Gauge({
+      name: "g8s_certificate_expiry_timestamp_seconds",
+      help: "Unix time a stack's certificate expires (notAfter), as the stack's last update left it.",
+      labelNames: ["stack", "certificate"],
+      registers,
+    });
+    this.certNotBefore = new Gauge({
+      name: "g8s_certificate_not_before_timestamp_seconds",
+      help: "Unix time a stack's certificate became valid (notBefore); with the expiry, its share of life used.",
+      labelNames: ["stack", "certificate"],
+      registers,
+    });
+    this.certRenewAt = new Gauge({
+      name: "g8s_certificate_renewal_timestamp_seconds",
+      help: "Unix time from which g8s renews the certificate; absent for one it never renews by itself (a tls or vault CA).",
+      labelNames: ["stack", "certificate"],
+      registers,
+    });
+    this.renewals = new Counter({
+      name: "g8s_certificate_renewals_total",
+      help: "Certificate renewal checks by stack and outcome (renewed, not-due, busy, aborted, failed); never counted as drift.",
+      labelNames: ["stack", "outcome"],
+      registers,
+    });
+    this.renewalFailures = new Gauge({
+      name: "g8s_certificate_renewal_consecutive_failures",
+      help: "Failed certificate renewals in a row; 0 after one that worked.",
+      labelNames: ["stack"],
+      registers,
+    });
+  }
+
+  observeRenewal(record: RenewalRecord): void {
+    this.ensureStack(record.stack);
+    this.renewals.inc({ stack: record.stack, outcome: record.outcome });
   }
 
   observePass(record: PassRecord): void {
@@ -134,6 +183,32 @@ export class ReconcilerMetrics {
     }
     // Every phase has a series (kube-state-metrics style), so `== 0` is as queryable as `== 1`.
     for (const phase of STACK_PHASES) this.stackPhase.set({ stack, phase }, phase === status.phase ? 1 : 0);
+    this.renewalFailures.set({ stack }, status.renewal?.consecutiveFailures ?? 0);
+    this.updateCertificates(stack, status);
+  }
+
+  /** One series per certificate and time that is known; none for what went away or is unknown. */
+  private updateCertificates(stack: string, status: StackStatus): void {
+    const now = new Set<string>();
+    for (const cert of status.certificates ?? []) {
+      now.add(cert.key);
+      const labels = { stack, certificate: cert.key };
+      for (const [gauge, value] of [
+        [this.certNotAfter, cert.notAfter],
+        [this.certNotBefore, cert.notBefore],
+        [this.certRenewAt, cert.renewAt],
+      ] as const) {
+        const at = value === "" ? NaN : Date.parse(value);
+        if (Number.isNaN(at)) gauge.remove(labels);
+        else gauge.set(labels, at / 1000);
+      }
+    }
+    for (const key of this.certKeys.get(stack) ?? []) if (!now.has(key)) this.dropCertificate(stack, key);
+    this.certKeys.set(stack, now);
+  }
+
+  private dropCertificate(stack: string, certificate: string): void {
+    for (const gauge of [this.certNotAfter, this.certNotBefore, this.certRenewAt]) gauge.remove({ stack, certificate });
   }
 
   /** Drops every series of a stack (a stack file deleted, a stack destroyed). */
@@ -145,6 +220,9 @@ export class ReconcilerMetrics {
       this.duration.remove({ stack, outcome });
     }
     for (const phase of STACK_PHASES) this.stackPhase.remove({ stack, phase });
+    for (const outcome of RENEWAL_OUTCOMES) this.renewals.remove({ stack, outcome });
+    for (const key of this.certKeys.get(stack) ?? []) this.dropCertificate(stack, key);
+    this.certKeys.delete(stack);
     this.dropLockOwner(stack);
     for (const metric of [
       this.driftDetected,
@@ -152,6 +230,7 @@ export class ReconcilerMetrics {
       this.consecutiveFailures,
       this.lastSuccess,
       this.busySince,
+      this.renewalFailures,
     ]) {
       metric.remove({ stack });
     }
@@ -186,6 +265,7 @@ export class ReconcilerMetrics {
     if (this.known.has(stack)) return;
     this.known.add(stack);
     for (const outcome of PASS_OUTCOMES) this.passes.inc({ stack, outcome }, 0);
+    for (const outcome of RENEWAL_OUTCOMES) this.renewals.inc({ stack, outcome }, 0);
     this.driftDetected.inc({ stack }, 0);
     this.driftedResources.inc({ stack }, 0);
   }

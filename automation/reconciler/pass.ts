@@ -17,6 +17,8 @@ import type { DiscoveredStack } from "./discovery";
 import { formatViolation, mandatory } from "../policy/runner";
 import type { PreviewResource, PreviewResult, Violation } from "./types";
 import type { ReconcileMode } from "../../components/spec";
+import { dueCertificates, parsePkiOutput, runRenewal } from "./renewal";
+import type { CertificateStatus, RenewalRecord } from "./types";
 
 /** True when the change summary holds anything but `same`. */
 export function hasChanges(summary: Readonly<Record<string, number>> | undefined): boolean {
@@ -70,21 +72,36 @@ export interface PassContext {
   readonly checkPolicies?: (stack: DiscoveredStack, resources: readonly PreviewResource[]) => Promise<Violation[]>;
 }
 
+/** Whether the preview would change a certificate that is past its renewal point now. */
+function previewRenews(drift: readonly ResourceDrift[], certs: readonly CertificateStatus[], now: number): boolean {
+  const due = new Set(dueCertificates(certs, now).flatMap((c) => c.urns));
+  return drift.some((d) => due.has(d.urn));
+}
+
 export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise<PassRecord> {
   const { engine, clock, signal } = ctx;
   const started = clock.now();
   const mode = stack.settings?.mode ?? "correct";
   const base = { stack: stack.name, mode, startedAt: new Date(started).toISOString() };
+  let renewal: RenewalRecord | undefined;
   const done = (outcome: PassOutcome, extra: Partial<PassRecord> = {}): PassRecord => ({
     ...base,
     outcome,
     drift: [],
     durationMs: clock.now() - started,
+    ...(renewal ? { renewal } : {}),
     ...extra,
   });
 
   const start = passStart(stack);
   if (start.kind === "invalid") return done("invalid", { error: start.error });
+  // Renewal first, whatever the mode: what is due is renewed by an update of its own, so the
+  // preview below never sees it and it never counts as drift.
+  const renew = async () => {
+    renewal = await runRenewal(stack.name, { engine, clock, signal, redact: ctx.redact });
+    return renewal;
+  };
+  if (start.kind !== "destroy") await renew();
   if (start.kind === "skip") return done("skipped");
 
   let phase: "detect" | "correct" | "destroy" = "detect";
@@ -97,7 +114,13 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
       const result = await engine.destroy(stack.name, { signal });
       return done("destroyed", { resourceChanges: result.resourceChanges });
     }
-    const preview = await engine.previewRefresh(stack.name, { signal });
+    let preview = await engine.previewRefresh(stack.name, { signal });
+    // A certificate that fell due while the preview ran: renew it, and look again.
+    const known = renewal?.certificates;
+    if (known && renewal?.outcome !== "failed" && previewRenews(preview.drift, known, clock.now())) {
+      await renew();
+      preview = await engine.previewRefresh(stack.name, { signal });
+    }
     detectMs = clock.now() - started;
     drift = preview.drift;
     changeSummary = preview.changeSummary;
@@ -114,7 +137,13 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
     phase = "correct";
     const correctStart = clock.now();
     const result = await engine.upRefresh(stack.name, { signal });
+    // The update may have issued certificates (a new user, new names): read them again.
+    const certificates = await engine
+      .pkiOutput(stack.name)
+      .then((v) => parsePkiOutput(v).certificates)
+      .catch(() => undefined);
     return done("corrected", {
+      ...(certificates ? { certificates } : {}),
       detectMs,
       correctMs: clock.now() - correctStart,
       changeSummary,

@@ -11,6 +11,7 @@ import { sleep } from "./clock";
 import type { DiscoveredStack, StackSource } from "./discovery";
 import {
   ACTIVE,
+  changedWhileRenewing,
   discovered,
   enqueued,
   interrupted,
@@ -25,8 +26,9 @@ import {
   type StackState,
 } from "./lifecycle";
 import { runPass, type PassContext } from "./pass";
+import { renewalDueAt, renewalEnded, runRenewal } from "./renewal";
 import type { StatusStore } from "./status";
-import { PassTimeoutError, type Engine, type PassRecord, type StackStatus } from "./types";
+import { PassTimeoutError, type Engine, type PassRecord, type RenewalRecord, type StackStatus } from "./types";
 
 /** The part of a pino logger the scheduler uses. */
 export interface Log {
@@ -52,6 +54,8 @@ export interface SchedulerOptions {
   readonly busyRetryMs?: number;
   readonly busyStuckAfterMs?: number;
   readonly passTimeoutMs?: number;
+  readonly renewalRetryBaseMs?: number;
+  readonly renewalRetryMaxMs?: number;
   readonly discoverIntervalMs?: number;
   readonly backendDiscoverIntervalMs?: number;
   /** Policy check before every up (see pass.ts). */
@@ -60,20 +64,22 @@ export interface SchedulerOptions {
   readonly clearPendingOperations?: boolean;
   /** Called after every pass and every status change (metrics). */
   readonly onPass?: (record: PassRecord) => void;
+  /** Called after every renewal, its own or a pass's (metrics). */
+  readonly onRenewal?: (record: RenewalRecord) => void;
   readonly onStatus?: (status: StackStatus) => void;
   readonly onLoad?: (inFlight: number, queueDepth: number) => void;
   /** A stack is gone from files and backend (its metrics series should go too). */
   readonly onForget?: (name: string) => void;
 }
 
-type Hooks = "onPass" | "onStatus" | "onLoad" | "onForget" | "checkPolicies";
+type Hooks = "onPass" | "onRenewal" | "onStatus" | "onLoad" | "onForget" | "checkPolicies";
 type ResolvedOptions = Required<Omit<SchedulerOptions, Hooks>> &
   Pick<SchedulerOptions, Hooks> & { readonly shutdownGraceMs: number };
 
 interface Entry {
   state: StackState;
-  /** The pass running now: its abort handle and its end. */
-  operation?: { controller: AbortController; done: Promise<void> };
+  /** The operation running now (a pass, or a renewal alone): its abort handle and its end. */
+  operation?: { controller: AbortController; done: Promise<void>; kind: "pass" | "renewal" };
 }
 
 export type RunRequest =
@@ -84,6 +90,8 @@ export class Scheduler {
   private readonly entries = new Map<string, Entry>();
   /** Stacks in phase `queued`, oldest first: kept in step with the phase by `commit`. */
   private readonly queue: Entry[] = [];
+  /** Stacks whose renewal is due while no pass is: they go before the queue (expiry is an outage). */
+  private readonly renewals: Entry[] = [];
   private readonly options: ResolvedOptions;
   private readonly passListeners = new Set<(record: PassRecord) => void>();
   private wakeTimer?: TimerHandle;
@@ -154,6 +162,7 @@ export class Scheduler {
     this.clearTimer("wake");
     this.clearTimer("discover");
     for (const e of [...this.queue]) this.commit(e, stopped(e.state));
+    this.renewals.length = 0;
     const running = [...this.entries.values()].filter((e) => e.operation);
     for (const e of running) e.operation?.controller.abort(new Error("reconciler shutting down"));
     if (running.length > 0) {
@@ -253,6 +262,7 @@ export class Scheduler {
       if (seen.has(name) || e.operation) continue;
       this.entries.delete(name);
       this.dequeue(e);
+      if (this.renewals.includes(e)) this.renewals.splice(this.renewals.indexOf(e), 1);
       this.options.onForget?.(name);
       this.options.log.info({ stack: name }, "stack file and backend stack gone: forgetting the stack");
     }
@@ -326,11 +336,83 @@ export class Scheduler {
   }
 
   private pump(): void {
-    while (!this.stopping && this.inFlight < this.options.concurrency && this.queue.length > 0) {
-      this.startRun(this.queue[0]);
+    while (!this.stopping && this.inFlight < this.options.concurrency) {
+      const renewal = this.renewals.shift();
+      if (renewal !== undefined) {
+        // A pass queued meanwhile renews first itself; one running already did.
+        if (!renewal.operation && renewal.state.status.phase !== "queued") this.startRenewal(renewal);
+        continue;
+      }
+      // Never two operations on one stack: a stack still renewing keeps its place in the queue.
+      const next = this.queue.find((e) => !e.operation);
+      if (next === undefined) break;
+      this.startRun(next);
     }
     this.reportLoad();
-    if (this.inFlight === 0 && this.queue.length === 0) for (const w of this.drainWaiters.splice(0)) w();
+    if (this.inFlight === 0 && this.queue.length === 0 && this.renewals.length === 0)
+      for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  /** A stack's renewal alone, whatever its phase: the phase stays, only certificates and renewal change. */
+  private startRenewal(e: Entry): void {
+    const controller = new AbortController();
+    const { clock, passTimeoutMs } = this.options;
+    const timeout = clock.setTimeout(() => controller.abort(new PassTimeoutError(passTimeoutMs)), passTimeoutMs);
+    this.inFlight++;
+    const stack = e.state.stack.name;
+    const done = runRenewal(stack, {
+      engine: this.options.engine,
+      clock,
+      signal: controller.signal,
+      redact: this.options.redact,
+    })
+      .then((record) => this.renewalFinished(e, record))
+      .catch((err: Error) =>
+        this.options.log.error({ stack, err: this.options.redact(err.message) }, "renewal crashed"),
+      )
+      .finally(() => {
+        clock.clearTimeout(timeout);
+        e.operation = undefined;
+        this.inFlight--;
+        // A stack file changed while it renewed: run now, as discovery would have had it been idle.
+        if (e.state.runAgain) this.commit(e, changedWhileRenewing(e.state, clock.now()));
+        void this.persist();
+        this.pump();
+        this.reschedule();
+      });
+    e.operation = { controller, done, kind: "renewal" };
+  }
+
+  /** Takes in a renewal's record: status, log line, metrics. */
+  private renewalFinished(e: Entry, record: RenewalRecord): void {
+    const now = this.options.clock.now();
+    const retry = { baseMs: this.options.renewalRetryBaseMs, maxMs: this.options.renewalRetryMaxMs };
+    this.commit(e, { ...e.state, status: renewalEnded(e.state.status, record, now, retry) });
+    const log = { stack: record.stack, outcome: record.outcome, durationMs: record.durationMs };
+    switch (record.outcome) {
+      case "renewed":
+        this.options.log.info({ ...log, certificates: record.renewed }, "certificates renewed");
+        break;
+      case "failed":
+        this.options.log.error(
+          {
+            ...log,
+            due: record.due,
+            failures: e.state.status.renewal?.consecutiveFailures,
+            retryAt: e.state.status.renewal?.nextAttemptAt,
+            err: record.error,
+          },
+          "certificate renewal failed",
+        );
+        break;
+      case "busy":
+        this.options.log.info(log, "certificate renewal: stack busy, retrying soon");
+        break;
+      case "not-due":
+      case "aborted":
+        this.options.log.debug(log, `certificate renewal ${record.outcome}`);
+    }
+    this.options.onRenewal?.(record);
   }
 
   private startRun(e: Entry): void {
@@ -362,20 +444,20 @@ export class Scheduler {
         this.pump();
         this.reschedule();
       });
-    e.operation = { controller, done };
+    e.operation = { controller, done, kind: "pass" };
   }
 
   private finish(e: Entry, record: PassRecord, lock?: LockExamination): void {
     const now = this.options.clock.now();
-    this.commit(
-      e,
-      passEnded(e.state, record, {
-        now,
-        policy: this.options,
-        jitter: () => this.options.random() * this.options.jitter,
-        lock,
-      }),
-    );
+    let next = passEnded(e.state, record, {
+      now,
+      policy: this.options,
+      jitter: () => this.options.random() * this.options.jitter,
+      lock,
+    });
+    if (record.certificates) next = { ...next, status: { ...next.status, certificates: record.certificates } };
+    this.commit(e, next);
+    if (record.renewal) this.renewalFinished(e, record.renewal);
     this.logPass(e.state.status, record, now, lock);
     this.options.onPass?.(record);
     for (const listener of this.passListeners) listener(record);
@@ -472,10 +554,11 @@ export class Scheduler {
   private reschedule(): void {
     if (this.stopping || this.oneShot) return;
     let next: number | undefined;
+    const now = this.options.clock.now();
     for (const e of this.entries.values()) {
-      const at = nextRunAt(e.state.status);
-      if (at !== undefined && !ACTIVE.has(e.state.status.phase) && !e.operation && (next === undefined || at < next)) {
-        next = at;
+      if (ACTIVE.has(e.state.status.phase) || e.operation || this.renewals.includes(e)) continue;
+      for (const at of [nextRunAt(e.state.status), renewalDueAt(e.state.status, now)]) {
+        if (at !== undefined && (next === undefined || at < next)) next = at;
       }
     }
     if (next === this.wakeAt && this.wakeTimer !== undefined) return;
@@ -493,6 +576,12 @@ export class Scheduler {
       .filter((e) => isDue(e.state.status, now) && !e.operation)
       .sort((a, b) => (nextRunAt(a.state.status) as number) - (nextRunAt(b.state.status) as number));
     for (const e of due) this.enqueue(e);
+    // Renewal due where no pass is: whatever the phase (off, stalled, drifted, waiting out a backoff).
+    for (const e of this.entries.values()) {
+      if (e.operation || ACTIVE.has(e.state.status.phase) || this.renewals.includes(e)) continue;
+      const at = renewalDueAt(e.state.status, now);
+      if (at !== undefined && at <= now) this.renewals.push(e);
+    }
     this.pump();
     this.reschedule();
   }

@@ -44,6 +44,56 @@ export interface PendingOperation {
   readonly op: string;
 }
 
+/** One certificate of a stack as its `pki` output says (automation/reconciler/renewal.ts). */
+export interface CertificateStatus {
+  /** `apiserver`, `etcd-master-0`, `user-jane`, …; `ca` for the CA. */
+  readonly key: string;
+  /** RFC 3339; "" when unknown. */
+  readonly notBefore: string;
+  readonly notAfter: string;
+  /** From when it is due for renewal (RFC 3339); "" when g8s never renews it by itself. */
+  readonly renewAt: string;
+  /** The resources an update renewing it includes. */
+  readonly urns: readonly string[];
+}
+
+/** The resources of a targeted update: updated in place, or replaced. Never their dependents. */
+export interface RenewalTargets {
+  readonly update: readonly string[];
+  readonly replace: readonly string[];
+}
+
+/** What a renewal can end in (a list at runtime, for metrics series). */
+export const RENEWAL_OUTCOMES = ["not-due", "renewed", "busy", "aborted", "failed"] as const;
+export type RenewalOutcome = (typeof RENEWAL_OUTCOMES)[number];
+
+export interface RenewalRecord {
+  readonly stack: string;
+  readonly outcome: RenewalOutcome;
+  readonly startedAt: string;
+  readonly durationMs: number;
+  /** Keys of the certificates reissued. */
+  readonly renewed: readonly string[];
+  /** Keys that were due when it failed. */
+  readonly due?: readonly string[];
+  /** The certificates as read last (after the update when it ran). */
+  readonly certificates?: readonly CertificateStatus[];
+  readonly resourceChanges?: Readonly<Record<string, number>>;
+  readonly error?: string;
+  readonly output?: string;
+}
+
+/** A stack's renewal duty, as status shows it. */
+export interface RenewalStatus {
+  readonly consecutiveFailures: number;
+  readonly lastCheckAt?: string;
+  readonly lastRenewedAt?: string;
+  readonly lastRenewed?: readonly string[];
+  readonly lastError?: string;
+  /** Set after a failure or a busy lock: when the next attempt runs. */
+  readonly nextAttemptAt?: string;
+}
+
 export interface Engine {
   /** Stacks the backend holds for the project. */
   listStacks(): Promise<string[]>;
@@ -52,6 +102,13 @@ export interface Engine {
   /** `up --refresh` under the backend lock. */
   upRefresh(stack: string, options: OperationOptions): Promise<UpResult>;
   destroy(stack: string, options: OperationOptions): Promise<UpResult>;
+  /**
+   * The stack output `pki` as the state holds it, read without running the program or
+   * decrypting anything; undefined when the stack has no such output (or no state yet).
+   */
+  pkiOutput(stack: string): Promise<unknown>;
+  /** `up --refresh` limited to the targets (no dependents), under the backend lock: a renewal. */
+  upTargets(stack: string, targets: RenewalTargets, options: OperationOptions): Promise<UpResult>;
   pendingOperations(stack: string): Promise<PendingOperation[]>;
   /** Drops pending operations from the stack's state (only on explicit request). */
   clearPendingOperations(stack: string): Promise<void>;
@@ -158,6 +215,10 @@ export interface PassRecord {
   readonly output?: string;
   /** Policy violations of the desired state (a mandatory one blocks the up). */
   readonly violations?: readonly Violation[];
+  /** The renewal the pass ran first (or after its preview, when certificates fell due meanwhile). */
+  readonly renewal?: RenewalRecord;
+  /** The certificates as read after the pass's `up` (which may have reissued some). */
+  readonly certificates?: readonly CertificateStatus[];
 }
 
 /**
@@ -202,4 +263,8 @@ export interface StackStatus {
   readonly busySince?: string;
   /** Who held the backend lock at the last busy pass. */
   readonly lockOwner?: Omit<BackendLock, "file" | "stack">;
+  /** The stack's certificates as last read (undefined: not read yet). */
+  readonly certificates?: readonly CertificateStatus[];
+  /** The renewal duty: last check, last renewal, failures and retry. */
+  readonly renewal?: RenewalStatus;
 }

@@ -92,6 +92,11 @@ export class AwsCluster extends pulumi.ComponentResource<AwsClusterData | undefi
   /** Names of the zones in slot order (looked up with aws.getAvailabilityZones). */
   public readonly availabilityZones: pulumi.Output<string[]>;
   public readonly provider: aws.Provider;
+  /**
+   * What carries PKI material to the nodes: every SSM parameter of node files. A certificate
+   * renewal updates them and nothing else of the cluster.
+   */
+  public readonly pkiCarriers: readonly pulumi.Resource[];
   /** Set by the constructor for `initialize()`; undefined only if the constructor threw. */
   private prepared?: Prepared;
 
@@ -118,6 +123,7 @@ export class AwsCluster extends pulumi.ComponentResource<AwsClusterData | undefi
     const zoneId =
       args.zoneId ?? aws.route53.getZoneOutput({ name: spec.baseDomain, privateZone: false }, child).zoneId;
     this.prepared = { name, args, child, secrets, zoneId };
+    this.pkiCarriers = Object.values(secrets.parameters).flatMap((byFile) => Object.values(byFile));
 
     const data = pulumi.output(this.getData()).apply((d) => {
       if (d === undefined) throw new Error("internal: AwsCluster was not initialized");

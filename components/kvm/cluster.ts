@@ -80,6 +80,11 @@ export class KvmCluster extends pulumi.ComponentResource {
   public readonly hostProvider: k8s.Provider;
   /** Each master's stable address (its Service's ClusterIP), slot order: for the API and etcd certificates. */
   public readonly masterAddresses: pulumi.Output<string>[];
+  /**
+   * What carries PKI material to the nodes: the masters' and workers' node-file Secrets. A
+   * certificate renewal updates them and nothing else of the cluster.
+   */
+  public readonly pkiCarriers: readonly pulumi.Resource[];
 
   constructor(name: string, args: KvmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:kvm:Cluster", name, {}, { ...opts, transformations: [...(opts?.transformations ?? []), forcePatch] });
@@ -150,6 +155,7 @@ export class KvmCluster extends pulumi.ComponentResource {
 
     this.hostProvider = provider;
     this.masterAddresses = controlPlane.masterAddresses;
+    this.pkiCarriers = [controlPlane.nodeSecrets, workerSecrets];
     this.namespace = namespace;
     const endpoint = kvmApiEndpoint(spec, args.apiIngress);
     this.apiEndpoint = controlPlane.apiServiceName.apply(() => endpoint);

@@ -35,6 +35,8 @@ export class KvmControlPlane extends pulumi.ComponentResource {
   public readonly statefulSetName: pulumi.Output<string>;
   /** Each master's Service ClusterIP (slot order): its stable, advertised address. */
   public readonly masterAddresses: pulumi.Output<string>[];
+  /** The Secret of the masters' node files (certificates and keys among them). */
+  public readonly nodeSecrets: k8s.core.v1.Secret;
 
   constructor(name: string, args: KvmControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("g8s:kvm:ControlPlane", name, {}, opts);
@@ -126,6 +128,7 @@ export class KvmControlPlane extends pulumi.ComponentResource {
       return first?.hostname || first?.ip || undefined;
     });
     this.statefulSetName = set.metadata.name;
+    this.nodeSecrets = secrets;
     this.registerOutputs({
       apiServiceName: this.apiServiceName,
       apiLoadBalancerAddress: this.apiLoadBalancerAddress,

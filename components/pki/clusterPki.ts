@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type * as vault from "@pulumi/vault";
 import { masterKeys, type ClusterSpec } from "../spec";
-import type { PkiBackend } from "./backend";
+import type { IssuedCertificate, PkiBackend } from "./backend";
 import {
   DEFAULT_SERVICE_DNS_DOMAIN,
   LEAF_KEY_BITS,
@@ -56,6 +56,21 @@ export interface CertificateBundle {
   readonly caPem: string;
 }
 
+/**
+ * What the reconciler needs to renew and watch one certificate (stack output `pki`): plain
+ * values, no secret. Times are RFC 3339, "" when unknown; `renewAt` "" means g8s never renews
+ * it by itself (a tls or vault CA), `urns` are the resources an update renewing it must include.
+ */
+export interface CertificateRecord {
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly renewAt: string;
+  readonly urns: readonly string[];
+}
+
+/** The key of the CA in `certificateRecords()`: never a component certificate's key. */
+export const CA_RECORD_KEY = "ca";
+
 export interface ServiceAccountKeyPair {
   readonly publicKeyPem: string;
   readonly privateKeyPem: string;
@@ -79,6 +94,8 @@ export class ClusterPki extends pulumi.ComponentResource {
   public readonly adminKubeconfig: pulumi.Output<string>;
 
   private readonly backend: PkiBackend;
+  /** Every certificate issued so far (users join as userKubeconfig issues them), and the CA. */
+  private readonly issued = new Map<string, IssuedCertificate>();
   private readonly spec: ClusterSpec;
   private readonly apiEndpoint: pulumi.Input<string>;
 
@@ -104,6 +121,7 @@ export class ClusterPki extends pulumi.ComponentResource {
     const issued = Object.fromEntries(
       certs.map((cert) => [cert.key, this.backend.issue(cert, certificateChildName(cert))] as const),
     );
+    for (const [key, c] of Object.entries(issued)) this.issued.set(key, c);
     this.bundles = pulumi.secret(
       pulumi.all(
         Object.fromEntries(
@@ -137,6 +155,15 @@ export class ClusterPki extends pulumi.ComponentResource {
   }
 
   /**
+   * Per certificate key, and the CA under `ca`: validity, renewal point and the URNs to renew it
+   * (stack output `pki`). Call after the last `userKubeconfig`: later ones are not in it.
+   */
+  public certificateRecords(): pulumi.Output<Record<string, CertificateRecord>> {
+    const entries = [[CA_RECORD_KEY, this.backend.ca] as const, ...this.issued.entries()];
+    return pulumi.all(Object.fromEntries(entries.map(([key, c]) => [key, recordOf(c)])));
+  }
+
+  /**
    * Issues a client certificate for `user` whose O carries `groups` (RBAC), as the child
    * `${name}-user-<user>`, and returns its kubeconfig (secret). Call once per user.
    */
@@ -145,8 +172,15 @@ export class ClusterPki extends pulumi.ComponentResource {
     if (problem !== undefined) throw new pulumi.ResourceError(problem, this);
     const cert = userCertificate(this.spec, user, groups);
     const issued = this.backend.issue(cert, certificateChildName(cert));
+    this.issued.set(cert.key, issued);
     return kubeconfigOf(this.spec.id, this.apiEndpoint, this.caCertPem, cert, issued);
   }
+}
+
+function recordOf(c: Omit<IssuedCertificate, "keyPem">): pulumi.Output<CertificateRecord> {
+  return pulumi
+    .all([c.notBefore, c.notAfter, c.renewAt, pulumi.all(c.renewedBy.map((r) => r.urn))])
+    .apply(([notBefore, notAfter, renewAt, urns]) => ({ notBefore, notAfter, renewAt, urns }));
 }
 
 function createBackend(name: string, args: ClusterPkiArgs, certs: CertificateSpec[], parent: ClusterPki): PkiBackend {

@@ -1,7 +1,9 @@
 export {
+  CA_RECORD_KEY,
   ClusterPki,
   certificateChildName,
   type CertificateBundle,
+  type CertificateRecord,
   type ClusterPkiArgs,
   type ServiceAccountKeyPair,
 } from "./clusterPki";
@@ -23,4 +25,4 @@ export {
   type PkiRole,
 } from "./certificates";
 export { kubeconfigDocument, renderKubeconfig, type KubeconfigInput } from "./kubeconfig";
-export { certificateExpiry, secondsToExpiry } from "./expiry";
+export { certificateExpiry, halfLife, pemValidity, secondsToExpiry } from "./expiry";

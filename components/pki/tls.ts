@@ -4,7 +4,23 @@ import * as tls from "@pulumi/tls";
 import type { ClusterSpec } from "../spec";
 import { clusterDomain, durationSeconds } from "../spec";
 import type { IssuedCertificate, PkiBackend } from "./backend";
-import { CA_KEY_BITS, LEAF_KEY_BITS, rotationTrigger, tlsAllowedUses, type CertificateSpec } from "./certificates";
+import {
+  CA_KEY_BITS,
+  LEAF_KEY_BITS,
+  rotationTrigger,
+  rotationWindow,
+  tlsAllowedUses,
+  type CertificateSpec,
+} from "./certificates";
+
+/**
+ * When a leaf issued in the rotation window of `now` is replaced: as the window rolls over (the
+ * trigger changes), at most half a TTL after issue.
+ * @internal
+ */
+export function rotationWindowEnd(now: Date, ttlSeconds: number): string {
+  return new Date((rotationWindow(now, ttlSeconds) + 1) * (ttlSeconds / 2) * 1000).toISOString();
+}
 
 /**
  * Options of a rotating tls child (a leaf key, CSR or certificate): replaced when the
@@ -46,6 +62,14 @@ export function createTlsBackend(name: string, spec: ClusterSpec, parent: pulumi
   );
   return {
     caCertPem: ca.certPem,
+    ca: {
+      certPem: ca.certPem,
+      notBefore: ca.validityStartTime,
+      notAfter: ca.validityEndTime,
+      // Never renewed by itself (see above): its expiry is reported, not acted on.
+      renewAt: pulumi.output(""),
+      renewedBy: [],
+    },
     issue(cert: CertificateSpec, childName: string): IssuedCertificate {
       const suffix = childName.replace(/^cert-/, "");
       const opts = rotatingOptions(parent, now, cert.ttlSeconds);
@@ -74,7 +98,11 @@ export function createTlsBackend(name: string, spec: ClusterSpec, parent: pulumi
       return {
         certPem: signed.certPem,
         keyPem: pulumi.secret(key.privateKeyPem),
+        notBefore: signed.validityStartTime.apply((t) => t ?? ""),
         notAfter: signed.validityEndTime.apply((t) => t ?? ""),
+        // Outputs are written by the update that issued it, when `now` was its window.
+        renewAt: pulumi.output(rotationWindowEnd(now, cert.ttlSeconds)),
+        renewedBy: [key, csr, signed],
       };
     },
   };

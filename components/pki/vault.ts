@@ -4,6 +4,7 @@ import * as vault from "@pulumi/vault";
 import type { ClusterSpec } from "../spec";
 import { clusterDomain, durationSeconds } from "../spec";
 import type { IssuedCertificate, PkiBackend } from "./backend";
+import { pemValidity } from "./expiry";
 import {
   CA_KEY_BITS,
   LEAF_KEY_BITS,
@@ -151,8 +152,17 @@ export function createVaultBackend(
     );
   }
 
+  const caValidity = root.certificate.apply(pemValidity);
   return {
     caCertPem: root.certificate,
+    // Never renewed by g8s (its key lives in Vault): its expiry is reported, not acted on.
+    ca: {
+      certPem: root.certificate,
+      notBefore: caValidity.notBefore,
+      notAfter: caValidity.notAfter,
+      renewAt: pulumi.output(""),
+      renewedBy: [],
+    },
     issue(cert: CertificateSpec, childName: string): IssuedCertificate {
       let role = roles.get(cert.role);
       if (cert.role === "user") {
@@ -182,10 +192,17 @@ export function createVaultBackend(
         // The class itself marks privateKey as an additional secret output.
         opts,
       );
+      const notAfter = issued.expiration.apply((s) => (s ? new Date(s * 1000).toISOString() : ""));
       return {
         certPem: issued.certificate,
         keyPem: pulumi.secret(issued.privateKey),
-        notAfter: issued.expiration.apply((s) => (s ? new Date(s * 1000).toISOString() : "")),
+        notBefore: issued.certificate.apply((pem) => pemValidity(pem).notBefore),
+        notAfter,
+        // auto_renew: reissued by the update after fewer than min_seconds_remaining are left.
+        renewAt: issued.expiration.apply((s) =>
+          s ? new Date((s - minSecondsRemaining(cert.ttlSeconds)) * 1000).toISOString() : "",
+        ),
+        renewedBy: [issued],
       };
     },
   };

@@ -22,8 +22,22 @@ function capture(env: NodeJS.ProcessEnv = {}): { io: CliIo; out: () => string; e
   return { io: { cwd: process.cwd(), env, stdout, stderr }, out: () => o, err: () => e };
 }
 
+const IN_2H = new Date(Date.now() + 2 * 3600_000 + 60_000).toISOString();
+const IN_20H = new Date(Date.now() + 20 * 3600_000).toISOString();
 const STATUSES: StackStatus[] = [
-  { name: "eu1prod", phase: "in-sync", mode: "correct", intervalSeconds: 300, consecutiveFailures: 0 },
+  {
+    name: "eu1prod",
+    phase: "in-sync",
+    mode: "correct",
+    intervalSeconds: 300,
+    consecutiveFailures: 0,
+    certificates: [
+      { key: "apiserver", notBefore: "", notAfter: IN_20H, renewAt: IN_2H, urns: ["urn:a"] },
+      { key: "ca", notBefore: "", notAfter: "2036-01-01T00:00:00.000Z", renewAt: "", urns: [] },
+      { key: "worker", notBefore: "", notAfter: IN_2H, renewAt: IN_2H, urns: ["urn:w"] },
+    ],
+    renewal: { consecutiveFailures: 1, lastError: "renew: the backend lock is held", nextAttemptAt: IN_2H },
+  },
   {
     name: "edge7",
     phase: "stalled",
@@ -77,10 +91,26 @@ describe("g8s status", () => {
     const c = capture();
     assert.equal(await main(["status", "--url", url], c.io), 0);
     const lines = c.out().trimEnd().split("\n");
-    assert.match(lines[0], /^STACK\s+PHASE\s+MODE\s+FAILURES\s+LAST SUCCESS\s+NEXT RUN\s+MESSAGE$/);
+    assert.match(
+      lines[0],
+      /^STACK\s+PHASE\s+MODE\s+FAILURES\s+LAST SUCCESS\s+NEXT RUN\s+CERTIFICATES EXPIRE\s+MESSAGE$/,
+    );
     assert.match(lines[2], /^edge8\s+backoff/);
-    assert.match(lines[1], /^edge7\s+stalled\s+detect\s+5\s+-\s+-\s+stalled after 5 consecutive failures$/);
-    assert.match(lines[3], /^eu1prod\s+in-sync\s+correct\s+0/);
+    assert.match(lines[1], /^edge7\s+stalled\s+detect\s+5\s+-\s+-\s+-\s+stalled after 5 consecutive failures$/);
+    // The earliest expiry, which certificate, and that its renewal is failing.
+    assert.match(lines[3], /^eu1prod\s+in-sync\s+correct\s+0\s+-\s+-\s+in 2h \(worker, renewal failing\)$/);
+  });
+
+  it("shows one stack's certificates: expiry, renewal point, and the renewal's last error and next attempt", async () => {
+    const c = capture();
+    assert.equal(await main(["status", "--url", url, "eu1prod"], c.io), 0);
+    const text = c.out();
+    assert.match(text, new RegExp(`\\n  apiserver  expires ${IN_20H} \\(in 20h\\), renewal in 2h\\n`));
+    assert.match(text, /\n {2}ca {9}expires 2036-01-01T00:00:00.000Z \(in \d+h\), not renewed by g8s\n/);
+    assert.match(
+      text,
+      /\nrenewal: not renewed yet; 1 failure\(s\) in a row\nrenewal error: renew: the backend lock is held\n/,
+    );
   });
 
   it("prints one stack as JSON", async () => {

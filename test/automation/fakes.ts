@@ -2,7 +2,8 @@
 import type { Clock, TimerHandle } from "../../automation/reconciler/clock";
 import { sleep } from "../../automation/reconciler/clock";
 import type { DiscoveredStack, StackSource } from "../../automation/reconciler/discovery";
-import type { Log } from "../../automation/reconciler/scheduler";
+import { Scheduler, type Log, type SchedulerOptions } from "../../automation/reconciler/scheduler";
+import { MemoryStatusStore } from "../../automation/reconciler/status";
 import {
   OperationAbortedError,
   StackBusyError,
@@ -11,6 +12,7 @@ import {
   type PendingOperation,
   type PreviewResource,
   type PreviewResult,
+  type RenewalTargets,
   type BackendLock,
   type StaleLock,
   type UpResult,
@@ -78,7 +80,7 @@ export async function settle(): Promise<void> {
 export type Step = "in-sync" | "drift" | "fail" | "busy";
 
 export interface Call {
-  op: "preview" | "up" | "destroy";
+  op: "preview" | "up" | "destroy" | "renew";
   stack: string;
   start: number;
   end?: number;
@@ -107,8 +109,78 @@ export class FakeEngine implements Engine {
   maxInFlight = 0;
   private perStack = new Map<string, number>();
   maxPerStack = 0;
+  /** Per stack, its certificates as the backend has them (giveCertificates). */
+  readonly pki = new Map<string, FakePki>();
+  /** The targets of every renewal update, in order. */
+  readonly renewTargets: Array<{ stack: string; targets: RenewalTargets }> = [];
+  /** Renewal updates that fail, per stack (counted down). */
+  failRenewals = new Map<string, number>();
 
   constructor(private readonly clock: FakeClock) {}
+
+  /**
+   * The stack gets certificates of `ttlMs`, issued at `issuedAt` (default now), each renewed at
+   * half its life by any update that includes it, like the local backend; a CA if `ca`.
+   */
+  giveCertificates(stack: string, keys: readonly string[], ttlMs: number, issuedAt = this.clock.now()): void {
+    const certs = new Map<string, FakeCertificate>();
+    for (const key of keys) certs.set(key, { key, issuedAt, ttlMs, serial: 1 });
+    this.pki.set(stack, { certs, carriers: [`urn:pulumi:${stack}::g8s::kubernetes:core/v1:Secret::node-secrets`] });
+  }
+
+  /** The backend's own judgement: less than half left at `now` (the engine's clock). */
+  private due(stack: string): FakeCertificate[] {
+    const now = this.clock.now();
+    return [...(this.pki.get(stack)?.certs.values() ?? [])].filter((c) => now >= c.issuedAt + c.ttlMs / 2);
+  }
+
+  private reissue(stack: string, urns: ReadonlySet<string> | "all"): void {
+    for (const c of this.due(stack)) {
+      if (urns !== "all" && !urns.has(certUrn(stack, c.key))) continue;
+      c.issuedAt = this.clock.now();
+      c.serial++;
+    }
+  }
+
+  serial(stack: string, key: string): number | undefined {
+    return this.pki.get(stack)?.certs.get(key)?.serial;
+  }
+
+  async pkiOutput(stack: string): Promise<unknown> {
+    const pki = this.pki.get(stack);
+    if (!pki) return undefined;
+    const iso = (ms: number) => new Date(ms).toISOString();
+    return {
+      certificates: Object.fromEntries(
+        [...pki.certs.values()].map((c) => [
+          c.key,
+          {
+            notBefore: iso(c.issuedAt),
+            notAfter: iso(c.issuedAt + c.ttlMs),
+            renewAt: iso(c.issuedAt + c.ttlMs / 2),
+            urns: [certUrn(stack, c.key)],
+          },
+        ]),
+      ),
+      carriers: [...pki.carriers],
+    };
+  }
+
+  upTargets(stack: string, targets: RenewalTargets, options: OperationOptions): Promise<UpResult> {
+    this.renewTargets.push({ stack, targets });
+    const step = this.next(stack, "renew");
+    return this.run("renew", stack, options, () => {
+      const failing = this.failRenewals.get(stack) ?? 0;
+      if (failing > 0) {
+        this.failRenewals.set(stack, failing - 1);
+        throw new Error(`renewal update failed for ${stack}`);
+      }
+      if (step === "busy") throw new StackBusyError(stack);
+      const before = this.due(stack).length;
+      this.reissue(stack, new Set([...targets.update, ...targets.replace]));
+      return { resourceChanges: { update: before - this.due(stack).length + 1 } };
+    });
+  }
 
   plan(stack: string, ...steps: Step[]): void {
     this.script.set(stack, [...(this.script.get(stack) ?? []), ...steps]);
@@ -139,8 +211,10 @@ export class FakeEngine implements Engine {
     }
   }
 
-  private next(stack: string): Step {
+  private next(stack: string, op: "preview" | "renew" = "preview"): Step {
     const steps = this.script.get(stack);
+    // A scripted step is for a preview; a renewal takes only a scripted "busy" that is first.
+    if (op === "renew") return steps?.[0] === "busy" ? (steps.shift() as Step) : "in-sync";
     return steps && steps.length > 0 ? (steps.shift() as Step) : "in-sync";
   }
 
@@ -153,19 +227,34 @@ export class FakeEngine implements Engine {
     return this.run("preview", stack, options, (): PreviewResult => {
       if (step === "fail") throw new Error(`preview failed for ${stack}`);
       if (step === "busy") throw new StackBusyError(stack);
+      // What the backend would reissue shows in a preview, as a real one does.
+      const renewals = this.due(stack).map((c) => ({
+        urn: certUrn(stack, c.key),
+        type: "pulumi-nodejs:dynamic/g8s-pki:LocalCertificate",
+        name: c.key,
+        op: "update",
+        keys: ["certPem"],
+      }));
       if (step === "drift") {
         return {
-          changeSummary: { same: 2, update: 1 },
-          drift: [{ urn: `urn:pulumi:${stack}::p::t::r`, type: "t", name: "r", op: "update", keys: ["content"] }],
+          changeSummary: { same: 2, update: 1 + renewals.length },
+          drift: [
+            { urn: `urn:pulumi:${stack}::p::t::r`, type: "t", name: "r", op: "update", keys: ["content"] },
+            ...renewals,
+          ],
           resources: this.resources.get(stack) ?? [],
         };
       }
+      if (renewals.length > 0) return { changeSummary: { same: 3, update: renewals.length }, drift: renewals };
       return { changeSummary: { same: 3 }, drift: [] };
     });
   }
 
   upRefresh(stack: string, options: OperationOptions): Promise<UpResult> {
-    return this.run("up", stack, options, () => ({ resourceChanges: { same: 2, update: 1 } }));
+    return this.run("up", stack, options, () => {
+      this.reissue(stack, "all");
+      return { resourceChanges: { same: 2, update: 1 } };
+    });
   }
 
   destroy(stack: string, options: OperationOptions): Promise<UpResult> {
@@ -204,6 +293,26 @@ export class FakeEngine implements Engine {
   ups(stack?: string): Call[] {
     return this.calls.filter((c) => c.op === "up" && (stack === undefined || c.stack === stack));
   }
+
+  renewals(stack?: string): Call[] {
+    return this.calls.filter((c) => c.op === "renew" && (stack === undefined || c.stack === stack));
+  }
+}
+
+interface FakeCertificate {
+  readonly key: string;
+  issuedAt: number;
+  readonly ttlMs: number;
+  serial: number;
+}
+
+interface FakePki {
+  readonly certs: Map<string, FakeCertificate>;
+  readonly carriers: readonly string[];
+}
+
+export function certUrn(stack: string, key: string): string {
+  return `urn:pulumi:${stack}::g8s::g8s:pki:ClusterPki$pulumi-nodejs:dynamic/g8s-pki:LocalCertificate::cert-${key}`;
 }
 
 /** Stacks as discovery reports them; tests edit the list. */
@@ -248,4 +357,16 @@ export class MemoryLog implements Log {
   messages(level?: string): string[] {
     return this.lines.filter((l) => level === undefined || l.level === level).map((l) => l.msg);
   }
+}
+
+/** A scheduler over fakes; `make` builds one (again, for a restart) with these options. */
+export function setup(options: Partial<SchedulerOptions> = {}) {
+  const clock = new FakeClock();
+  const engine = new FakeEngine(clock);
+  const source = new FakeSource(engine);
+  const store = new MemoryStatusStore();
+  const log = new MemoryLog();
+  const make = (extra: Partial<SchedulerOptions> = {}) =>
+    new Scheduler({ engine, source, store, clock, log, random: () => 0, ...options, ...extra });
+  return { clock, engine, source, store, log, make };
 }

@@ -224,4 +224,67 @@ describe("ReconcilerMetrics", () => {
       'g8s_stacks{phase="destroyed"} 0',
     ]);
   });
+
+  it("exports each certificate's notBefore, expiry and renewal point; drops a certificate that went away; counts renewals apart from drift", async () => {
+    const cert = (key: string, renewAt: string) => ({
+      key,
+      notBefore: "2026-01-01T00:00:00.000Z",
+      notAfter: "2026-01-02T00:00:00.000Z",
+      renewAt,
+      urns: [`urn:${key}`],
+    });
+    metrics.updateStack(
+      status({
+        name: "edge7",
+        phase: "off",
+        certificates: [
+          cert("apiserver", "2026-01-01T12:00:00.000Z"),
+          cert("ca", ""),
+          cert("user-jane", "2026-01-01T12:00:00.000Z"),
+        ],
+        renewal: { consecutiveFailures: 2 },
+      }),
+    );
+    metrics.updateStack(
+      status({
+        name: "edge7",
+        phase: "off",
+        certificates: [cert("apiserver", "2026-01-01T12:00:00.000Z"), cert("ca", "")],
+        renewal: { consecutiveFailures: 2 },
+      }),
+    );
+    assert.deepEqual(await samples(registry, "g8s_certificate_expiry_timestamp_seconds"), [
+      'g8s_certificate_expiry_timestamp_seconds{stack="edge7",certificate="apiserver"} 1767312000',
+      'g8s_certificate_expiry_timestamp_seconds{stack="edge7",certificate="ca"} 1767312000',
+    ]);
+    assert.deepEqual(await samples(registry, "g8s_certificate_not_before_timestamp_seconds"), [
+      'g8s_certificate_not_before_timestamp_seconds{stack="edge7",certificate="apiserver"} 1767225600',
+      'g8s_certificate_not_before_timestamp_seconds{stack="edge7",certificate="ca"} 1767225600',
+    ]);
+    // The CA is never renewed by g8s here: no renewal point, no series.
+    assert.deepEqual(await samples(registry, "g8s_certificate_renewal_timestamp_seconds"), [
+      'g8s_certificate_renewal_timestamp_seconds{stack="edge7",certificate="apiserver"} 1767268800',
+    ]);
+    assert.deepEqual(await samples(registry, "g8s_certificate_renewal_consecutive_failures"), [
+      'g8s_certificate_renewal_consecutive_failures{stack="edge7"} 2',
+    ]);
+    metrics.observeRenewal({
+      stack: "edge7",
+      outcome: "renewed",
+      startedAt: "",
+      durationMs: 1,
+      renewed: ["apiserver"],
+    });
+    assert.ok(
+      (await samples(registry, "g8s_certificate_renewals_total")).includes(
+        'g8s_certificate_renewals_total{stack="edge7",outcome="renewed"} 1',
+      ),
+    );
+    assert.deepEqual(await samples(registry, "g8s_drift_detected_total"), [
+      'g8s_drift_detected_total{stack="edge7"} 0',
+    ]);
+    metrics.removeStack("edge7");
+    assert.deepEqual(await samples(registry, "g8s_certificate_expiry_timestamp_seconds"), []);
+    assert.deepEqual(await samples(registry, "g8s_certificate_renewals_total"), []);
+  });
 });

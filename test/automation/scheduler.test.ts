@@ -1,23 +1,11 @@
 import * as assert from "node:assert/strict";
 import { backoffDelay } from "../../automation/reconciler/lifecycle";
-import { Scheduler, type SchedulerOptions } from "../../automation/reconciler/scheduler";
-import { MemoryStatusStore } from "../../automation/reconciler/status";
+import type { SchedulerOptions } from "../../automation/reconciler/scheduler";
 import type { PendingOperation } from "../../automation/reconciler/types";
-import { FakeClock, FakeEngine, FakeSource, MemoryLog, settle } from "./fakes";
+import { settle, setup } from "./fakes";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
-
-function setup(options: Partial<SchedulerOptions> = {}) {
-  const clock = new FakeClock();
-  const engine = new FakeEngine(clock);
-  const source = new FakeSource(engine);
-  const store = new MemoryStatusStore();
-  const log = new MemoryLog();
-  const make = (extra: Partial<SchedulerOptions> = {}) =>
-    new Scheduler({ engine, source, store, clock, log, random: () => 0, ...options, ...extra });
-  return { clock, engine, source, store, log, make };
-}
 
 /** The previous daemon died during an update of stack "a" that left these pending operations. */
 function interruptedUpdate(options: Partial<SchedulerOptions>, ...pending: PendingOperation[]) {

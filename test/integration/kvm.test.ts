@@ -7,6 +7,7 @@
  */
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { kvmStackFile } from "./kvmStack";
@@ -15,6 +16,8 @@ import { endEngineProcesses, startDaemon, waitFor, type DaemonProcess } from "./
 import { createSandbox, type Sandbox } from "./harness";
 
 const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
+/** Debian's libfaketime (package faketime): shifts the clock of dynamically linked processes. */
+const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const STACK = "it7";
 const NS = `g8s-${STACK}`;
 
@@ -192,6 +195,102 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
     writeStack();
     await waitFor(
       "correct mode puts it back",
+      async () => (get("statefulset", "pool-default", "{.spec.replicas}").out === "1" ? true : undefined),
+      180_000,
+    );
+  });
+
+  it("renews certificates past their renewal point in detect mode: new certificates in the Secrets, a scaled StatefulSet left scaled, no drift counted", async () => {
+    const serialIn = (secret: string, key: string) => {
+      const b64 = get("secret", secret, `{.data.${key.replace(/\./g, "\\.")}}`).out;
+      assert.ok(b64, `${secret}/${key} is in the host cluster`);
+      return new X509Certificate(Buffer.from(b64, "base64")).serialNumber;
+    };
+    writeStack({ "g8s:reconcile": { mode: "detect", interval: "10s" } });
+    await waitFor(
+      "detect mode in force",
+      async () => ((await (daemon as DaemonProcess).stack(STACK)).mode === "detect" ? true : undefined),
+      60_000,
+    );
+    assert.equal(kubectl("-n", NS, "scale", "statefulset", "pool-default", "--replicas=2").code, 0);
+    const before = {
+      worker: serialIn("worker-secrets", "kubelet-client.crt"),
+      api: serialIn("master-secrets", "apiserver.crt"),
+    };
+    const known = await (daemon as DaemonProcess).stack(STACK);
+    const renewAt = Math.min(...(known.certificates ?? []).filter((c) => c.renewAt).map((c) => Date.parse(c.renewAt)));
+    assert.ok(renewAt > Date.now() + 11 * 3600_000, "24 h certificates, renewed at 12 h: nothing due now");
+
+    // The same daemon 13 h later: its clock and the engine's node processes (the program and its
+    // dynamic providers, which judge renewal themselves) see the future; the Go CLI and the
+    // Kubernetes API run on real time.
+    await (daemon as DaemonProcess).stop();
+    const shifted = Date.now();
+    daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "120s"], {
+      env: {
+        KUBECONFIG: kubeconfig,
+        LD_PRELOAD: FAKETIME_LIB,
+        FAKETIME: "+13h",
+        FAKETIME_DONT_FAKE_MONOTONIC: "1",
+      },
+    });
+    const d = daemon;
+    const renewed = await waitFor(
+      "certificates renewed and a detect pass after it",
+      async () => {
+        const s = await d.stack(STACK);
+        return s.renewal?.lastRenewedAt &&
+          s.lastPass?.outcome === "drifted" &&
+          Date.parse(s.lastPass.startedAt) > Date.parse(s.renewal.lastRenewedAt)
+          ? s
+          : undefined;
+      },
+      300_000,
+    );
+    process.stdout.write(
+      `      renewed in ${((Date.now() - shifted) / 1000).toFixed(1)} s after the shifted daemon started: ${(renewed.renewal?.lastRenewed ?? []).join(", ")}\n`,
+    );
+    assert.notEqual(
+      serialIn("worker-secrets", "kubelet-client.crt"),
+      before.worker,
+      "a new kubelet certificate in the worker Secret",
+    );
+    assert.notEqual(
+      serialIn("master-secrets", "apiserver.crt"),
+      before.api,
+      "a new API server certificate in the master Secret",
+    );
+    assert.equal(
+      get("statefulset", "pool-default", "{.spec.replicas}").out,
+      "2",
+      "the scaled StatefulSet stays scaled",
+    );
+    // The other drift is still reported, and nothing of the renewal is.
+    const drift = renewed.lastPass?.drift ?? [];
+    assert.ok(
+      drift.some((x) => x.type.endsWith("StatefulSet")),
+      JSON.stringify(drift),
+    );
+    assert.deepEqual(
+      drift.filter((x) => /LocalCertificate|core\/v1:Secret/.test(x.type)),
+      [],
+    );
+    assert.ok(
+      Date.parse(renewed.certificates?.find((c) => c.key === "worker")?.renewAt ?? "") > Date.now() + 20 * 3600_000,
+    );
+    const metrics = await d.metrics();
+    assert.match(metrics, new RegExp(`g8s_certificate_renewals_total\\{stack="${STACK}",outcome="renewed"\\} [1-9]`));
+    assert.match(
+      metrics,
+      new RegExp(`g8s_certificate_expiry_timestamp_seconds\\{stack="${STACK}",certificate="apiserver"\\} \\d`),
+    );
+
+    // Back to real time and correct mode (its certificates now start 13 h ahead: not due).
+    await d.stop();
+    daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "60s"], { env: { KUBECONFIG: kubeconfig } });
+    writeStack();
+    await waitFor(
+      "correct mode puts the StatefulSet back",
       async () => (get("statefulset", "pool-default", "{.spec.replicas}").out === "1" ? true : undefined),
       180_000,
     );

@@ -114,6 +114,55 @@ describe("index.ts (the Pulumi program)", () => {
     assert.deepEqual([subject.commonName, subject.organization], ["jane", "dev-team"]);
   });
 
+  it("exports what renewal needs as plain values: every certificate, its resources, and the node Secrets that carry them", async () => {
+    const config = stackConfig("edge7");
+    const cluster = JSON.parse(config["g8s:cluster"]) as { pki: Record<string, unknown> };
+    cluster.pki.users = [{ name: "jane", groups: ["dev-team"] }];
+    mocksFor("edge7");
+    const pulumi = await import("@pulumi/pulumi");
+    const { defineCluster } = await import("../../index");
+    pulumi.runtime.setAllConfig({ ...config, "g8s:cluster": JSON.stringify(cluster) });
+    const outputs = defineCluster(new pulumi.Config("g8s"), "edge7");
+    assert.equal(await pulumi.isSecret(outputs.pki), false, "readable without the passphrase");
+    const pki = await promiseOf(outputs.pki);
+    const keys = Object.keys(pki.certificates).sort();
+    for (const key of ["ca", "apiserver", "etcd-master-0", "worker", "admin", "user-jane"]) {
+      assert.ok(keys.includes(key), `${key} in ${keys.join(", ")}`);
+    }
+    // tls: a leaf is its key, request and certificate, replaced together when the window rolls over.
+    const api = pki.certificates.apiserver;
+    assert.deepEqual(
+      api.urns.map((u) => u.split("::").pop()),
+      ["edge7-pki-key-apiserver", "edge7-pki-csr-apiserver", "edge7-pki-cert-apiserver"],
+    );
+    const ttl = 24 * 3600;
+    const window = Math.floor(Date.now() / 1000 / (ttl / 2));
+    assert.equal(api.renewAt, new Date((window + 1) * (ttl / 2) * 1000).toISOString());
+    // The tls CA is never renewed by g8s: reported only.
+    assert.deepEqual([pki.certificates.ca.renewAt, pki.certificates.ca.urns], ["", []]);
+    assert.deepEqual(
+      pki.carriers.map((u) => u.split("::").pop()),
+      ["edge7-kvm-master-secrets", "edge7-kvm-worker-secrets"],
+    );
+  });
+
+  it("names the SSM parameters as the carriers of an AWS cluster, and each Vault certificate as its own resource", async () => {
+    mocksFor("eu1prod", stackConfig("eu1prod"));
+    const pulumi = await import("@pulumi/pulumi");
+    const { defineCluster } = await import("../../index");
+    const outputs = defineCluster(new pulumi.Config("g8s"), "eu1prod");
+    const pki = await promiseOf(outputs.pki);
+    assert.ok(pki.carriers.length > 10);
+    assert.ok(
+      pki.carriers.every((u) => u.includes("aws:ssm/parameter:Parameter::")),
+      pki.carriers[0],
+    );
+    assert.deepEqual(
+      pki.certificates.worker.urns.map((u) => u.split("$").pop()),
+      ["vault:pkiSecret/secretBackendCert:SecretBackendCert::eu1prod-pki-cert-worker"],
+    );
+  });
+
   it("stops with every located problem when the spec is invalid", async () => {
     installMocks({ stack: "edge7" });
     const { loadClusterSpec } = await import("../../index");

@@ -5,7 +5,15 @@ import type { IssuedCertificate, PkiBackend } from "../backend";
 import { clusterDomain } from "../../spec";
 import type { CertificateSpec } from "../certificates";
 import type { ServiceAccountKeyPair } from "../clusterPki";
+import { halfLife } from "../expiry";
 import { LocalCertificate, LocalPrivateKey, LocalRootCa } from "./resources";
+
+/** RFC 3339 validity and renewal point of a local certificate, "" while unknown. */
+function validityOf(cert: LocalRootCa | LocalCertificate) {
+  const notBefore = cert.notBefore.apply((t) => t ?? "");
+  const notAfter = cert.notAfter.apply((t) => t ?? "");
+  return { notBefore, notAfter, renewAt: pulumi.all([notBefore, notAfter]).apply(([b, a]) => halfLife(b, a)) };
+}
 
 /** Subject O of every g8s cluster CA (the tls backend's too). */
 export const CA_ORGANIZATION = "g8s";
@@ -28,6 +36,8 @@ export function createLocalBackend(name: string, spec: ClusterSpec, parent: pulu
   );
   return {
     caCertPem: ca.certPem,
+    // The same key and subject: leaves issued by the old certificate still verify against the new one.
+    ca: { certPem: ca.certPem, ...validityOf(ca), renewedBy: [ca] },
     issue(cert: CertificateSpec, childName: string): IssuedCertificate {
       const issued = new LocalCertificate(
         `${name}-${childName}`,
@@ -46,7 +56,8 @@ export function createLocalBackend(name: string, spec: ClusterSpec, parent: pulu
       return {
         certPem: issued.certPem,
         keyPem: pulumi.secret(issued.keyPem),
-        notAfter: issued.notAfter.apply((t) => t ?? ""),
+        ...validityOf(issued),
+        renewedBy: [issued],
       };
     },
   };
