@@ -18,9 +18,14 @@ export const NODES_GROUP = "system:nodes";
 export const CA_KEY_BITS = 4096;
 export const LEAF_KEY_BITS = 2048;
 
-/** The Vault role (and policy) that issues a certificate: one per cluster component. */
-export type PkiRole = "api" | "etcd" | "worker" | "network" | "admin" | "user";
-export const PKI_ROLES: readonly PkiRole[] = ["api", "etcd", "worker", "network", "admin", "user"];
+/**
+ * The Vault role that issues a certificate: one per cluster component, and one per user (its
+ * O carries the user's groups). No `network` role: the CNI (flannel, Calico) reaches the API
+ * with its ServiceAccount token, so no component consumed a network certificate.
+ */
+export type PkiRole = "api" | "etcd" | "worker" | "admin" | "user";
+/** The component roles; users get a role each (`user-<name>`). */
+export const PKI_ROLES: readonly Exclude<PkiRole, "user">[] = ["api", "etcd", "worker", "admin"];
 
 export type Usage = "server" | "client";
 
@@ -151,13 +156,6 @@ export function certificateSet(input: CertificateInputs): CertificateSpec[] {
       consumer: "kubelet on every worker",
     }),
     cert({
-      key: "network",
-      role: "network",
-      commonName: `network.${domain}`,
-      usages: ["client"],
-      consumer: "CNI (calico-node) → kube-apiserver",
-    }),
-    cert({
       key: "admin",
       role: "admin",
       commonName: ADMIN_CN,
@@ -225,44 +223,19 @@ export function rolePolicy(role: RolePolicy["role"], certs: readonly Certificate
   };
 }
 
-/**
- * The generic `user` role for self-service issuance through the `user` policy: names under
- * `users.<clusterDomain>` only, no groups (Vault takes O from the role, so grouped users get
- * their own role, see userCertificate).
- */
-export function genericUserRole(spec: ClusterSpec): RolePolicy {
-  return {
-    role: "user",
-    allowedDomains: [`users.${clusterDomain(spec)}`],
-    organizations: [],
-    server: false,
-    client: true,
-    allowLocalhost: false,
-    allowIpSans: false,
-    enforceHostnames: true,
-  };
-}
-
 /** One Vault role per component, each issuing only its component's certificates. */
-export function componentRoles(certs: readonly CertificateSpec[], spec: ClusterSpec): RolePolicy[] {
+export function componentRoles(certs: readonly CertificateSpec[]): RolePolicy[] {
   return PKI_ROLES.map((role) =>
-    role === "user"
-      ? genericUserRole(spec)
-      : rolePolicy(
-          role,
-          certs.filter((c) => c.role === role),
-        ),
+    rolePolicy(
+      role,
+      certs.filter((c) => c.role === role),
+    ),
   );
 }
 
 /** The Vault mount of a cluster's PKI. */
 export function mountPath(spec: Pick<ClusterSpec, "id">): string {
   return `pki-${spec.id}`;
-}
-
-/** HCL of the policy that lets a component issue from its own role and nothing else. */
-export function issuePolicy(mount: string, role: string): string {
-  return `path "${mount}/issue/${role}" {\n  capabilities = ["update"]\n}\n`;
 }
 
 /** The tls provider's `allowed_uses` for a leaf certificate. */

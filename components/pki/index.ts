@@ -16,7 +16,6 @@ export {
   PKI_ROLES,
   certificateSet,
   checkMasterNames,
-  issuePolicy,
   minSecondsRemaining,
   mountPath,
   rotationTrigger,

@@ -1,4 +1,10 @@
-/** The vault backend: a PKI secrets engine per cluster, a role and a policy per component. */
+/**
+ * The vault backend: a PKI secrets engine per cluster and a role per component (and per user).
+ * Pulumi issues every certificate through its role, with the token of the program's Vault
+ * provider; the roles limit what each may name. No Vault policies: no node or component talks
+ * to Vault (certificates reach nodes through the platform's Secrets or SSM parameters), so a
+ * policy would be bound to nothing (see README, Decisions).
+ */
 import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import type { ClusterSpec } from "../spec";
@@ -10,7 +16,6 @@ import {
   LEAF_KEY_BITS,
   VAULT_KEY_USAGES,
   componentRoles,
-  issuePolicy,
   minSecondsRemaining,
   mountPath,
   rolePolicy,
@@ -48,11 +53,6 @@ export function mountUrl(spec: ClusterSpec): string {
   return `${address}/v1/${namespace === undefined ? "" : `${namespace.replace(/^\/|\/$/g, "")}/`}${mountPath(spec)}`;
 }
 
-/** The Vault policy name of a component of a cluster. */
-export function policyName(spec: ClusterSpec, role: string): string {
-  return `g8s-${spec.id}-${role}`;
-}
-
 /** SecretBackendRole arguments of a role, limited to its own names. @internal */
 export function roleArgs(
   backend: pulumi.Input<string>,
@@ -88,7 +88,7 @@ export function roleArgs(
 }
 
 /**
- * Mount, root CA, URLs, one role and one issue-only policy per component.
+ * Mount, root CA, URLs, one role per component.
  * Every child gets `{ parent, provider }`.
  * @internal
  */
@@ -135,7 +135,7 @@ export function createVaultBackend(
     opts,
   );
   const roles = new Map<string, vault.pkisecret.SecretBackendRole>();
-  for (const role of componentRoles(certs, spec)) {
+  for (const role of componentRoles(certs)) {
     const created = new vault.pkisecret.SecretBackendRole(
       `${name}-role-${role.role}`,
       roleArgs(mount.path, role, certTtl),
@@ -145,11 +145,6 @@ export function createVaultBackend(
       },
     );
     roles.set(role.role, created);
-    new vault.Policy(
-      `${name}-policy-${role.role}`,
-      { name: policyName(spec, role.role), policy: mount.path.apply((m) => issuePolicy(m, role.role)) },
-      opts,
-    );
   }
 
   const caValidity = root.certificate.apply(pemValidity);

@@ -98,7 +98,6 @@ export function fakeSecrets(masterNames: readonly string[]): NodeSecretValues {
     "front-proxy-client",
     ...masterNames.map((m) => `etcd-${m}`),
     "worker",
-    "network",
     "admin",
   ];
   return {

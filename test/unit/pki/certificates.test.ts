@@ -5,7 +5,6 @@ import {
   certificateExpiry,
   certificateSet,
   checkMasterNames,
-  issuePolicy,
   minSecondsRemaining,
   renderKubeconfig,
   rotationTrigger,
@@ -61,15 +60,6 @@ describe("pki rotation", () => {
   it("renews Vault certificates once half the TTL is gone", () => {
     assert.equal(minSecondsRemaining(DAY), 43200);
     assert.equal(minSecondsRemaining(3600), 1800);
-  });
-});
-
-describe("pki policies", () => {
-  it("allows exactly the one issue path with update capability", () => {
-    assert.equal(
-      issuePolicy("pki-eu1prod", "etcd"),
-      'path "pki-eu1prod/issue/etcd" {\n  capabilities = ["update"]\n}\n',
-    );
   });
 });
 

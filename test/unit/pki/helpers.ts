@@ -119,7 +119,6 @@ export function expectedCertificates(
       server: true,
       client: true,
     },
-    { key: "network", role: "network", cn: `network.${domain}`, dns: [], ip: [], server: false, client: true },
     {
       key: "admin",
       role: "admin",

@@ -74,7 +74,7 @@ describe("ClusterPki (local backend)", () => {
       .map((r) => r.name.replace("edge7-pki-cert-", ""))
       .sort();
     assert.deepEqual(localKeys, tlsKeys);
-    assert.equal(localKeys.length, 10);
+    assert.equal(localKeys.length, 9);
     for (const key of tlsKeys) {
       const csr = recorder.one(TLS.csr, `tls-pki-csr-${key}`).inputs;
       const signed = recorder.one(TLS.cert, `tls-pki-cert-${key}`).inputs;
@@ -135,7 +135,7 @@ describe("ClusterPki (local backend)", () => {
     assert.deepEqual(recorder.one(LOCAL.rootCa, "edge7-pki-ca").additionalSecretOutputs, ["keyPem"]);
     assert.deepEqual(recorder.one(LOCAL.key, "edge7-pki-sa-key").additionalSecretOutputs, ["privateKeyPem"]);
     const leaves = recorder.byType(LOCAL.cert).filter((r) => r.name.startsWith("edge7-pki-"));
-    assert.equal(leaves.length, 11, "10 component certificates and jane's");
+    assert.equal(leaves.length, 10, "9 component certificates and jane's");
     for (const r of leaves) {
       assert.deepEqual(r.additionalSecretOutputs, ["keyPem"], r.name);
       assert.deepEqual(r.secretInputs, ["caKeyPem"], r.name);
@@ -158,7 +158,7 @@ describe("ClusterPki (local backend)", () => {
 
   it("bundles cert, key and CA of every certificate under its key, as bootstrap reads them", async () => {
     const bundles = await promiseOf(component.bundles);
-    assert.equal(Object.keys(bundles).length, 10);
+    assert.equal(Object.keys(bundles).length, 9);
     assert.deepEqual(bundles["etcd-master-0"], {
       certPem: "CERT edge7-pki-cert-etcd-master-0",
       keyPem: "KEY edge7-pki-cert-etcd-master-0",
@@ -397,7 +397,7 @@ describe("local providers (real crypto, injected clock)", () => {
       apiAddresses: API.apiAddresses,
       serviceDnsDomain: "cluster.local",
     });
-    assert.equal(table.length, 10);
+    assert.equal(table.length, 9);
     now = at(0);
     const provider = local.certificateProvider(clock);
     for (const cert of table) {
@@ -542,7 +542,7 @@ describe("GuestCluster with pki: { backend: local, certTtl: 24h }", () => {
       assert.equal(recorder.byType(LOCAL.rootCa).length, 1);
       assert.equal(recorder.byType(LOCAL.key).length, 1);
       const masters = provider === "aws" ? 3 : 1;
-      assert.equal(recorder.byType(LOCAL.cert).length, 9 + masters, "the table: 9 + one etcd certificate per master");
+      assert.equal(recorder.byType(LOCAL.cert).length, 8 + masters, "the table: 8 + one etcd certificate per master");
     });
   }
 });

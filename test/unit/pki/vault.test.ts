@@ -53,7 +53,8 @@ describe("ClusterPki (vault backend)", () => {
 
   it("passes the provider and the parent to every Vault child", () => {
     const children = recorder.resources.filter((r) => r.type.startsWith("vault:"));
-    assert.equal(children.length, 1 + 1 + 1 + 6 + 6 + expected().length + 2);
+    // mount, root CA, URLs, 4 component roles, the certificates, jane's role and certificate
+    assert.equal(children.length, 1 + 1 + 1 + 4 + expected().length + 2);
     for (const r of children) {
       assert.match(r.provider ?? "", /pulumi:providers:vault::eu1prod-pki-vault::eu1prod-pki-vault-id$/, r.name);
       assert.match(r.parent ?? "", /g8s:pki:ClusterPki::eu1prod-pki$/, r.name);
@@ -90,16 +91,19 @@ describe("ClusterPki (vault backend)", () => {
     });
   });
 
-  it("creates one role and one issue-only policy per component", () => {
-    const roles = ["api", "etcd", "worker", "network", "admin", "user"];
+  it("creates one role per component and per user, and no policy: nothing but Pulumi talks to Vault", () => {
+    const roles = ["api", "etcd", "worker", "admin", "user-jane"];
     for (const role of roles) {
       assert.equal(recorder.one(VAULT.role, `eu1prod-pki-role-${role}`).inputs.name, role);
-      assert.deepEqual(recorder.one(VAULT.policy, `eu1prod-pki-policy-${role}`).inputs, {
-        name: `g8s-eu1prod-${role}`,
-        policy: `path "pki-eu1prod/issue/${role}" {\n  capabilities = ["update"]\n}\n`,
-      });
     }
-    assert.equal(recorder.byType(VAULT.policy).length, roles.length);
+    assert.deepEqual(
+      recorder
+        .byType(VAULT.role)
+        .map((r) => r.inputs.name)
+        .sort(),
+      [...roles].sort(),
+    );
+    assert.deepEqual(recorder.byType(VAULT.policy), []);
   });
 
   it("limits every role to exact names of the cluster: bare domains only, no subdomains, globs, wildcards or any name", () => {
@@ -141,9 +145,7 @@ describe("ClusterPki (vault backend)", () => {
       "master-1",
     ]);
     assert.deepEqual(allowed("worker"), [`worker.${DOMAIN}`]);
-    assert.deepEqual(allowed("network"), [`network.${DOMAIN}`]);
     assert.deepEqual(allowed("admin"), ["kubernetes-admin"]);
-    assert.deepEqual(allowed("user"), [`users.${DOMAIN}`]);
     assert.deepEqual(allowed("user-jane"), ["jane"]);
   });
 
@@ -155,9 +157,7 @@ describe("ClusterPki (vault backend)", () => {
     assert.deepEqual(flags("api"), [true, true, true, true, []]);
     assert.deepEqual(flags("etcd"), [true, true, true, true, []]);
     assert.deepEqual(flags("worker"), [true, true, false, false, ["system:nodes"]]);
-    assert.deepEqual(flags("network"), [false, true, false, false, []]);
     assert.deepEqual(flags("admin"), [false, true, false, false, ["system:masters"]]);
-    assert.deepEqual(flags("user"), [false, true, false, false, []]);
     assert.deepEqual(flags("user-jane"), [false, true, false, false, ["dev-team", "oncall"]]);
   });
 
