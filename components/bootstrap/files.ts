@@ -202,7 +202,14 @@ export function nodeFiles(role: BootstrapRole): NodeFile[] {
     ...pair("apiserver-etcd-client", `${PKI_DIR}/apiserver-etcd-client`, api, "apiserver-etcd-client"),
     caFile("front-proxy-ca.crt", `${PKI_DIR}/front-proxy-ca.crt`, api),
     ...pair("front-proxy-client", `${PKI_DIR}/front-proxy-client`, api, "front-proxy-client"),
-    key("sa.key", `${PKI_DIR}/sa.key`, ["kube-controller-manager"], (v) => v.serviceAccountKey.privateKeyPem),
+    // The API server signs projected tokens with sa.key (kubeadm's --service-account-signing-key-file),
+    // the controller manager legacy ones: a new signing key must reach both.
+    key(
+      "sa.key",
+      `${PKI_DIR}/sa.key`,
+      ["kube-apiserver", "kube-controller-manager"],
+      (v) => v.serviceAccountKey.privateKeyPem,
+    ),
     cert("sa.pub", `${PKI_DIR}/sa.pub`, api, (v) => v.serviceAccountKey.publicKeyPem),
     // etcd reloads its serving and peer certificates on every new TLS handshake: no restart.
     caFile("etcd-ca.crt", `${PKI_DIR}/etcd/ca.crt`, api),

@@ -6,7 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type * as vault from "@pulumi/vault";
-import { masterKeys, type ClusterSpec } from "../spec";
+import { DEFAULT_SERVICE_ACCOUNT_KEY_ID, masterKeys, type ClusterSpec } from "../spec";
 import type { IssuedCertificate, PkiBackend } from "./backend";
 import {
   DEFAULT_SERVICE_DNS_DOMAIN,
@@ -137,10 +137,7 @@ export class ClusterPki extends pulumi.ComponentResource {
     this.notAfter = pulumi.all(Object.fromEntries(Object.entries(issued).map(([key, c]) => [key, c.notAfter])));
 
     // The local backend must not need pulumi-tls (no provider plugin at all), so it makes its own.
-    this.serviceAccountKey =
-      args.spec.pki.backend === "local"
-        ? createLocalServiceAccountKey(name, this)
-        : createServiceAccountKey(name, this);
+    this.serviceAccountKey = serviceAccountKeys(name, args.spec, this);
     const admin = certs.find((c) => c.key === "admin");
     if (admin === undefined) throw new Error("internal: the certificate set has no admin certificate");
     this.adminKubeconfig = kubeconfigOf(args.spec.id, this.apiEndpoint, this.caCertPem, admin, issued.admin);
@@ -193,19 +190,53 @@ function createBackend(name: string, args: ClusterPkiArgs, certs: CertificateSpe
 }
 
 /**
- * The service-account signing key pair. A bare key, not a certificate, so it comes from
- * pulumi-tls with the vault and tls backends (Vault PKI issues certificates, not bare keys; the
- * local backend has its own). Not rotated by the window: a new key invalidates every
- * service-account token at once.
+ * The service-account key pair nodes get: `privateKeyPem` the signing key's, `publicKeyPem` every
+ * trusted key's public key, PEM after PEM (kube-apiserver's `--service-account-key-file` takes
+ * several), so tokens of a key being rotated in or out keep working (`pki.serviceAccountKeys`).
  * @internal
  */
-export function createServiceAccountKey(name: string, parent: pulumi.Resource): pulumi.Output<ServiceAccountKeyPair> {
-  const key = new tls.PrivateKey(`${name}-sa-key`, { algorithm: "RSA", rsaBits: LEAF_KEY_BITS }, { parent });
+export function serviceAccountKeys(
+  name: string,
+  spec: ClusterSpec,
+  parent: pulumi.Resource,
+): pulumi.Output<ServiceAccountKeyPair> {
+  const { trusted, signing } = spec.pki.serviceAccountKeys;
+  const keys = new Map(
+    trusted.map((id) => [id, createServiceAccountKey(serviceAccountKeyName(name, id), spec, parent)]),
+  );
+  const signer = keys.get(signing);
+  if (signer === undefined)
+    throw new pulumi.ResourceError(`pki.serviceAccountKeys.signing '${signing}' is not trusted`, parent);
   return pulumi.secret(
     pulumi
-      .all([key.publicKeyPem, key.privateKeyPem])
-      .apply(([publicKeyPem, privateKeyPem]) => ({ publicKeyPem, privateKeyPem })),
+      .all([pulumi.all(trusted.map((id) => keys.get(id)?.publicKeyPem as pulumi.Output<string>)), signer.privateKeyPem])
+      .apply(([publics, privateKeyPem]) => ({
+        // One key: its PEM as it is (a cluster that never rotated sees no change at all).
+        publicKeyPem:
+          publics.length === 1 ? publics[0] : publics.map((pem) => (pem.endsWith("\n") ? pem : `${pem}\n`)).join(""),
+        privateKeyPem,
+      })),
   );
+}
+
+/** A service-account key's resource name: `<name>-sa-key` for the first (as before ids), else `<name>-sa-key-<id>`. */
+export function serviceAccountKeyName(name: string, id: string): string {
+  return id === DEFAULT_SERVICE_ACCOUNT_KEY_ID ? `${name}-sa-key` : `${name}-sa-key-${id}`;
+}
+
+/**
+ * One service-account key: from pulumi-tls with the vault and tls backends (Vault PKI issues
+ * certificates, not bare keys), from the local backend's own provider with local. Never renewed
+ * by time: a new key is a new id in `pki.serviceAccountKeys`.
+ */
+function createServiceAccountKey(
+  resourceName: string,
+  spec: ClusterSpec,
+  parent: pulumi.Resource,
+): { publicKeyPem: pulumi.Output<string>; privateKeyPem: pulumi.Output<string> } {
+  if (spec.pki.backend === "local") return createLocalServiceAccountKey(resourceName, parent);
+  const key = new tls.PrivateKey(resourceName, { algorithm: "RSA", rsaBits: LEAF_KEY_BITS }, { parent });
+  return { publicKeyPem: key.publicKeyPem, privateKeyPem: key.privateKeyPem };
 }
 
 /** @internal */

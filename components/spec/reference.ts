@@ -77,6 +77,12 @@ export const FIELD_DOCS: Record<string, string> = {
   "pki.users":
     "Who gets a client-certificate kubeconfig (stack output `userKubeconfigs.<name>`, secret), renewed with the other certificates.",
   "pki.users[]": "One user.",
+  "pki.serviceAccountKeys":
+    "The keys of service-account tokens. Rotate in three updates: add a new key to `trusted`, make it `signing`, then (an hour later at least) drop the old one from `trusted`.",
+  "pki.serviceAccountKeys.trusted":
+    "Ids of the keys the API server accepts tokens from (1 to 3); a new id makes a new key, a removed one is deleted. Default `[initial]`.",
+  "pki.serviceAccountKeys.trusted[]": "One key id (lowercase letters, digits and `-`).",
+  "pki.serviceAccountKeys.signing": "Id of the key that signs new tokens; must be in `trusted`. Default `initial`.",
   "pki.users[].name":
     "The certificate's CN: the RBAC user name (lowercase letters, digits, `.`, `_`, `@`, `-`); unique.",
   "pki.users[].groups":

@@ -175,6 +175,32 @@ export const flannelNeedsNodeImage: Rule = (spec) => {
 };
 
 /**
+ * The signing service-account key must be trusted (else the API server would reject every token
+ * it signs), and a key is listed once. Rotation is three updates: add the new key to `trusted`,
+ * then make it `signing`, then (after every token signed by the old key has been refreshed: an
+ * hour for pods' projected tokens) drop the old one from `trusted`.
+ */
+export const serviceAccountKeysValid: Rule = (spec) => {
+  const { trusted, signing } = spec.pki.serviceAccountKeys;
+  const issues: SpecIssue[] = [];
+  trusted.forEach((id, i) => {
+    if (trusted.indexOf(id) !== i) {
+      issues.push({
+        path: `pki.serviceAccountKeys.trusted[${i}]`,
+        message: `'${id}' is listed twice: list each key once`,
+      });
+    }
+  });
+  if (!trusted.includes(signing)) {
+    issues.push({
+      path: "pki.serviceAccountKeys.signing",
+      message: `'${signing}' is not in trusted (${trusted.join(", ")}): add it to trusted first, apply, then make it the signing key`,
+    });
+  }
+  return issues;
+};
+
+/**
  * Users are unique by name (it names the certificate's resource), claim no admin rights by group
  * (the admin kubeconfig is the one holder of system:masters), and fit the backend's subject.
  */
@@ -218,6 +244,7 @@ export const RULES: readonly Rule[] = [
   kvmNamespaceIsLabel,
   flannelNeedsNodeImage,
   pkiUsersValid,
+  serviceAccountKeysValid,
 ];
 
 export function checkRules(spec: ClusterSpec): SpecIssue[] {

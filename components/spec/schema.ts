@@ -135,6 +135,12 @@ const pkiUser = z.strictObject({
   groups: z.array(z.string().trim().min(1)).default([]),
 });
 
+const serviceAccountKeyId = checked((value) =>
+  /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(value)
+    ? undefined
+    : `must be a short name of lowercase letters, digits and '-' (a resource name ends in it), like 2026-12 (got '${value}')`,
+);
+
 const pki = z
   .strictObject({
     backend: z.enum(["vault", "tls", "local"]).default(D.DEFAULT_PKI_BACKEND),
@@ -153,6 +159,17 @@ const pki = z
     caTtl: duration(24 * 60 * 60, 20 * 365 * 24 * 60 * 60).default(D.DEFAULT_CA_TTL),
     /** People and tools that get a kubeconfig with a client certificate; RBAC binds their name or groups. */
     users: z.array(pkiUser).default([]),
+    /** Service-account token keys: those the API server accepts, and the one that signs. */
+    serviceAccountKeys: z
+      .strictObject({
+        trusted: z
+          .array(serviceAccountKeyId)
+          .min(1)
+          .max(D.MAX_TRUSTED_SERVICE_ACCOUNT_KEYS)
+          .default([D.DEFAULT_SERVICE_ACCOUNT_KEY_ID]),
+        signing: serviceAccountKeyId.default(D.DEFAULT_SERVICE_ACCOUNT_KEY_ID),
+      })
+      .prefault({}),
   })
   .prefault({});
 

@@ -37,6 +37,8 @@ export interface LabStack {
   readonly workerMemoryGiB?: number;
   /** `kvm.accel` (default: the spec's). */
   readonly accel?: "kvm" | "tcg" | "auto";
+  /** `pki.serviceAccountKeys` (default: the spec's, one key `initial`). */
+  readonly serviceAccountKeys?: { readonly trusted: readonly string[]; readonly signing: string };
 }
 
 /** A KVM-platform stack file the lab can boot: flannel, the node image, local PKI. */
@@ -57,7 +59,12 @@ export function labStackYaml(s: LabStack): string {
         kvm: { storage: "hostPath", ...(s.accel === undefined ? {} : { accel: s.accel }) },
         masters: { count: s.masters, cpus: 2, memoryGiB: 4, diskGiB: 20 },
         nodePools: [{ name: "default", count: s.workers, cpus: 2, memoryGiB: s.workerMemoryGiB ?? 4, diskGiB: 20 }],
-        pki: { backend: "local", certTtl: s.certTtl ?? "24h", users: s.users ?? [] },
+        pki: {
+          backend: "local",
+          certTtl: s.certTtl ?? "24h",
+          users: s.users ?? [],
+          ...(s.serviceAccountKeys === undefined ? {} : { serviceAccountKeys: s.serviceAccountKeys }),
+        },
         ingress: { enabled: false },
       },
       "g8s:reconcile": { mode: "correct", interval: "1m" },

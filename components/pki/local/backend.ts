@@ -4,7 +4,6 @@ import { durationSeconds, type ClusterSpec } from "../../spec";
 import type { IssuedCertificate, PkiBackend } from "../backend";
 import { clusterDomain } from "../../spec";
 import type { CertificateSpec } from "../certificates";
-import type { ServiceAccountKeyPair } from "../clusterPki";
 import { halfLife } from "../expiry";
 import { LocalCertificate, LocalPrivateKey, LocalRootCa } from "./resources";
 
@@ -64,18 +63,14 @@ export function createLocalBackend(name: string, spec: ClusterSpec, parent: pulu
 }
 
 /**
- * The service-account signing key pair from the local backend (`${name}-sa-key`, RSA 2048 by
- * default), never rotated: a new key invalidates every service-account token at once.
+ * A service-account key from the local backend (RSA 2048 by default), as the resource
+ * `resourceName`; never renewed by time (see ClusterPki's serviceAccountKeys).
  * @internal
  */
 export function createLocalServiceAccountKey(
-  name: string,
+  resourceName: string,
   parent: pulumi.Resource,
-): pulumi.Output<ServiceAccountKeyPair> {
-  const key = new LocalPrivateKey(`${name}-sa-key`, {}, { parent });
-  return pulumi.secret(
-    pulumi
-      .all([key.publicKeyPem, key.privateKeyPem])
-      .apply(([publicKeyPem, privateKeyPem]) => ({ publicKeyPem, privateKeyPem })),
-  );
+): { publicKeyPem: pulumi.Output<string>; privateKeyPem: pulumi.Output<string> } {
+  const key = new LocalPrivateKey(resourceName, {}, { parent });
+  return { publicKeyPem: key.publicKeyPem, privateKeyPem: pulumi.secret(key.privateKeyPem) };
 }

@@ -113,6 +113,10 @@ describe("bootstrap: secrets", () => {
       assert.deepEqual(byName["kubelet-client.crt"].reload, ["kubelet"]);
       assert.deepEqual(byName["apiserver-etcd-client.key"].reload, ["kube-apiserver"]);
       assert.deepEqual(byName["scheduler.crt"].reload, ["kube-scheduler"]);
+      // The API server signs projected tokens with sa.key, the controller manager legacy ones;
+      // sa.pub (every trusted key) is the API server's alone.
+      assert.deepEqual(byName["sa.key"].reload, ["kube-apiserver", "kube-controller-manager"]);
+      assert.deepEqual(byName["sa.pub"].reload, ["kube-apiserver"]);
       // What the script does with these lists: syncScript.test.ts runs it.
     });
 

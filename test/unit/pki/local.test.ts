@@ -174,6 +174,26 @@ describe("ClusterPki (local backend)", () => {
     });
   });
 
+  it("rotates the service-account key by id: every trusted key's public key accepted, the signing key's private key used", async () => {
+    const spec = parseClusterSpec(
+      withChange(kvmSpec(), (s) => {
+        s.id = "edge9";
+        s.masters = { count: 1 };
+        s.pki = { backend: "local", serviceAccountKeys: { trusted: ["initial", "2026-12"], signing: "2026-12" } };
+      }),
+    );
+    const { ClusterPki } = await import("../../../components/pki");
+    const rotating = new ClusterPki("edge9-pki", { spec, ...API });
+    assert.deepEqual(await promiseOf(rotating.serviceAccountKey), {
+      publicKeyPem: "PUB edge9-pki-sa-key\nPUB edge9-pki-sa-key-2026-12\n",
+      privateKeyPem: "KEY edge9-pki-sa-key-2026-12",
+    });
+    await settle();
+    // The first key keeps its name (no replacement when ids came in); each new id is a key of its own.
+    assert.equal(recorder.one(LOCAL.key, "edge9-pki-sa-key").inputs.algorithm, "rsa-2048");
+    assert.equal(recorder.one(LOCAL.key, "edge9-pki-sa-key-2026-12").inputs.algorithm, "rsa-2048");
+  });
+
   it("puts every RBAC group of a user in O (the tls backend allows one)", () => {
     const jane = recorder.one(LOCAL.cert, "edge7-pki-user-jane").inputs;
     assert.equal(jane.commonName, "jane");
@@ -186,7 +206,13 @@ describe("pki.backend local in a stack file", () => {
   it("accepts `pki: { backend: local, certTtl: 24h }` for aws and kvm, with the default caTtl", () => {
     for (const raw of [awsSpec(), kvmSpec()]) {
       const spec = parseClusterSpec(withChange(raw, (s) => (s.pki = { backend: "local", certTtl: "24h" })));
-      assert.deepEqual(spec.pki, { backend: "local", certTtl: "24h", caTtl: "87600h", users: [] });
+      assert.deepEqual(spec.pki, {
+        backend: "local",
+        certTtl: "24h",
+        caTtl: "87600h",
+        users: [],
+        serviceAccountKeys: { trusted: ["initial"], signing: "initial" },
+      });
     }
   });
 

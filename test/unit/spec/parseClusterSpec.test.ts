@@ -59,6 +59,7 @@ describe("parseClusterSpec", () => {
         vault: { address: "https://vault.example.com" },
         certTtl: D.DEFAULT_CERT_TTL,
         users: [],
+        serviceAccountKeys: { trusted: [D.DEFAULT_SERVICE_ACCOUNT_KEY_ID], signing: D.DEFAULT_SERVICE_ACCOUNT_KEY_ID },
         caTtl: D.DEFAULT_CA_TTL,
       });
       assert.deepEqual(spec.ingress, {
@@ -592,6 +593,38 @@ describe("parseClusterSpec", () => {
             path: "pki.users[1].groups",
             message:
               "system:masters is the admin kubeconfig's group: bind the user to cluster-admin with a ClusterRoleBinding instead",
+          },
+        ],
+      ));
+
+    it("keeps the signing service-account key trusted, each key listed once, ids short names", () =>
+      expectIssues(
+        withChange(kvmSpec(), (s) => {
+          s.pki = {
+            backend: "local",
+            serviceAccountKeys: { trusted: ["initial", "initial", "Next Key"], signing: "2026-12" },
+          };
+        }),
+        [
+          {
+            path: "pki.serviceAccountKeys.trusted[2]",
+            message:
+              "must be a short name of lowercase letters, digits and '-' (a resource name ends in it), like 2026-12 (got 'Next Key')",
+          },
+        ],
+      ));
+
+    it("refuses a signing service-account key that is not trusted, saying how to rotate", () =>
+      expectIssues(
+        withChange(kvmSpec(), (s) => {
+          s.pki = { backend: "local", serviceAccountKeys: { trusted: ["initial", "initial"], signing: "2026-12" } };
+        }),
+        [
+          { path: "pki.serviceAccountKeys.trusted[1]", message: "'initial' is listed twice: list each key once" },
+          {
+            path: "pki.serviceAccountKeys.signing",
+            message:
+              "'2026-12' is not in trusted (initial, initial): add it to trusted first, apply, then make it the signing key",
           },
         ],
       ));
