@@ -233,6 +233,20 @@ export function componentRoles(certs: readonly CertificateSpec[]): RolePolicy[] 
   );
 }
 
+/**
+ * What a cluster's root CA keeps from its creation, per backend: the inputs whose change would
+ * reissue it under a new name or replace it (the tls and vault backends replace; Vault with a new
+ * key), which invalidates at once every certificate the nodes hold. A change of `pki.caTtl` or
+ * `baseDomain` (the CA's CN) therefore never reaches a live CA: it applies to the next CA, and
+ * ClusterPki warns that it waits for one. Renewal (local: same key, same subject) is not affected.
+ */
+export const CA_FIXED_INPUTS = {
+  local: ["commonName", "organizations", "ttlSeconds", "keyAlgorithm"],
+  tlsKey: ["algorithm", "rsaBits", "ecdsaCurve"],
+  tls: ["subject", "validityPeriodHours", "isCaCertificate", "allowedUses", "privateKeyPem"],
+  vault: ["commonName", "organization", "ttl", "keyType", "keyBits"],
+} as const;
+
 /** The Vault mount of a cluster's PKI. */
 export function mountPath(spec: Pick<ClusterSpec, "id">): string {
   return `pki-${spec.id}`;

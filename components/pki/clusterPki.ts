@@ -6,7 +6,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type * as vault from "@pulumi/vault";
-import { DEFAULT_SERVICE_ACCOUNT_KEY_ID, masterKeys, type ClusterSpec } from "../spec";
+import { DEFAULT_SERVICE_ACCOUNT_KEY_ID, clusterDomain, durationSeconds, masterKeys, type ClusterSpec } from "../spec";
+import { caSpecMismatch } from "./expiry";
 import type { IssuedCertificate, PkiBackend } from "./backend";
 import {
   DEFAULT_SERVICE_DNS_DOMAIN,
@@ -117,6 +118,11 @@ export class ClusterPki extends pulumi.ComponentResource {
     });
     this.backend = createBackend(name, args, certs, this);
     this.caCertPem = this.backend.caCertPem;
+    // CA_FIXED_INPUTS keep a live CA as it was made: say so when the spec has moved on.
+    this.caCertPem.apply((pem) => {
+      const mismatch = caSpecMismatch(pem, clusterDomain(args.spec), durationSeconds(args.spec.pki.caTtl));
+      if (mismatch !== undefined) void pulumi.log.warn(mismatch, this);
+    });
 
     const issued = Object.fromEntries(
       certs.map((cert) => [cert.key, this.backend.issue(cert, certificateChildName(cert))] as const),

@@ -43,3 +43,32 @@ export function pemValidity(pem: string | undefined): { notBefore: string; notAf
   }
   return { notBefore: new Date(cert.validFrom).toISOString(), notAfter: new Date(cert.validTo).toISOString() };
 }
+
+/**
+ * What the live CA certificate keeps of an older spec (its CA_FIXED_INPUTS are never applied to
+ * it): a CN other than the cluster domain, or a lifetime other than `caTtlSeconds` (within a
+ * minute: backdating). Undefined when it matches, or the PEM is not known yet.
+ */
+export function caSpecMismatch(pem: string | undefined, commonName: string, caTtlSeconds: number): string | undefined {
+  if (!pem) return undefined;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+  } catch {
+    return undefined;
+  }
+  const problems: string[] = [];
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1];
+  if (cn !== undefined && cn !== commonName) problems.push(`its CN stays ${cn} (baseDomain now gives ${commonName})`);
+  const lifetime = (Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 1000;
+  if (Math.abs(lifetime - caTtlSeconds) > 60) {
+    problems.push(
+      `its lifetime stays ${Math.round(lifetime / 3600)}h (pki.caTtl now says ${Math.round(caTtlSeconds / 3600)}h)`,
+    );
+  }
+  if (problems.length === 0) return undefined;
+  return (
+    `pki: the cluster's CA is kept as it is: ${problems.join(" and ")}. Changing it in place would ` +
+    "invalidate every certificate the nodes hold at once; the new values apply to the next CA (a CA rotation)."
+  );
+}

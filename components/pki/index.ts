@@ -24,4 +24,4 @@ export {
   type PkiRole,
 } from "./certificates";
 export { kubeconfigDocument, renderKubeconfig, type KubeconfigInput } from "./kubeconfig";
-export { certificateExpiry, halfLife, pemValidity, secondsToExpiry } from "./expiry";
+export { caSpecMismatch, certificateExpiry, halfLife, pemValidity, secondsToExpiry } from "./expiry";

@@ -5,6 +5,7 @@ import type { ClusterSpec } from "../spec";
 import { clusterDomain, durationSeconds } from "../spec";
 import type { IssuedCertificate, PkiBackend } from "./backend";
 import {
+  CA_FIXED_INPUTS,
   CA_KEY_BITS,
   LEAF_KEY_BITS,
   rotationTrigger,
@@ -47,7 +48,11 @@ export function tlsSubject(cert: CertificateSpec): tls.types.input.CertRequestSu
 
 /** @internal */
 export function createTlsBackend(name: string, spec: ClusterSpec, parent: pulumi.Resource, now: Date): PkiBackend {
-  const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "RSA", rsaBits: CA_KEY_BITS }, { parent });
+  const caKey = new tls.PrivateKey(
+    `${name}-ca-key`,
+    { algorithm: "RSA", rsaBits: CA_KEY_BITS },
+    { parent, ignoreChanges: [...CA_FIXED_INPUTS.tlsKey] },
+  );
   // The CA is not rotated by the window: replacing it invalidates every certificate at once.
   const ca = new tls.SelfSignedCert(
     `${name}-ca`,
@@ -58,7 +63,7 @@ export function createTlsBackend(name: string, spec: ClusterSpec, parent: pulumi
       isCaCertificate: true,
       allowedUses: ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"],
     },
-    { parent },
+    { parent, ignoreChanges: [...CA_FIXED_INPUTS.tls] },
   );
   return {
     caCertPem: ca.certPem,

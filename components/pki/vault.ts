@@ -12,6 +12,7 @@ import { clusterDomain, durationSeconds } from "../spec";
 import type { IssuedCertificate, PkiBackend } from "./backend";
 import { pemValidity } from "./expiry";
 import {
+  CA_FIXED_INPUTS,
   CA_KEY_BITS,
   LEAF_KEY_BITS,
   VAULT_KEY_USAGES,
@@ -126,7 +127,7 @@ export function createVaultBackend(
       keyType: "rsa",
       keyBits: CA_KEY_BITS,
     },
-    opts,
+    { ...opts, ignoreChanges: [...CA_FIXED_INPUTS.vault] },
   );
   const base = mountUrl(spec);
   new vault.pkisecret.SecretBackendConfigUrls(

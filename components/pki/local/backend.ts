@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { durationSeconds, type ClusterSpec } from "../../spec";
 import type { IssuedCertificate, PkiBackend } from "../backend";
 import { clusterDomain } from "../../spec";
-import type { CertificateSpec } from "../certificates";
+import { CA_FIXED_INPUTS, type CertificateSpec } from "../certificates";
 import { halfLife } from "../expiry";
 import { LocalCertificate, LocalPrivateKey, LocalRootCa } from "./resources";
 
@@ -31,7 +31,7 @@ export function createLocalBackend(name: string, spec: ClusterSpec, parent: pulu
       organizations: [CA_ORGANIZATION],
       ttlSeconds: durationSeconds(spec.pki.caTtl),
     },
-    { parent },
+    { parent, ignoreChanges: [...CA_FIXED_INPUTS.local] },
   );
   return {
     caCertPem: ca.certPem,

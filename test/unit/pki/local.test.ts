@@ -113,6 +113,20 @@ describe("ClusterPki (local backend)", () => {
     });
   }
 
+  it("never applies a new caTtl, baseDomain or key algorithm to the live CA (ignoreChanges): it would reissue it under another name", () => {
+    assert.deepEqual(recorder.one(LOCAL.rootCa, "edge7-pki-ca").ignoreChanges, [
+      "commonName",
+      "organizations",
+      "ttlSeconds",
+      "keyAlgorithm",
+    ]);
+    assert.deepEqual(
+      recorder.one(LOCAL.cert, "edge7-pki-cert-apiserver").ignoreChanges ?? [],
+      [],
+      "leaves follow the spec",
+    );
+  });
+
   it("creates the CA edge7-pki-ca: CN = the cluster domain, O g8s, valid for caTtl", () => {
     const ca = recorder.one(LOCAL.rootCa, "edge7-pki-ca").inputs;
     assert.equal(ca.commonName, "edge7.k8s.corp.internal");

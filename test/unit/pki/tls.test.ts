@@ -116,6 +116,17 @@ describe("ClusterPki (tls backend)", () => {
     assert.equal(recorder.one(TLS.key, "edge7-pki-sa-key").replacementTrigger, undefined);
   });
 
+  it("never applies a new caTtl or baseDomain to the live CA or its key (ignoreChanges): pulumi-tls would replace them", () => {
+    assert.deepEqual(recorder.one(TLS.key, "edge7-pki-ca-key").ignoreChanges, ["algorithm", "rsaBits", "ecdsaCurve"]);
+    assert.deepEqual(recorder.one(TLS.selfSigned, "edge7-pki-ca").ignoreChanges, [
+      "subject",
+      "validityPeriodHours",
+      "isCaCertificate",
+      "allowedUses",
+      "privateKeyPem",
+    ]);
+  });
+
   it("creates the service-account signing key as a tls private key, not rotated", () => {
     assert.deepEqual(recorder.one(TLS.key, "edge7-pki-sa-key").inputs, { algorithm: "RSA", rsaBits: 2048 });
   });

@@ -83,6 +83,16 @@ describe("ClusterPki (vault backend)", () => {
     });
   });
 
+  it("never applies a new caTtl or baseDomain to the root CA (ignoreChanges): Vault would replace it with a new key", () => {
+    assert.deepEqual(recorder.one(VAULT.root, "eu1prod-pki-root-ca").ignoreChanges, [
+      "commonName",
+      "organization",
+      "ttl",
+      "keyType",
+      "keyBits",
+    ]);
+  });
+
   it("publishes issuing and CRL URLs of the mount", () => {
     assert.deepEqual(recorder.one(VAULT.urls, "eu1prod-pki-urls").inputs, {
       backend: "pki-eu1prod",

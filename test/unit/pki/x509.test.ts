@@ -316,3 +316,26 @@ describe("x509 primitives (checked with openssl)", () => {
     assert.throws(() => parseCertificate("hello"), /not a PEM certificate/);
   });
 });
+
+describe("a live CA kept as it was made (CA_FIXED_INPUTS)", () => {
+  it("says what the live CA keeps of an older spec: its CN, its lifetime; nothing when they match", async () => {
+    const { caSpecMismatch } = await import("../../../components/pki");
+    const key = await generateKeyPair();
+    const pem = await createSelfSignedCa({
+      commonName: "edge7.k8s.corp.internal",
+      organizations: ["g8s"],
+      privateKeyPem: key.privateKeyPem,
+      notBefore: new Date(START.getTime() - 30_000), // backdated, as the local backend does
+      notAfter: inHours(87600),
+    });
+    const tenYears = 87600 * 3600;
+    assert.equal(caSpecMismatch(pem, "edge7.k8s.corp.internal", tenYears), undefined);
+    assert.equal(caSpecMismatch(undefined, "edge7.k8s.corp.internal", tenYears), undefined, "unknown during a preview");
+    assert.equal(
+      caSpecMismatch(pem, "edge7.k8s.example.com", 2 * tenYears),
+      "pki: the cluster's CA is kept as it is: its CN stays edge7.k8s.corp.internal (baseDomain now gives " +
+        "edge7.k8s.example.com) and its lifetime stays 87600h (pki.caTtl now says 175200h). Changing it in place " +
+        "would invalidate every certificate the nodes hold at once; the new values apply to the next CA (a CA rotation).",
+    );
+  });
+});
