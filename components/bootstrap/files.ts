@@ -42,7 +42,7 @@ export type BootstrapRole =
   | { readonly kind: "worker"; readonly pool: string };
 
 /** A component the secret sync reloads when one of its files changed. */
-export type ReloadTarget = "kubelet" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler";
+export type ReloadTarget = "kubelet" | "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler";
 
 /** The secret values a node's files are made of (plain: inside an apply, or in tests). */
 export interface NodeSecretValues {
@@ -212,7 +212,9 @@ export function nodeFiles(role: BootstrapRole): NodeFile[] {
     ),
     cert("sa.pub", `${PKI_DIR}/sa.pub`, api, (v) => v.serviceAccountKey.publicKeyPem),
     // etcd reloads its serving and peer certificates on every new TLS handshake: no restart.
-    caFile("etcd-ca.crt", `${PKI_DIR}/etcd/ca.crt`, api),
+    // etcd reads its trusted CA file only at start (etcd-io/etcd#11555): a new bundle (a CA
+    // rotation) restarts it; its own certificates it reloads by itself.
+    caFile("etcd-ca.crt", `${PKI_DIR}/etcd/ca.crt`, ["etcd", "kube-apiserver"]),
     ...pair(`${role.master}-etcd-server`, `${PKI_DIR}/etcd/server`, [], etcdBundle),
     ...pair(`${role.master}-etcd-peer`, `${PKI_DIR}/etcd/peer`, [], etcdBundle),
     ...pair("etcd-healthcheck-client", `${PKI_DIR}/etcd/healthcheck-client`, [], "apiserver-etcd-client"),

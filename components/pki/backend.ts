@@ -21,9 +21,12 @@ export interface IssuedCertificate {
 
 /** What ClusterPki needs of a backend: the CA and a way to issue a certificate as a named child. */
 export interface PkiBackend {
+  /** The trust bundle: every trusted CA certificate (PEM), the issuing one first. */
   readonly caCertPem: pulumi.Output<string>;
-  /** The CA certificate as an issued one (no key: it never leaves the backend). */
+  /** The issuing CA certificate as an issued one (no key: it never leaves the backend). */
   readonly ca: Omit<IssuedCertificate, "keyPem">;
+  /** The other trusted CAs during a CA rotation, by id (local backend). */
+  readonly otherCas?: Readonly<Record<string, Omit<IssuedCertificate, "keyPem">>>;
   /** Issues `cert` as children whose names end in `childName` (`${name}-cert-<key>`). */
   issue(cert: CertificateSpec, childName: string): IssuedCertificate;
 }

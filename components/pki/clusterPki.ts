@@ -162,7 +162,8 @@ export class ClusterPki extends pulumi.ComponentResource {
    * (stack output `pki`). Call after the last `userKubeconfig`: later ones are not in it.
    */
   public certificateRecords(): pulumi.Output<Record<string, CertificateRecord>> {
-    const entries = [[CA_RECORD_KEY, this.backend.ca] as const, ...this.issued.entries()];
+    const others = Object.entries(this.backend.otherCas ?? {}).map(([id, c]) => [`${CA_RECORD_KEY}-${id}`, c] as const);
+    const entries = [[CA_RECORD_KEY, this.backend.ca] as const, ...others, ...this.issued.entries()];
     return pulumi.all(Object.fromEntries(entries.map(([key, c]) => [key, recordOf(c)])));
   }
 

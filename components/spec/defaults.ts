@@ -61,6 +61,10 @@ export const DEFAULT_CERT_TTL = "24h";
 export const MIN_CERT_TTL_SECONDS = 60 * 60; // 1h: rotation at half the TTL needs a margin over the reconcile interval
 export const MAX_CERT_TTL_SECONDS = 30 * 24 * 60 * 60; // 30d
 export const DEFAULT_CA_TTL = "87600h"; // 10 years
+/** The id of a cluster's first root CA (resource `<name>-ca`, as before ids existed). */
+export const DEFAULT_CERTIFICATE_AUTHORITY_ID = "initial";
+/** At most this many root CAs are trusted at once: the current one and one or two being rotated. */
+export const MAX_TRUSTED_CERTIFICATE_AUTHORITIES = 3;
 /** The id of a cluster's first service-account key (resource `<name>-sa-key`, as before ids existed). */
 export const DEFAULT_SERVICE_ACCOUNT_KEY_ID = "initial";
 /** At most this many service-account keys are trusted at once: the current one and one or two being rotated. */

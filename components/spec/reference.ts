@@ -77,6 +77,13 @@ export const FIELD_DOCS: Record<string, string> = {
   "pki.users":
     "Who gets a client-certificate kubeconfig (stack output `userKubeconfigs.<name>`, secret), renewed with the other certificates.",
   "pki.users[]": "One user.",
+  "pki.certificateAuthorities":
+    "Root CAs by id (backend `local`). Rotate in three updates: add a new CA to `trusted` (every trust bundle gets it), make it `issuing` (every certificate is reissued from it), then drop the old one.",
+  "pki.certificateAuthorities.trusted":
+    "Ids of the CAs every component trusts (1 to 3); a new id makes a new CA, a removed one is deleted. Default `[initial]`.",
+  "pki.certificateAuthorities.trusted[]": "One CA id (lowercase letters, digits and `-`).",
+  "pki.certificateAuthorities.issuing":
+    "Id of the CA that issues every certificate; must be in `trusted`. Default `initial`.",
   "pki.serviceAccountKeys":
     "The keys of service-account tokens. Rotate in three updates: add a new key to `trusted`, make it `signing`, then (an hour later at least) drop the old one from `trusted`.",
   "pki.serviceAccountKeys.trusted":

@@ -174,6 +174,29 @@ export const flannelNeedsNodeImage: Rule = (spec) => {
   ];
 };
 
+/** A rotation set (`trusted` ids and the one `active` among them): each id once, the active one trusted. */
+function rotationSetIssues(
+  path: string,
+  trusted: readonly string[],
+  activeField: string,
+  active: string,
+  then: string,
+): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  trusted.forEach((id, i) => {
+    if (trusted.indexOf(id) !== i) {
+      issues.push({ path: `${path}.trusted[${i}]`, message: `'${id}' is listed twice: list each once` });
+    }
+  });
+  if (!trusted.includes(active)) {
+    issues.push({
+      path: `${path}.${activeField}`,
+      message: `'${active}' is not in trusted (${trusted.join(", ")}): add it to trusted first, apply, then ${then}`,
+    });
+  }
+  return issues;
+}
+
 /**
  * The signing service-account key must be trusted (else the API server would reject every token
  * it signs), and a key is listed once. Rotation is three updates: add the new key to `trusted`,
@@ -182,19 +205,25 @@ export const flannelNeedsNodeImage: Rule = (spec) => {
  */
 export const serviceAccountKeysValid: Rule = (spec) => {
   const { trusted, signing } = spec.pki.serviceAccountKeys;
-  const issues: SpecIssue[] = [];
-  trusted.forEach((id, i) => {
-    if (trusted.indexOf(id) !== i) {
-      issues.push({
-        path: `pki.serviceAccountKeys.trusted[${i}]`,
-        message: `'${id}' is listed twice: list each key once`,
-      });
-    }
-  });
-  if (!trusted.includes(signing)) {
+  return rotationSetIssues("pki.serviceAccountKeys", trusted, "signing", signing, "make it the signing key");
+};
+
+/**
+ * CA rotation in three updates, as the trust anchors go: add the new CA to `trusted` (every trust
+ * bundle gets it), make it `issuing` (every leaf is reissued from it), then drop the old one. The
+ * local backend only: Vault keeps its own issuers, and pulumi-tls would need a second CA chain.
+ */
+export const certificateAuthoritiesValid: Rule = (spec) => {
+  const { trusted, issuing } = spec.pki.certificateAuthorities;
+  const issues = rotationSetIssues("pki.certificateAuthorities", trusted, "issuing", issuing, "make it the issuing CA");
+  const rotating =
+    trusted.length > 1 ||
+    trusted[0] !== D.DEFAULT_CERTIFICATE_AUTHORITY_ID ||
+    issuing !== D.DEFAULT_CERTIFICATE_AUTHORITY_ID;
+  if (rotating && spec.pki.backend !== "local") {
     issues.push({
-      path: "pki.serviceAccountKeys.signing",
-      message: `'${signing}' is not in trusted (${trusted.join(", ")}): add it to trusted first, apply, then make it the signing key`,
+      path: "pki.certificateAuthorities",
+      message: `CA rotation is built for pki.backend local (got ${spec.pki.backend}): remove the field, or rotate the CA in Vault with its issuers`,
     });
   }
   return issues;
@@ -245,6 +274,7 @@ export const RULES: readonly Rule[] = [
   flannelNeedsNodeImage,
   pkiUsersValid,
   serviceAccountKeysValid,
+  certificateAuthoritiesValid,
 ];
 
 export function checkRules(spec: ClusterSpec): SpecIssue[] {

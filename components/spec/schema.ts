@@ -135,7 +135,8 @@ const pkiUser = z.strictObject({
   groups: z.array(z.string().trim().min(1)).default([]),
 });
 
-const serviceAccountKeyId = checked((value) =>
+/** The id of a rotated key or CA: the end of its resource name. */
+const rotationId = checked((value) =>
   /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(value)
     ? undefined
     : `must be a short name of lowercase letters, digits and '-' (a resource name ends in it), like 2026-12 (got '${value}')`,
@@ -159,15 +160,26 @@ const pki = z
     caTtl: duration(24 * 60 * 60, 20 * 365 * 24 * 60 * 60).default(D.DEFAULT_CA_TTL),
     /** People and tools that get a kubeconfig with a client certificate; RBAC binds their name or groups. */
     users: z.array(pkiUser).default([]),
+    /** Root CAs by id: those every component trusts, and the one that issues (local backend). */
+    certificateAuthorities: z
+      .strictObject({
+        trusted: z
+          .array(rotationId)
+          .min(1)
+          .max(D.MAX_TRUSTED_CERTIFICATE_AUTHORITIES)
+          .default([D.DEFAULT_CERTIFICATE_AUTHORITY_ID]),
+        issuing: rotationId.default(D.DEFAULT_CERTIFICATE_AUTHORITY_ID),
+      })
+      .prefault({}),
     /** Service-account token keys: those the API server accepts, and the one that signs. */
     serviceAccountKeys: z
       .strictObject({
         trusted: z
-          .array(serviceAccountKeyId)
+          .array(rotationId)
           .min(1)
           .max(D.MAX_TRUSTED_SERVICE_ACCOUNT_KEYS)
           .default([D.DEFAULT_SERVICE_ACCOUNT_KEY_ID]),
-        signing: serviceAccountKeyId.default(D.DEFAULT_SERVICE_ACCOUNT_KEY_ID),
+        signing: rotationId.default(D.DEFAULT_SERVICE_ACCOUNT_KEY_ID),
       })
       .prefault({}),
   })

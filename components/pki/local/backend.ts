@@ -1,6 +1,6 @@
 /** The local backend: a root CA and every certificate from dynamic providers, no provider plugin. */
 import * as pulumi from "@pulumi/pulumi";
-import { durationSeconds, type ClusterSpec } from "../../spec";
+import { DEFAULT_CERTIFICATE_AUTHORITY_ID, durationSeconds, type ClusterSpec } from "../../spec";
 import type { IssuedCertificate, PkiBackend } from "../backend";
 import { clusterDomain } from "../../spec";
 import { CA_FIXED_INPUTS, type CertificateSpec } from "../certificates";
@@ -17,26 +17,57 @@ function validityOf(cert: LocalRootCa | LocalCertificate) {
 /** Subject O of every g8s cluster CA (the tls backend's too). */
 export const CA_ORGANIZATION = "g8s";
 
+/** A CA's resource name: `<name>-ca` for the first (as before ids), else `<name>-ca-<id>`. */
+export function caResourceName(name: string, id: string): string {
+  return id === DEFAULT_CERTIFICATE_AUTHORITY_ID ? `${name}-ca` : `${name}-ca-${id}`;
+}
+
 /**
- * The CA (`${name}-ca`) and one LocalCertificate per certificate (`${name}-<childName>`), the
- * names the tls backend gives its CA and certificates. Every child is parented to `parent`.
+ * One LocalRootCa per trusted CA id (`pki.certificateAuthorities`; `${name}-ca` for the first)
+ * and one LocalCertificate per certificate (`${name}-<childName>`, the tls backend's names),
+ * issued by the issuing CA. `caCertPem` is the trust bundle: every trusted CA, the issuing one
+ * first, so a CA rotation adds a CA to every bundle before anything is issued from it, and
+ * removes one only after every leaf was reissued from its successor. Every child is parented to
+ * `parent`.
  * @internal
  */
 export function createLocalBackend(name: string, spec: ClusterSpec, parent: pulumi.Resource): PkiBackend {
-  // Renewed at half of caTtl with the same key; every leaf follows (its inputs hold certPem).
-  const ca = new LocalRootCa(
-    `${name}-ca`,
-    {
-      commonName: clusterDomain(spec),
-      organizations: [CA_ORGANIZATION],
-      ttlSeconds: durationSeconds(spec.pki.caTtl),
-    },
-    { parent, ignoreChanges: [...CA_FIXED_INPUTS.local] },
+  const { trusted, issuing } = spec.pki.certificateAuthorities;
+  // Each renewed at half of caTtl with the same key; the leaves follow the issuing one (their
+  // inputs hold its certPem). What a CA was made with stays (CA_FIXED_INPUTS).
+  const cas = new Map(
+    trusted.map((id) => [
+      id,
+      new LocalRootCa(
+        caResourceName(name, id),
+        {
+          commonName: clusterDomain(spec),
+          organizations: [CA_ORGANIZATION],
+          ttlSeconds: durationSeconds(spec.pki.caTtl),
+        },
+        { parent, ignoreChanges: [...CA_FIXED_INPUTS.local] },
+      ),
+    ]),
   );
+  const ca = cas.get(issuing);
+  if (ca === undefined)
+    throw new pulumi.ResourceError(`pki.certificateAuthorities.issuing '${issuing}' is not trusted`, parent);
+  const order = [issuing, ...trusted.filter((id) => id !== issuing)];
+  const bundle = pulumi
+    .all(order.map((id) => (cas.get(id) as LocalRootCa).certPem))
+    .apply((pems) => (pems.length === 1 ? pems[0] : pems.map((p) => (p.endsWith("\n") ? p : `${p}\n`)).join("")));
   return {
-    caCertPem: ca.certPem,
+    caCertPem: bundle,
     // The same key and subject: leaves issued by the old certificate still verify against the new one.
     ca: { certPem: ca.certPem, ...validityOf(ca), renewedBy: [ca] },
+    otherCas: Object.fromEntries(
+      trusted
+        .filter((id) => id !== issuing)
+        .map((id) => {
+          const other = cas.get(id) as LocalRootCa;
+          return [id, { certPem: other.certPem, ...validityOf(other), renewedBy: [other] }];
+        }),
+    ),
     issue(cert: CertificateSpec, childName: string): IssuedCertificate {
       const issued = new LocalCertificate(
         `${name}-${childName}`,

@@ -122,6 +122,7 @@ describe("bootstrap: the secret sync script, run by bash", () => {
 
   it("restarts kubelet and stops each control-plane container once when their files arrive (--reload)", () => {
     assert.deepEqual(FakeNode.restarts(node.sync("--reload")), [
+      "etcd", // its CA bundle: etcd reads it only at start
       "kube-apiserver",
       "kube-controller-manager",
       "kube-scheduler",

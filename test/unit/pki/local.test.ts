@@ -208,6 +208,35 @@ describe("ClusterPki (local backend)", () => {
     assert.equal(recorder.one(LOCAL.key, "edge9-pki-sa-key-2026-12").inputs.algorithm, "rsa-2048");
   });
 
+  it("rotates the CA by id: every trusted CA in the trust bundle (the issuing one first), every leaf from the issuing CA", async () => {
+    const spec = parseClusterSpec(
+      withChange(kvmSpec(), (s) => {
+        s.id = "edge8";
+        s.masters = { count: 1 };
+        s.pki = { backend: "local", certificateAuthorities: { trusted: ["initial", "next"], issuing: "next" } };
+      }),
+    );
+    const { ClusterPki } = await import("../../../components/pki");
+    const rotating = new ClusterPki("edge8-pki", { spec, ...API });
+    assert.equal(await promiseOf(rotating.caCertPem), "CA edge8-pki-ca-next\nCA edge8-pki-ca\n");
+    const bundles = await promiseOf(rotating.bundles);
+    assert.equal(
+      bundles.apiserver.caPem,
+      "CA edge8-pki-ca-next\nCA edge8-pki-ca\n",
+      "nodes get the bundle as their CA",
+    );
+    const records = await promiseOf(rotating.certificateRecords());
+    assert.ok(records.ca.urns[0].endsWith("::edge8-pki-ca-next"), "the issuing CA is `ca`");
+    assert.ok(records["ca-initial"].urns[0].endsWith("::edge8-pki-ca"), "the other trusted one `ca-<id>`");
+    await settle();
+    // The first CA keeps its name (no replacement when ids came in); leaves come from the issuing one.
+    assert.equal(
+      recorder.one(LOCAL.rootCa, "edge8-pki-ca").inputs.commonName,
+      "edge7.k8s.corp.internal".replace("edge7", "edge8"),
+    );
+    assert.equal(recorder.one(LOCAL.cert, "edge8-pki-cert-apiserver").inputs.caCertPem, "CA edge8-pki-ca-next");
+  });
+
   it("puts every RBAC group of a user in O (the tls backend allows one)", () => {
     const jane = recorder.one(LOCAL.cert, "edge7-pki-user-jane").inputs;
     assert.equal(jane.commonName, "jane");
@@ -225,6 +254,7 @@ describe("pki.backend local in a stack file", () => {
         certTtl: "24h",
         caTtl: "87600h",
         users: [],
+        certificateAuthorities: { trusted: ["initial"], issuing: "initial" },
         serviceAccountKeys: { trusted: ["initial"], signing: "initial" },
       });
     }

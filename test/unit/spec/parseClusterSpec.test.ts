@@ -59,6 +59,10 @@ describe("parseClusterSpec", () => {
         vault: { address: "https://vault.example.com" },
         certTtl: D.DEFAULT_CERT_TTL,
         users: [],
+        certificateAuthorities: {
+          trusted: [D.DEFAULT_CERTIFICATE_AUTHORITY_ID],
+          issuing: D.DEFAULT_CERTIFICATE_AUTHORITY_ID,
+        },
         serviceAccountKeys: { trusted: [D.DEFAULT_SERVICE_ACCOUNT_KEY_ID], signing: D.DEFAULT_SERVICE_ACCOUNT_KEY_ID },
         caTtl: D.DEFAULT_CA_TTL,
       });
@@ -620,11 +624,29 @@ describe("parseClusterSpec", () => {
           s.pki = { backend: "local", serviceAccountKeys: { trusted: ["initial", "initial"], signing: "2026-12" } };
         }),
         [
-          { path: "pki.serviceAccountKeys.trusted[1]", message: "'initial' is listed twice: list each key once" },
+          { path: "pki.serviceAccountKeys.trusted[1]", message: "'initial' is listed twice: list each once" },
           {
             path: "pki.serviceAccountKeys.signing",
             message:
               "'2026-12' is not in trusted (initial, initial): add it to trusted first, apply, then make it the signing key",
+          },
+        ],
+      ));
+
+    it("rotates a CA only with the local backend, the issuing CA trusted", () =>
+      expectIssues(
+        withChange(kvmSpec(), (s) => {
+          s.pki = { backend: "tls", certificateAuthorities: { trusted: ["initial"], issuing: "next" } };
+        }),
+        [
+          {
+            path: "pki.certificateAuthorities.issuing",
+            message: "'next' is not in trusted (initial): add it to trusted first, apply, then make it the issuing CA",
+          },
+          {
+            path: "pki.certificateAuthorities",
+            message:
+              "CA rotation is built for pki.backend local (got tls): remove the field, or rotate the CA in Vault with its issuers",
           },
         ],
       ));
