@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { kvmStackFile } from "./kvmStack";
 import { PROJECT_ROOT } from "../../automation/engine";
 import { endEngineProcesses, startDaemon, waitFor, type DaemonProcess } from "./daemon";
-import { createSandbox, type Sandbox } from "./harness";
+import { createSandbox, TEST_PASSPHRASE, type Sandbox } from "./harness";
 
 const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
 /** Debian's libfaketime (package faketime): shifts the clock of dynamically linked processes. */
@@ -285,8 +285,51 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
       new RegExp(`g8s_certificate_expiry_timestamp_seconds\\{stack="${STACK}",certificate="apiserver"\\} \\d`),
     );
 
-    // Back to real time and correct mode (its certificates now start 13 h ahead: not due).
+    // The daemon down, 26 h on (past the renewal point of what it renewed at 13 h): `g8s renew`
+    // renews by itself, the same targeted update; and then says nothing is due.
     await d.stop();
+    const renewedSerial = serialIn("worker-secrets", "kubelet-client.crt");
+    const renew = (...extra: string[]) =>
+      spawnSync(
+        process.execPath,
+        [
+          path.join(PROJECT_ROOT, "bin/g8s.js"),
+          "renew",
+          STACK,
+          "--offline",
+          "--project-dir",
+          sandbox.projectDir,
+          "--state-dir",
+          sandbox.stateDir,
+          ...extra,
+        ],
+        {
+          env: {
+            ...process.env,
+            KUBECONFIG: kubeconfig,
+            PULUMI_CONFIG_PASSPHRASE: TEST_PASSPHRASE,
+            G8S_PULUMI: path.join(sandbox.cli.binDir, "pulumi"),
+            LD_PRELOAD: FAKETIME_LIB,
+            FAKETIME: "+26h",
+            FAKETIME_DONT_FAKE_MONOTONIC: "1",
+          },
+          encoding: "utf8",
+        },
+      );
+    const byHand = renew();
+    assert.equal(byHand.status, 0, `g8s renew:\n${byHand.stdout}\n${byHand.stderr}`);
+    assert.match(byHand.stdout, new RegExp(`✔ ${STACK}: renewed .*apiserver`));
+    assert.notEqual(
+      serialIn("worker-secrets", "kubelet-client.crt"),
+      renewedSerial,
+      "g8s renew put a new certificate in the Secret",
+    );
+    assert.equal(get("statefulset", "pool-default", "{.spec.replicas}").out, "2", "and left the StatefulSet alone");
+    const again = renew();
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`● ${STACK}: nothing due; next renewal at `));
+
+    // Back to real time and correct mode (its certificates now start 26 h ahead: not due).
     daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "60s"], { env: { KUBECONFIG: kubeconfig } });
     writeStack();
     await waitFor(

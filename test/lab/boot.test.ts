@@ -10,11 +10,11 @@
 import * as assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { promisify } from "node:util";
-import { KUBECTL, READINESS_ARGS, sleep, useLab, type LabStack } from "./harness";
+import { KUBECTL, READINESS_ARGS, longestRun, sleep, useLab, waitUntil, watchCluster, type LabStack } from "./harness";
 
 /** CoreDNS as a tiny web server: its health plugin answers `OK` on :8080 (the node image has no other server). */
 const WEB_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1";
@@ -49,6 +49,8 @@ const execFileAsync = promisify(execFile);
 describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, system containers)", function () {
   this.timeout(1_800_000);
   const lab = useLab(STACK);
+  /** The stack file as the tests changed it so far: each change builds on the one before. */
+  let current: LabStack = STACK;
   const kubectl = (...args: string[]) => lab.kubectl(...args);
   const onNode = (node: string, ...cmd: string[]) => lab.onNode(node, ...cmd);
   /** Waits for a Deployment's rollout; a failure shows every pod and where it is. */
@@ -241,34 +243,10 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     };
 
     // Every 2 s: which nodes say Ready, and whether the API answered at all.
-    const samples: { at: number; notReady: string[] | "no answer" }[] = [];
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        const at = Date.now();
-        try {
-          const { stdout } = await execFileAsync(KUBECTL, [
-            "--kubeconfig",
-            lab.admin,
-            "--request-timeout",
-            "5s",
-            ...READINESS_ARGS,
-          ]);
-          const notReady = stdout
-            .trim()
-            .split(" ")
-            .filter((p) => !p.endsWith("=True"))
-            .map((p) => p.split("=")[0]);
-          samples.push({ at, notReady });
-        } catch {
-          samples.push({ at, notReady: "no answer" });
-        }
-        await sleep(2000);
-      }
-    })();
+    const watch = watchCluster(lab);
 
     // A shorter lifetime is a new input of every leaf: the stack reissues each one now.
-    lab.write({ ...STACK, certTtl: "23h" });
+    lab.write((current = { ...current, certTtl: "23h" }));
     const started = Date.now();
     await lab.up(10);
     const applied = Date.now();
@@ -293,29 +271,16 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       `every node installed its new certificates: ${JSON.stringify({ before: before.files, now: now.files })}`,
     );
     await sleep(30_000); // nodes must stay Ready after the restarts too
-    watching = false;
-    await watcher;
+    await watch.stop();
 
-    const longest = (bad: (s: (typeof samples)[number]) => boolean) => {
-      let worst = 0;
-      let since: number | undefined;
-      for (const s of samples) {
-        if (bad(s)) since ??= s.at;
-        else if (since !== undefined) {
-          worst = Math.max(worst, s.at - since);
-          since = undefined;
-        }
-      }
-      return since === undefined ? worst : Math.max(worst, Date.now() - since);
-    };
-    const notReadyMs = longest((s) => Array.isArray(s.notReady) && s.notReady.length > 0);
-    const apiGapMs = longest((s) => s.notReady === "no answer");
+    const notReadyMs = longestRun(watch.samples, (s) => s.notReady.length > 0);
+    const apiGapMs = longestRun(watch.samples, (s) => s.result !== "ok");
     process.stdout.write(
       `      renewal: stack applied ${((applied - started) / 1000).toFixed(1)} s; then the API served its new certificate ` +
         `after ${((apiAt - applied) / 1000).toFixed(1)} s, every node had its new files after ${((filesAt - applied) / 1000).toFixed(1)} s; ` +
-        `longest NotReady ${(notReadyMs / 1000).toFixed(0)} s, longest API silence ${(apiGapMs / 1000).toFixed(0)} s (${samples.length} samples)\n`,
+        `longest NotReady ${(notReadyMs / 1000).toFixed(0)} s, longest API silence ${(apiGapMs / 1000).toFixed(0)} s (${watch.samples.length} samples)\n`,
     );
-    assert.ok(notReadyMs < 60_000, `a node was NotReady for ${notReadyMs} ms: ${JSON.stringify(samples)}`);
+    assert.ok(notReadyMs < 60_000, `a node was NotReady for ${notReadyMs} ms: ${JSON.stringify(watch.samples)}`);
     assert.deepEqual(
       plan.nodes.map((n) => pidOf(n.name)),
       before.pids,
@@ -342,6 +307,202 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       logs.code,
       0,
       `the API server reaches the worker's kubelet with its new client certificate: ${logs.err}`,
+    );
+  });
+
+  it("rotates the CA in three phases on the live cluster: kubectl works through each, no TLS error, no node NotReady for a minute", async function () {
+    /** The certificates in a PEM bundle, and whether `pem` (a certificate) was signed by `ca`. */
+    const certsOf = (bundle: string) =>
+      (bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map(
+        (p) => new X509Certificate(p),
+      );
+    const signedBy = (pem: string, ca: X509Certificate) => new X509Certificate(pem).verify(ca.publicKey);
+    const caOnMaster = () => certsOf(onNode("master-0", "cat", "/etc/kubernetes/pki/ca.crt").out);
+    const servedCert = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: lab.plan().nodes[0].address, port: 6443, rejectUnauthorized: false }, () => {
+          resolve(socket.getPeerX509Certificate()?.toString() ?? "");
+          socket.end();
+        });
+        socket.on("error", reject);
+      });
+    const initial = caOnMaster();
+    assert.equal(initial.length, 1);
+
+    // Every 2 s, with the admin kubeconfig as lab up last wrote it: kubectl get nodes works, or
+    // fails with a TLS error (never allowed), or gets no answer (an API server or etcd restart).
+    let phase = "trust";
+    const watch = watchCluster(lab, () => phase);
+
+    // 1. Trust: every bundle gets the new CA; nothing is issued from it yet.
+    const t0 = Date.now();
+    lab.write((current = { ...current, certificateAuthorities: { trusted: ["initial", "next"], issuing: "initial" } }));
+    await lab.up(10);
+    await waitUntil("both CAs in the master's ca.crt", () => caOnMaster().length === 2);
+    const next = caOnMaster().find((c) => c.fingerprint256 !== initial[0].fingerprint256) as X509Certificate;
+    const workerCa = certsOf(onNode("pool-default-0", "cat", "/etc/kubernetes/pki/ca.crt").out);
+    assert.equal(workerCa.length, 2, "the worker trusts both");
+    await sleep(20_000);
+    const trusted = (Date.now() - t0) / 1000;
+
+    // 2. Issue: every leaf is reissued from the new CA and reaches the nodes.
+    phase = "issue";
+    const t1 = Date.now();
+    lab.write((current = { ...current, certificateAuthorities: { trusted: ["initial", "next"], issuing: "next" } }));
+    await lab.up(10);
+    await waitUntil("the API server serving a certificate from the new CA", async () =>
+      signedBy(await servedCert(), next),
+    );
+    await waitUntil("the worker's kubelet certificate from the new CA", () =>
+      signedBy(onNode("pool-default-0", "cat", "/etc/kubernetes/pki/g8s/kubelet-client.crt").out, next),
+    );
+    await sleep(20_000);
+    assert.equal(kubectl("scale", "deployment", "web", "--replicas", "1").code, 0);
+    rolledOut("default", "web", "180s");
+    const issued = (Date.now() - t1) / 1000;
+
+    // 3. Retire: the old CA leaves every bundle.
+    phase = "retire";
+    const t2 = Date.now();
+    lab.write((current = { ...current, certificateAuthorities: { trusted: ["next"], issuing: "next" } }));
+    await lab.up(10);
+    await waitUntil(
+      "only the new CA in the master's ca.crt",
+      () => caOnMaster().length === 1 && caOnMaster()[0].fingerprint256 === next.fingerprint256,
+    );
+    await sleep(20_000);
+    const retired = (Date.now() - t2) / 1000;
+    await watch.stop();
+
+    const samples = watch.samples;
+    assert.deepEqual(
+      samples.filter((p) => p.result === "tls"),
+      [],
+      "no request failed with a TLS error",
+    );
+    assert.equal(kubectl("get", "nodes").code, 0, "kubectl works after the rotation");
+    const notReadyMs = longestRun(samples, (p) => p.notReady.length > 0);
+    assert.ok(notReadyMs < 60_000, `a node was NotReady for ${notReadyMs} ms: ${JSON.stringify(samples)}`);
+    const down = samples.filter((p) => p.result === "down").length;
+    process.stdout.write(
+      `      CA rotation: trusted in ${trusted.toFixed(0)} s, issued in ${issued.toFixed(0)} s, retired in ${retired.toFixed(0)} s; ` +
+        `${samples.length} probes, no TLS error, ${down} without an answer (restarts), longest NotReady ${(notReadyMs / 1000).toFixed(0)} s\n`,
+    );
+  });
+
+  it("rotates the service-account signing key with an overlap: no request fails with a token or TLS error, old tokens work until their key is retired", async function () {
+    const config = readFileSync(lab.admin, "utf8");
+    const server = /server: (\S+)/.exec(config)?.[1] as string;
+    // The lab reaches the master by its address; the certificate names the API Service.
+    const serverName = /tls-server-name: (\S+)/.exec(config)?.[1];
+    const caFile = path.join(lab.labDir, "sa-rotation-ca.crt");
+    writeFileSync(caFile, Buffer.from(/certificate-authority-data: (\S+)/.exec(config)?.[1] as string, "base64"));
+    let lastError = "";
+    /** A request with only a bearer token (no client certificate): ok, a token or TLS error, or no answer (a restart). */
+    const withToken = async (token: string): Promise<"ok" | "token" | "tls" | "down"> => {
+      try {
+        await execFileAsync(KUBECTL, [
+          "--kubeconfig=/dev/null",
+          `--server=${server}`,
+          `--certificate-authority=${caFile}`,
+          ...(serverName ? [`--tls-server-name=${serverName}`] : []),
+          `--token=${token}`,
+          "--request-timeout=5s",
+          "get",
+          "--raw",
+          "/api",
+        ]);
+        return "ok";
+      } catch (err) {
+        const text = String((err as { stderr?: string }).stderr ?? err);
+        if (/Unauthorized|\b401\b/.test(text)) return "token";
+        lastError = text.trim().split("\n").slice(-2).join(" | ");
+        if (/x509|certificate|tls:/i.test(text)) return "tls";
+        return "down";
+      }
+    };
+    const newToken = () => kubectl("create", "token", "default", "--duration", "2h").out;
+    const kid = (jwt: string) =>
+      (JSON.parse(Buffer.from(jwt.split(".")[0], "base64url").toString()) as { kid: string }).kid;
+    const keysOnMaster = () =>
+      (onNode("master-0", "cat", "/etc/kubernetes/pki/sa.pub").out.match(/BEGIN PUBLIC KEY/g) ?? []).length;
+
+    const oldToken = newToken();
+    assert.equal(await withToken(oldToken), "ok", `a token of the initial key works: ${lastError}`);
+    // Every 2 s: the old token and, once there is one, a token of the new key; and node readiness.
+    const probes: { at: number; phase: string; old: string; fresh?: string; notReady: string }[] = [];
+    let phase = "trust";
+    let freshToken: string | undefined;
+    let probing = true;
+    const prober = (async () => {
+      while (probing) {
+        const at = Date.now();
+        const [old, fresh] = await Promise.all([withToken(oldToken), freshToken ? withToken(freshToken) : undefined]);
+        const readiness = kubectl(...READINESS_ARGS);
+        const notReady =
+          readiness.code === 0
+            ? readiness.out
+                .split(" ")
+                .filter((p) => !p.endsWith("=True"))
+                .join(",")
+            : "?";
+        probes.push({ at, phase, old, fresh, notReady });
+        await sleep(2000);
+      }
+    })();
+
+    // 1. Trust the new key next to the old one.
+    lab.write((current = { ...current, serviceAccountKeys: { trusted: ["initial", "next"], signing: "initial" } }));
+    await lab.up(10);
+    const trusted = await waitUntil("both keys in the master's sa.pub", () => keysOnMaster() === 2);
+    await sleep(20_000); // the API server's restart with both keys
+    // 2. Sign with it: new tokens carry the new key's id, old ones keep working.
+    phase = "sign";
+    lab.write((current = { ...current, serviceAccountKeys: { trusted: ["initial", "next"], signing: "next" } }));
+    await lab.up(10);
+    const signed = await waitUntil("tokens signed by the new key", () => {
+      const t = newToken();
+      if (!t || kid(t) === kid(oldToken)) return false;
+      freshToken = t;
+      return true;
+    });
+    await sleep(20_000);
+    // Controllers sign and verify with the new key: a rollout still works.
+    // Pods get tokens of the new key: CoreDNS, restarted, reads the API with one.
+    assert.equal(kubectl("-n", "kube-system", "rollout", "restart", "deployment/coredns").code, 0);
+    rolledOut("kube-system", "coredns", "180s");
+    // 3. Retire the old key (in production, an hour or more later: pods' tokens are refreshed by then).
+    phase = "retire";
+    lab.write((current = { ...current, serviceAccountKeys: { trusted: ["next"], signing: "next" } }));
+    await lab.up(10);
+    const retired = await waitUntil("the old key gone from sa.pub", () => keysOnMaster() === 1);
+    await waitUntil("the old token refused", async () => (await withToken(oldToken)) === "token", 120_000);
+    await sleep(6000);
+    probing = false;
+    await prober;
+
+    const during = probes.filter((p) => p.phase !== "retire");
+    const bad = during.filter((p) => p.old === "token" || p.old === "tls" || p.fresh === "token" || p.fresh === "tls");
+    assert.deepEqual(bad, [], "no token or TLS error while both keys were trusted");
+    assert.ok(
+      during.filter((p) => p.old === "ok").length > 10,
+      `the old token kept working: ${JSON.stringify(during)}`,
+    );
+    const afterRetire = probes.filter((p) => p.phase === "retire");
+    assert.ok(
+      afterRetire.every((p) => p.fresh !== "token" && p.fresh !== "tls"),
+      "the new key's token always worked",
+    );
+    assert.equal(await withToken(freshToken as string), "ok");
+    const notReady = probes.filter((p) => p.notReady !== "" && p.notReady !== "?");
+    assert.ok(
+      notReady.length * 2 < 60,
+      `a node was NotReady for ${notReady.length * 2} s: ${JSON.stringify(notReady)}`,
+    );
+    const down = during.filter((p) => p.old === "down").length;
+    process.stdout.write(
+      `      service-account key rotation: trusted on the master after ${trusted.toFixed(0)} s, new tokens after ${signed.toFixed(0)} s, ` +
+        `old key retired after ${retired.toFixed(0)} s; ${during.length} probes with both keys, none refused, ${down} without an answer (API server restarts)\n`,
     );
   });
 });

@@ -3,9 +3,11 @@
  * on it, and commands against the guest (kubectl with its admin kubeconfig) and inside its nodes.
  * Needs root (namespaces, cgroups, a bridge) and the toolchain's node image.
  */
-import { spawn, spawnSync } from "node:child_process";
+import * as assert from "node:assert/strict";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import { promisify } from "node:util";
 import { stringify } from "yaml";
 import { PROJECT_ROOT } from "../../automation/engine";
 import { createSandbox, type Sandbox } from "../integration/harness";
@@ -23,7 +25,22 @@ export const READINESS_ARGS = [
   "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}",
 ] as const;
 
+const execFileAsync = promisify(execFile);
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Checks every 2 s until `check` holds (a throw counts as not yet); fails naming `what` after `ms`. Resolves with the seconds it took. */
+export async function waitUntil(what: string, check: () => Promise<boolean> | boolean, ms = 300_000): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    const ok = await Promise.resolve()
+      .then(check)
+      .catch(() => false);
+    if (ok) return (Date.now() - start) / 1000;
+    if (Date.now() - start > ms) assert.fail(`timed out after ${ms / 1000} s waiting for ${what}`);
+    await sleep(2000);
+  }
+}
 
 export interface LabStack {
   readonly id: string;
@@ -37,6 +54,8 @@ export interface LabStack {
   readonly workerMemoryGiB?: number;
   /** `kvm.accel` (default: the spec's). */
   readonly accel?: "kvm" | "tcg" | "auto";
+  /** `pki.certificateAuthorities` (default: the spec's, one CA `initial`). */
+  readonly certificateAuthorities?: { readonly trusted: readonly string[]; readonly issuing: string };
   /** `pki.serviceAccountKeys` (default: the spec's, one key `initial`). */
   readonly serviceAccountKeys?: { readonly trusted: readonly string[]; readonly signing: string };
 }
@@ -64,6 +83,7 @@ export function labStackYaml(s: LabStack): string {
           certTtl: s.certTtl ?? "24h",
           users: s.users ?? [],
           ...(s.serviceAccountKeys === undefined ? {} : { serviceAccountKeys: s.serviceAccountKeys }),
+          ...(s.certificateAuthorities === undefined ? {} : { certificateAuthorities: s.certificateAuthorities }),
         },
         ingress: { enabled: false },
       },
@@ -236,4 +256,69 @@ function run(cmd: string, args: readonly string[]): Promise<Result> {
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
     child.on("close", (code) => resolve({ code, out: out.trim(), err }));
   });
+}
+
+/** One look at the cluster through the admin kubeconfig (as `lab up` last wrote it). */
+export interface ClusterSample {
+  readonly at: number;
+  /** ok; a TLS or authentication error (never allowed during a rotation); or no answer (a restart). */
+  readonly result: "ok" | "tls" | "down";
+  /** Nodes not Ready (when it answered). */
+  readonly notReady: readonly string[];
+  /** What the test was doing, as `phase()` said. */
+  readonly phase: string;
+}
+
+/** Looks at the cluster every 2 s until `stop()`; `samples` fills as it goes. */
+export function watchCluster(lab: TestLab, phase: () => string = () => "") {
+  const samples: ClusterSample[] = [];
+  let watching = true;
+  const run = (async () => {
+    while (watching) {
+      const at = Date.now();
+      const r = await execFileAsync(KUBECTL, [
+        "--kubeconfig",
+        lab.admin,
+        "--request-timeout",
+        "5s",
+        ...READINESS_ARGS,
+      ]).then(
+        ({ stdout }) => ({ ok: true as const, stdout }),
+        (err: { stderr?: string }) => ({ ok: false as const, text: String(err.stderr ?? err) }),
+      );
+      if (r.ok) {
+        const notReady = r.stdout
+          .trim()
+          .split(" ")
+          .filter((p) => !p.endsWith("=True"))
+          .map((p) => p.split("=")[0]);
+        samples.push({ at, result: "ok", notReady, phase: phase() });
+      } else {
+        const tlsError = /x509|certificate|tls:|Unauthorized/i.test(r.text);
+        samples.push({ at, result: tlsError ? "tls" : "down", notReady: [], phase: phase() });
+      }
+      await sleep(2000);
+    }
+  })();
+  return {
+    samples,
+    async stop(): Promise<void> {
+      watching = false;
+      await run;
+    },
+  };
+}
+
+/** The longest run of samples for which `bad` held, in ms (one still running counts up to now). */
+export function longestRun(samples: readonly ClusterSample[], bad: (s: ClusterSample) => boolean): number {
+  let worst = 0;
+  let since: number | undefined;
+  for (const s of samples) {
+    if (bad(s)) since ??= s.at;
+    else if (since !== undefined) {
+      worst = Math.max(worst, s.at - since);
+      since = undefined;
+    }
+  }
+  return since === undefined ? worst : Math.max(worst, Date.now() - since);
 }
