@@ -292,7 +292,9 @@ export class PulumiEngine implements Engine {
 
   /** The root stack resource's `pki` output from `stack export`: secrets stay ciphertext. */
   async pkiOutput(name: string): Promise<unknown> {
-    const state = await (await this.stack(name)).exportStack().catch(readable);
+    const state = await this.stack(name)
+      .then((stack) => stack.exportStack())
+      .catch(readable);
     const resources = (state.deployment as { resources?: Array<{ type: string; outputs?: Record<string, unknown> }> })
       .resources;
     const value = resources?.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs?.pki;
@@ -323,7 +325,9 @@ export class PulumiEngine implements Engine {
   }
 
   async pendingOperations(name: string): Promise<PendingOperation[]> {
-    const state = await (await this.stack(name)).exportStack().catch(readable);
+    const state = await this.stack(name)
+      .then((stack) => stack.exportStack())
+      .catch(readable);
     const pending = (
       state.deployment as { pending_operations?: Array<{ resource: { urn: string; type: string }; type: string }> }
     ).pending_operations;
@@ -331,10 +335,14 @@ export class PulumiEngine implements Engine {
   }
 
   async clearPendingOperations(name: string): Promise<void> {
-    const stack = await this.stack(name);
-    const state = await stack.exportStack();
-    delete (state.deployment as { pending_operations?: unknown }).pending_operations;
-    await stack.importStack(state);
+    try {
+      const stack = await this.stack(name);
+      const state = await stack.exportStack();
+      delete (state.deployment as { pending_operations?: unknown }).pending_operations;
+      await stack.importStack(state);
+    } catch (err) {
+      readable(err);
+    }
   }
 
   /** File backends only: every lock file (of one stack, or all), with its owner's state. */

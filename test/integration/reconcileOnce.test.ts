@@ -129,16 +129,16 @@ describe("real engine: g8s reconcile --once", function () {
     assert.doesNotMatch(r.stderr, /Diagnostics:/, "the log holds no engine output");
   });
 
-  it("logs a backend it cannot reach as one line, never the CLI's whole output, and no password", () => {
+  it("logs a backend it cannot reach as one line per duty (renewal, pass), never the CLI's whole output, and no password", () => {
     writeFixtureStack(sandbox, "u1", { a: "1" });
     const r = reconcile(sandbox, "u1", "--backend-url", "postgres://g8s:s3cr3t-pw@127.0.0.1:1/state");
     assert.equal(r.code, 1, r.stderr);
+    const cause =
+      'pulumi stack select failed: unable to open state database "postgres://g8s:[redacted]@127.0.0.1:1/state": ' +
+      "failed to ping PostgreSQL: dial tcp 127.0.0.1:1: connect: connection refused";
     assert.deepEqual(r.loggedErrors(), [
-      [
-        "pass failed: backing off",
-        'detect: pulumi stack select failed: unable to open state database "postgres://g8s:[redacted]@127.0.0.1:1/state": ' +
-          "failed to ping PostgreSQL: dial tcp 127.0.0.1:1: connect: connection refused",
-      ],
+      ["certificate renewal failed", cause],
+      ["pass failed: backing off", `detect: ${cause}`],
     ]);
     assert.match(r.records[0].output ?? "", /^Command failed with exit code 1: \S+ stack select/);
     assert.doesNotMatch(r.stderr + JSON.stringify(r.records), /s3cr3t-pw/);
