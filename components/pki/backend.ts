@@ -25,7 +25,7 @@ export interface PkiBackend {
   readonly caCertPem: pulumi.Output<string>;
   /** The issuing CA certificate as an issued one (no key: it never leaves the backend). */
   readonly ca: Omit<IssuedCertificate, "keyPem">;
-  /** The other trusted CAs during a CA rotation, by id (local backend). */
+  /** The other trusted CAs during a CA rotation, by id (local and tls backends). */
   readonly otherCas?: Readonly<Record<string, Omit<IssuedCertificate, "keyPem">>>;
   /** Issues `cert` as children whose names end in `childName` (`${name}-cert-<key>`). */
   issue(cert: CertificateSpec, childName: string): IssuedCertificate;

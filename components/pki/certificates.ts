@@ -3,7 +3,15 @@
  * vault and the tls backend issue the same names, subjects and usages. Pure functions only.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { ADMIN_GROUP, apiDnsName, cidr, clusterDomain, durationSeconds, type ClusterSpec } from "../spec";
+import {
+  ADMIN_GROUP,
+  DEFAULT_CERTIFICATE_AUTHORITY_ID,
+  apiDnsName,
+  cidr,
+  clusterDomain,
+  durationSeconds,
+  type ClusterSpec,
+} from "../spec";
 
 /** The Kubernetes in-cluster DNS domain (kubelet `clusterDomain`, kubeadm `networking.dnsDomain`). */
 export const DEFAULT_SERVICE_DNS_DOMAIN = "cluster.local";
@@ -246,6 +254,36 @@ export const CA_FIXED_INPUTS = {
   tls: ["subject", "validityPeriodHours", "isCaCertificate", "allowedUses", "privateKeyPem"],
   vault: ["commonName", "organization", "ttl", "keyType", "keyBits"],
 } as const;
+
+/** Subject O of every g8s cluster CA (tls and local backends). */
+export const CA_ORGANIZATION = "g8s";
+
+/** A CA's resource name: `<name>-ca` for the first (as before ids), else `<name>-ca-<id>`. */
+export function caResourceName(name: string, id: string): string {
+  return id === DEFAULT_CERTIFICATE_AUTHORITY_ID ? `${name}-ca` : `${name}-ca-${id}`;
+}
+
+/** A tls CA's key: `<name>-ca-key` for the first (as before ids), else `<name>-ca-key-<id>`. */
+export function caKeyResourceName(name: string, id: string): string {
+  return id === DEFAULT_CERTIFICATE_AUTHORITY_ID ? `${name}-ca-key` : `${name}-ca-key-${id}`;
+}
+
+/**
+ * The trusted CA ids of `pki.certificateAuthorities`, the issuing one first: the order of every
+ * trust bundle.
+ */
+export function trustOrder(spec: Pick<ClusterSpec, "pki">): string[] {
+  const { trusted, issuing } = spec.pki.certificateAuthorities;
+  return [issuing, ...trusted.filter((id) => id !== issuing)];
+}
+
+/**
+ * PEM texts as one bundle, each ending in a newline; a single PEM as it is (a cluster that never
+ * rotated sees no change at all).
+ */
+export function pemBundle(pems: readonly string[]): string {
+  return pems.length === 1 ? pems[0] : pems.map((pem) => (pem.endsWith("\n") ? pem : `${pem}\n`)).join("");
+}
 
 /** The Vault mount of a cluster's PKI. */
 export function mountPath(spec: Pick<ClusterSpec, "id">): string {

@@ -15,6 +15,7 @@ import {
   certificateSet,
   checkMasterNames,
   checkUser,
+  pemBundle,
   userCertificate,
   type CertificateSpec,
 } from "./certificates";
@@ -218,9 +219,7 @@ export function serviceAccountKeys(
     pulumi
       .all([pulumi.all(trusted.map((id) => keys.get(id)?.publicKeyPem as pulumi.Output<string>)), signer.privateKeyPem])
       .apply(([publics, privateKeyPem]) => ({
-        // One key: its PEM as it is (a cluster that never rotated sees no change at all).
-        publicKeyPem:
-          publics.length === 1 ? publics[0] : publics.map((pem) => (pem.endsWith("\n") ? pem : `${pem}\n`)).join(""),
+        publicKeyPem: pemBundle(publics),
         privateKeyPem,
       })),
   );

@@ -7,7 +7,12 @@ import type { IssuedCertificate, PkiBackend } from "./backend";
 import {
   CA_FIXED_INPUTS,
   CA_KEY_BITS,
+  CA_ORGANIZATION,
   LEAF_KEY_BITS,
+  caKeyResourceName,
+  caResourceName,
+  pemBundle,
+  trustOrder,
   rotationTrigger,
   rotationWindow,
   tlsAllowedUses,
@@ -46,35 +51,64 @@ export function tlsSubject(cert: CertificateSpec): tls.types.input.CertRequestSu
   };
 }
 
-/** @internal */
-export function createTlsBackend(name: string, spec: ClusterSpec, parent: pulumi.Resource, now: Date): PkiBackend {
-  const caKey = new tls.PrivateKey(
-    `${name}-ca-key`,
+/** One tls CA: its key and self-signed certificate, made once (CA_FIXED_INPUTS). */
+function createTlsCa(name: string, id: string, spec: ClusterSpec, parent: pulumi.Resource) {
+  const key = new tls.PrivateKey(
+    caKeyResourceName(name, id),
     { algorithm: "RSA", rsaBits: CA_KEY_BITS },
     { parent, ignoreChanges: [...CA_FIXED_INPUTS.tlsKey] },
   );
-  // The CA is not rotated by the window: replacing it invalidates every certificate at once.
-  const ca = new tls.SelfSignedCert(
-    `${name}-ca`,
+  // Not rotated by the window: replacing a CA invalidates every certificate at once. A new CA is
+  // a new id in pki.certificateAuthorities.
+  const cert = new tls.SelfSignedCert(
+    caResourceName(name, id),
     {
-      privateKeyPem: caKey.privateKeyPem,
-      subject: { commonName: clusterDomain(spec), organization: "g8s" },
+      privateKeyPem: key.privateKeyPem,
+      subject: { commonName: clusterDomain(spec), organization: CA_ORGANIZATION },
       validityPeriodHours: durationSeconds(spec.pki.caTtl) / 3600,
       isCaCertificate: true,
       allowedUses: ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"],
     },
     { parent, ignoreChanges: [...CA_FIXED_INPUTS.tls] },
   );
+  return { key, cert };
+}
+
+/** A tls CA as an issued certificate: never renewed by itself, its expiry reported, not acted on. */
+function caRecord(ca: tls.SelfSignedCert): Omit<IssuedCertificate, "keyPem"> {
   return {
-    caCertPem: ca.certPem,
-    ca: {
-      certPem: ca.certPem,
-      notBefore: ca.validityStartTime,
-      notAfter: ca.validityEndTime,
-      // Never renewed by itself (see above): its expiry is reported, not acted on.
-      renewAt: pulumi.output(""),
-      renewedBy: [],
-    },
+    certPem: ca.certPem,
+    notBefore: ca.validityStartTime,
+    notAfter: ca.validityEndTime,
+    renewAt: pulumi.output(""),
+    renewedBy: [],
+  };
+}
+
+/**
+ * One CA per trusted id of `pki.certificateAuthorities` (`${name}-ca-key` / `${name}-ca` for the
+ * first, `-<id>` appended for the others: the local backend's names), leaves from the issuing
+ * one, `caCertPem` the bundle of every trusted CA, the issuing one first. A leaf's CA inputs are
+ * the issuing CA's, so a new issuing CA replaces every leaf in the same update.
+ * @internal
+ */
+export function createTlsBackend(name: string, spec: ClusterSpec, parent: pulumi.Resource, now: Date): PkiBackend {
+  const { trusted, issuing } = spec.pki.certificateAuthorities;
+  const cas = new Map(trusted.map((id) => [id, createTlsCa(name, id, spec, parent)]));
+  const issuer = cas.get(issuing);
+  if (issuer === undefined)
+    throw new pulumi.ResourceError(`pki.certificateAuthorities.issuing '${issuing}' is not trusted`, parent);
+  const { key: caKey, cert: ca } = issuer;
+  return {
+    caCertPem: pulumi
+      .all(trustOrder(spec).map((id) => cas.get(id)?.cert.certPem as pulumi.Output<string>))
+      .apply(pemBundle),
+    ca: caRecord(ca),
+    otherCas: Object.fromEntries(
+      trusted
+        .filter((id) => id !== issuing)
+        .map((id) => [id, caRecord((cas.get(id) as { cert: tls.SelfSignedCert }).cert)]),
+    ),
     issue(cert: CertificateSpec, childName: string): IssuedCertificate {
       const suffix = childName.replace(/^cert-/, "");
       const opts = rotatingOptions(parent, now, cert.ttlSeconds);

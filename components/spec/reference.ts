@@ -78,7 +78,7 @@ export const FIELD_DOCS: Record<string, string> = {
     "Who gets a client-certificate kubeconfig (stack output `userKubeconfigs.<name>`, secret), renewed with the other certificates.",
   "pki.users[]": "One user.",
   "pki.certificateAuthorities":
-    "Root CAs by id (backend `local`). Rotate in three updates: add a new CA to `trusted` (every trust bundle gets it), make it `issuing` (every certificate is reissued from it), then drop the old one.",
+    "Root CAs by id (backends `local` and `tls`). Rotate in three updates: add a new CA to `trusted` (every trust bundle gets it), make it `issuing` (every certificate is reissued from it), then drop the old one.",
   "pki.certificateAuthorities.trusted":
     "Ids of the CAs every component trusts (1 to 3); a new id makes a new CA, a removed one is deleted. Default `[initial]`.",
   "pki.certificateAuthorities.trusted[]": "One CA id (lowercase letters, digits and `-`).",

@@ -211,7 +211,9 @@ export const serviceAccountKeysValid: Rule = (spec) => {
 /**
  * CA rotation in three updates, as the trust anchors go: add the new CA to `trusted` (every trust
  * bundle gets it), make it `issuing` (every leaf is reissued from it), then drop the old one. The
- * local backend only: Vault keeps its own issuers, and pulumi-tls would need a second CA chain.
+ * local and tls backends (a CA per id in Pulumi state). Not vault: its issuers live in one mount,
+ * and the provider's root certificate deletes with `DELETE <mount>/root`, every issuer of the
+ * mount at once, so dropping the old CA as a resource would take the new one with it.
  */
 export const certificateAuthoritiesValid: Rule = (spec) => {
   const { trusted, issuing } = spec.pki.certificateAuthorities;
@@ -220,10 +222,11 @@ export const certificateAuthoritiesValid: Rule = (spec) => {
     trusted.length > 1 ||
     trusted[0] !== D.DEFAULT_CERTIFICATE_AUTHORITY_ID ||
     issuing !== D.DEFAULT_CERTIFICATE_AUTHORITY_ID;
-  if (rotating && spec.pki.backend !== "local") {
+  if (rotating && spec.pki.backend === "vault") {
     issues.push({
       path: "pki.certificateAuthorities",
-      message: `CA rotation is built for pki.backend local (got ${spec.pki.backend}): remove the field, or rotate the CA in Vault with its issuers`,
+      message:
+        "CA rotation is built for pki.backend local and tls (got vault): remove the field, and rotate the CA in Vault with its issuers (see components/pki/README.md)",
     });
   }
   return issues;

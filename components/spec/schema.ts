@@ -160,7 +160,7 @@ const pki = z
     caTtl: duration(24 * 60 * 60, 20 * 365 * 24 * 60 * 60).default(D.DEFAULT_CA_TTL),
     /** People and tools that get a kubeconfig with a client certificate; RBAC binds their name or groups. */
     users: z.array(pkiUser).default([]),
-    /** Root CAs by id: those every component trusts, and the one that issues (local backend). */
+    /** Root CAs by id: those every component trusts, and the one that issues (local and tls backends). */
     certificateAuthorities: z
       .strictObject({
         trusted: z

@@ -1,9 +1,16 @@
 /** The local backend: a root CA and every certificate from dynamic providers, no provider plugin. */
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_CERTIFICATE_AUTHORITY_ID, durationSeconds, type ClusterSpec } from "../../spec";
+import { durationSeconds, type ClusterSpec } from "../../spec";
 import type { IssuedCertificate, PkiBackend } from "../backend";
 import { clusterDomain } from "../../spec";
-import { CA_FIXED_INPUTS, type CertificateSpec } from "../certificates";
+import {
+  CA_FIXED_INPUTS,
+  CA_ORGANIZATION,
+  caResourceName,
+  pemBundle,
+  trustOrder,
+  type CertificateSpec,
+} from "../certificates";
 import { halfLife } from "../expiry";
 import { LocalCertificate, LocalPrivateKey, LocalRootCa } from "./resources";
 
@@ -12,14 +19,6 @@ function validityOf(cert: LocalRootCa | LocalCertificate) {
   const notBefore = cert.notBefore.apply((t) => t ?? "");
   const notAfter = cert.notAfter.apply((t) => t ?? "");
   return { notBefore, notAfter, renewAt: pulumi.all([notBefore, notAfter]).apply(([b, a]) => halfLife(b, a)) };
-}
-
-/** Subject O of every g8s cluster CA (the tls backend's too). */
-export const CA_ORGANIZATION = "g8s";
-
-/** A CA's resource name: `<name>-ca` for the first (as before ids), else `<name>-ca-<id>`. */
-export function caResourceName(name: string, id: string): string {
-  return id === DEFAULT_CERTIFICATE_AUTHORITY_ID ? `${name}-ca` : `${name}-ca-${id}`;
 }
 
 /**
@@ -52,10 +51,7 @@ export function createLocalBackend(name: string, spec: ClusterSpec, parent: pulu
   const ca = cas.get(issuing);
   if (ca === undefined)
     throw new pulumi.ResourceError(`pki.certificateAuthorities.issuing '${issuing}' is not trusted`, parent);
-  const order = [issuing, ...trusted.filter((id) => id !== issuing)];
-  const bundle = pulumi
-    .all(order.map((id) => (cas.get(id) as LocalRootCa).certPem))
-    .apply((pems) => (pems.length === 1 ? pems[0] : pems.map((p) => (p.endsWith("\n") ? p : `${p}\n`)).join("")));
+  const bundle = pulumi.all(trustOrder(spec).map((id) => (cas.get(id) as LocalRootCa).certPem)).apply(pemBundle);
   return {
     caCertPem: bundle,
     // The same key and subject: leaves issued by the old certificate still verify against the new one.

@@ -1,4 +1,5 @@
-export { CA_ORGANIZATION, createLocalBackend, createLocalServiceAccountKey } from "./backend";
+export { CA_ORGANIZATION } from "../certificates";
+export { createLocalBackend, createLocalServiceAccountKey } from "./backend";
 export { needsRenewal, renewalTime, validityWindow } from "./renewal";
 export {
   LOCAL_TYPES,

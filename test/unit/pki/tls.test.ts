@@ -3,6 +3,8 @@ import * as assert from "node:assert/strict";
 import type * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { installMocks, promiseOf, settle, type MockRecorder } from "../mocks";
+import { parseClusterSpec } from "../../../components/spec";
+import { kvmSpec, withChange } from "../spec/helpers";
 import { TLS, expectedCertificates, fakePkiOutputs, tlsClusterSpec } from "./helpers";
 
 type Pki = typeof import("../../../components/pki");
@@ -245,6 +247,54 @@ describe("ClusterPki (tls backend) rotation", () => {
     assert.equal(start, "ttl=86400s;window=40296");
     assert.equal(sameWindow, start);
     assert.equal(nextWindow, "ttl=86400s;window=40297");
+  });
+
+  it("rotates the CA by id: every trusted CA in the trust bundle (the issuing one first), every leaf signed by the issuing CA", async () => {
+    const spec = parseClusterSpec(
+      withChange(kvmSpec(), (s) => {
+        s.id = "edge8";
+        s.masters = { count: 1 };
+        s.pki = { backend: "tls", certificateAuthorities: { trusted: ["initial", "next"], issuing: "next" } };
+      }),
+    );
+    const rotating = new mod.ClusterPki("edge8-pki", {
+      spec,
+      apiEndpoint: "https://api.edge8.k8s.corp.internal:6443",
+      now: NOW,
+    });
+    const bundle = "CA edge8-pki-ca-next\nCA edge8-pki-ca\n";
+    assert.equal(await promiseOf(rotating.caCertPem), bundle);
+    assert.equal((await promiseOf(rotating.bundles)).apiserver.caPem, bundle, "nodes get the bundle as their CA");
+    const kubeconfig = parse(await promiseOf(rotating.adminKubeconfig));
+    assert.equal(
+      Buffer.from(kubeconfig.clusters[0].cluster["certificate-authority-data"], "base64").toString(),
+      bundle,
+    );
+    const records = await promiseOf(rotating.certificateRecords());
+    assert.deepEqual(
+      Object.keys(records).filter((k) => k.startsWith("ca")),
+      ["ca", "ca-initial"],
+    );
+    await settle();
+    // The first CA and its key keep their names (no replacement when ids came in); each id has its own key.
+    // Private keys travel as secrets: the mock sees `{ <sig>: <secret>, value }`.
+    const keyOf = (v: unknown) => (v as { value: unknown }).value;
+    assert.equal(keyOf(recorder.one(TLS.selfSigned, "edge8-pki-ca").inputs.privateKeyPem), "KEY edge8-pki-ca-key");
+    assert.equal(
+      keyOf(recorder.one(TLS.selfSigned, "edge8-pki-ca-next").inputs.privateKeyPem),
+      "KEY edge8-pki-ca-key-next",
+    );
+    assert.deepEqual(recorder.one(TLS.selfSigned, "edge8-pki-ca-next").ignoreChanges, [
+      "subject",
+      "validityPeriodHours",
+      "isCaCertificate",
+      "allowedUses",
+      "privateKeyPem",
+    ]);
+    for (const leaf of recorder.byType(TLS.cert).filter((r) => r.name.startsWith("edge8-pki-"))) {
+      assert.equal(leaf.inputs.caCertPem, "CA edge8-pki-ca-next", leaf.name);
+      assert.equal(keyOf(leaf.inputs.caPrivateKeyPem), "KEY edge8-pki-ca-key-next", leaf.name);
+    }
   });
 
   it("defaults now to the current time", async () => {

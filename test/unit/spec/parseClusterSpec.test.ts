@@ -633,7 +633,7 @@ describe("parseClusterSpec", () => {
         ],
       ));
 
-    it("rotates a CA only with the local backend, the issuing CA trusted", () =>
+    it("rotates a CA only with the local and tls backends, the issuing CA trusted", () => {
       expectIssues(
         withChange(kvmSpec(), (s) => {
           s.pki = { backend: "tls", certificateAuthorities: { trusted: ["initial"], issuing: "next" } };
@@ -643,13 +643,33 @@ describe("parseClusterSpec", () => {
             path: "pki.certificateAuthorities.issuing",
             message: "'next' is not in trusted (initial): add it to trusted first, apply, then make it the issuing CA",
           },
+        ],
+      );
+      for (const backend of ["tls", "local"]) {
+        const spec = parseClusterSpec(
+          withChange(kvmSpec(), (s) => {
+            s.pki = { backend, certificateAuthorities: { trusted: ["initial", "next"], issuing: "next" } };
+          }),
+        );
+        assert.equal(spec.pki.certificateAuthorities.issuing, "next");
+      }
+      expectIssues(
+        withChange(awsSpec(), (s) => {
+          s.pki = {
+            backend: "vault",
+            vault: { address: "https://vault.example.com" },
+            certificateAuthorities: { trusted: ["initial", "next"], issuing: "initial" },
+          };
+        }),
+        [
           {
             path: "pki.certificateAuthorities",
             message:
-              "CA rotation is built for pki.backend local (got tls): remove the field, or rotate the CA in Vault with its issuers",
+              "CA rotation is built for pki.backend local and tls (got vault): remove the field, and rotate the CA in Vault with its issuers (see components/pki/README.md)",
           },
         ],
-      ));
+      );
+    });
 
     it("names the rule of a user name", () =>
       expectIssues(
