@@ -10,14 +10,20 @@ export default tseslint.config(
   prettier,
   {
     languageOptions: {
-      globals: { process: "readonly", require: "readonly", __dirname: "readonly", console: "readonly" },
+      globals: {
+        process: "readonly",
+        require: "readonly",
+        module: "readonly",
+        __dirname: "readonly",
+        console: "readonly",
+      },
     },
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
   },
   {
-    files: ["bin/*.js"],
+    files: ["bin/*.js", "scripts/*.js"],
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
 );

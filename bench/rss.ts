@@ -1,28 +1,35 @@
 /**
- * Daemon memory: resident set size of the daemon process alone (not its children) with 100
- * stacks discovered, against the same daemon with none, in the same run.
+ * Daemon memory: resident set size of the daemon process alone (not its children), compiled
+ * (dist/, what bin/g8s.js runs after `npm run build`) against the TypeScript sources through tsx
+ * (the baseline), each with no stack and with RSS_STACKS (500) discovered, in the same run.
  */
 import { readFileSync } from "node:fs";
 import { createSandbox, writeFixtureStack } from "../test/integration/harness";
 import { startDaemon, waitFor } from "../test/integration/daemon";
 import { ratio, report } from "./common";
 
-const COUNT = Number(process.env.RSS_STACKS ?? 100);
+const COUNT = Number(process.env.RSS_STACKS ?? 500);
+/** The target of the scale-out issue: a daemon that fits a small pod. */
+const TARGET_MIB = 150;
 
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
-  return kb / 1024;
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
 }
 
-async function measure(stacks: number): Promise<number> {
+type Runtime = "compiled" | "sources";
+
+async function measure(runtime: Runtime, stacks: number): Promise<number> {
   const sandbox = await createSandbox("g8s-bench-rss");
   try {
     // mode off: discovered, parsed, tracked and served, but no engine runs that would add children.
     for (let i = 0; i < stacks; i++)
       writeFixtureStack(sandbox, `r${i}`, { a: "x" }, { "g8s:reconcile": { mode: "off" } });
-    const daemon = await startDaemon(sandbox, ["--log-level", "info"]); // info: startDaemon waits for "listening"
-    await waitFor("discovery", async () => ((await daemon.stacks()).length === stacks ? true : undefined), 120_000);
+    const env: Record<string, string> = runtime === "sources" ? { G8S_RUNTIME: "sources" } : {};
+    const daemon = await startDaemon(sandbox, ["--log-level", "info"], { env }); // info: startDaemon waits for "listening"
+    const ran = daemon.logs.find((l) => l.msg === "g8s daemon listening")?.runtime;
+    if (ran !== runtime) throw new Error(`asked for the ${runtime} daemon, got ${String(ran)}: run npm run build`);
+    await waitFor("discovery", async () => ((await daemon.stacks()).length === stacks ? true : undefined), 300_000);
     await new Promise((resolve) => setTimeout(resolve, 3000)); // a few discovery cycles
     await daemon.stacks();
     await daemon.metrics();
@@ -35,15 +42,25 @@ async function measure(stacks: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const empty = await measure(0);
-  const full = await measure(COUNT);
-  report(`Daemon RSS (the daemon process only)`, [
-    ["0 stacks", `${empty.toFixed(1)} MiB`],
-    [
-      `${COUNT} stacks`,
-      `${full.toFixed(1)} MiB (${ratio(full, empty)} the empty daemon, +${(((full - empty) / COUNT) * 1024).toFixed(0)} KiB per stack)`,
-    ],
-  ]);
+  const rows: Array<[string, string]> = [];
+  const figures: Record<string, number> = {};
+  for (const runtime of ["sources", "compiled"] as const) {
+    figures[`${runtime} 0`] = await measure(runtime, 0);
+    figures[`${runtime} ${COUNT}`] = await measure(runtime, COUNT);
+  }
+  for (const runtime of ["sources", "compiled"] as const) {
+    const empty = figures[`${runtime} 0`];
+    const full = figures[`${runtime} ${COUNT}`];
+    rows.push([`${runtime}, 0 stacks`, `${empty.toFixed(1)} MiB`]);
+    rows.push([
+      `${runtime}, ${COUNT} stacks`,
+      `${full.toFixed(1)} MiB (+${(((full - empty) / COUNT) * 1024).toFixed(0)} KiB per stack)`,
+    ]);
+  }
+  const compiled = figures[`compiled ${COUNT}`];
+  rows.push([`compiled / sources at ${COUNT}`, ratio(compiled, figures[`sources ${COUNT}`])]);
+  rows.push([`compiled / target (${TARGET_MIB} MiB)`, ratio(compiled, TARGET_MIB)]);
+  report("Daemon RSS (the daemon process only)", rows);
 }
 
 main().catch((err) => {

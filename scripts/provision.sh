@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What `npm start` and `npm test` need on a fresh machine, installed only when missing:
-# npm packages (npm ci when node_modules is older than package-lock.json), the toolchain built
+# npm packages (npm ci when node_modules is older than package-lock.json), the compiled daemon
+# and CLI (npm run build: skipped while dist/ matches the sources), the toolchain built
 # from pinned Go modules and the node image (npm run toolchain: only what is missing or whose
 # inputs changed; debootstrap and qemu-utils are installed first when missing) and,
 # with --tests, Debian's cloud-init (its schema validator checks the rendered node bootstrap),
@@ -26,6 +27,9 @@ if ! command -v debootstrap >/dev/null || ! command -v qemu-img >/dev/null || ! 
     exit 1
   fi
 fi
+
+# The daemon and CLI compiled to dist/ (bin/g8s.js runs them while they match the sources).
+npm run --silent build >&2
 
 npm run --silent toolchain >&2
 

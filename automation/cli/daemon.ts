@@ -78,6 +78,7 @@ export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
         projectDir: settings.projectDir,
         stateDir: settings.stateDir,
         concurrency: settings.concurrency,
+        runtime: io.runtime ?? "sources",
       },
       "g8s daemon listening",
     );

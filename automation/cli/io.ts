@@ -6,6 +6,8 @@ export interface CliIo {
   readonly stderr: NodeJS.WritableStream;
   /** Subscribes to SIGTERM/SIGINT; returns the unsubscribe. Absent in tests that do not need it. */
   readonly onSignal?: (handler: (signal: NodeJS.Signals) => void) => () => void;
+  /** What bin/g8s.js runs: the build in dist/ ("compiled") or the sources through tsx. Absent in tests. */
+  readonly runtime?: "compiled" | "sources";
 }
 
 /** Exit codes shared by every command. */

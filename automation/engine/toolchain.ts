@@ -4,7 +4,7 @@
  * a recent enough `pulumi` needs nothing else.
  */
 import { execFile } from "node:child_process";
-import { accessSync, constants, realpathSync } from "node:fs";
+import { accessSync, constants, readFileSync, realpathSync } from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 
@@ -65,8 +65,24 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
+/**
+ * The project root: the nearest folder at or above `from` whose package.json is g8s's. The same
+ * from the sources (automation/engine) and from the compiled daemon (dist/automation/engine).
+ */
+export function findProjectRoot(from: string): string {
+  for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
+    try {
+      if ((JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: unknown }).name === "g8s")
+        return dir;
+    } catch {
+      // no package.json here, or not JSON: look further up
+    }
+    if (path.dirname(dir) === dir) throw new Error(`no g8s package.json at or above ${from}`);
+  }
+}
+
 /** The project root: the folder with g8s's package.json. */
-export const PROJECT_ROOT = path.resolve(__dirname, "../..");
+export const PROJECT_ROOT = findProjectRoot(__dirname);
 
 export interface FindOptions {
   readonly env: NodeJS.ProcessEnv;

@@ -50,7 +50,7 @@ export async function startDaemon(
   const supervisor = options.slowReaper ? ["python3", path.join(__dirname, "slow-reaper.py")] : [];
   const command = [
     ...supervisor,
-    process.execPath,
+    // As users run it: through its shebang, with the daemon's Node.js flags.
     path.join(PROJECT_ROOT, "bin/g8s.js"),
     "daemon",
     "--project-dir",
