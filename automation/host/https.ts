@@ -10,6 +10,8 @@ export interface TlsFiles {
   /** Client certificate and key (PEM); omitted for an anonymous request. */
   readonly cert?: string;
   readonly key?: string;
+  /** A bearer token (a ServiceAccount's), sent as `Authorization: Bearer`. */
+  readonly token?: string;
 }
 
 export interface HttpResponse {
@@ -25,6 +27,7 @@ export function httpsRequest(
 ): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { Accept: "application/json" };
+    if (tls.token !== undefined) headers.Authorization = `Bearer ${tls.token}`;
     if (options.body !== undefined) {
       headers["Content-Type"] = options.contentType ?? "application/json";
       headers["Content-Length"] = String(Buffer.byteLength(options.body));
