@@ -10,7 +10,6 @@ import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { ownerOf } from "../../automation/coordination/rendezvous";
 import { PROJECT_ROOT } from "../../automation/engine";
-import { allPids, processEnv } from "../../automation/os/processes";
 import { startDaemon, waitFor, type DaemonProcess } from "../integration/daemon";
 import { createSandbox, openStack, writeFixtureStack, type Sandbox } from "../integration/harness";
 
@@ -138,16 +137,6 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
 
   after(async () => {
     for (const d of daemons.values()) await d.stop().catch(() => undefined);
-    // What the killed replica's engine left (plugins run in process groups of their own), by pid.
-    for (const pid of allPids()) {
-      if (pid !== process.pid && processEnv(pid, "PULUMI_HOME")?.startsWith(`${sandbox?.root}/`)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          /* gone meanwhile */
-        }
-      }
-    }
     if (hostDir) g8s("host", "down", "--host-dir", hostDir);
     sandbox?.dispose();
   });
