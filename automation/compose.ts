@@ -21,6 +21,9 @@ import { G8S_POLICIES } from "../policy/policies";
 import { createApiServer, type ApiServer } from "./reconciler/server";
 import { FileStatusStore } from "./reconciler/status";
 import type { Engine, PassRecord, PreviewResource, StackStatus, Violation } from "./reconciler/types";
+import { Coordinator } from "./coordination/coordinator";
+import { kubeApiFor, targetFromEnvironment } from "./coordination/kubeClient";
+import { KubernetesLeaseStore } from "./coordination/kubernetesLeases";
 
 export interface Reconciler {
   readonly settings: Settings;
@@ -29,6 +32,8 @@ export interface Reconciler {
   readonly metrics: ReconcilerMetrics;
   readonly engine: Engine;
   readonly scheduler: Scheduler;
+  /** With `coordination: kubernetes` (daemon only): this replica's lease; start before the scheduler. */
+  readonly coordinator?: Coordinator;
 }
 
 export interface BuildOptions {
@@ -41,6 +46,8 @@ export interface BuildOptions {
   /** Status changes, for live progress on a terminal. */
   readonly onStatus?: (status: StackStatus) => void;
   readonly onPass?: (record: PassRecord) => void;
+  /** Share the stacks with other replicas as `settings.coordination` says (the daemon; never `--once`). */
+  readonly coordinate?: boolean;
 }
 
 export async function buildReconciler(settings: Settings, options: BuildOptions): Promise<Reconciler> {
@@ -61,12 +68,34 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     specChecks: settings.specChecks,
     only: settings.stacks,
   });
+  const clock = options.clock ?? systemClock;
+  let coordinator: Coordinator | undefined;
+  if (options.coordinate && settings.coordination === "kubernetes") {
+    const target = targetFromEnvironment(options.env);
+    logger.info(
+      { replica: settings.replicaId, namespace: settings.leaseNamespace, api: target.source },
+      "sharing the stacks with other replicas through Leases",
+    );
+    coordinator = new Coordinator({
+      replica: settings.replicaId,
+      store: new KubernetesLeaseStore(kubeApiFor(target), settings.leaseNamespace),
+      clock,
+      log: logger,
+      leaseDurationMs: settings.leaseDurationMs,
+      // What an aborted operation may take to stop: the daemon's own shutdown grace.
+      fenceGraceMs: settings.shutdownGraceMs,
+      onFence: () => scheduler.abortRunning("this replica's lease was not renewed in time"),
+      onMembership: (replicas) => logger.info({ replicas }, "live replicas changed"),
+      onTick: () => scheduler.gateChanged(),
+    });
+  }
   // onStatus reads the scheduler's list; the constructor itself reports nothing.
   const scheduler: Scheduler = new Scheduler({
+    gate: coordinator,
     engine,
     source,
     store: new FileStatusStore(settings.stateDir),
-    clock: options.clock ?? systemClock,
+    clock,
     log: logger,
     redact,
     concurrency: settings.concurrency,
@@ -95,7 +124,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       metrics.setQueueDepth(queueDepth);
     },
   });
-  return { settings, logger, registry, metrics, engine, scheduler };
+  return { settings, logger, registry, metrics, engine, scheduler, coordinator };
 }
 
 /** The g8s policies over a stack's previewed resources; only stacks read with spec checks carry a policy config. */

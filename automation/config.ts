@@ -4,6 +4,7 @@
  * the value came from (`--concurrency`, `G8S_CONCURRENCY`, `g8s.yaml: concurrency`) and the fix.
  */
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -66,7 +67,18 @@ export const ENV_NAMES = {
   gitRemote: "G8S_GIT_REMOTE",
   gitPollInterval: "G8S_GIT_POLL_INTERVAL",
   specChecks: "G8S_SPEC_CHECKS",
+  coordination: "G8S_COORDINATION",
+  replicaId: "G8S_REPLICA_ID",
+  leaseNamespace: "G8S_LEASE_NAMESPACE",
+  leaseDuration: "G8S_LEASE_DURATION",
 } as const;
+
+/**
+ * A replica id names its Lease (`g8s-<id>`): 1 to 57 lowercase letters, digits and '-', starting
+ * and ending with a letter or digit.
+ */
+export const REPLICA_ID = /^[a-z0-9]([a-z0-9-]{0,55}[a-z0-9])?$/;
+const REPLICA_ID_RULE = "1 to 57 lowercase letters, digits and '-', starting and ending with a letter or digit";
 
 export type SettingName = keyof typeof ENV_NAMES;
 
@@ -140,6 +152,13 @@ export const settingsSchema = z.strictObject({
     .default("origin"),
   gitPollInterval: duration(5, 3600).default("30s"),
   specChecks: flag(true),
+  coordination: z.enum(["none", "kubernetes"]).default("none"),
+  replicaId: z.string().regex(REPLICA_ID, `must be ${REPLICA_ID_RULE}`).optional(),
+  leaseNamespace: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be a Kubernetes namespace name")
+    .default("g8s-system"),
+  leaseDuration: duration(3, 600).default("15s"),
 });
 
 export type RawSettings = Partial<Record<SettingName, unknown>>;
@@ -181,6 +200,15 @@ export interface Settings {
    * else: only their `g8s:reconcile` and `g8s:decommission` keys are read, and no policy runs.
    */
   readonly specChecks: boolean;
+  /**
+   * `kubernetes`: replicas share the stacks through Leases in `leaseNamespace` (kubeconfig from
+   * KUBECONFIG, else in-cluster); `none` (default): this daemon runs every stack it finds.
+   */
+  readonly coordination: "none" | "kubernetes";
+  /** This replica's id (its Lease `g8s-<id>`); default the host name. */
+  readonly replicaId: string;
+  readonly leaseNamespace: string;
+  readonly leaseDurationMs: number;
 }
 
 export class SettingsError extends Error {
@@ -257,6 +285,12 @@ export function loadSettings(sources: SettingsSources): Settings {
   if (durationSeconds(s.backoffMax) < durationSeconds(s.backoffBase)) {
     throw new SettingsError([`${origin.get("backoffMax") ?? "backoffMax"}: must be ≥ backoffBase (${s.backoffBase})`]);
   }
+  const replicaId = s.replicaId ?? hostname().toLowerCase();
+  if (s.coordination === "kubernetes" && !REPLICA_ID.test(replicaId)) {
+    throw new SettingsError([
+      `${origin.get("coordination") ?? "coordination"}: the host name '${replicaId}' is no replica id (${REPLICA_ID_RULE}): set ${flagName("replicaId")} or ${ENV_NAMES.replicaId}`,
+    ]);
+  }
   return {
     projectDir,
     stateDir: path.resolve(sources.cwd, s.stateDir ?? path.join(projectDir, ".g8s")),
@@ -285,5 +319,9 @@ export function loadSettings(sources: SettingsSources): Settings {
     gitRemote: s.gitRemote,
     gitPollIntervalMs: durationSeconds(s.gitPollInterval) * 1000,
     specChecks: s.specChecks,
+    coordination: s.coordination,
+    replicaId,
+    leaseNamespace: s.leaseNamespace,
+    leaseDurationMs: durationSeconds(s.leaseDuration) * 1000,
   };
 }

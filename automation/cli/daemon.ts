@@ -3,6 +3,7 @@ import type { Settings } from "../config";
 import { buildReconciler, buildServer, type Reconciler } from "../compose";
 import { GitFollower } from "../plan/follow";
 import { ToolchainError } from "../engine";
+import { KubeconfigError } from "../coordination/kubeClient";
 import { EXIT, writeLine, type CliIo } from "./io";
 import { parseCommandLine, settingsFrom, SETTINGS_HELP } from "./settingsFlags";
 
@@ -55,9 +56,9 @@ export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
   const settings = settingsFrom(values, io);
   let reconciler;
   try {
-    reconciler = await buildReconciler(settings, { env: io.env });
+    reconciler = await buildReconciler(settings, { env: io.env, coordinate: true });
   } catch (err) {
-    if (err instanceof ToolchainError) {
+    if (err instanceof ToolchainError || err instanceof KubeconfigError) {
       writeLine(io.stderr, `g8s daemon: ${err.message}`);
       return EXIT.problems;
     }
@@ -79,9 +80,12 @@ export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
         stateDir: settings.stateDir,
         concurrency: settings.concurrency,
         runtime: io.runtime ?? "sources",
+        ...(reconciler.coordinator ? { replica: reconciler.coordinator.replica } : {}),
       },
       "g8s daemon listening",
     );
+    // The first renew-and-list before the first discovery: nothing runs before the lease is held.
+    await reconciler.coordinator?.start();
     await scheduler.start();
     logger.info({ stacks: scheduler.list().length }, "first discovery done: ready");
     const stopFollowing = settings.gitBranch ? followBranch(settings, reconciler) : () => undefined;
@@ -89,6 +93,8 @@ export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
     logger.info({ signal, graceMs: settings.shutdownGraceMs }, "shutting down");
     stopFollowing();
     await scheduler.stop(settings.shutdownGraceMs);
+    // Deleting the lease hands this replica's stacks to the others at once.
+    await reconciler.coordinator?.stop();
     await server.close();
     logger.info({}, "stopped");
     return EXIT.ok;

@@ -37,10 +37,23 @@ function firstExpiry(stack: StackStatus, now: number): string {
 }
 
 export function statusTable(stacks: readonly StackStatus[], now = Date.now()): string {
+  // OWNER only where replicas share the stacks (--coordination kubernetes).
+  const owners = stacks.some((s) => s.owner !== undefined);
   const rows = [
-    ["STACK", "PHASE", "MODE", "FAILURES", "LAST SUCCESS", "NEXT RUN", "CERTIFICATES EXPIRE", "MESSAGE"],
+    [
+      "STACK",
+      ...(owners ? ["OWNER"] : []),
+      "PHASE",
+      "MODE",
+      "FAILURES",
+      "LAST SUCCESS",
+      "NEXT RUN",
+      "CERTIFICATES EXPIRE",
+      "MESSAGE",
+    ],
     ...stacks.map((s) => [
       s.name,
+      ...(owners ? [s.owner ?? "-"] : []),
       s.phase,
       s.mode,
       String(s.consecutiveFailures),

@@ -63,6 +63,8 @@ export interface CoordinatorOptions {
   readonly onFence?: () => void;
   /** The set of live replicas changed (a pass may now be this replica's to run). */
   readonly onMembership?: (replicas: readonly string[]) => void;
+  /** After every renew-and-list round: views settle with time, so answers may change. */
+  readonly onTick?: () => void;
 }
 
 export type Verdict =
@@ -161,6 +163,7 @@ export class Coordinator {
       this.options.log.warn({ err: (err as Error).message }, "could not list the leases");
     }
     this.checkFence();
+    this.options.onTick?.();
   }
 
   private ownLease(): OwnLease {

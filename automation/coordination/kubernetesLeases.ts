@@ -14,12 +14,6 @@ export const BUSY_ANNOTATION = "g8s.io/busy";
 /** The Lease of replica `r` is `g8s-<r>`. */
 export const LEASE_PREFIX = "g8s-";
 
-/**
- * A replica id becomes a Lease name and a label value: 1 to 57 lowercase letters, digits and
- * '-', starting and ending with a letter or digit (the `g8s-` prefix keeps it within 63).
- */
-export const REPLICA_ID = /^[a-z0-9]([a-z0-9-]{0,55}[a-z0-9])?$/;
-
 interface LeaseObject {
   metadata: {
     name: string;

@@ -74,6 +74,15 @@ export function nextRunAt(status: StackStatus): number | undefined {
   return status.nextRunAt === undefined ? undefined : Date.parse(status.nextRunAt);
 }
 
+/**
+ * A stack queued here that another replica runs now (replicas sharing the stacks): out of the
+ * queue, due again at `dueAt` (at once when it moved away: should it come back; after the busy
+ * retry when a claim was refused, so a store that refuses every claim is not asked in a loop).
+ */
+export function ownedElsewhere(state: StackState, message: string, dueAt: number): StackState {
+  return withStatus(state, { phase: "pending", message, nextRunAt: iso(dueAt) });
+}
+
 /** Whether the scheduler starts the stack now: its next run has come and it is not already active. */
 export function isDue(status: StackStatus, now: number): boolean {
   const at = nextRunAt(status);

@@ -18,6 +18,7 @@ import {
   isDue,
   nextRunAt,
   NOTHING_TO_RUN,
+  ownedElsewhere,
   passEnded,
   runRequested,
   started,
@@ -70,9 +71,24 @@ export interface SchedulerOptions {
   readonly onLoad?: (inFlight: number, queueDepth: number) => void;
   /** A stack is gone from files and backend (its metrics series should go too). */
   readonly onForget?: (name: string) => void;
+  /**
+   * Replicas sharing the stacks (automation/coordination): a stack runs here only when the gate
+   * lets this replica start it, claimed with `begin` before the operation and released with `end`.
+   * Call `gateChanged()` when its answers may have changed. Default: every stack runs here.
+   */
+  readonly gate?: Gate;
 }
 
-type Hooks = "onPass" | "onRenewal" | "onStatus" | "onLoad" | "onForget" | "checkPolicies";
+/** What the scheduler asks of a coordinator (automation/coordination/coordinator.ts). */
+export interface Gate {
+  readonly replica: string;
+  mayStart(stack: string): { readonly ok: boolean; readonly reason?: string; readonly replica?: string };
+  begin(stack: string): Promise<{ readonly ok: boolean; readonly reason?: string; readonly replica?: string }>;
+  end(stack: string): void;
+  owner(stack: string): string | undefined;
+}
+
+type Hooks = "onPass" | "onRenewal" | "onStatus" | "onLoad" | "onForget" | "checkPolicies" | "gate";
 type ResolvedOptions = Required<Omit<SchedulerOptions, Hooks>> &
   Pick<SchedulerOptions, Hooks> & { readonly shutdownGraceMs: number };
 
@@ -128,11 +144,51 @@ export class Scheduler {
   }
 
   list(): StackStatus[] {
-    return [...this.entries.values()].map((e) => e.state.status).sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.entries.values()].map((e) => this.shown(e)).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   get(name: string): StackStatus | undefined {
-    return this.entries.get(name)?.state.status;
+    const e = this.entries.get(name);
+    return e === undefined ? undefined : this.shown(e);
+  }
+
+  /** A stack's status, with its owner when replicas share the stacks. */
+  private shown(e: Entry): StackStatus {
+    const { gate } = this.options;
+    if (gate === undefined) return e.state.status;
+    const owner = gate.owner(e.state.stack.name);
+    return owner === undefined ? e.state.status : { ...e.state.status, owner };
+  }
+
+  /** Whether this replica may start an operation on the stack now (always, without a gate). */
+  private startableHere(e: Entry): boolean {
+    return this.options.gate?.mayStart(e.state.stack.name).ok ?? true;
+  }
+
+  /**
+   * The gate's answers may have changed (a replica joined or left, a view settled): stacks queued
+   * here that another replica owns leave the queue, and stacks due here start.
+   */
+  gateChanged(): void {
+    const { gate } = this.options;
+    if (gate === undefined || this.stopping || !this.started) return;
+    const now = this.options.clock.now();
+    for (const e of [...this.queue]) {
+      const owner = gate.owner(e.state.stack.name);
+      if (!e.operation && owner !== gate.replica) this.commit(e, ownedElsewhere(e.state, elsewhere(owner), now));
+    }
+    for (const e of [...this.renewals]) {
+      if (gate.owner(e.state.stack.name) !== gate.replica) this.renewals.splice(this.renewals.indexOf(e), 1);
+    }
+    this.wake();
+  }
+
+  /** Aborts every running operation (this replica lost its lease); the stacks stay tracked. */
+  abortRunning(reason: string): void {
+    const running = [...this.entries.values()].filter((e) => e.operation);
+    for (const e of running) e.operation?.controller.abort(new Error(reason));
+    if (running.length > 0)
+      this.options.log.warn({ stacks: running.map((e) => e.state.stack.name), reason }, "aborting running operations");
   }
 
   load(): { inFlight: number; queueDepth: number } {
@@ -340,11 +396,12 @@ export class Scheduler {
       const renewal = this.renewals.shift();
       if (renewal !== undefined) {
         // A pass queued meanwhile renews first itself; one running already did.
-        if (!renewal.operation && renewal.state.status.phase !== "queued") this.startRenewal(renewal);
+        if (!renewal.operation && renewal.state.status.phase !== "queued" && this.startableHere(renewal))
+          this.startRenewal(renewal);
         continue;
       }
       // Never two operations on one stack: a stack still renewing keeps its place in the queue.
-      const next = this.queue.find((e) => !e.operation);
+      const next = this.queue.find((e) => !e.operation && this.startableHere(e));
       if (next === undefined) break;
       this.startRun(next);
     }
@@ -356,22 +413,29 @@ export class Scheduler {
   /** A stack's renewal alone, whatever its phase: the phase stays, only certificates and renewal change. */
   private startRenewal(e: Entry): void {
     const controller = new AbortController();
-    const { clock, passTimeoutMs } = this.options;
+    const { clock, passTimeoutMs, gate } = this.options;
     const timeout = clock.setTimeout(() => controller.abort(new PassTimeoutError(passTimeoutMs)), passTimeoutMs);
     this.inFlight++;
     const stack = e.state.stack.name;
-    const done = runRenewal(stack, {
-      engine: this.options.engine,
-      clock,
-      signal: controller.signal,
-      redact: this.options.redact,
-    })
-      .then((record) => this.renewalFinished(e, record))
+    let claimed = false;
+    const renew = async () => {
+      claimed = true;
+      const record = await runRenewal(stack, {
+        engine: this.options.engine,
+        clock,
+        signal: controller.signal,
+        redact: this.options.redact,
+      });
+      this.renewalFinished(e, record);
+    };
+    // Without a gate the renewal starts in this very turn; with one, once claimed (else wake() asks again).
+    const done = (gate === undefined ? renew() : this.claim(stack).then((ok) => (ok ? renew() : undefined)))
       .catch((err: Error) =>
         this.options.log.error({ stack, err: this.options.redact(err.message) }, "renewal crashed"),
       )
       .finally(() => {
         clock.clearTimeout(timeout);
+        if (claimed) gate?.end(stack);
         e.operation = undefined;
         this.inFlight--;
         // A stack file changed while it renewed: run now, as discovery would have had it been idle.
@@ -417,27 +481,39 @@ export class Scheduler {
 
   private startRun(e: Entry): void {
     const controller = new AbortController();
-    const { clock, passTimeoutMs } = this.options;
+    const { clock, passTimeoutMs, gate } = this.options;
     // An engine that waits forever on an unreachable API must not hold the stack (and a worker)
     // forever: abort it, record a failure, back off.
     const timeout = clock.setTimeout(() => controller.abort(new PassTimeoutError(passTimeoutMs)), passTimeoutMs);
     this.inFlight++;
-    this.commit(e, started(e.state));
-    void this.persist(); // a crash from here on is detected at the next start
     const stack = e.state.stack;
-    const done = runPass(stack, {
-      engine: this.options.engine,
-      clock,
-      signal: controller.signal,
-      redact: this.options.redact,
-      checkPolicies: this.options.checkPolicies,
-    })
-      .then(async (record) => this.finish(e, record, record.outcome === "busy" ? await this.examineLock(e) : undefined))
+    let claimed = false;
+    const run = async () => {
+      claimed = true;
+      this.commit(e, started(e.state));
+      void this.persist(); // a crash from here on is detected at the next start
+      const record = await runPass(stack, {
+        engine: this.options.engine,
+        clock,
+        signal: controller.signal,
+        redact: this.options.redact,
+        checkPolicies: this.options.checkPolicies,
+      });
+      this.finish(e, record, record.outcome === "busy" ? await this.examineLock(e) : undefined);
+    };
+    const notHere = () =>
+      this.commit(
+        e,
+        ownedElsewhere(e.state, elsewhere(gate?.owner(stack.name)), clock.now() + this.options.busyRetryMs),
+      );
+    // Without a gate the pass starts in this very turn; with one, once this replica claimed it.
+    const done = (gate === undefined ? run() : this.claim(stack.name).then((ok) => (ok ? run() : notHere())))
       .catch((err: Error) =>
         this.options.log.error({ stack: stack.name, err: this.options.redact(err.message) }, "pass crashed"),
       )
       .finally(() => {
         clock.clearTimeout(timeout);
+        if (claimed) gate?.end(stack.name);
         e.operation = undefined;
         this.inFlight--;
         void this.persist();
@@ -445,6 +521,19 @@ export class Scheduler {
         this.reschedule();
       });
     e.operation = { controller, done, kind: "pass" };
+  }
+
+  /**
+   * Claims the stack for an operation here: at once without a gate; with one, once the replica's
+   * lease says it runs the stack (false: another replica does, or this one may not start yet).
+   */
+  private async claim(stack: string): Promise<boolean> {
+    const { gate } = this.options;
+    if (gate === undefined) return true;
+    const verdict = await gate.begin(stack);
+    if (!verdict.ok)
+      this.options.log.debug({ stack, reason: verdict.reason, replica: verdict.replica }, "not started here");
+    return verdict.ok;
   }
 
   private finish(e: Entry, record: PassRecord, lock?: LockExamination): void {
@@ -557,6 +646,8 @@ export class Scheduler {
     const now = this.options.clock.now();
     for (const e of this.entries.values()) {
       if (ACTIVE.has(e.state.status.phase) || e.operation || this.renewals.includes(e)) continue;
+      // Another replica's (or not yet settled here): gateChanged() wakes it when that changes.
+      if (!this.startableHere(e)) continue;
       for (const at of [nextRunAt(e.state.status), renewalDueAt(e.state.status, now)]) {
         if (at !== undefined && (next === undefined || at < next)) next = at;
       }
@@ -573,12 +664,13 @@ export class Scheduler {
     this.wakeAt = undefined;
     const now = this.options.clock.now();
     const due = [...this.entries.values()]
-      .filter((e) => isDue(e.state.status, now) && !e.operation)
+      .filter((e) => isDue(e.state.status, now) && !e.operation && this.startableHere(e))
       .sort((a, b) => (nextRunAt(a.state.status) as number) - (nextRunAt(b.state.status) as number));
     for (const e of due) this.enqueue(e);
     // Renewal due where no pass is: whatever the phase (off, stalled, drifted, waiting out a backoff).
     for (const e of this.entries.values()) {
       if (e.operation || ACTIVE.has(e.state.status.phase) || this.renewals.includes(e)) continue;
+      if (!this.startableHere(e)) continue;
       const at = renewalDueAt(e.state.status, now);
       if (at !== undefined && at <= now) this.renewals.push(e);
     }
@@ -630,4 +722,9 @@ export class Scheduler {
       this.options.log.error({ err: this.options.redact((err as Error).message) }, "could not persist status");
     }
   }
+}
+
+/** The message of a stack that another replica runs (or none does). */
+function elsewhere(owner: string | undefined): string {
+  return owner === undefined ? "no live replica holds it" : `run by replica ${owner}`;
 }

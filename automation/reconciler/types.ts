@@ -267,4 +267,6 @@ export interface StackStatus {
   readonly certificates?: readonly CertificateStatus[];
   /** The renewal duty: last check, last renewal, failures and retry. */
   readonly renewal?: RenewalStatus;
+  /** With replicas (`--coordination kubernetes`): the replica that owns the stack in this one's view. */
+  readonly owner?: string;
 }

@@ -61,6 +61,30 @@ describe("daemon settings", () => {
     ]);
   });
 
+  it("shares the stacks only when told to, as a replica named after the host unless named", () => {
+    const alone = loadSettings(sources());
+    assert.deepEqual([alone.coordination, alone.leaseNamespace, alone.leaseDurationMs], ["none", "g8s-system", 15_000]);
+    const replica = loadSettings(
+      sources({
+        env: { G8S_COORDINATION: "kubernetes", G8S_REPLICA_ID: "g8s-7d9f-abcde" },
+        flags: { leaseDuration: "30s" },
+      }),
+    );
+    assert.deepEqual(
+      [replica.coordination, replica.replicaId, replica.leaseDurationMs],
+      ["kubernetes", "g8s-7d9f-abcde", 30_000],
+    );
+    assert.deepEqual(
+      problems({ flags: { coordination: "etcd", replicaId: "Pod_1", leaseNamespace: "G8S", leaseDuration: "1s" } }),
+      [
+        "--coordination: must be one of none, kubernetes (got 'etcd')",
+        "--replica-id: must be 1 to 57 lowercase letters, digits and '-', starting and ending with a letter or digit",
+        "--lease-namespace: must be a Kubernetes namespace name",
+        "--lease-duration: must be between 3s and 600s (got 1s)",
+      ],
+    );
+  });
+
   it("checks stack files as g8s cluster specs unless told the project's stacks are something else", () => {
     assert.equal(loadSettings(sources()).specChecks, true);
     assert.equal(loadSettings(sources({ env: { G8S_SPEC_CHECKS: "false" } })).specChecks, false);

@@ -1,0 +1,223 @@
+/**
+ * Three `g8s daemon --coordination kubernetes` processes over nine fixture stacks on one shared
+ * file backend, coordinating through Leases on the host cluster's kube-apiserver: each stack is
+ * reconciled by exactly one replica, its owner; `kill -9` of one moves its stacks to the others;
+ * no two replicas ever run one stack at once (from every pass's start and end in their logs).
+ */
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+import { ownerOf } from "../../automation/coordination/rendezvous";
+import { PROJECT_ROOT } from "../../automation/engine";
+import { startDaemon, waitFor, type DaemonProcess } from "../integration/daemon";
+import { createSandbox, openStack, writeFixtureStack, type Sandbox } from "../integration/harness";
+
+const REPLICAS = ["r0", "r1", "r2"];
+const STACKS = Array.from({ length: 9 }, (_, i) => `s${i}`);
+const LEASE_SECONDS = 6;
+const INTERVAL_SECONDS = 30;
+
+interface Pass {
+  readonly replica: string;
+  readonly stack: string;
+  readonly outcome: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+function g8s(...args: string[]) {
+  return spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], {
+    encoding: "utf8",
+    timeout: 300_000,
+  });
+}
+
+/** Every pass a replica logged (`in sync` is a debug line; the daemons log at debug). */
+function passesOf(replica: string, daemon: DaemonProcess): Pass[] {
+  return daemon.logs
+    .filter((l) => typeof l.stack === "string" && typeof l.outcome === "string" && typeof l.durationMs === "number")
+    .filter((l) => l.msg !== "certificate renewal: stack busy, retrying soon" && !String(l.msg).includes("renewal"))
+    .map((l) => {
+      const end = typeof l.time === "number" ? l.time : Date.parse(String(l.time));
+      return {
+        replica,
+        stack: l.stack as string,
+        outcome: l.outcome as string,
+        start: end - (l.durationMs as number),
+        end,
+      };
+    });
+}
+
+/** Pairs of passes of one stack by two replicas whose times overlap. */
+function overlaps(passes: readonly Pass[]): string[] {
+  const found: string[] = [];
+  for (const a of passes)
+    for (const b of passes)
+      if (a.stack === b.stack && a.replica < b.replica && a.start < b.end && b.start < a.end)
+        found.push(`${a.stack}: ${a.replica} [${a.start}, ${a.end}] and ${b.replica} [${b.start}, ${b.end}]`);
+  return found;
+}
+
+describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, one file backend)", function () {
+  this.timeout(900_000);
+  let sandbox: Sandbox;
+  let hostDir: string;
+  let kubeconfig: string;
+  const daemons = new Map<string, DaemonProcess>();
+  const all = () => [...daemons].flatMap(([replica, d]) => passesOf(replica, d));
+
+  before(async () => {
+    sandbox = await createSandbox("g8s-replicas");
+    hostDir = path.join(sandbox.root, "host");
+    const up = g8s("host", "up", "--host-dir", hostDir);
+    assert.equal(up.status, 0, up.stderr);
+    kubeconfig = up.stdout.trim().split("\n").pop() as string;
+    const ns = spawnSync(
+      "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
+      ["--kubeconfig", kubeconfig, "create", "namespace", "g8s-system"],
+      { encoding: "utf8" },
+    );
+    assert.equal(ns.status, 0, ns.stderr);
+    for (const stack of STACKS)
+      writeFixtureStack(
+        sandbox,
+        stack,
+        { a: "1" },
+        { "g8s:reconcile": { mode: "correct", interval: `${INTERVAL_SECONDS}s` } },
+      );
+    const backend = pathToFileURL(path.join(sandbox.stateDir, "backend")).href;
+    for (const replica of REPLICAS) {
+      const daemon = await startDaemon(
+        sandbox,
+        [
+          "--coordination",
+          "kubernetes",
+          "--replica-id",
+          replica,
+          "--lease-duration",
+          `${LEASE_SECONDS}s`,
+          "--state-dir",
+          path.join(sandbox.root, `state-${replica}`),
+          "--backend-url",
+          backend,
+          "--concurrency",
+          "2",
+          "--shutdown-grace",
+          "5s",
+          "--offline",
+        ],
+        { env: { KUBECONFIG: kubeconfig } },
+      );
+      daemons.set(replica, daemon);
+    }
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state !== "failed") return;
+    // What each replica did: its messages counted, and its last lines that are not per-pass.
+    for (const [replica, d] of daemons) {
+      const counts = new Map<string, number>();
+      for (const l of d.logs) counts.set(String(l.msg), (counts.get(String(l.msg)) ?? 0) + 1);
+      console.log(`      ${replica}: ${JSON.stringify(Object.fromEntries(counts))}`);
+      const t0 = Date.parse(String(d.logs[0]?.time));
+      console.log(
+        `        passes: ${passesOf(replica, d)
+          .map(
+            (p) =>
+              `${p.stack} ${p.outcome} @${((p.start - t0) / 1000).toFixed(0)}s ${((p.end - p.start) / 1000).toFixed(1)}s`,
+          )
+          .join("; ")}`,
+      );
+      for (const l of d.logs.filter((l) => (l.level as number) >= 40).slice(-5))
+        console.log(`        ${JSON.stringify(l).slice(0, 400)}`);
+    }
+  });
+
+  after(async () => {
+    for (const d of daemons.values()) await d.stop().catch(() => undefined);
+    if (hostDir) g8s("host", "down", "--host-dir", hostDir);
+    sandbox?.dispose();
+  });
+
+  it("reconciles each stack at exactly one replica, its owner, and shows every owner from every replica", async () => {
+    const settledAt = Date.now();
+    // A pass of every stack started after all three have settled (the first passes create them).
+    await waitFor(
+      "a pass of every stack started since all replicas settled",
+      async () =>
+        STACKS.every((s) => all().some((p) => p.stack === s && p.start > settledAt + 5_000)) ? true : undefined,
+      Number(process.env.REPLICAS_WAIT_MS ?? 180_000),
+    );
+    for (const stack of STACKS) {
+      const by = new Set(
+        all()
+          .filter((p) => p.stack === stack && p.start > settledAt + 5_000)
+          .map((p) => p.replica),
+      );
+      assert.deepEqual([...by], [ownerOf(stack, REPLICAS)], `${stack} ran at ${[...by].join(", ")}`);
+    }
+    for (const [replica, d] of daemons) {
+      const owners = Object.fromEntries((await d.stacks()).map((s) => [s.name, s.owner]));
+      assert.deepEqual(
+        owners,
+        Object.fromEntries(STACKS.map((s) => [s, ownerOf(s, REPLICAS)])),
+        `as ${replica} sees it`,
+      );
+    }
+    assert.deepEqual(overlaps(all()), []);
+    assert.deepEqual(
+      all().filter((p) => p.outcome === "busy" || p.outcome === "failed"),
+      [],
+      "no pass met another's lock or failed",
+    );
+  });
+
+  it("moves a killed replica's stacks to the others within the lease duration and one interval", async () => {
+    const victim = "r1";
+    const ofVictim = STACKS.filter((s) => ownerOf(s, REPLICAS) === victim);
+    assert.ok(ofVictim.length > 0);
+    const killedAt = Date.now();
+    await (daemons.get(victim) as DaemonProcess).crash();
+    const survivors = REPLICAS.filter((r) => r !== victim);
+    // When each of its stacks was first started by its new owner (a pass's start, from its log line).
+    const moved = await waitFor(
+      "every stack of the killed replica reconciled by its new owner",
+      async () => {
+        const firsts = ofVictim.map((s) =>
+          Math.min(
+            ...all()
+              .filter((p) => p.stack === s && p.replica === ownerOf(s, survivors) && p.start > killedAt)
+              .map((p) => p.start),
+          ),
+        );
+        return firsts.every(Number.isFinite) ? Math.max(...firsts) - killedAt : undefined;
+      },
+      180_000,
+    );
+    daemons.delete(victim);
+    const bound = (LEASE_SECONDS + INTERVAL_SECONDS * 1.1 + 15) * 1000;
+    console.log(
+      `      the killed replica's ${ofVictim.length} stacks started at their new owners at most ${(moved / 1000).toFixed(1)} s after kill -9 (bound ${bound / 1000} s)`,
+    );
+    assert.ok(moved < bound, `${moved} ms`);
+    assert.deepEqual(overlaps(all()), []);
+  });
+
+  it("leaves every stack's state exportable with its history intact", async () => {
+    for (const d of daemons.values()) await d.stop();
+    daemons.clear();
+    for (const stack of STACKS) {
+      const handle = await openStack(sandbox, stack);
+      const state = await handle.exportStack();
+      assert.ok((state.deployment as { resources?: unknown[] }).resources?.length, `${stack} has resources`);
+      const history = await handle.history();
+      assert.ok(history.length >= 1, `${stack} has its updates`);
+      assert.ok(
+        history.every((u) => u.result === "succeeded"),
+        `${stack}: ${history.map((u) => u.result).join(", ")}`,
+      );
+    }
+  });
+});
