@@ -3,7 +3,7 @@
  * (dist/, what bin/g8s.js runs after `npm run build`) against the TypeScript sources through tsx
  * (the baseline), each with no stack and with RSS_STACKS (500) discovered, in the same run.
  */
-import { readFileSync } from "node:fs";
+import { residentBytes } from "../automation/os/processes";
 import { createSandbox, writeFixtureStack } from "../test/integration/harness";
 import { startDaemon, waitFor } from "../test/integration/daemon";
 import { ratio, report } from "./common";
@@ -12,9 +12,9 @@ const COUNT = Number(process.env.RSS_STACKS ?? 500);
 /** The target of the scale-out issue: a daemon that fits a small pod. */
 const TARGET_MIB = 150;
 
+/** The daemon's RSS in MiB, through the project's own /proc reader. */
 function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+  return (residentBytes(pid) ?? NaN) / 1024 / 1024;
 }
 
 type Runtime = "compiled" | "sources";
