@@ -44,6 +44,13 @@ export interface StackState {
   readonly status: StackStatus;
   /** A run was asked for while a pass ran (file change, request): run again as soon as it ends. */
   readonly runAgain: boolean;
+  /**
+   * Its next run is out of turn: new desired state, a run a person asked for, or recovery from
+   * an interrupted run. It goes ahead of routine checks (queue and due order) until it starts:
+   * with hundreds of stacks and a few workers, a change or a crash's repair would otherwise wait
+   * behind every check that fell due in the same moment.
+   */
+  readonly urgent: boolean;
 }
 
 /** Retry settings the outcome of a pass is judged by. */
@@ -125,12 +132,13 @@ function firstSight(d: DiscoveredStack, restored: StackStatus | undefined): Stac
     fileHash: d.fileHash,
     nextRunAt: undefined,
   };
-  return { stack: d, status, runAgain: false };
+  return { stack: d, status, runAgain: false, urgent: false };
 }
 
 /** What a discovered stack becomes: new, orphaned, invalid, off, changed (runs at once) or unchanged. */
 export function discovered(state: StackState | undefined, d: DiscoveredStack, c: DiscoveryContext): StackState {
-  const fileChanged = state !== undefined && state.stack.fileHash !== d.fileHash;
+  const fileChanged =
+    state !== undefined ? state.stack.fileHash !== d.fileHash : changedWhileDown(c.restored, d.fileHash);
   let next: StackState = state === undefined ? firstSight(d, c.restored) : { ...state, stack: d };
   if (d.file === undefined) {
     return park(
@@ -146,7 +154,7 @@ export function discovered(state: StackState | undefined, d: DiscoveredStack, c:
   const { phase } = next.status;
   if (fileChanged) {
     // A changed file is new desired state (or a fix): run now, forgetting past failures.
-    const fresh = withStatus(next, { consecutiveFailures: 0, message: undefined });
+    const fresh = { ...withStatus(next, { consecutiveFailures: 0, message: undefined }), urgent: true };
     if (c.inFlight) return { ...fresh, runAgain: true };
     return phase === "queued" ? fresh : withStatus(fresh, { phase: "pending", nextRunAt: iso(c.now) });
   }
@@ -161,11 +169,25 @@ export function discovered(state: StackState | undefined, d: DiscoveredStack, c:
 }
 
 /**
+ * The stack file differs from the one the status file recorded before a restart: new desired
+ * state the stopped daemon never saw, run at once like any change. A stack restored as running
+ * is left to `interrupted`, which must first look at what the dead run left pending.
+ */
+function changedWhileDown(restored: StackStatus | undefined, fileHash: string | undefined): boolean {
+  return (
+    restored !== undefined &&
+    restored.phase !== "running" &&
+    restored.fileHash !== undefined &&
+    restored.fileHash !== fileHash
+  );
+}
+
+/**
  * The stack file changed while a renewal alone ran (a pass would take `runAgain` in passEnded):
  * run now, as `discovered` does for an idle stack; a queued stack keeps its place.
  */
 export function changedWhileRenewing(state: StackState, now: number): StackState {
-  const next = { ...state, runAgain: false };
+  const next = { ...state, runAgain: false, urgent: true };
   if (next.status.phase === "queued" || PARKED_BY_FILE.has(next.status.phase)) return next;
   return withStatus(next, { phase: "pending", nextRunAt: iso(now) });
 }
@@ -187,11 +209,14 @@ export function interrupted(
     };
   }
   return {
-    state: withStatus(state, {
-      phase: "pending",
-      message: "previous run was interrupted: reconciling now",
-      nextRunAt: iso(c.now),
-    }),
+    state: {
+      ...withStatus(state, {
+        phase: "pending",
+        message: "previous run was interrupted: reconciling now",
+        nextRunAt: iso(c.now),
+      }),
+      urgent: true,
+    },
     clearPending: creates.length > 0,
   };
 }
@@ -201,9 +226,9 @@ export function enqueued(state: StackState): StackState {
   return withStatus(state, { phase: "queued", nextRunAt: undefined });
 }
 
-/** A worker took the stack. */
+/** A worker took the stack: whatever made it urgent is being done. */
 export function started(state: StackState): StackState {
-  return withStatus(state, { phase: "running", nextRunAt: undefined });
+  return { ...withStatus(state, { phase: "running", nextRunAt: undefined }), urgent: false };
 }
 
 /** Shutdown: a stack still waiting for a worker goes back to pending. */
@@ -223,9 +248,9 @@ export function runRequested(state: StackState): RunRequestAnswer {
   const { phase, consecutiveFailures } = state.status;
   if (NOT_REQUESTABLE.has(phase)) return { accepted: false, reason: "not-runnable" };
   if (phase === "running") return { accepted: true, state: { ...state, runAgain: true } };
-  if (phase === "queued") return { accepted: true, state };
+  if (phase === "queued") return { accepted: true, state: { ...state, urgent: true } };
   const fresh = withStatus(state, { consecutiveFailures: phase === "stalled" ? 0 : consecutiveFailures });
-  return { accepted: true, state: enqueued(fresh) };
+  return { accepted: true, state: enqueued({ ...fresh, urgent: true }) };
 }
 
 export interface PassEndContext {
@@ -307,8 +332,11 @@ export function passEnded(state: StackState, record: PassRecord, c: PassEndConte
   // A run asked for during the pass follows at once, unless the outcome parked the stack or a
   // shutdown aborted the pass.
   const again = state.runAgain && !PARKED.has(next.status.phase) && record.outcome !== "aborted";
+  // A cleared dead lock is recovery from a crash: as urgent as the interrupted run it stood for.
+  const recovering = record.outcome === "busy" && c.lock?.cleared === true;
   return {
     ...(again ? withStatus(next, { nextRunAt: iso(c.now) }) : next),
     runAgain: false,
+    urgent: again || recovering,
   };
 }

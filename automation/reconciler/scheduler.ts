@@ -665,7 +665,11 @@ export class Scheduler {
     const now = this.options.clock.now();
     const due = [...this.entries.values()]
       .filter((e) => isDue(e.state.status, now) && !e.operation && this.startableHere(e))
-      .sort((a, b) => (nextRunAt(a.state.status) as number) - (nextRunAt(b.state.status) as number));
+      .sort(
+        (a, b) =>
+          Number(b.state.urgent) - Number(a.state.urgent) ||
+          (nextRunAt(a.state.status) as number) - (nextRunAt(b.state.status) as number),
+      );
     for (const e of due) this.enqueue(e);
     // Renewal due where no pass is: whatever the phase (off, stalled, drifted, waiting out a backoff).
     for (const e of this.entries.values()) {
@@ -692,8 +696,11 @@ export class Scheduler {
     const before = e.state;
     e.state = next;
     const queued = next.status.phase === "queued";
-    if (queued && !this.queue.includes(e)) {
-      this.queue.push(e);
+    if (queued && (!this.queue.includes(e) || (next.urgent && !before.urgent))) {
+      this.dequeue(e);
+      // Urgent runs go behind the urgent ones already waiting, ahead of every routine check.
+      const routine = next.urgent ? this.queue.findIndex((q) => !q.state.urgent) : -1;
+      this.queue.splice(routine < 0 ? this.queue.length : routine, 0, e);
       this.reportLoad();
     } else if (!queued) this.dequeue(e);
     if (next.status !== before.status) this.options.onStatus?.(next.status);

@@ -41,6 +41,7 @@ function state(status: Partial<StackStatus> = {}, extra: Partial<StackState> = {
   return {
     stack: stack(),
     runAgain: false,
+    urgent: false,
     status: {
       name: "a",
       phase: "pending",
@@ -58,7 +59,7 @@ function state(status: Partial<StackStatus> = {}, extra: Partial<StackState> = {
 /** The fields a transition decides, for compact expectations. */
 function decided(s: StackState) {
   const { phase, nextRunAt, consecutiveFailures, message, lastSuccessAt } = s.status;
-  return { phase, nextRunAt, consecutiveFailures, message, lastSuccessAt, runAgain: s.runAgain };
+  return { phase, nextRunAt, consecutiveFailures, message, lastSuccessAt, runAgain: s.runAgain, urgent: s.urgent };
 }
 
 const POLICY: RetryPolicy = {
@@ -78,6 +79,7 @@ describe("the stack state machine", () => {
       ...extra,
     });
     const fresh = { consecutiveFailures: 0, message: undefined, lastSuccessAt: undefined, runAgain: false };
+    const changed = { ...fresh, phase: "pending" as const, nextRunAt: at(NOW), urgent: true };
     const firstRun = at(NOW + 5_000); // 0.05 of the 100 s interval
     const cases: Array<{
       name: string;
@@ -88,9 +90,21 @@ describe("the stack state machine", () => {
       expect: Partial<ReturnType<typeof decided>>;
     }> = [
       {
-        name: "a new stack is pending, first run spread over the jitter window",
+        name: "a new stack is pending, first run spread over the jitter window, not urgent",
         found: stack(),
-        expect: { ...fresh, phase: "pending", nextRunAt: firstRun },
+        expect: { ...fresh, phase: "pending", nextRunAt: firstRun, urgent: false },
+      },
+      {
+        name: "a stack in sync before a restart is scheduled over the jitter window, not urgent",
+        restored: state({ phase: "in-sync", lastSuccessAt: EARLIER, nextRunAt: EARLIER }).status,
+        found: stack(),
+        expect: { phase: "pending", nextRunAt: firstRun, lastSuccessAt: EARLIER, urgent: false },
+      },
+      {
+        name: "a stack whose file changed while the daemon was down runs at once, urgent",
+        restored: state({ phase: "in-sync", fileHash: "h0", nextRunAt: EARLIER }).status,
+        found: stack(),
+        expect: changed,
       },
       {
         name: "a stack stalled before a restart stays stalled while its file is the same",
@@ -105,16 +119,22 @@ describe("the stack state machine", () => {
         expect: { phase: "needs-attention", nextRunAt: undefined, message: "pending creates" },
       },
       {
-        name: "a stack stalled before a restart whose file changed meanwhile is pending",
+        name: "a stack stalled before a restart whose file changed meanwhile runs at once, failures forgotten",
         restored: state({ phase: "stalled", consecutiveFailures: 3, fileHash: "h0" }).status,
         found: stack(),
-        expect: { phase: "pending", nextRunAt: firstRun, consecutiveFailures: 3 },
+        expect: changed,
       },
       {
         name: "a stack restored as running waits for its pending operations to be read",
         restored: state({ phase: "running", nextRunAt: EARLIER }).status,
         found: stack(),
         expect: { phase: "running", nextRunAt: undefined },
+      },
+      {
+        name: "a stack restored as running whose file changed meanwhile still waits for them",
+        restored: state({ phase: "running", fileHash: "h0" }).status,
+        found: stack(),
+        expect: { phase: "running", nextRunAt: undefined, urgent: false },
       },
       {
         name: "a backend stack without a file is orphaned",
@@ -146,26 +166,26 @@ describe("the stack state machine", () => {
         name: "a changed file runs at once, failures and message forgotten",
         from: state({ phase: "backoff", consecutiveFailures: 2, message: "boom", nextRunAt: at(NOW + 40_000) }),
         found: stack({ fileHash: "h2" }),
-        expect: { ...fresh, phase: "pending", nextRunAt: at(NOW) },
+        expect: changed,
       },
       {
         name: "a changed file un-stalls a stalled stack",
         from: state({ phase: "stalled", consecutiveFailures: 5, message: "stalled" }),
         found: stack({ fileHash: "h2" }),
-        expect: { ...fresh, phase: "pending", nextRunAt: at(NOW) },
+        expect: changed,
       },
       {
         name: "a changed file during a pass runs again as soon as the pass ends",
         from: state({ phase: "running", consecutiveFailures: 1 }),
         inFlight: true,
         found: stack({ fileHash: "h2" }),
-        expect: { phase: "running", nextRunAt: undefined, consecutiveFailures: 0, runAgain: true },
+        expect: { phase: "running", nextRunAt: undefined, consecutiveFailures: 0, runAgain: true, urgent: true },
       },
       {
-        name: "a changed file of a queued stack keeps its place in the queue",
+        name: "a changed file of a queued stack stays queued, now urgent",
         from: state({ phase: "queued", consecutiveFailures: 1 }),
         found: stack({ fileHash: "h2" }),
-        expect: { phase: "queued", nextRunAt: undefined, consecutiveFailures: 0 },
+        expect: { phase: "queued", nextRunAt: undefined, consecutiveFailures: 0, urgent: true },
       },
       {
         name: "an invalid file that parses again is pending and scheduled",
@@ -189,7 +209,7 @@ describe("the stack state machine", () => {
         name: "an unchanged scheduled stack keeps its next run",
         from: state({ phase: "in-sync", nextRunAt: at(NOW + 42_000) }),
         found: stack(),
-        expect: { phase: "in-sync", nextRunAt: at(NOW + 42_000) },
+        expect: { phase: "in-sync", nextRunAt: at(NOW + 42_000), urgent: false },
       },
     ];
     for (const c of cases) {
@@ -229,6 +249,7 @@ describe("the stack state machine", () => {
           message: "interrupted update left 1 pending create(s): urn:pulumi:a::p::t::r",
         },
         clearPending: false,
+        urgent: false,
       },
       {
         name: "pending creates are dropped when configured, and the stack runs at once",
@@ -236,6 +257,7 @@ describe("the stack state machine", () => {
         clear: true,
         expect: { phase: "pending", nextRunAt: at(NOW), message: "previous run was interrupted: reconciling now" },
         clearPending: true,
+        urgent: true,
       },
       {
         name: "pending updates are settled by the next update: the stack runs at once",
@@ -243,6 +265,7 @@ describe("the stack state machine", () => {
         clear: false,
         expect: { phase: "pending", nextRunAt: at(NOW), message: "previous run was interrupted: reconciling now" },
         clearPending: false,
+        urgent: true,
       },
     ];
     for (const c of cases) {
@@ -251,6 +274,7 @@ describe("the stack state machine", () => {
         const { phase, nextRunAt, message } = d.state.status;
         assert.deepEqual({ phase, nextRunAt, message }, c.expect);
         assert.equal(d.clearPending, c.clearPending);
+        assert.equal(d.state.urgent, c.urgent, "a repair goes ahead of routine checks");
       });
     }
   });
@@ -261,10 +285,11 @@ describe("the stack state machine", () => {
       assert.deepEqual([s.status.phase, s.status.nextRunAt], ["queued", undefined]);
     });
 
-    it("started: running, no next run", () => {
-      const s = started(state({ phase: "queued" }));
+    it("started: running, no next run, no longer urgent", () => {
+      const s = started(state({ phase: "queued" }, { urgent: true }));
       assert.equal(s.status.phase, "running");
       assert.equal(s.status.nextRunAt, undefined);
+      assert.equal(s.urgent, false);
     });
 
     it("stopped: a queued stack goes back to pending; any other phase is left alone", () => {
@@ -310,7 +335,8 @@ describe("the stack state machine", () => {
         if (expectations[phase] === "runs again") {
           assert.deepEqual([s.status.phase, s.runAgain], ["running", true]);
         } else {
-          assert.deepEqual([s.status.phase, s.runAgain], ["queued", false]);
+          // A person waits for it: ahead of routine checks.
+          assert.deepEqual([s.status.phase, s.runAgain, s.urgent], ["queued", false, true]);
         }
         // Only a stalled stack starts afresh: elsewhere the count tells how long it has been failing.
         assert.equal(s.status.consecutiveFailures, phase === "stalled" ? 0 : 4);
@@ -350,7 +376,7 @@ describe("the stack state machine", () => {
         name: "in-sync: in-sync, a success, next run on the interval",
         from: failing,
         record: record("in-sync"),
-        expect: { phase: "in-sync", ...success, nextRunAt: onInterval },
+        expect: { phase: "in-sync", ...success, nextRunAt: onInterval, urgent: false },
       },
       {
         name: "corrected: in-sync, a success",
@@ -389,13 +415,14 @@ describe("the stack state machine", () => {
         },
       },
       {
-        name: "busy with a dead owner's lock cleared: pending, at once",
+        name: "busy with a dead owner's lock cleared: pending, at once, urgent (a crash's repair)",
         record: record("busy"),
         ctx: { lock: { cleared: true } },
         expect: {
           phase: "pending",
           message: "a dead process's backend lock was cleared: retrying now",
           nextRunAt: at(NOW),
+          urgent: true,
         },
       },
       {
@@ -403,7 +430,11 @@ describe("the stack state machine", () => {
         from: { busySince: at(NOW - 160_000) },
         record: record("busy"),
         ctx: { lock: { cleared: false, holder: { stack: "a", pid: 7, host: "h", file: "/l", owner: "alive" } } },
-        expect: { phase: "pending", message: "busy for 160 s: the backend lock is held by pid 7 on h; retrying" },
+        expect: {
+          phase: "pending",
+          message: "busy for 160 s: the backend lock is held by pid 7 on h; retrying",
+          urgent: false,
+        },
       },
       {
         name: "aborted (shutdown): pending, not scheduled",
@@ -450,10 +481,10 @@ describe("the stack state machine", () => {
         },
       },
       {
-        name: "a run asked for during the pass follows at once",
+        name: "a run asked for during the pass follows at once, urgent",
         runAgain: true,
         record: record("in-sync"),
-        expect: { phase: "in-sync", nextRunAt: at(NOW), runAgain: false },
+        expect: { phase: "in-sync", nextRunAt: at(NOW), runAgain: false, urgent: true },
       },
       {
         name: "a run asked for during the pass follows at once even after a failure",
@@ -472,7 +503,7 @@ describe("the stack state machine", () => {
         name: "a run asked for during the pass is dropped by a shutdown",
         runAgain: true,
         record: record("aborted"),
-        expect: { phase: "pending", nextRunAt: undefined, runAgain: false },
+        expect: { phase: "pending", nextRunAt: undefined, runAgain: false, urgent: false },
       },
     ];
     for (const c of cases) {

@@ -516,6 +516,70 @@ describe("Scheduler", () => {
     });
   });
 
+  describe("urgent runs: changes, requests and repairs go ahead of routine checks", () => {
+    const inSync = (name: string, fileHash = "h1") => ({
+      name,
+      phase: "in-sync" as const,
+      mode: "correct" as const,
+      intervalSeconds: 60,
+      consecutiveFailures: 0,
+      fileHash,
+    });
+    /** Stacks a, b, c in sync before a restart, and one worker: routine first checks all fall due at 0. */
+    function restartedWithRoutine(extra: string) {
+      const t = setup({ concurrency: 1, random: () => 0 });
+      for (const name of ["a", "b", "c", extra]) t.source.add(name);
+      t.store.saved = ["a", "b", "c"].map((n) => inSync(n));
+      return t;
+    }
+    const order = (t: ReturnType<typeof setup>) =>
+      t.engine.calls
+        .filter((c) => c.op === "preview")
+        .sort((x, y) => x.start - y.start)
+        .map((c) => c.stack);
+
+    it("runs a stack whose update a crash interrupted before the routine checks due with it", async () => {
+      const t = restartedWithRoutine("x");
+      t.store.saved.push({ ...inSync("x"), phase: "running" });
+      t.engine.pending.set("x", [{ urn: "urn:pulumi:x::p::t::r", type: "t", op: "updating" }]);
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(10 * SECOND);
+      assert.deepEqual(order(t), ["x", "a", "b", "c"]);
+      await s.stop();
+    });
+
+    it("runs a stack whose file changed while the daemon was down first, its failures forgotten", async () => {
+      const t = restartedWithRoutine("x");
+      t.store.saved.push({ ...inSync("x", "h0"), phase: "backoff", consecutiveFailures: 2 });
+      const s = t.make();
+      await s.start();
+      assert.equal(s.get("x")?.consecutiveFailures, 0);
+      await t.clock.advance(10 * SECOND);
+      assert.deepEqual(order(t), ["x", "a", "b", "c"]);
+      await s.stop();
+    });
+
+    it("moves a queued stack ahead when a run is requested or its file changes", async () => {
+      const t = setup({ concurrency: 1, random: () => 0 });
+      for (const name of ["a", "b", "c", "d", "e"]) t.source.add(name, { intervalSeconds: 600 });
+      t.engine.durationMs = 4 * SECOND;
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(0);
+      assert.deepEqual(
+        ["a", "b", "c", "d", "e"].map((n) => s.get(n)?.phase),
+        ["running", "queued", "queued", "queued", "queued"],
+      );
+      assert.equal(s.requestRun("e").accepted, true);
+      t.source.add("d", { intervalSeconds: 600 }, "h2"); // seen by the discovery at 5 s
+      await t.clock.advance(30 * SECOND);
+      // e asked for at 0 runs after a; d changed at 5 s, after e; the routine b and c last.
+      assert.deepEqual(order(t), ["a", "e", "d", "b", "c"]);
+      await s.stop();
+    });
+  });
+
   describe("pass timeout", () => {
     it("aborts a pass that runs longer than the timeout and counts it as a failure, then backs off", async () => {
       const t = setup({ passTimeoutMs: 5 * SECOND, backoffBaseMs: 10 * SECOND });

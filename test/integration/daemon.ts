@@ -199,6 +199,8 @@ export interface CrashRound {
   /** The bound it must meet: reconcile interval + the converging update + 10 s. */
   readonly boundMs: number;
   readonly lockCleared: boolean;
+  /** The restarted daemon's log after the restart, one line per entry (HTTP requests left out). */
+  readonly timeline: readonly string[];
 }
 
 /**
@@ -278,8 +280,11 @@ export async function crashAndRestart(
     assert.equal(history[0].result, "succeeded", "the newest update succeeded");
     assert.deepEqual(orphanedEngineProcesses(sandbox), [], "no engine process of the killed run is left");
     const lockCleared = d.logs.some((l) => l.msg === "cleared a stale backend lock");
+    const timeline = d.logs
+      .filter((l) => l.msg !== "http request")
+      .map((l) => `+${((Date.parse(String(l.time)) - restartedAt) / 1000).toFixed(1)} s ${l.stack ?? "-"} ${l.msg}`);
     assert.equal(await d.stop(), 0, "SIGTERM stops the daemon with exit 0");
-    return { convergeMs, boundMs, lockCleared };
+    return { convergeMs, boundMs, lockCleared, timeline };
   } finally {
     if (daemon !== first && daemon.proc.exitCode === null && daemon.proc.signalCode === null) await daemon.crash();
     await first.release();

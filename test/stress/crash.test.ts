@@ -32,7 +32,10 @@ describe("stress: kill -9 and restart at once, ten rounds in a row", function ()
       const line = `round ${i}: converged in ${(round.convergeMs / 1000).toFixed(1)} s (bound ${(round.boundMs / 1000).toFixed(1)} s), stale lock cleared: ${round.lockCleared}`;
       rounds.push(line);
       process.stdout.write(`      ${line}\n`);
-      assert.ok(round.convergeMs <= round.boundMs, line);
+      assert.ok(
+        round.convergeMs <= round.boundMs,
+        `${line}; the restarted daemon's log:\n${round.timeline.join("\n")}`,
+      );
     }
     assert.equal(rounds.length, ROUNDS);
   });
