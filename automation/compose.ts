@@ -24,6 +24,8 @@ import type { Engine, PassRecord, PreviewResource, StackStatus, Violation } from
 import { Coordinator } from "./coordination/coordinator";
 import { kubeApiFor, targetFromEnvironment } from "./coordination/kubeClient";
 import { KubernetesLeaseStore } from "./coordination/kubernetesLeases";
+import { ChangeTrigger } from "./events/trigger";
+import { HostWatch } from "./events/hostWatch";
 
 export interface Reconciler {
   readonly settings: Settings;
@@ -34,6 +36,10 @@ export interface Reconciler {
   readonly scheduler: Scheduler;
   /** With `coordination: kubernetes` (daemon only): this replica's lease; start before the scheduler. */
   readonly coordinator?: Coordinator;
+  /** The daemon's: coalesces noticed changes (host watch, POST /api/stacks/<name>/events) into passes. */
+  readonly changes?: ChangeTrigger;
+  /** With `watch: kubernetes` (daemon only): start after the scheduler, stop before it. */
+  readonly hostWatch?: HostWatch;
 }
 
 export interface BuildOptions {
@@ -124,7 +130,31 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       metrics.setQueueDepth(queueDepth);
     },
   });
-  return { settings, logger, registry, metrics, engine, scheduler, coordinator };
+  let changes: ChangeTrigger | undefined;
+  let hostWatch: HostWatch | undefined;
+  if (options.coordinate) {
+    const trigger = new ChangeTrigger({
+      clock,
+      fire: (stack, attributed, what) => {
+        const answer = scheduler.noticeChange(stack, attributed, what);
+        metrics.observeChange(answer);
+      },
+    });
+    changes = trigger;
+    if (settings.watch === "kubernetes") {
+      const target = targetFromEnvironment(options.env);
+      logger.info({ api: target.source }, "watching the host cluster's g8s objects for changes");
+      hostWatch = new HostWatch({
+        api: kubeApiFor(target),
+        server: target.server,
+        tls: target.tls,
+        clock,
+        log: logger,
+        onChange: (c) => trigger.notice(c.stack, c.attributed, c.what),
+      });
+    }
+  }
+  return { settings, logger, registry, metrics, engine, scheduler, coordinator, changes, hostWatch };
 }
 
 /** The g8s policies over a stack's previewed resources; only stacks read with spec checks carry a policy config. */
@@ -184,6 +214,11 @@ export function buildServer(reconciler: Reconciler): ApiServer {
       list: () => scheduler.list(),
       get: (name) => scheduler.get(name),
       requestRun: (name) => scheduler.requestRun(name),
+      noticeEvent: (name, source) => {
+        if (scheduler.get(name) === undefined) return false;
+        reconciler.changes?.notice(name, true, `event from ${source}`);
+        return reconciler.changes !== undefined;
+      },
     },
     registry: reconciler.registry,
     token: reconciler.settings.apiToken,

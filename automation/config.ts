@@ -71,6 +71,7 @@ export const ENV_NAMES = {
   replicaId: "G8S_REPLICA_ID",
   leaseNamespace: "G8S_LEASE_NAMESPACE",
   leaseDuration: "G8S_LEASE_DURATION",
+  watch: "G8S_WATCH",
 } as const;
 
 /**
@@ -159,6 +160,7 @@ export const settingsSchema = z.strictObject({
     .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be a Kubernetes namespace name")
     .default("g8s-system"),
   leaseDuration: duration(3, 600).default("15s"),
+  watch: z.enum(["none", "kubernetes"]).default("none"),
 });
 
 export type RawSettings = Partial<Record<SettingName, unknown>>;
@@ -209,6 +211,12 @@ export interface Settings {
   readonly replicaId: string;
   readonly leaseNamespace: string;
   readonly leaseDurationMs: number;
+  /**
+   * `kubernetes`: the daemon watches the host cluster's objects labelled `g8s.io/cluster`
+   * (kubeconfig from KUBECONFIG, else in-cluster) and runs a pass as soon as someone other than
+   * g8s changes one (automation/events); `none` (default): drift waits for the interval.
+   */
+  readonly watch: "none" | "kubernetes";
 }
 
 export class SettingsError extends Error {
@@ -323,5 +331,6 @@ export function loadSettings(sources: SettingsSources): Settings {
     replicaId,
     leaseNamespace: s.leaseNamespace,
     leaseDurationMs: durationSeconds(s.leaseDuration) * 1000,
+    watch: s.watch,
   };
 }

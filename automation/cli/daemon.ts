@@ -88,10 +88,13 @@ export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
     await reconciler.coordinator?.start();
     await scheduler.start();
     logger.info({ stacks: scheduler.list().length }, "first discovery done: ready");
+    await reconciler.hostWatch?.start();
     const stopFollowing = settings.gitBranch ? followBranch(settings, reconciler) : () => undefined;
     const signal = await stopRequested;
     logger.info({ signal, graceMs: settings.shutdownGraceMs }, "shutting down");
     stopFollowing();
+    reconciler.changes?.stop();
+    await reconciler.hostWatch?.stop();
     await scheduler.stop(settings.shutdownGraceMs);
     // Deleting the lease hands this replica's stacks to the others at once.
     await reconciler.coordinator?.stop();

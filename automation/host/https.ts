@@ -26,8 +26,7 @@ export function httpsRequest(
   options: { method?: string; body?: string; contentType?: string; timeoutMs?: number; agent?: https.Agent } = {},
 ): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { Accept: "application/json" };
-    if (tls.token !== undefined) headers.Authorization = `Bearer ${tls.token}`;
+    const headers = authHeaders(tls);
     if (options.body !== undefined) {
       headers["Content-Type"] = options.contentType ?? "application/json";
       headers["Content-Length"] = String(Buffer.byteLength(options.body));
@@ -53,6 +52,63 @@ export function httpsRequest(
     req.on("timeout", () => req.destroy(new Error(`timed out after ${options.timeoutMs ?? 5000} ms`)));
     req.on("error", reject);
     if (options.body !== undefined) req.write(options.body);
+    req.end();
+  });
+}
+
+function authHeaders(tls: TlsFiles): Record<string, string> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (tls.token !== undefined) headers.Authorization = `Bearer ${tls.token}`;
+  return headers;
+}
+
+/**
+ * A long GET whose body is newline-delimited JSON (a watch): `onLine` gets each line as it
+ * arrives. Resolves when the server ends the stream (a watch's timeout), rejects on a status
+ * other than 200 (with the body's first 300 characters), a network error, no byte for
+ * `idleTimeoutMs`, or `signal` aborting.
+ */
+export function httpsLines(
+  url: string,
+  tls: TlsFiles,
+  onLine: (line: string) => void,
+  options: { idleTimeoutMs: number; signal: AbortSignal },
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, {
+      method: "GET",
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      headers: authHeaders(tls),
+      agent: false,
+      timeout: options.idleTimeoutMs,
+      signal: options.signal,
+    });
+    req.on("response", (res) => {
+      let pending = "";
+      res.setEncoding("utf8");
+      if (res.statusCode !== 200) {
+        res.on("data", (c: string) => (pending += c));
+        res.on("end", () =>
+          reject(new ApiError(res.statusCode ?? 0, `HTTP ${res.statusCode}: ${pending.slice(0, 300)}`)),
+        );
+        return;
+      }
+      res.on("data", (chunk: string) => {
+        pending += chunk;
+        let nl: number;
+        while ((nl = pending.indexOf("\n")) >= 0) {
+          const line = pending.slice(0, nl);
+          pending = pending.slice(nl + 1);
+          if (line.trim() !== "") onLine(line);
+        }
+      });
+      res.on("end", () => resolve());
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`no data for ${options.idleTimeoutMs} ms`)));
+    req.on("error", reject);
     req.end();
   });
 }

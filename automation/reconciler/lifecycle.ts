@@ -236,6 +236,19 @@ export function stopped(state: StackState): StackState {
   return state.status.phase === "queued" ? withStatus(state, { phase: "pending" }) : state;
 }
 
+/**
+ * A change to what the stack manages was noticed (a host object a person edited, an outside
+ * event): a pass now, urgent; after the running one if one runs. A parked stack stays parked:
+ * a stall or needs-attention waits for a person, and an event is no answer.
+ */
+export function changeNoticed(state: StackState, now: number): StackState | undefined {
+  const { phase } = state.status;
+  if (PARKED.has(phase)) return undefined;
+  if (phase === "running") return { ...state, runAgain: true };
+  if (phase === "queued") return { ...state, urgent: true };
+  return { ...withStatus(state, { phase: "pending", nextRunAt: iso(now) }), urgent: true };
+}
+
 export type RunRequestAnswer =
   | { readonly accepted: true; readonly state: StackState }
   | { readonly accepted: false; readonly reason: "not-runnable" };

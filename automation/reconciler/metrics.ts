@@ -31,6 +31,7 @@ export class ReconcilerMetrics {
   private readonly certNotAfter: Gauge<"stack" | "certificate">;
   private readonly certNotBefore: Gauge<"stack" | "certificate">;
   private readonly certRenewAt: Gauge<"stack" | "certificate">;
+  private readonly changes: Counter<"answer">;
   private readonly renewals: Counter<"stack" | "outcome">;
   private readonly renewalFailures: Gauge<"stack">;
   /** Per stack, the certificate keys that have series (to drop the series of one that went away). */
@@ -131,6 +132,12 @@ export class ReconcilerMetrics {
       labelNames: ["stack", "certificate"],
       registers,
     });
+    this.changes = new Counter({
+      name: "g8s_change_events_total",
+      help: "Changes noticed by the host watch or POST /api/stacks/<name>/events, after coalescing, by what became of them (run, runs-again, queued, parked, own-operation, unknown-stack).",
+      labelNames: ["answer"],
+      registers,
+    });
     this.renewals = new Counter({
       name: "g8s_certificate_renewals_total",
       help: "Certificate renewal checks by stack and outcome (renewed, not-due, busy, aborted, failed); never counted as drift.",
@@ -143,6 +150,11 @@ export class ReconcilerMetrics {
       labelNames: ["stack"],
       registers,
     });
+  }
+
+  /** A coalesced change (host watch or POST /events) and what the scheduler made of it. */
+  observeChange(answer: string): void {
+    this.changes.inc({ answer });
   }
 
   observeRenewal(record: RenewalRecord): void {

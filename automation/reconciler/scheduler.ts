@@ -21,6 +21,7 @@ import {
   ownedElsewhere,
   passEnded,
   runRequested,
+  changeNoticed,
   started,
   stopped,
   type LockExamination,
@@ -96,7 +97,18 @@ interface Entry {
   state: StackState;
   /** The operation running now (a pass, or a renewal alone): its abort handle and its end. */
   operation?: { controller: AbortController; done: Promise<void>; kind: "pass" | "renewal" };
+  /** When its last operation ended (epoch ms): changes seen just after are still its own. */
+  lastOperationEndAt?: number;
 }
+
+/**
+ * How long after an operation a change nobody can be named for (a deletion) is still taken as
+ * the operation's own: watch events arrive a little after the change.
+ */
+export const OWN_CHANGE_WINDOW_MS = 3000;
+
+/** What became of a noticed change. */
+export type ChangeAnswer = "run" | "runs-again" | "queued" | "unknown-stack" | "parked" | "own-operation";
 
 export type RunRequest =
   | { accepted: true; status: StackStatus }
@@ -280,6 +292,31 @@ export class Scheduler {
     return { accepted: true, status: e.state.status };
   }
 
+  /**
+   * A change to what the stack manages was noticed (automation/events): runs a pass now, ahead
+   * of routine checks. `attributed` says someone other than g8s made it; one that is not (a
+   * deletion) is dropped while an operation of this daemon runs on the stack or just ended,
+   * since that operation may well have made it.
+   */
+  noticeChange(name: string, attributed: boolean, what: readonly string[]): ChangeAnswer {
+    const e = this.entries.get(name);
+    if (!e || this.stopping) return "unknown-stack";
+    const now = this.options.clock.now();
+    if (!attributed && (e.operation || now - (e.lastOperationEndAt ?? -Infinity) < OWN_CHANGE_WINDOW_MS)) {
+      this.options.log.debug({ stack: name, what }, "change during g8s's own operation: not a trigger");
+      return "own-operation";
+    }
+    const before = e.state;
+    const next = changeNoticed(before, now);
+    if (next === undefined) return "parked";
+    this.commit(e, next);
+    this.pump();
+    this.reschedule();
+    this.options.log.info({ stack: name, what }, "change noticed: reconciling now");
+    const { phase } = before.status;
+    return phase === "running" ? "runs-again" : phase === "queued" ? "queued" : "run";
+  }
+
   // ---- discovery ----
 
   private scheduleDiscovery(): void {
@@ -437,6 +474,7 @@ export class Scheduler {
         clock.clearTimeout(timeout);
         if (claimed) gate?.end(stack);
         e.operation = undefined;
+        e.lastOperationEndAt = clock.now();
         this.inFlight--;
         // A stack file changed while it renewed: run now, as discovery would have had it been idle.
         if (e.state.runAgain) this.commit(e, changedWhileRenewing(e.state, clock.now()));
@@ -515,6 +553,7 @@ export class Scheduler {
         clock.clearTimeout(timeout);
         if (claimed) gate?.end(stack.name);
         e.operation = undefined;
+        e.lastOperationEndAt = clock.now();
         this.inFlight--;
         void this.persist();
         this.pump();

@@ -11,8 +11,10 @@ import { redactText } from "./logger";
 import type { StackStatus } from "./types";
 
 export const DEFAULT_HOST = "127.0.0.1";
-/** A run request needs no body; a bigger one is refused with 413. */
+/** A run request needs no body, an event a small one; a bigger one is refused with 413. */
 export const MAX_BODY_BYTES = 1024;
+/** An event's `source`, as logged: a short name such as `eventbridge` or `ci/deploy-42`. */
+export const EVENT_SOURCE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/;
 export const STACK_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 export interface ReconcilerApi {
@@ -26,6 +28,12 @@ export interface ReconcilerApi {
     reason?: "unknown-stack" | "not-runnable" | "shutting-down";
     status?: StackStatus;
   };
+  /**
+   * A change outside g8s that a pass should look at (an outside event source: EventBridge
+   * forwarder, a CI job): coalesced with others, then a pass ahead of routine checks. False: not
+   * known (or events are not taken: not a daemon).
+   */
+  noticeEvent(name: string, source: string): boolean;
 }
 
 export interface ApiServerDeps {
@@ -57,6 +65,8 @@ interface Reply {
 interface RouteParams {
   /** The decoded, validated stack name for routes with `:name`. */
   readonly name: string;
+  /** The body of a mutating route (size-checked), else empty. */
+  readonly body: string;
 }
 
 interface Route {
@@ -130,6 +140,29 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
         };
       },
     },
+    {
+      path: ["api", "stacks", ":name", "events"],
+      method: "POST",
+      mutating: true,
+      handle: ({ name, body }) => {
+        let source = "api";
+        if (body.trim() !== "") {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(body);
+          } catch {
+            return errorReply(400, 'body: must be JSON such as {"source": "eventbridge"}');
+          }
+          const given = (parsed as { source?: unknown } | null)?.source;
+          if (given !== undefined && (typeof given !== "string" || !EVENT_SOURCE_PATTERN.test(given)))
+            return errorReply(400, `body.source: must match ${EVENT_SOURCE_PATTERN.source}`);
+          if (typeof given === "string") source = given;
+        }
+        if (api.get(name) === undefined) return errorReply(404, `unknown stack "${name}"`);
+        if (!api.noticeEvent(name, source)) return errorReply(409, "this reconciler takes no events (not a daemon)");
+        return { status: 202, json: { accepted: true, stack: name, source } };
+      },
+    },
   ];
 
   /** Everything between the route table and a reply; throws only on a bug or a failing api. */
@@ -169,10 +202,14 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       }
     }
 
-    if (route.mutating && !(await bodyWithinLimit(req, MAX_BODY_BYTES))) {
-      return errorReply(413, `request body over ${MAX_BODY_BYTES} bytes`, { connection: "close" });
+    let body = "";
+    if (route.mutating) {
+      const read = await bodyWithinLimit(req, MAX_BODY_BYTES);
+      if (read === undefined)
+        return errorReply(413, `request body over ${MAX_BODY_BYTES} bytes`, { connection: "close" });
+      body = read;
     }
-    return route.handle({ name });
+    return route.handle({ name, body });
   }
 
   async function onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -259,25 +296,28 @@ function render(reply: Reply): Rendered {
  * Reads and discards the body, false once it is over `limit` bytes. A declared Content-Length
  * over the limit is refused unread; a chunked body is counted as it arrives.
  */
-function bodyWithinLimit(req: http.IncomingMessage, limit: number): Promise<boolean> {
-  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.resolve(false);
+/** The body as text, or undefined when it is over `limit` bytes or the client gave up. */
+function bodyWithinLimit(req: http.IncomingMessage, limit: number): Promise<string | undefined> {
+  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.resolve(undefined);
   return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer) => {
       size += chunk.length;
+      chunks.push(chunk);
       if (size > limit) {
         req.off("data", onData);
         // Stop reading; the 413 goes out with `connection: close`, which ends the socket.
         req.pause();
-        resolve(false);
+        resolve(undefined);
       }
     };
     req.on("data", onData);
-    req.once("end", () => resolve(true));
+    req.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     // Closed or reset before the end: the client gave up. Not an error worth logging; the reply
     // goes nowhere and the run is not requested.
-    req.once("close", () => resolve(false));
-    req.once("error", () => resolve(false));
+    req.once("close", () => resolve(undefined));
+    req.once("error", () => resolve(undefined));
   });
 }
 

@@ -78,6 +78,7 @@ describe("g8s status", () => {
         list: () => STATUSES,
         get: (name) => STATUSES.find((s) => s.name === name),
         requestRun: () => ({ accepted: false, reason: "unknown-stack" }),
+        noticeEvent: () => false,
       },
       registry: new Registry(),
       logger: pino({ level: "silent" }),

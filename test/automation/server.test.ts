@@ -36,6 +36,8 @@ class FakeApi implements ReconcilerApi {
   failWith?: Error;
   refuse?: "not-runnable" | "shutting-down";
   readonly runs: string[] = [];
+  readonly events: Array<[string, string]> = [];
+  takesEvents = true;
   readonly stacks = new Map<string, StackStatus>(
     [
       status("eu1prod", "in-sync", { lastDriftAt: drifted.startedAt, lastDrift: drifted, lastPass: drifted }),
@@ -63,6 +65,12 @@ class FakeApi implements ReconcilerApi {
     if (this.refuse) return { accepted: false, reason: this.refuse, status: current };
     this.runs.push(name);
     return { accepted: true, status: { ...current, phase: "queued" } };
+  }
+  noticeEvent(name: string, source: string): boolean {
+    this.check();
+    if (!this.takesEvents) return false;
+    this.events.push([name, source]);
+    return true;
   }
   private check(): void {
     if (this.failWith) throw this.failWith;
@@ -112,6 +120,8 @@ describe("reconciler HTTP API", () => {
     api.failWith = undefined;
     api.refuse = undefined;
     api.runs.length = 0;
+    api.events.length = 0;
+    api.takesEvents = true;
   });
 
   async function call(path: string, init?: RequestInit): Promise<{ status: number; headers: Headers; body: unknown }> {
@@ -330,6 +340,52 @@ describe("reconciler HTTP API", () => {
         }
       }
       assert.deepEqual(api.runs, []);
+    });
+  });
+
+  describe("POST /api/stacks/:name/events", () => {
+    const post = (name: string, init: RequestInit = {}) =>
+      call(`/api/stacks/${name}/events`, { method: "POST", ...init });
+
+    it("takes an event without a body as from 'api' and answers 202", async () => {
+      const res = await post("eu1prod", { headers: auth });
+      assert.deepEqual([res.status, res.body], [202, { accepted: true, stack: "eu1prod", source: "api" }]);
+      assert.deepEqual(api.events, [["eu1prod", "api"]]);
+    });
+
+    it("names the event's source from the body", async () => {
+      const res = await post("eu1prod", { headers: auth, body: '{"source":"eventbridge/ec2"}' });
+      assert.equal(res.status, 202);
+      assert.deepEqual(api.events, [["eu1prod", "eventbridge/ec2"]]);
+    });
+
+    for (const [what, body, error] of [
+      ["a body that is not JSON", "source=x", 'body: must be JSON such as {"source": "eventbridge"}'],
+      ["a source that is no name", '{"source":"a b"}', "body.source: must match"],
+      ["a source that is no string", '{"source":7}', "body.source: must match"],
+    ]) {
+      it(`answers 400 for ${what}, and takes no event`, async () => {
+        const res = await post("eu1prod", { headers: auth, body });
+        assert.equal(res.status, 400);
+        assert.ok((res.body as { error: string }).error.startsWith(error), JSON.stringify(res.body));
+        assert.deepEqual(api.events, []);
+      });
+    }
+
+    it("needs the token", async () => {
+      assert.equal((await post("eu1prod")).status, 401);
+      assert.deepEqual(api.events, []);
+    });
+
+    it("answers 404 for an unknown stack", async () => {
+      const res = await post("nope", { headers: auth });
+      assert.deepEqual([res.status, res.body], [404, { error: 'unknown stack "nope"' }]);
+    });
+
+    it("answers 409 where events are not taken", async () => {
+      api.takesEvents = false;
+      const res = await post("eu1prod", { headers: auth });
+      assert.deepEqual([res.status, res.body], [409, { error: "this reconciler takes no events (not a daemon)" }]);
     });
   });
 

@@ -1,0 +1,198 @@
+import * as assert from "node:assert/strict";
+import { classify } from "../../automation/events/hostWatch";
+import { ChangeTrigger } from "../../automation/events/trigger";
+import { OWN_CHANGE_WINDOW_MS } from "../../automation/reconciler/scheduler";
+import { FakeClock, setup } from "./fakes";
+
+const SECOND = 1000;
+
+/** What the watch keeps of an object: its stack, content fingerprint and managed-field entries. */
+function known(fingerprint: string, managers: Record<string, string>) {
+  return {
+    stack: "it7",
+    fingerprint,
+    managers: new Map(Object.entries(managers)),
+    label: "StatefulSet g8s-it7/master",
+  };
+}
+
+const APPLIED = { "pulumi-kubernetes-3e4f|Apply|": "2026-12-02T10:00:00Z" };
+const STATUS = { "kube-controller-manager|Update|status": "2026-12-02T10:00:01Z" };
+
+describe("events: changes g8s did not make", () => {
+  describe("classify: a watched object's change, attributed by its managed fields", () => {
+    const cases: Array<{
+      name: string;
+      before?: ReturnType<typeof known>;
+      now: ReturnType<typeof known>;
+      expect: unknown;
+    }> = [
+      {
+        name: "a change to status only is no change",
+        before: known("f1", { ...APPLIED, ...STATUS }),
+        now: known("f1", { ...APPLIED, "kube-controller-manager|Update|status": "2026-12-02T10:05:00Z" }),
+        expect: undefined,
+      },
+      {
+        name: "the provider's own apply is g8s's change: not reported",
+        before: known("f1", APPLIED),
+        now: known("f2", { "pulumi-kubernetes-3e4f|Apply|": "2026-12-02T10:09:00Z" }),
+        expect: undefined,
+      },
+      {
+        name: "an object the provider created is not reported",
+        now: known("f1", APPLIED),
+        expect: undefined,
+      },
+      {
+        name: "kubectl scale (the scale subresource) is someone else's change",
+        before: known("f1", APPLIED),
+        now: known("f2", { ...APPLIED, "kubectl|Update|scale": "2026-12-02T10:09:00Z" }),
+        expect: { stack: "it7", attributed: true, what: "StatefulSet g8s-it7/master changed by kubectl" },
+      },
+      {
+        name: "a second edit by the same manager in a later second is seen by its time",
+        before: known("f1", { ...APPLIED, "kubectl-edit|Update|": "2026-12-02T10:01:00Z" }),
+        now: known("f2", { ...APPLIED, "kubectl-edit|Update|": "2026-12-02T10:02:00Z" }),
+        expect: { stack: "it7", attributed: true, what: "StatefulSet g8s-it7/master changed by kubectl-edit" },
+      },
+      {
+        name: "a content change no entry explains (same second) is unattributed",
+        before: known("f1", { ...APPLIED, "kubectl-edit|Update|": "2026-12-02T10:01:00Z" }),
+        now: known("f2", { ...APPLIED, "kubectl-edit|Update|": "2026-12-02T10:01:00Z" }),
+        expect: { stack: "it7", attributed: false, what: "StatefulSet g8s-it7/master changed" },
+      },
+      {
+        name: "a content change in the same second on an object only the provider wrote is its own",
+        before: known("f1", { ...APPLIED, ...STATUS }),
+        now: known("f2", { ...APPLIED, ...STATUS }),
+        expect: undefined,
+      },
+      {
+        name: "an object someone else created is reported",
+        now: known("f1", { "kubectl-create|Update|": "2026-12-02T10:01:00Z" }),
+        expect: { stack: "it7", attributed: true, what: "StatefulSet g8s-it7/master created by kubectl-create" },
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, () => assert.deepEqual(classify(c.before, c.now), c.expect));
+    }
+  });
+
+  describe("ChangeTrigger: a burst of changes becomes one pass", () => {
+    function trigger() {
+      const clock = new FakeClock();
+      const fired: Array<[number, string, boolean, readonly string[]]> = [];
+      const t = new ChangeTrigger({
+        clock,
+        quietMs: 500,
+        maxWaitMs: 2000,
+        fire: (stack, attributed, what) => fired.push([clock.now(), stack, attributed, what]),
+      });
+      return { clock, fired, t };
+    }
+
+    it("fires once the stack has been quiet for 500 ms, with every change, attributed if one was", async () => {
+      const { clock, fired, t } = trigger();
+      t.notice("a", false, "Service g8s-a/api deleted");
+      await clock.advance(300);
+      t.notice("a", true, "StatefulSet g8s-a/master changed by kubectl");
+      await clock.advance(499);
+      assert.deepEqual(fired, []);
+      await clock.advance(1);
+      assert.deepEqual(fired, [
+        [800, "a", true, ["Service g8s-a/api deleted", "StatefulSet g8s-a/master changed by kubectl"]],
+      ]);
+    });
+
+    it("fires at most 2 s after the first change while changes keep coming", async () => {
+      const { clock, fired, t } = trigger();
+      for (let i = 0; i < 10; i++) {
+        t.notice("a", true, `change ${i}`);
+        await clock.advance(400);
+      }
+      assert.equal(fired[0][0], 2000);
+      assert.equal(fired[0][3].length, 5);
+    });
+
+    it("keeps stacks apart, and fires nothing after stop", async () => {
+      const { clock, fired, t } = trigger();
+      t.notice("a", true, "x");
+      t.notice("b", false, "y");
+      await clock.advance(SECOND);
+      assert.deepEqual(
+        fired.map((f) => [f[1], f[2]]),
+        [
+          ["a", true],
+          ["b", false],
+        ],
+      );
+      t.notice("a", true, "z");
+      t.stop();
+      await clock.advance(5 * SECOND);
+      assert.equal(fired.length, 2);
+    });
+  });
+
+  describe("Scheduler.noticeChange: a pass now, ahead of routine checks", () => {
+    /** Stack "a" on a 1 h interval, its passes taking `passMs`, the daemon `ms` into its first pass. */
+    async function started(passMs: number, ms: number) {
+      const t = setup();
+      t.source.add("a", { intervalSeconds: 3600 });
+      t.engine.durationMs = passMs;
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(ms);
+      return { t, s };
+    }
+
+    it("runs an idle stack at once instead of at its interval", async () => {
+      const { t, s } = await started(SECOND, 10 * SECOND);
+      assert.equal(t.engine.previews("a").length, 1);
+      assert.equal(s.noticeChange("a", true, ["StatefulSet g8s-a/master changed by kubectl"]), "run");
+      await t.clock.advance(0);
+      assert.equal(t.engine.previews("a").length, 2);
+      assert.equal(t.engine.previews("a")[1].start, 10 * SECOND);
+      assert.ok(t.log.messages("info").includes("change noticed: reconciling now"));
+      await s.stop();
+    });
+
+    it("runs again after the running pass for someone else's change made during it", async () => {
+      const { t, s } = await started(4 * SECOND, SECOND);
+      assert.equal(s.noticeChange("a", true, ["x"]), "runs-again");
+      await t.clock.advance(10 * SECOND);
+      assert.deepEqual(
+        t.engine.previews("a").map((c) => c.start),
+        [0, 4 * SECOND],
+      );
+      await s.stop();
+    });
+
+    it("takes an unattributed change (a deletion) during or just after its own operation as its own", async () => {
+      const { t, s } = await started(4 * SECOND, SECOND);
+      assert.equal(s.noticeChange("a", false, ["Service g8s-a/api deleted"]), "own-operation");
+      await t.clock.advance(3 * SECOND + OWN_CHANGE_WINDOW_MS - 1); // the pass ended at 4 s
+      assert.equal(s.noticeChange("a", false, ["Service g8s-a/api deleted"]), "own-operation");
+      await t.clock.advance(1);
+      assert.equal(s.noticeChange("a", false, ["Service g8s-a/api deleted"]), "run");
+      await t.clock.advance(10 * SECOND);
+      assert.equal(t.engine.previews("a").length, 2);
+      await s.stop();
+    });
+
+    it("leaves a stalled stack stalled and ignores a stack it does not know", async () => {
+      const t = setup({ stallAfter: 1 });
+      t.source.add("a");
+      t.engine.plan("a", "fail");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(10 * SECOND);
+      assert.equal(s.get("a")?.phase, "stalled");
+      assert.equal(s.noticeChange("a", true, ["x"]), "parked");
+      assert.equal(s.noticeChange("nope", true, ["x"]), "unknown-stack");
+      await t.clock.advance(10 * SECOND);
+      assert.equal(t.engine.previews("a").length, 1);
+      await s.stop();
+    });
+  });
+});
