@@ -20,6 +20,8 @@ const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
 const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const STACK = "it7";
 const NS = `g8s-${STACK}`;
+/** Every daemon here watches the host objects: changes by people start a pass at once. */
+const WATCH = ["--watch", "kubernetes"];
 
 describe("real host cluster: the KVM platform applied, drifted and corrected", function () {
   this.timeout(1_800_000);
@@ -62,7 +64,9 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
     kubeconfig = up.stdout.trim().split("\n").pop() as string;
     writeStack();
     const started = Date.now();
-    daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "60s"], { env: { KUBECONFIG: kubeconfig } });
+    daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "60s", ...WATCH], {
+      env: { KUBECONFIG: kubeconfig },
+    });
     const d = daemon;
     await waitFor(
       `${STACK} created and in sync`,
@@ -174,8 +178,53 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
     const s = await d.stack(STACK);
     assert.equal(s.lastDrift?.outcome, "corrected");
     process.stdout.write(
-      `      seven out-of-band changes put back ${mttr.toFixed(1)} s after injection (interval 10 s)\n`,
+      `      seven out-of-band changes put back ${mttr.toFixed(1)} s after injection (interval 10 s, host watch on)\n`,
     );
+    await passAfter(Date.now(), "in-sync");
+  });
+
+  it("with the host watch, puts a kubectl change back within one corrective pass + 3 s while the interval is 1 h, and starts no pass for its own changes", async () => {
+    const d = daemon as DaemonProcess;
+    const written = Date.now();
+    writeStack({ "g8s:reconcile": { mode: "correct", interval: "1h" } });
+    await waitFor(
+      "the 1 h interval in force and a pass since",
+      async () => {
+        const s = await d.stack(STACK);
+        return s.intervalSeconds === 3600 && s.phase === "in-sync" && Date.parse(s.lastPass?.startedAt ?? "") >= written
+          ? true
+          : undefined;
+      },
+      180_000,
+    );
+    // Quiet: its own applies and the controllers' status writes start nothing.
+    const quietFrom = (await d.stack(STACK)).lastPass?.startedAt;
+    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    assert.equal((await d.stack(STACK)).lastPass?.startedAt, quietFrom, "no pass in 15 s without a change");
+
+    const injectedAt = Date.now();
+    assert.equal(kubectl("-n", NS, "scale", "statefulset", "master", "--replicas=3").code, 0);
+    const fixed = await waitFor(
+      "the masters scaled back",
+      async () => {
+        const s = await d.stack(STACK);
+        return get("statefulset", "master", "{.spec.replicas}").out === "1" &&
+          s.lastDrift &&
+          Date.parse(s.lastDrift.startedAt) >= injectedAt
+          ? s
+          : undefined;
+      },
+      120_000,
+    );
+    const mttrMs = Date.now() - injectedAt;
+    const pass = fixed.lastDrift as NonNullable<typeof fixed.lastDrift>;
+    process.stdout.write(
+      `      with events: put back ${(mttrMs / 1000).toFixed(1)} s after the change, interval 1 h (the corrective pass ${(pass.durationMs / 1000).toFixed(1)} s, its up ${((pass.correctMs ?? 0) / 1000).toFixed(1)} s)\n`,
+    );
+    assert.equal(pass.outcome, "corrected");
+    assert.ok(mttrMs <= pass.durationMs + 3000, `${mttrMs} ms > the pass's ${pass.durationMs} ms + 3 s`);
+    assert.match(await d.metrics(), /g8s_change_events_total\{answer="run"\} [1-9]/);
+    writeStack();
     await passAfter(Date.now(), "in-sync");
   });
 
@@ -226,7 +275,7 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
     // Kubernetes API run on real time.
     await (daemon as DaemonProcess).stop();
     const shifted = Date.now();
-    daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "120s"], {
+    daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "120s", ...WATCH], {
       env: {
         KUBECONFIG: kubeconfig,
         LD_PRELOAD: FAKETIME_LIB,
@@ -330,7 +379,9 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
     assert.match(again.stdout, new RegExp(`● ${STACK}: nothing due; next renewal at `));
 
     // Back to real time and correct mode (its certificates now start 26 h ahead: not due).
-    daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "60s"], { env: { KUBECONFIG: kubeconfig } });
+    daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "60s", ...WATCH], {
+      env: { KUBECONFIG: kubeconfig },
+    });
     writeStack();
     await waitFor(
       "correct mode puts the StatefulSet back",
