@@ -12,9 +12,10 @@
  * - a deletion, or a change no entry explains (two in one second keep the entry's time), is
  *   reported unattributed: the scheduler drops it while g8s itself operates on that stack.
  *
- * Each kind is listed, then watched from the list's resourceVersion; when the watch ends (its
- * timeout, 410 Gone, a network error) the kind is listed again and compared with what was known,
- * so no change in the gap goes unseen.
+ * Each kind is listed, then watched from the list's resourceVersion; a watch that ends by its
+ * timeout is resumed from the last version it delivered (bookmarks keep that recent). After 410
+ * Gone or an error the kind is listed again and compared with what was known, so no change in
+ * the gap goes unseen.
  */
 import { createHash } from "node:crypto";
 import type pino from "pino";
@@ -172,14 +173,19 @@ export class HostWatch {
     const { log, clock } = this.options;
     const selector = `labelSelector=${encodeURIComponent(CLUSTER_TAG_KEY)}`;
     let failures = 0;
+    // Where the next watch starts: a list's version, then the last one a watch delivered.
+    let rv: string | undefined;
     while (!this.controller.signal.aborted) {
       try {
-        const rv = await this.list(kind, selector);
-        listed();
-        failures = 0;
-        await this.watch(kind, selector, rv);
+        if (rv === undefined) {
+          rv = await this.list(kind, selector);
+          listed();
+          failures = 0;
+        }
+        rv = await this.watch(kind, selector, rv);
       } catch (err) {
         listed();
+        rv = undefined; // what happened meanwhile is found by listing again
         if (this.controller.signal.aborted) return;
         failures++;
         const delay = Math.min(RETRY_MS.base * 2 ** (failures - 1), RETRY_MS.max);
@@ -214,13 +220,18 @@ export class HostWatch {
     return list.metadata?.resourceVersion ?? "";
   }
 
-  private async watch(kind: (typeof WATCHED_KINDS)[number], selector: string, rv: string): Promise<void> {
+  /**
+   * One watch request from `rv`, until the server ends it; resolves with the last version it
+   * delivered (events and bookmarks), or undefined when that version is gone (410: list again).
+   */
+  private async watch(kind: (typeof WATCHED_KINDS)[number], selector: string, rv: string): Promise<string | undefined> {
     const seconds = this.options.watchSeconds ?? 300;
     const url =
       `${this.options.server}${kind.path}?${selector}&watch=1&allowWatchBookmarks=true` +
       `&resourceVersion=${encodeURIComponent(rv)}&timeoutSeconds=${seconds}`;
     const known = this.known.get(kind.kind) as Map<string, Known>;
     let gone = false;
+    let last = rv;
     await httpsLines(
       url,
       this.options.tls,
@@ -237,6 +248,7 @@ export class HostWatch {
           gone = true; // 410 Gone and the like: list again
           return;
         }
+        last = obj.metadata?.resourceVersion ?? last;
         if (event.type === "BOOKMARK" || !uid) return;
         const snap = snapshot(kind.kind, obj);
         if (event.type === "DELETED") {
@@ -253,6 +265,7 @@ export class HostWatch {
       { idleTimeoutMs: (seconds + 30) * 1000, signal: this.controller.signal },
     );
     if (gone) this.options.log.debug({ kind: kind.kind }, "host watch expired: listing again");
+    return gone ? undefined : last;
   }
 
   private report(change: HostChange | undefined): void {

@@ -1,5 +1,7 @@
 import * as assert from "node:assert/strict";
-import { classify } from "../../automation/events/hostWatch";
+import pino from "pino";
+import { classify, HostWatch, type HostChange } from "../../automation/events/hostWatch";
+import type { KubeApi } from "../../automation/host/https";
 import { ChangeTrigger } from "../../automation/events/trigger";
 import { OWN_CHANGE_WINDOW_MS } from "../../automation/reconciler/scheduler";
 import { FakeClock, setup } from "./fakes";
@@ -194,5 +196,51 @@ describe("events: changes g8s did not make", () => {
       assert.equal(t.engine.previews("a").length, 1);
       await s.stop();
     });
+  });
+});
+
+describe("HostWatch: after a failed watch, listing again reports what changed meanwhile", () => {
+  const obj = (uid: string, name: string, content: string, managers: Record<string, string>) => ({
+    metadata: {
+      uid,
+      name,
+      namespace: "g8s-it7",
+      labels: { "g8s.io/cluster": "it7" },
+      managedFields: Object.entries(managers).map(([manager, time]) => ({ manager, operation: "Update", time })),
+    },
+    data: { content },
+  });
+
+  it("reports a change by someone else and a deletion, and nothing from the first list", async () => {
+    const clock = new FakeClock();
+    const lists = [
+      [obj("u1", "master-secrets", "a", { "pulumi-kubernetes-1": "T1" }), obj("u2", "worker-secrets", "b", {})],
+      [obj("u1", "master-secrets", "forged", { "pulumi-kubernetes-1": "T1", "kubectl-patch": "T2" })],
+    ];
+    let listed = 0;
+    const api = {
+      get: async () => ({ metadata: { resourceVersion: String(++listed) }, items: lists[Math.min(listed - 1, 1)] }),
+    } as unknown as KubeApi;
+    const changes: HostChange[] = [];
+    const watch = new HostWatch({
+      api,
+      server: "https://127.0.0.1:1", // nothing listens: every watch fails at once
+      tls: { ca: "" },
+      clock,
+      log: pino({ level: "silent" }),
+      onChange: (c) => changes.push(c),
+      kinds: [{ kind: "Secret", path: "/api/v1/secrets" }],
+    });
+    await watch.start();
+    assert.deepEqual(changes, [], "the first list only learns what is there");
+    for (let i = 0; i < 100 && changes.length < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the failed watch, on real time
+      await clock.advance(SECOND); // its retry delay, on the fake clock
+    }
+    await watch.stop();
+    assert.deepEqual(changes, [
+      { stack: "it7", attributed: true, what: "Secret g8s-it7/master-secrets changed by kubectl-patch" },
+      { stack: "it7", attributed: false, what: "Secret g8s-it7/worker-secrets deleted" },
+    ]);
   });
 });

@@ -15,9 +15,9 @@ import { kubeApiFor, targetFromEnvironment } from "../../automation/coordination
 import { HostWatch, type HostChange } from "../../automation/events/hostWatch";
 import type { KubeApi } from "../../automation/host/https";
 import { systemClock } from "../../automation/reconciler/clock";
+import { hostDown, hostUp } from "./harness";
 import { waitFor } from "./daemon";
 
-const ROOT = path.resolve(__dirname, "../..");
 const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
 const NS = "g8s-w1";
 const LABELS = { "g8s.io/cluster": "w1" };
@@ -32,8 +32,6 @@ describe("host watch on a real kube-apiserver", function () {
   let watch: HostWatch;
   const changes: HostChange[] = [];
 
-  const g8s = (...args: string[]) =>
-    spawnSync(process.execPath, [path.join(ROOT, "bin/g8s.js"), ...args], { encoding: "utf8", timeout: 300_000 });
   const kubectl = (...args: string[]) => {
     const r = spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, "-n", NS, ...args], { encoding: "utf8" });
     assert.equal(r.status, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
@@ -92,9 +90,7 @@ describe("host watch on a real kube-apiserver", function () {
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "g8s-watch-it-"));
     hostDir = path.join(dir, "host");
-    const up = g8s("host", "up", "--host-dir", hostDir);
-    assert.equal(up.status, 0, up.stderr);
-    kubeconfig = up.stdout.trim().split("\n").pop() as string;
+    kubeconfig = hostUp(hostDir);
     const target = targetFromEnvironment({ KUBECONFIG: kubeconfig });
     api = kubeApiFor(target);
     watch = new HostWatch({
@@ -104,14 +100,14 @@ describe("host watch on a real kube-apiserver", function () {
       clock: systemClock,
       log: pino({ level: "silent" }),
       onChange: (c) => changes.push(c),
-      watchSeconds: 5, // several relists during the test: nothing is lost or reported twice across them
+      watchSeconds: 5, // watches resumed several times during the test: nothing lost or reported twice across them
     });
     await watch.start();
   });
 
   after(async () => {
     await watch?.stop();
-    if (hostDir) g8s("host", "down", "--host-dir", hostDir);
+    if (hostDir) hostDown(hostDir);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
