@@ -128,6 +128,26 @@ export async function timed<T>(step: () => Promise<T>): Promise<{ ms: number; re
   return { ms: Number(process.hrtime.bigint() - start) / 1e6, result };
 }
 
+/** `g8s <args>` as users run it (bin/g8s.js), 5 min at most. */
+export function g8sCli(...args: string[]) {
+  return spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], {
+    encoding: "utf8",
+    timeout: 300_000,
+  });
+}
+
+/** `g8s host up` into `hostDir`; the admin kubeconfig's path (its last line). Throws with the output when it fails. */
+export function hostUp(hostDir: string): string {
+  const up = g8sCli("host", "up", "--host-dir", hostDir);
+  if (up.status !== 0) throw new Error(`g8s host up failed (${up.status}):\n${up.stdout}\n${up.stderr}`);
+  return up.stdout.trim().split("\n").pop() as string;
+}
+
+/** `g8s host down`: stops every process of the host cluster (and with `purge` deletes the dir). */
+export function hostDown(hostDir: string, purge = false): void {
+  g8sCli("host", "down", "--host-dir", hostDir, ...(purge ? ["--purge"] : []));
+}
+
 /** `g8s reconcile --once --json` on the sandbox's project, as a process; `args` are extra flags and stacks. */
 export function reconcileOnce(
   sandbox: Sandbox,

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { kvmStackFile } from "./kvmStack";
 import { PROJECT_ROOT } from "../../automation/engine";
 import { endEngineProcesses, startDaemon, waitFor, type DaemonProcess } from "./daemon";
-import { createSandbox, TEST_PASSPHRASE, type Sandbox } from "./harness";
+import { createSandbox, hostDown, hostUp, TEST_PASSPHRASE, type Sandbox } from "./harness";
 
 const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
 /** Debian's libfaketime (package faketime): shifts the clock of dynamically linked processes. */
@@ -30,8 +30,6 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
   let kubeconfig: string;
   let daemon: DaemonProcess | undefined;
 
-  const g8s = (...args: string[]) =>
-    spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], { encoding: "utf8" });
   const kubectl = (...args: string[]) => {
     const r = spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8" });
     return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
@@ -59,9 +57,7 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
   before(async function () {
     sandbox = await createSandbox("g8s-kvm", { project: "g8s" });
     hostDir = path.join(sandbox.root, "host");
-    const up = g8s("host", "up", "--host-dir", hostDir);
-    assert.equal(up.status, 0, `g8s host up failed:\n${up.stdout}\n${up.stderr}`);
-    kubeconfig = up.stdout.trim().split("\n").pop() as string;
+    kubeconfig = hostUp(hostDir);
     writeStack();
     const started = Date.now();
     daemon = await startDaemon(sandbox, ["--offline", "--pass-timeout", "60s", ...WATCH], {
@@ -83,7 +79,7 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
 
   after(async () => {
     if (daemon && daemon.proc.exitCode === null) await daemon.stop();
-    if (hostDir) g8s("host", "down", "--host-dir", hostDir);
+    if (hostDir) hostDown(hostDir);
     if (sandbox) endEngineProcesses(sandbox);
     sandbox?.dispose();
   });
@@ -411,8 +407,7 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
     );
     assert.equal(failed.phase, "backoff");
     assert.equal(d.proc.exitCode, null, "the daemon keeps running");
-    const up = g8s("host", "up", "--host-dir", hostDir);
-    assert.equal(up.status, 0, up.stderr);
+    hostUp(hostDir);
     const back = Date.now();
     const recovered = await passAfter(back, "in-sync", 300_000);
     assert.equal(recovered.consecutiveFailures, 0);

@@ -5,7 +5,6 @@
  * stacks, one killed, one stopped.
  */
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -15,18 +14,14 @@ import { KubernetesLeaseStore, LEASE_PREFIX } from "../../automation/coordinatio
 import { ownerOf } from "../../automation/coordination/rendezvous";
 import type { KubeApi } from "../../automation/host/https";
 import { systemClock } from "../../automation/reconciler/clock";
+import { hostDown, hostUp } from "./harness";
 import type { Log } from "../../automation/reconciler/scheduler";
 
-const ROOT = path.resolve(__dirname, "../..");
 const NAMESPACE = "g8s-system";
 const STACKS = Array.from({ length: 9 }, (_, i) => `stack-${i}`);
 const TIMING = { leaseDurationMs: 3_000, renewIntervalMs: 1_000, fenceGraceMs: 6_000 };
 const silent: Log = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function g8s(...args: string[]) {
-  return spawnSync(process.execPath, [path.join(ROOT, "bin/g8s.js"), ...args], { encoding: "utf8", timeout: 300_000 });
-}
 
 /** A store that can be cut off, as a replica killed with -9 stops talking. */
 function killable(store: LeaseStore): LeaseStore & { kill(): void } {
@@ -53,9 +48,7 @@ describe("coordination on the host cluster's Leases (real kube-apiserver)", func
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "g8s-leases-it-"));
     hostDir = path.join(dir, "host");
-    const up = g8s("host", "up", "--host-dir", hostDir);
-    assert.equal(up.status, 0, up.stderr);
-    const kubeconfig = up.stdout.trim().split("\n").pop() as string;
+    const kubeconfig = hostUp(hostDir);
     api = kubeApiFor(targetFromEnvironment({ KUBECONFIG: kubeconfig }));
     await api.create("/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } });
     store = new KubernetesLeaseStore(api, NAMESPACE);
@@ -64,7 +57,7 @@ describe("coordination on the host cluster's Leases (real kube-apiserver)", func
   after(async () => {
     for (const c of coordinators) await c.stop().catch(() => undefined);
     api?.close();
-    if (hostDir) g8s("host", "down", "--host-dir", hostDir, "--purge");
+    if (hostDir) hostDown(hostDir, true);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

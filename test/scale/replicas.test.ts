@@ -9,9 +9,8 @@ import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { ownerOf } from "../../automation/coordination/rendezvous";
-import { PROJECT_ROOT } from "../../automation/engine";
 import { startDaemon, waitFor, type DaemonProcess } from "../integration/daemon";
-import { createSandbox, openStack, writeFixtureStack, type Sandbox } from "../integration/harness";
+import { createSandbox, hostDown, hostUp, openStack, writeFixtureStack, type Sandbox } from "../integration/harness";
 
 const REPLICAS = ["r0", "r1", "r2"];
 const STACKS = Array.from({ length: 9 }, (_, i) => `s${i}`);
@@ -24,13 +23,6 @@ interface Pass {
   readonly outcome: string;
   readonly start: number;
   readonly end: number;
-}
-
-function g8s(...args: string[]) {
-  return spawnSync(process.execPath, [path.join(PROJECT_ROOT, "bin/g8s.js"), ...args], {
-    encoding: "utf8",
-    timeout: 300_000,
-  });
 }
 
 /** Every pass a replica logged (`in sync` is a debug line; the daemons log at debug). */
@@ -71,9 +63,7 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
   before(async () => {
     sandbox = await createSandbox("g8s-replicas");
     hostDir = path.join(sandbox.root, "host");
-    const up = g8s("host", "up", "--host-dir", hostDir);
-    assert.equal(up.status, 0, up.stderr);
-    kubeconfig = up.stdout.trim().split("\n").pop() as string;
+    kubeconfig = hostUp(hostDir);
     const ns = spawnSync(
       "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
       ["--kubeconfig", kubeconfig, "create", "namespace", "g8s-system"],
@@ -137,7 +127,7 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
 
   after(async () => {
     for (const d of daemons.values()) await d.stop().catch(() => undefined);
-    if (hostDir) g8s("host", "down", "--host-dir", hostDir);
+    if (hostDir) hostDown(hostDir);
     sandbox?.dispose();
   });
 
