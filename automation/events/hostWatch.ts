@@ -18,6 +18,7 @@
  * the gap goes unseen.
  */
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import type pino from "pino";
 import { CLUSTER_TAG_KEY } from "../../components/spec/conventions";
 import { httpsLines, type KubeApi, type TlsFiles } from "../host/https";
@@ -152,7 +153,10 @@ export class HostWatch {
   private readonly synced = new Set<string>();
   private readonly ready: Promise<void>[] = [];
 
-  constructor(private readonly options: HostWatchOptions) {}
+  constructor(private readonly options: HostWatchOptions) {
+    // One listener per kind's request or retry sleep, and a closing request's until it closed.
+    setMaxListeners(4 * WATCHED_KINDS.length, this.controller.signal);
+  }
 
   /** Starts a list-and-watch loop per kind; resolves once every kind was listed once (or failed to). */
   async start(): Promise<void> {
