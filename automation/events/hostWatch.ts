@@ -158,12 +158,17 @@ export class HostWatch {
     setMaxListeners(4 * WATCHED_KINDS.length, this.controller.signal);
   }
 
-  /** Starts a list-and-watch loop per kind; resolves once every kind was listed once (or failed to). */
+  /**
+   * Starts a list-and-watch loop per kind; resolves once every kind was listed once (or failed
+   * to). Idempotent: a second call waits for the same first lists.
+   */
   async start(): Promise<void> {
-    for (const kind of this.options.kinds ?? WATCHED_KINDS) {
-      let listed: () => void = () => undefined;
-      this.ready.push(new Promise<void>((resolve) => (listed = resolve)));
-      this.loops.push(this.loop(kind, listed));
+    if (this.loops.length === 0 && !this.controller.signal.aborted) {
+      for (const kind of this.options.kinds ?? WATCHED_KINDS) {
+        let listed: () => void = () => undefined;
+        this.ready.push(new Promise<void>((resolve) => (listed = resolve)));
+        this.loops.push(this.loop(kind, listed));
+      }
     }
     await Promise.all(this.ready);
   }

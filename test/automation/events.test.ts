@@ -232,6 +232,8 @@ describe("HostWatch: after a failed watch, listing again reports what changed me
       kinds: [{ kind: "Secret", path: "/api/v1/secrets" }],
     });
     await watch.start();
+    await watch.start(); // idempotent: no second set of loops
+    assert.equal(listed, 1);
     assert.deepEqual(changes, [], "the first list only learns what is there");
     for (let i = 0; i < 100 && changes.length < 2; i++) {
       await new Promise((resolve) => setTimeout(resolve, 20)); // the failed watch, on real time

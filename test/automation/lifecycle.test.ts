@@ -8,6 +8,7 @@ import {
   NOT_REQUESTABLE,
   passEnded,
   runRequested,
+  changeNoticed,
   started,
   stopped,
   type PassEndContext,
@@ -305,6 +306,44 @@ describe("the stack state machine", () => {
       assert.equal(isDue(state({ phase: "queued", nextRunAt: at(NOW) }).status, NOW), false);
       assert.equal(isDue(state({ phase: "running", nextRunAt: at(NOW) }).status, NOW), false);
     });
+  });
+
+  describe("changeNoticed: someone else changed what the stack manages", () => {
+    const expectations: Record<StackPhase, string> = {
+      pending: "now",
+      queued: "stays queued, urgent",
+      running: "runs again",
+      "in-sync": "now",
+      drifted: "now",
+      blocked: "now",
+      backoff: "now",
+      stalled: "parked",
+      invalid: "parked",
+      orphaned: "parked",
+      "needs-attention": "parked",
+      off: "parked",
+      destroyed: "parked",
+    };
+    for (const phase of STACK_PHASES) {
+      it(`${phase}: ${expectations[phase]}`, () => {
+        const next = changeNoticed(state({ phase, consecutiveFailures: 2, nextRunAt: at(NOW + 9) }), NOW);
+        const got =
+          next === undefined
+            ? "parked"
+            : next.runAgain
+              ? "runs again"
+              : next.status.phase === "queued"
+                ? "stays queued, urgent"
+                : "now";
+        assert.equal(got, expectations[phase]);
+        if (got === "now") {
+          assert.deepEqual([next?.status.phase, next?.status.nextRunAt, next?.urgent], ["pending", at(NOW), true]);
+        }
+        if (got === "stays queued, urgent") assert.equal(next?.urgent, true);
+        // An event forgets no failure: it is not a person's answer to a stall or a backoff.
+        if (next) assert.equal(next.status.consecutiveFailures, 2);
+      });
+    }
   });
 
   describe("runRequested: a run asked for through the API", () => {
