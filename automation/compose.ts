@@ -62,7 +62,10 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
   const logger = createLogger({ level: settings.logLevel, destination: options.logDestination, secrets });
   mkdirSync(settings.stateDir, { recursive: true });
 
-  const engine = options.engine ?? (await createEngine(settings, options.env, logger));
+  let coordinator: Coordinator | undefined;
+  // A lock on another host is a dead replica's once every lease naming that host expired.
+  const hostGone = (host: string) => coordinator?.hostGone(host) ?? false;
+  const engine = options.engine ?? (await createEngine(settings, options.env, logger, hostGone));
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "g8s_process_" });
@@ -75,7 +78,6 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     only: settings.stacks,
   });
   const clock = options.clock ?? systemClock;
-  let coordinator: Coordinator | undefined;
   if (options.coordinate && settings.coordination === "kubernetes") {
     const target = targetFromEnvironment(options.env);
     logger.info(
@@ -170,6 +172,7 @@ export async function createEngine(
   settings: Settings,
   baseEnv: NodeJS.ProcessEnv,
   logger: pino.Logger,
+  hostGone?: (host: string) => boolean,
 ): Promise<PulumiEngine> {
   const cli = await findPulumi({ env: baseEnv });
   logger.info({ cli: cli.binary, version: cli.version, source: cli.source }, "pulumi CLI");
@@ -203,6 +206,7 @@ export async function createEngine(
     cli,
     env,
     plugins,
+    ...(hostGone ? { hostGone } : {}),
   });
 }
 

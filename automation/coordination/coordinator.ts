@@ -19,6 +19,7 @@
  * store is anything that lists leases and writes one with optimistic concurrency (Kubernetes
  * `coordination.k8s.io` Leases, kubernetesLeases.ts; an in-memory one in tests).
  */
+import { hostname } from "node:os";
 import type { Clock, TimerHandle } from "../reconciler/clock";
 import type { Log } from "../reconciler/scheduler";
 import { ownerOf } from "./rendezvous";
@@ -31,6 +32,8 @@ export interface LeaseRecord {
   readonly durationMs: number;
   /** Stacks whose operation the holder runs or is about to start. */
   readonly busy: readonly string[];
+  /** The host the replica runs on (a backend lock records its taker's host), when it said. */
+  readonly host?: string;
   /** Changes with every write (Kubernetes: resourceVersion). */
   readonly version: string;
 }
@@ -50,6 +53,8 @@ export interface LeaseStore {
 
 export interface CoordinatorOptions {
   readonly replica: string;
+  /** The host this replica runs on, published in its lease. Default: os.hostname(). */
+  readonly host?: string;
   readonly store: LeaseStore;
   readonly clock: Clock;
   readonly log: Log;
@@ -87,6 +92,7 @@ export interface ReplicaView {
 
 interface Observation {
   readonly version: string;
+  readonly host?: string;
   readonly observedAt: number;
   readonly durationMs: number;
   readonly busy: readonly string[];
@@ -96,6 +102,7 @@ export const COORDINATION_DEFAULTS = { leaseDurationMs: 15_000, fenceGraceMs: 30
 
 export class Coordinator {
   readonly replica: string;
+  readonly host: string;
   readonly leaseDurationMs: number;
   readonly renewIntervalMs: number;
   readonly settleMs: number;
@@ -115,6 +122,7 @@ export class Coordinator {
 
   constructor(private readonly options: CoordinatorOptions) {
     this.replica = options.replica;
+    this.host = options.host ?? hostname();
     this.leaseDurationMs = options.leaseDurationMs ?? COORDINATION_DEFAULTS.leaseDurationMs;
     this.renewIntervalMs = options.renewIntervalMs ?? Math.floor(this.leaseDurationMs / 3);
     this.fenceGraceMs = options.fenceGraceMs ?? COORDINATION_DEFAULTS.fenceGraceMs;
@@ -172,6 +180,7 @@ export class Coordinator {
       renewTime: new Date(this.options.clock.now()).toISOString(),
       durationMs: this.leaseDurationMs,
       busy: [...this.busy].sort(),
+      host: this.host,
     };
   }
 
@@ -215,6 +224,7 @@ export class Coordinator {
           observedAt: now,
           durationMs: lease.durationMs,
           busy: lease.busy,
+          ...(lease.host !== undefined ? { host: lease.host } : {}),
         });
       }
     }
@@ -289,6 +299,23 @@ export class Coordinator {
       }
     }
     return { ok: true };
+  }
+
+  /**
+   * Whether `host` ran only replicas that are surely stopped: each lease naming it expired, and
+   * its fence grace passed, as this replica observed them. A backend lock taken on such a host
+   * is a dead replica's (never this replica's own host, nor a host no lease named).
+   */
+  hostGone(host: string): boolean {
+    if (host === this.host) return false;
+    const now = this.options.clock.now();
+    let named = false;
+    for (const o of this.observed.values()) {
+      if (o.host !== host) continue;
+      if (now - o.observedAt < o.durationMs + this.fenceGraceMs) return false;
+      named = true;
+    }
+    return named;
   }
 
   /**

@@ -2,7 +2,7 @@
  * The coordinator's leases as `coordination.k8s.io/v1` Leases, one per replica, in one
  * namespace: `holderIdentity` is the replica, `renewTime` its clock at renewal,
  * `leaseDurationSeconds` the duration, the annotation `g8s.io/busy` the stacks it runs (a JSON
- * array). Writes use the object's `resourceVersion`, so the API server refuses a write over a
+ * array) and `g8s.io/host` the host it runs on. Writes use the object's `resourceVersion`, so the API server refuses a write over a
  * version this replica has not seen (409): the optimistic concurrency the coordinator relies on.
  */
 import type { KubeApi } from "../host/https";
@@ -11,6 +11,8 @@ import type { LeaseRecord, LeaseStore, OwnLease } from "./coordinator";
 /** Label every g8s reconciler Lease carries (what `list` selects). */
 export const LEASE_LABEL = "g8s.io/reconciler";
 export const BUSY_ANNOTATION = "g8s.io/busy";
+/** The replica's host name (what a backend lock it takes records). */
+export const HOST_ANNOTATION = "g8s.io/host";
 /** The Lease of replica `r` is `g8s-<r>`. */
 export const LEASE_PREFIX = "g8s-";
 
@@ -59,6 +61,7 @@ export class KubernetesLeaseStore implements LeaseStore {
         renewTime: l.spec?.renewTime ?? "",
         durationMs: (l.spec?.leaseDurationSeconds ?? 0) * 1000,
         busy: busyOf(l),
+        ...(l.metadata.annotations?.[HOST_ANNOTATION] ? { host: l.metadata.annotations[HOST_ANNOTATION] } : {}),
         version: l.metadata.resourceVersion as string,
       }));
   }
@@ -69,7 +72,10 @@ export class KubernetesLeaseStore implements LeaseStore {
         name: `${LEASE_PREFIX}${lease.replica}`,
         ...(version !== undefined ? { resourceVersion: version } : {}),
         labels: { [LEASE_LABEL]: "true", "app.kubernetes.io/name": "g8s" },
-        annotations: { [BUSY_ANNOTATION]: JSON.stringify(lease.busy) },
+        annotations: {
+          [BUSY_ANNOTATION]: JSON.stringify(lease.busy),
+          ...(lease.host !== undefined ? { [HOST_ANNOTATION]: lease.host } : {}),
+        },
       },
       spec: {
         holderIdentity: lease.replica,

@@ -51,6 +51,11 @@ export interface PulumiEngineOptions {
   readonly policyPacks?: readonly string[];
   /** The provider plugins the project pins (a missing one is reported as one line). */
   readonly plugins?: readonly RequiredPlugin[];
+  /**
+   * Whether `host` belonged only to replicas whose leases expired (coordination.ts): a lock
+   * taken there is a dead replica's. Without it, locks of other hosts are never judged stale.
+   */
+  readonly hostGone?: (host: string) => boolean;
 }
 
 /** Engine operations that are not a change. */
@@ -138,17 +143,45 @@ function readable(err: unknown): never {
   throw err;
 }
 
-/** What became of a lock's owner, judged from this host. */
-export function lockOwnerState(lock: LockFile, here: string): LockOwnerState {
-  if (lock.hostname !== here || typeof lock.pid !== "number") return "other-host";
+/**
+ * What became of a lock's owner, judged from this host: its pid when the lock is this host's,
+ * else whether its host was only a replica that is gone (`hostGone`).
+ */
+export function lockOwnerState(lock: LockFile, here: string, hostGone?: (host: string) => boolean): LockOwnerState {
+  if (lock.hostname !== here || typeof lock.pid !== "number") {
+    return lock.hostname && hostGone?.(lock.hostname) ? "replica-gone" : "other-host";
+  }
   const taken = lock.timestamp === undefined ? NaN : Date.parse(lock.timestamp);
   return liveness(lock.pid, Number.isNaN(taken) ? undefined : taken);
 }
+
+/** A lock as a DIY backend's "currently locked" error lists it. */
+export interface ReportedLock extends LockFile {
+  /** Where the backend keeps it (the CLI masks a URL's credentials). */
+  readonly url: string;
+}
+
+/**
+ * The locks a DIY backend listed when it refused an update ("the stack is currently locked by
+ * N lock(s)", one line each: `<url>: created by <user>@<host> (pid <pid>) at <time>`): what a
+ * shared backend (postgres://, s3://) tells of its locks without a client of its own.
+ */
+export function reportedLocks(message: string): ReportedLock[] {
+  const found: ReportedLock[] = [];
+  for (const m of message.matchAll(/^\s+(\S+): created by .*@([^@\s]+) \(pid (\d+)\) at (\S+)\s*$/gm)) {
+    found.push({ url: m[1], hostname: m[2], pid: Number(m[3]), timestamp: m[4] });
+  }
+  return found;
+}
+
+const DEAD_OWNER = new Set<LockOwnerState>(["exited", "zombie", "reused", "replica-gone"]);
 
 export class PulumiEngine implements Engine {
   private command?: Promise<PulumiCommand>;
   private readonly stacks = new Map<string, Promise<Stack>>();
   private readonly files: EngineWorkspace;
+  /** Shared backends: the locks each stack's last refused update listed (file backends are read). */
+  private readonly reported = new Map<string, ReportedLock[]>();
 
   constructor(private readonly options: PulumiEngineOptions) {
     this.files = new EngineWorkspace(options.projectDir, options.workspaceDir);
@@ -189,7 +222,11 @@ export class PulumiEngine implements Engine {
   }
 
   private translate(stack: string, options: OperationOptions, err: unknown): never {
-    if (err instanceof ConcurrentUpdateError) throw new StackBusyError(stack, "the backend lock is held");
+    if (err instanceof ConcurrentUpdateError) {
+      const locks = reportedLocks(err.message);
+      if (locks.length > 0) this.reported.set(stack, locks);
+      throw new StackBusyError(stack, "the backend lock is held");
+    }
     if (options.signal.aborted) throw new OperationAbortedError(stack);
     const missing = missingPluginError(String((err as Error)?.message ?? err), this.options.plugins ?? []);
     if (missing !== undefined) throw new Error(missing);
@@ -345,12 +382,30 @@ export class PulumiEngine implements Engine {
     }
   }
 
-  /** File backends only: every lock file (of one stack, or all), with its owner's state. */
+  private isFileBackend(): boolean {
+    return (this.options.env.PULUMI_BACKEND_URL ?? "").startsWith("file://");
+  }
+
+  /**
+   * Every lock (of one stack, or all) with its owner's state: a file backend's lock files, or
+   * on a shared backend the locks its last refusal listed (none known before one).
+   */
   private async locks(stack?: string): Promise<BackendLock[]> {
-    const url = this.options.env.PULUMI_BACKEND_URL ?? "";
-    if (!url.startsWith("file://")) return [];
-    const locksDir = path.join(fileURLToPath(url), ".pulumi", "locks");
     const here = hostname();
+    const judged = (name: string, lock: LockFile, file: string): BackendLock => ({
+      stack: name,
+      pid: lock.pid ?? 0,
+      host: lock.hostname ?? "",
+      since: lock.timestamp,
+      file,
+      owner: lockOwnerState(lock, here, this.options.hostGone),
+    });
+    if (!this.isFileBackend()) {
+      const names = stack === undefined ? [...this.reported.keys()] : [stack];
+      return names.flatMap((name) => (this.reported.get(name) ?? []).map((l) => judged(name, l, l.url)));
+    }
+    const url = this.options.env.PULUMI_BACKEND_URL as string;
+    const locksDir = path.join(fileURLToPath(url), ".pulumi", "locks");
     const found: BackendLock[] = [];
     const walk = async (dir: string): Promise<void> => {
       const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
@@ -364,14 +419,7 @@ export class PulumiEngine implements Engine {
           } catch {
             continue; // removed meanwhile, or being written
           }
-          found.push({
-            stack: path.basename(dir),
-            pid: lock.pid ?? 0,
-            host: lock.hostname ?? "",
-            since: lock.timestamp,
-            file,
-            owner: lockOwnerState(lock, here),
-          });
+          found.push(judged(path.basename(dir), lock, file));
         }
       }
     };
@@ -379,12 +427,31 @@ export class PulumiEngine implements Engine {
     return found;
   }
 
+  /**
+   * Removes the locks whose owner is dead. A file backend's one by one; a shared backend's with
+   * `pulumi cancel` (which removes every lock of the stack), so only when every lock it listed
+   * is dead, and then they are forgotten: a later refusal lists them afresh.
+   */
   async clearStaleLocks(stack?: string): Promise<StaleLock[]> {
-    const stale = (await this.locks(stack)).filter(
-      (l): l is StaleLock => l.owner === "exited" || l.owner === "zombie" || l.owner === "reused",
-    );
-    for (const lock of stale) await fs.rm(lock.file, { force: true });
-    return stale;
+    const all = await this.locks(stack);
+    const stale = all.filter((l): l is StaleLock => DEAD_OWNER.has(l.owner));
+    if (this.isFileBackend()) {
+      for (const lock of stale) await fs.rm(lock.file, { force: true });
+      return stale;
+    }
+    const cleared: StaleLock[] = [];
+    for (const name of new Set(stale.map((l) => l.stack))) {
+      const ofStack = all.filter((l) => l.stack === name);
+      if (!ofStack.every((l) => DEAD_OWNER.has(l.owner))) continue;
+      try {
+        await (await this.stack(name)).cancel();
+      } catch (err) {
+        readable(err);
+      }
+      this.reported.delete(name);
+      cleared.push(...stale.filter((l) => l.stack === name));
+    }
+    return cleared;
   }
 
   async lockHolder(stack: string): Promise<BackendLock | undefined> {

@@ -126,8 +126,11 @@ export interface Engine {
   endOrphanedProcesses(): Promise<number[]>;
 }
 
-/** What became of a lock's owner: `alive`, dead (`exited`, `zombie`, `reused` pid), or unknown. */
-export type LockOwnerState = "alive" | "exited" | "zombie" | "reused" | "other-host";
+/**
+ * What became of a lock's owner: `alive`, dead (`exited`, `zombie`, `reused` pid on this host;
+ * `replica-gone`: another host that only a replica with an expired lease ran on), or unknown.
+ */
+export type LockOwnerState = "alive" | "exited" | "zombie" | "reused" | "replica-gone" | "other-host";
 
 /** A backend lock and its owner. */
 export interface BackendLock {
@@ -137,12 +140,13 @@ export interface BackendLock {
   readonly host: string;
   /** When the lock was taken (ISO time), when recorded. */
   readonly since?: string;
+  /** A file backend's lock file; a shared backend's lock URL, as the CLI showed it. */
   readonly file: string;
   readonly owner: LockOwnerState;
 }
 
-/** A backend lock whose owner process is gone. */
-export type StaleLock = BackendLock & { readonly owner: "exited" | "zombie" | "reused" };
+/** A backend lock whose owner is gone. */
+export type StaleLock = BackendLock & { readonly owner: "exited" | "zombie" | "reused" | "replica-gone" };
 
 /** The stack is locked by another update: retry soon, not a failure. */
 export class StackBusyError extends Error {

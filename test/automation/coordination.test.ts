@@ -159,6 +159,31 @@ describe("Coordinator (fake clock, leases in memory)", () => {
     assert.deepEqual(a.mayStart(ofB[0]), { ok: true }, "b's busy stack after expiry + fence grace");
   });
 
+  it("tells a host gone only when every lease naming it expired and its fence grace passed", async () => {
+    const a = new Coordinator({ replica: "a", host: "node-a", store: store.for("a"), clock, log: silent, ...LEASE });
+    const b = new Coordinator({ replica: "b", host: "node-b", store: store.for("b"), clock, log: silent, ...LEASE });
+    const b2 = new Coordinator({ replica: "b2", host: "node-b", store: store.for("b2"), clock, log: silent, ...LEASE });
+    for (const r of [a, b, b2]) await r.start();
+    running.push(a, b, b2);
+    await clock.advance(10_000);
+    assert.equal(store.leases.get("b")?.host, "node-b", "published in the lease");
+    assert.equal(a.hostGone("node-b"), false, "its replicas are live");
+    assert.equal(a.hostGone("node-x"), false, "no lease named it");
+    assert.equal(a.hostGone("node-a"), false, "never its own host");
+    // kill -9 of b: b2 still runs on node-b.
+    store.cutOff.add("b");
+    await b.stop();
+    await clock.advance(60_000);
+    assert.equal(a.hostGone("node-b"), false, "b2 still runs there");
+    store.cutOff.add("b2");
+    await b2.stop();
+    running = [a];
+    await clock.advance(5_000 + 15_000);
+    assert.equal(a.hostGone("node-b"), false, "b2's lease expired, its fence grace not yet");
+    await clock.advance(30_000);
+    assert.equal(a.hostGone("node-b"), true);
+  });
+
   it("hands a stopped replica's stacks over as soon as the others have settled without it (its lease is deleted)", async () => {
     const [a, b] = await startAll(["a", "b"]);
     await clock.advance(10_000);

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { lockOwnerState } from "../../../automation/engine/pulumiEngine";
+import { lockOwnerState, reportedLocks } from "../../../automation/engine/pulumiEngine";
 import {
   liveness,
   orphanedProcesses,
@@ -76,6 +76,50 @@ describe("process liveness (/proc)", () => {
     );
     const gone = spawnSync("true").pid as number;
     assert.equal(lockOwnerState({ pid: gone, hostname: here, timestamp: now }, here), "exited");
+  });
+
+  it("judges another host's lock dead only when that host ran only replicas that are gone", () => {
+    const here = hostname();
+    const now = new Date().toISOString();
+    const gone = (host: string) => host === "node-7";
+    assert.equal(lockOwnerState({ pid: 12, hostname: "node-7", timestamp: now }, here, gone), "replica-gone");
+    assert.equal(lockOwnerState({ pid: 12, hostname: "node-8", timestamp: now }, here, gone), "other-host");
+    assert.equal(
+      lockOwnerState({ pid: 12, hostname: "node-7", timestamp: now }, here),
+      "other-host",
+      "no replicas known",
+    );
+    // This host's locks are judged by their pid, whatever the replicas say.
+    assert.equal(
+      lockOwnerState({ pid: process.pid, hostname: here, timestamp: now }, here, () => true),
+      "alive",
+    );
+  });
+
+  it("reads the locks a shared backend lists when it refuses an update (masked URL, user, host, pid, time)", () => {
+    const message = [
+      "code: 255",
+      " stdout: ",
+      " stderr: error: the stack is currently locked by 2 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.",
+      "  postgres://****:****@127.0.0.1:5432/g8s/.pulumi/locks/organization/fixture/s1/7b1c.json: created by root@node-7 (pid 4711) at 2026-12-02T07:01:02Z",
+      "  postgres://****:****@127.0.0.1:5432/g8s/.pulumi/locks/organization/fixture/s1/9e2a.json: created by @pod-g8s-1 (pid 12) at 2026-12-02T07:05:00+01:00",
+      "",
+    ].join("\n");
+    assert.deepEqual(reportedLocks(message), [
+      {
+        url: "postgres://****:****@127.0.0.1:5432/g8s/.pulumi/locks/organization/fixture/s1/7b1c.json",
+        hostname: "node-7",
+        pid: 4711,
+        timestamp: "2026-12-02T07:01:02Z",
+      },
+      {
+        url: "postgres://****:****@127.0.0.1:5432/g8s/.pulumi/locks/organization/fixture/s1/9e2a.json",
+        hostname: "pod-g8s-1",
+        pid: 12,
+        timestamp: "2026-12-02T07:05:00+01:00",
+      },
+    ]);
+    assert.deepEqual(reportedLocks("error: another update is in progress"), []);
   });
 
   it("finds marked processes whose driver died, with their children; leaves drivers and our children alone", async () => {
