@@ -5,7 +5,7 @@
 # from pinned Go modules and the node image (npm run toolchain: only what is missing or whose
 # inputs changed; debootstrap and qemu-utils are installed first when missing) and,
 # with --tests, Debian's cloud-init (its schema validator checks the rendered node bootstrap),
-# prometheus (promtool tests the alert rules) and faketime.
+# prometheus (promtool tests the alert rules), faketime and PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -41,6 +41,23 @@ if [ "${1:-}" = "--tests" ] && { ! command -v promtool >/dev/null || [ ! -e /usr
     { apt-get update && apt-get install -y --no-install-recommends prometheus faketime; } >&2
   else
     say "missing: sudo apt-get install prometheus faketime (alert rule and renewal tests)"
+    exit 1
+  fi
+fi
+
+# PostgreSQL: the replicas test (test/scale) starts its own server on loopback as the shared
+# backend. Only the binaries are wanted: a cluster the package creates and starts is stopped.
+if [ "${1:-}" = "--tests" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's PostgreSQL (the shared backend of the replicas test)"
+    { apt-get update && apt-get install -y --no-install-recommends postgresql; } >&2
+    if command -v pg_lsclusters >/dev/null; then
+      pg_lsclusters --no-header 2>/dev/null | while read -r version cluster _ status _; do
+        [ "$status" = online ] && pg_ctlcluster "$version" "$cluster" stop >&2 || true
+      done
+    fi
+  else
+    say "missing: sudo apt-get install postgresql (the replicas test's shared backend)"
     exit 1
   fi
 fi

@@ -167,11 +167,12 @@ export interface ReportedLock extends LockFile {
  * shared backend (postgres://, s3://) tells of its locks without a client of its own.
  */
 export function reportedLocks(message: string): ReportedLock[] {
-  const found: ReportedLock[] = [];
+  // Once each: a failed command's message holds the error as printed to stdout and to stderr.
+  const found = new Map<string, ReportedLock>();
   for (const m of message.matchAll(/^\s+(\S+): created by .*@([^@\s]+) \(pid (\d+)\) at (\S+)\s*$/gm)) {
-    found.push({ url: m[1], hostname: m[2], pid: Number(m[3]), timestamp: m[4] });
+    found.set(m[1], { url: m[1], hostname: m[2], pid: Number(m[3]), timestamp: m[4] });
   }
-  return found;
+  return [...found.values()];
 }
 
 const DEAD_OWNER = new Set<LockOwnerState>(["exited", "zombie", "reused", "replica-gone"]);

@@ -113,11 +113,13 @@ export interface Engine {
   /** Drops pending operations from the stack's state (only on explicit request). */
   clearPendingOperations(stack: string): Promise<void>;
   /**
-   * Removes backend locks held by processes on this host that no longer run (exited, zombie,
-   * or a pid now used by a younger process): all of them, or one stack's.
+   * Removes backend locks whose owner is dead: a process on this host that no longer runs
+   * (exited, zombie, or a pid now used by a younger process), or a replica on another host whose
+   * lease expired (replica-gone). All of them, or one stack's. A shared backend's locks are known
+   * from the last update it refused (file backends are read).
    */
   clearStaleLocks(stack?: string): Promise<StaleLock[]>;
-  /** Who holds the stack's backend lock now, if anyone (file backends; others say undefined). */
+  /** Who holds the stack's backend lock, if anyone knows (a shared backend: as its last refusal said). */
   lockHolder(stack: string): Promise<BackendLock | undefined>;
   /**
    * Ends engine processes (language hosts, provider plugins, programs) that a killed engine

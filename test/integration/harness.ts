@@ -105,11 +105,12 @@ export function writeFixtureStack(
   return file;
 }
 
-export async function openStack(sandbox: Sandbox, stack: string): Promise<Stack> {
+/** The stack through the Automation API, on the sandbox's backend unless `env` names another. */
+export async function openStack(sandbox: Sandbox, stack: string, env: Record<string, string> = {}): Promise<Stack> {
   const pulumiCommand = await PulumiCommand.get({ root: sandbox.cli.root, skipVersionCheck: false });
   return LocalWorkspace.createOrSelectStack(
     { stackName: stack, workDir: sandbox.projectDir },
-    { pulumiCommand, envVars: sandbox.env },
+    { pulumiCommand, envVars: { ...sandbox.env, ...env } },
   );
 }
 

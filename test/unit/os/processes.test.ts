@@ -103,6 +103,8 @@ describe("process liveness (/proc)", () => {
       " stderr: error: the stack is currently locked by 2 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.",
       "  postgres://****:****@127.0.0.1:5432/g8s/.pulumi/locks/organization/fixture/s1/7b1c.json: created by root@node-7 (pid 4711) at 2026-12-02T07:01:02Z",
       "  postgres://****:****@127.0.0.1:5432/g8s/.pulumi/locks/organization/fixture/s1/9e2a.json: created by @pod-g8s-1 (pid 12) at 2026-12-02T07:05:00+01:00",
+      // The CLI prints the error to stdout and stderr: the message holds both.
+      "  postgres://****:****@127.0.0.1:5432/g8s/.pulumi/locks/organization/fixture/s1/7b1c.json: created by root@node-7 (pid 4711) at 2026-12-02T07:01:02Z",
       "",
     ].join("\n");
     assert.deepEqual(reportedLocks(message), [
