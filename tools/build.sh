@@ -7,6 +7,7 @@
 #   kubernetes-node    .tools/bin/kubelet, kubeadm, kubectl, kube-proxy (tools/kubernetes)
 #   crictl             .tools/bin/crictl                           (tools/cri-tools)
 #   kwok               .tools/bin/kwok + .tools/share/kwok/stages/ (tools/kwok)
+#   helm               .tools/bin/helm                             (tools/helm: renders charts/g8s)
 #   pulumi-kubernetes  .tools/bin/pulumi-resource-kubernetes       (tools/pulumi-kubernetes)
 #   pause              .tools/share/node-bin/pause                 (pause.c of k8s.io/kubernetes)
 #   coredns            .tools/share/node-bin/coredns               (tools/coredns)
@@ -41,7 +42,7 @@ SHARE="$TOOLS_OUT/share"
 STAMPS="$TOOLS_OUT/stamps"
 # node-image after the tools whose binaries and image archives it copies; qemu-node last: it
 # packs the node image's disk.
-ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni kvm-device-plugin node-images node-image qemu-node)
+ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok helm pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni kvm-device-plugin node-images node-image qemu-node)
 NODE_BIN="$SHARE/node-bin"
 CNI_BIN="$SHARE/cni/bin"
 NODE_IMAGES="$SHARE/node-images"
@@ -393,6 +394,27 @@ build_crictl() {
   version_ok "crictl version $v" "$BIN/crictl" --version
   echo "$hash" >"$STAMPS/crictl"
   log "crictl $v: $(size_of "$BIN/crictl") in $BIN/crictl"
+}
+
+# Helm renders and lints the reconciler's chart (charts/g8s) in the tests.
+build_helm() {
+  local dir="$HERE/helm" hash v kv
+  v="$(mod_version helm.sh/helm/v3 "$dir/go.mod")"
+  hash="$(input_hash helm "$dir")"
+  if up_to_date helm "$hash" "$BIN/helm"; then
+    log "helm $v: cached"
+    return
+  fi
+  # The Kubernetes version charts see without a cluster: its client-go's (v0.37 -> 1.37), as
+  # helm's own Makefile stamps it; unstamped it says 1.20.
+  kv="$(mod_version k8s.io/client-go "$dir/go.mod" | sed 's/^v0\.\([0-9]*\)\..*/\1/')"
+  go_tools helm "$v" "$dir" "$BIN" "-s -w -X helm.sh/helm/v3/internal/version.version=$v \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$kv \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$kv" \
+    helm=helm.sh/helm/v3/cmd/helm
+  version_ok "$v" "$BIN/helm" version --template '{{.Version}}'
+  echo "$hash" >"$STAMPS/helm"
+  log "helm $v: $(size_of "$BIN/helm") in $BIN/helm"
 }
 
 # The pause container's binary: pause.c of the pinned k8s.io/kubernetes module
@@ -798,6 +820,11 @@ write_versions() {
         built kwok "$(input_hash kwok "$HERE/kwok")" "$BIN/kwok" || continue
         v="$(mod_version sigs.k8s.io/kwok "$HERE/kwok/go.mod")"
         entry="{ \"version\": \"${v#v}\", \"bin\": [\"bin/kwok\"], \"stages\": \"share/kwok/stages\" }"
+        ;;
+      helm)
+        built helm "$(input_hash helm "$HERE/helm")" "$BIN/helm" || continue
+        v="$(mod_version helm.sh/helm/v3 "$HERE/helm/go.mod")"
+        entry="{ \"version\": \"${v#v}\", \"bin\": [\"bin/helm\"] }"
         ;;
       pulumi-kubernetes)
         built pulumi-kubernetes "$(input_hash pulumi-kubernetes "$HERE/pulumi-kubernetes")" "$BIN/pulumi-resource-kubernetes" || continue
