@@ -40,6 +40,11 @@ export interface StartOptions {
   readonly slowReaper?: boolean;
   /** Extra environment for the daemon (KUBECONFIG of a host cluster). */
   readonly env?: Record<string, string>;
+  /**
+   * Run `node <nodeFlags> bin/g8s.js` instead of bin/g8s.js through its shebang (which carries
+   * the daemon's V8 flags): `[]` is a daemon with Node.js's defaults (a benchmark's baseline).
+   */
+  readonly nodeFlags?: readonly string[];
 }
 
 export async function startDaemon(
@@ -51,6 +56,7 @@ export async function startDaemon(
   const command = [
     ...supervisor,
     // As users run it: through its shebang, with the daemon's Node.js flags.
+    ...(options.nodeFlags ? [process.execPath, ...options.nodeFlags] : []),
     path.join(PROJECT_ROOT, "bin/g8s.js"),
     "daemon",
     "--project-dir",
