@@ -20,22 +20,26 @@ async function round(variant: Variant): Promise<{ inSync: number[]; corrected: n
   try {
     for (const name of ["s1", "s2", "s3"]) writeFixtureStack(sandbox, name, { a: `${name}-a` }, RECONCILE);
     const daemon = await startDaemon(sandbox, [], variant === "Node.js defaults" ? { nodeFlags: [] } : {});
-    await waitFor(
-      "three stacks in sync",
-      async () => {
-        const stacks = await daemon.stacks();
-        return stacks.length === 3 && stacks.every((s) => s.phase === "in-sync" && s.lastPass) ? true : undefined;
-      },
-      240_000,
-    );
-    const from = daemon.logs.length;
-    const end = Date.now() + ROUND_MS;
-    let n = 0;
-    while (Date.now() < end) {
-      writeRecord(sandbox, "s2", "a", `changed by hand ${n++}`);
-      await new Promise((resolve) => setTimeout(resolve, 10_000));
+    let from = 0;
+    try {
+      await waitFor(
+        "three stacks in sync",
+        async () => {
+          const stacks = await daemon.stacks();
+          return stacks.length === 3 && stacks.every((s) => s.phase === "in-sync" && s.lastPass) ? true : undefined;
+        },
+        240_000,
+      );
+      from = daemon.logs.length;
+      const end = Date.now() + ROUND_MS;
+      let n = 0;
+      while (Date.now() < end) {
+        writeRecord(sandbox, "s2", "a", `changed by hand ${n++}`);
+        await new Promise((resolve) => setTimeout(resolve, 10_000));
+      }
+    } finally {
+      await daemon.stop();
     }
-    await daemon.stop();
     const passes = daemon.logs
       .slice(from)
       .filter((l) => typeof l.outcome === "string" && typeof l.durationMs === "number");

@@ -33,15 +33,17 @@ async function measure(variant: Variant, stacks: number): Promise<number> {
       env,
       ...(variant === "compiled, Node.js defaults" ? { nodeFlags: [] } : {}),
     }); // info: startDaemon waits for "listening"
-    const ran = daemon.logs.find((l) => l.msg === "g8s daemon listening")?.runtime;
-    if (ran !== runtime) throw new Error(`asked for the ${runtime} daemon, got ${String(ran)}: run npm run build`);
-    await waitFor("discovery", async () => ((await daemon.stacks()).length === stacks ? true : undefined), 300_000);
-    await new Promise((resolve) => setTimeout(resolve, 3000)); // a few discovery cycles
-    await daemon.stacks();
-    await daemon.metrics();
-    const rss = rssMiB(daemon.proc.pid as number);
-    await daemon.stop();
-    return rss;
+    try {
+      const ran = daemon.logs.find((l) => l.msg === "g8s daemon listening")?.runtime;
+      if (ran !== runtime) throw new Error(`asked for the ${runtime} daemon, got ${String(ran)}: run npm run build`);
+      await waitFor("discovery", async () => ((await daemon.stacks()).length === stacks ? true : undefined), 300_000);
+      await new Promise((resolve) => setTimeout(resolve, 3000)); // a few discovery cycles
+      await daemon.stacks();
+      await daemon.metrics();
+      return rssMiB(daemon.proc.pid as number);
+    } finally {
+      await daemon.stop();
+    }
   } finally {
     sandbox.dispose();
   }

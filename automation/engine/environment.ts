@@ -54,6 +54,12 @@ export function engineEnvironment(options: EngineEnvironmentOptions): Record<str
   if (options.passphrase !== undefined) env.PULUMI_CONFIG_PASSPHRASE = options.passphrase;
   else if (options.passphraseFile !== undefined) env.PULUMI_CONFIG_PASSPHRASE_FILE = options.passphraseFile;
   env.PATH = [...options.pathPrepend, options.base.PATH ?? ""].filter((p) => p !== "").join(path.delimiter);
+  // The pinned CLI's PostgreSQL backend deadlocks when its parallel stack reads (10 by default)
+  // reach its connection limit (2 × GOMAXPROCS: 4 on 2 cores): a listing keeps a connection for
+  // its rows and needs another for each row's size. `stack ls` over 9 stacks hung for good here.
+  // One read at a time needs two connections at most, and the limit is never under two.
+  if (/^postgres(ql)?:\/\//.test(env.PULUMI_BACKEND_URL) && env.PULUMI_DIY_BACKEND_PARALLEL === undefined)
+    env.PULUMI_DIY_BACKEND_PARALLEL = "1";
   return env;
 }
 

@@ -7,9 +7,11 @@
 import * as assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import * as path from "node:path";
+import { engineEnvironment, PROJECT_ROOT } from "../../automation/engine";
 import { PulumiEngine } from "../../automation/engine/pulumiEngine";
 import { StackBusyError } from "../../automation/reconciler/types";
-import { createSandbox, readRecord, writeFixtureStack, type Sandbox } from "./harness";
+import { createSandbox, readRecord, TEST_PASSPHRASE, writeFixtureStack, type Sandbox } from "./harness";
+import { endEngineProcesses } from "./daemon";
 import { startPostgres, type Postgres } from "./postgres";
 
 describe("engine on a shared PostgreSQL backend", function () {
@@ -27,12 +29,21 @@ describe("engine on a shared PostgreSQL backend", function () {
       projectDir: sandbox.projectDir,
       workspaceDir: path.join(sandbox.root, "workspace"),
       cli: sandbox.cli,
-      env: { ...sandbox.env, PULUMI_BACKEND_URL: postgres.url },
+      // As the daemon makes it for a postgres:// backend.
+      env: engineEnvironment({
+        stateDir: sandbox.stateDir,
+        backendUrl: postgres.url,
+        passphrase: TEST_PASSPHRASE,
+        pathPrepend: [sandbox.cli.binDir, path.join(PROJECT_ROOT, "node_modules/.bin")],
+        base: process.env,
+      }),
       hostGone: (host) => gone.has(host),
     });
   });
 
   after(async () => {
+    // A CLI still waiting for a connection (the deadlock above) ends with the test.
+    if (sandbox) endEngineProcesses(sandbox);
     await postgres?.stop();
     sandbox?.dispose();
   });
@@ -75,5 +86,28 @@ describe("engine on a shared PostgreSQL backend", function () {
     const up = await engine.upRefresh("p1", options());
     assert.equal(up.resourceChanges.update, 1, JSON.stringify(up.resourceChanges));
     assert.equal(readRecord(sandbox, "p1", "a"), "2");
+  });
+
+  it("lists ten stacks with histories, again and again (the backend's pool deadlocked on parallel reads)", async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `m${i}`);
+    for (const name of names) {
+      writeFixtureStack(sandbox, name, { a: name });
+      await engine.upRefresh(name, options());
+    }
+    for (let round = 0; round < 3; round++) {
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error("pulumi stack ls hung: the PostgreSQL backend's connection pool deadlocked")),
+          60_000,
+        );
+      });
+      try {
+        const listed = await Promise.race([engine.listStacks(), hung]);
+        assert.deepEqual(listed.sort(), ["p1", ...names].sort());
+      } finally {
+        clearTimeout(timer);
+      }
+    }
   });
 });
