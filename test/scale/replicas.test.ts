@@ -1,16 +1,21 @@
 /**
  * Three `g8s daemon --coordination kubernetes` processes over nine fixture stacks on one shared
- * file backend, coordinating through Leases on the host cluster's kube-apiserver: each stack is
- * reconciled by exactly one replica, its owner; `kill -9` of one moves its stacks to the others;
- * no two replicas ever run one stack at once (from every pass's start and end in their logs).
+ * PostgreSQL backend (Debian's server, started on loopback by the test), coordinating through
+ * Leases on the host cluster's kube-apiserver: each stack is reconciled by exactly one replica,
+ * its owner; `kill -9` of one moves its stacks to the others; no two replicas ever run one stack
+ * at once (from every pass's start and end in their logs); a lock a dead replica on another host
+ * left in the backend is cleared once that replica's lease expired, and only then.
  */
 import * as assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import { pathToFileURL } from "node:url";
 import { ownerOf } from "../../automation/coordination/rendezvous";
 import { startDaemon, waitFor, type DaemonProcess } from "../integration/daemon";
 import { createSandbox, hostDown, hostUp, openStack, writeFixtureStack, type Sandbox } from "../integration/harness";
+import { startPostgres, type Postgres } from "../integration/postgres";
+
+const KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
 
 const REPLICAS = ["r0", "r1", "r2"];
 const STACKS = Array.from({ length: 9 }, (_, i) => `s${i}`);
@@ -52,9 +57,10 @@ function overlaps(passes: readonly Pass[]): string[] {
   return found;
 }
 
-describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, one file backend)", function () {
+describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, one PostgreSQL backend)", function () {
   this.timeout(900_000);
   let sandbox: Sandbox;
+  let postgres: Postgres;
   let hostDir: string;
   let kubeconfig: string;
   const daemons = new Map<string, DaemonProcess>();
@@ -64,11 +70,9 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
     sandbox = await createSandbox("g8s-replicas");
     hostDir = path.join(sandbox.root, "host");
     kubeconfig = hostUp(hostDir);
-    const ns = spawnSync(
-      "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
-      ["--kubeconfig", kubeconfig, "create", "namespace", "g8s-system"],
-      { encoding: "utf8" },
-    );
+    const ns = spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, "create", "namespace", "g8s-system"], {
+      encoding: "utf8",
+    });
     assert.equal(ns.status, 0, ns.stderr);
     for (const stack of STACKS)
       writeFixtureStack(
@@ -77,7 +81,8 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
         { a: "1" },
         { "g8s:reconcile": { mode: "correct", interval: `${INTERVAL_SECONDS}s` } },
       );
-    const backend = pathToFileURL(path.join(sandbox.stateDir, "backend")).href;
+    postgres = await startPostgres();
+    const backend = postgres.url;
     for (const replica of REPLICAS) {
       const daemon = await startDaemon(
         sandbox,
@@ -96,6 +101,8 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
           "2",
           "--shutdown-grace",
           "5s",
+          "--busy-retry",
+          "3s",
           "--offline",
         ],
         { env: { KUBECONFIG: kubeconfig } },
@@ -128,6 +135,7 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
   after(async () => {
     for (const d of daemons.values()) await d.stop().catch(() => undefined);
     if (hostDir) hostDown(hostDir);
+    await postgres?.stop();
     sandbox?.dispose();
   });
 
@@ -195,11 +203,91 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
     assert.deepEqual(overlaps(all()), []);
   });
 
+  it("clears a lock a replica on a lost host left in the backend once its lease expired, and not before", async () => {
+    const survivors = ["r0", "r2"];
+    const ghost = "r9";
+    // A stack whose owner is the same whether or not the ghost's lease counts.
+    const stack = STACKS.find((s) => ownerOf(s, survivors) === ownerOf(s, [...survivors, ghost])) as string;
+    const owner = daemons.get(ownerOf(stack, survivors) as string) as DaemonProcess;
+    assert.ok(
+      Number(
+        postgres.sql(`SELECT count(*) FROM pulumi_state WHERE key LIKE '${postgres.keys}/stacks/store/${stack}.%'`),
+      ) > 0,
+      "the backend keeps the stack where its locks are looked for",
+    );
+    // The ghost's lease, renewed just now on host node-lost: live for 30 s (longer than the
+    // replicas' own, so the update meets its lock while it is live), then expired.
+    const ghostLeaseSeconds = 30;
+    const lease = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        name: `g8s-${ghost}`,
+        namespace: "g8s-system",
+        labels: { "g8s.io/reconciler": "true" },
+        annotations: { "g8s.io/busy": "[]", "g8s.io/host": "node-lost" },
+      },
+      spec: {
+        holderIdentity: ghost,
+        leaseDurationSeconds: ghostLeaseSeconds,
+        renewTime: new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z"),
+      },
+    };
+    const created = spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, "create", "-f", "-"], {
+      input: JSON.stringify(lease),
+      encoding: "utf8",
+    });
+    assert.equal(created.status, 0, created.stderr);
+    // ...and the lock it held when its host was lost, as the Pulumi CLI writes one.
+    const plantedAt = Date.now();
+    const key = `${postgres.keys}/locks/organization/store/${stack}/${randomUUID()}.json`;
+    const content = { pid: 4242, username: "g8s", hostname: "node-lost", timestamp: new Date(plantedAt).toISOString() };
+    const blob = JSON.stringify({ data: Buffer.from(JSON.stringify(content)).toString("base64") });
+    postgres.sql(`INSERT INTO pulumi_state (key, data) VALUES ('${key}', '${blob}')`);
+    const lockRows = () => Number(postgres.sql(`SELECT count(*) FROM pulumi_state WHERE key = '${key}'`));
+    assert.equal(lockRows(), 1);
+
+    // A change to the stack needs an update, which the lock holds up.
+    writeFixtureStack(
+      sandbox,
+      stack,
+      { a: "2" },
+      { "g8s:reconcile": { mode: "correct", interval: `${INTERVAL_SECONDS}s` } },
+    );
+    const cleared = await waitFor(
+      "the owner to clear the dead replica's lock",
+      async () => owner.logs.find((l) => l.msg === "cleared a stale backend lock" && l.stack === stack),
+      120_000,
+    );
+    const clearedAt = Date.parse(String(cleared.time));
+    assert.equal(cleared.ownerState, "replica-gone");
+    assert.equal(cleared.ownerHost, "node-lost");
+    const floor = (ghostLeaseSeconds + 5) * 1000; // its lease duration + fence grace (the shutdown grace)
+    console.log(
+      `      the lock was cleared ${((clearedAt - plantedAt) / 1000).toFixed(1)} s after it was left (no sooner than ${floor / 1000} s)`,
+    );
+    assert.ok(clearedAt - plantedAt >= floor, `cleared after ${clearedAt - plantedAt} ms`);
+    const busy = owner.logs.filter(
+      (l) => l.msg === "stack busy: retrying soon" && l.stack === stack && Date.parse(String(l.time)) > plantedAt,
+    );
+    assert.ok(busy.length > 0, "the update waited on the lock while the ghost's lease was live");
+    assert.equal(lockRows(), 0);
+    await waitFor(
+      "the change applied after the lock was cleared",
+      async () =>
+        passesOf("owner", owner).some((p) => p.stack === stack && p.start > clearedAt && p.outcome === "corrected")
+          ? true
+          : undefined,
+      120_000,
+    );
+    spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, "-n", "g8s-system", "delete", "lease", `g8s-${ghost}`]);
+  });
+
   it("leaves every stack's state exportable with its history intact", async () => {
     for (const d of daemons.values()) await d.stop();
     daemons.clear();
     for (const stack of STACKS) {
-      const handle = await openStack(sandbox, stack);
+      const handle = await openStack(sandbox, stack, { PULUMI_BACKEND_URL: postgres.url });
       const state = await handle.exportStack();
       assert.ok((state.deployment as { resources?: unknown[] }).resources?.length, `${stack} has resources`);
       const history = await handle.history();
