@@ -2,8 +2,9 @@
  * The coordinator's leases as `coordination.k8s.io/v1` Leases, one per replica, in one
  * namespace: `holderIdentity` is the replica, `renewTime` its clock at renewal,
  * `leaseDurationSeconds` the duration, the annotation `g8s.io/busy` the stacks it runs (a JSON
- * array) and `g8s.io/host` the host it runs on. Writes use the object's `resourceVersion`, so the API server refuses a write over a
- * version this replica has not seen (409): the optimistic concurrency the coordinator relies on.
+ * array) and `g8s.io/host` the host it runs on. Writes use the object's `resourceVersion`, so the
+ * API server refuses a write over a version this replica has not seen (409): the optimistic
+ * concurrency the coordinator relies on.
  */
 import type { KubeApi } from "../host/https";
 import type { LeaseRecord, LeaseStore, OwnLease } from "./coordinator";

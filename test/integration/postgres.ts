@@ -5,6 +5,7 @@
  * root the server runs as the `postgres` user Debian's package creates.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -19,6 +20,11 @@ export interface Postgres {
   readonly keys: string;
   /** Runs SQL in the state database as the g8s role; its output (unaligned, tuples only). */
   sql(statement: string): string;
+  /**
+   * Writes a lock on a stack of the project as the Pulumi CLI does (a row holding the base64 of
+   * its JSON), as if taken by `pid` on `hostname` at `at`; returns its key.
+   */
+  plantLock(project: string, stack: string, owner: { pid: number; hostname: string; at: Date }): string;
   stop(): Promise<void>;
 }
 
@@ -115,6 +121,13 @@ export async function startPostgres(): Promise<Postgres> {
     pid: server.pid as number,
     keys: `${DATABASE}/.pulumi`,
     sql: (statement) => client(DATABASE, statement),
+    plantLock: (project, stack, owner) => {
+      const key = `${DATABASE}/.pulumi/locks/organization/${project}/${stack}/${randomUUID()}.json`;
+      const content = { pid: owner.pid, username: USER, hostname: owner.hostname, timestamp: owner.at.toISOString() };
+      const blob = JSON.stringify({ data: Buffer.from(JSON.stringify(content)).toString("base64") });
+      client(DATABASE, `INSERT INTO pulumi_state (key, data) VALUES ('${key}', '${blob}')`);
+      return key;
+    },
     stop: async () => {
       if (server.exitCode === null && server.signalCode === null) {
         server.kill("SIGINT"); // fast shutdown

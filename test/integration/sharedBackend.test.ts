@@ -5,7 +5,6 @@
  * cleared once its replicas are gone.
  */
 import * as assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import * as path from "node:path";
 import { engineEnvironment, PROJECT_ROOT } from "../../automation/engine";
 import { PulumiEngine } from "../../automation/engine/pulumiEngine";
@@ -59,10 +58,7 @@ describe("engine on a shared PostgreSQL backend", function () {
 
   it("clears a lost replica's lock only once its host is gone, then updates", async () => {
     // The lock a replica on node-lost held when that host was lost, as the Pulumi CLI writes one.
-    const key = `${postgres.keys}/locks/organization/store/p1/${randomUUID()}.json`;
-    const content = { pid: 4242, username: "g8s", hostname: "node-lost", timestamp: new Date().toISOString() };
-    const blob = JSON.stringify({ data: Buffer.from(JSON.stringify(content)).toString("base64") });
-    postgres.sql(`INSERT INTO pulumi_state (key, data) VALUES ('${key}', '${blob}')`);
+    postgres.plantLock("store", "p1", { pid: 4242, hostname: "node-lost", at: new Date() });
     const locks = () =>
       Number(postgres.sql(`SELECT count(*) FROM pulumi_state WHERE key LIKE '${postgres.keys}/locks/%'`));
 

@@ -7,7 +7,6 @@
  * left in the backend is cleared once that replica's lease expired, and only then.
  */
 import * as assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { ownerOf } from "../../automation/coordination/rendezvous";
@@ -240,10 +239,7 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
     assert.equal(created.status, 0, created.stderr);
     // ...and the lock it held when its host was lost, as the Pulumi CLI writes one.
     const plantedAt = Date.now();
-    const key = `${postgres.keys}/locks/organization/store/${stack}/${randomUUID()}.json`;
-    const content = { pid: 4242, username: "g8s", hostname: "node-lost", timestamp: new Date(plantedAt).toISOString() };
-    const blob = JSON.stringify({ data: Buffer.from(JSON.stringify(content)).toString("base64") });
-    postgres.sql(`INSERT INTO pulumi_state (key, data) VALUES ('${key}', '${blob}')`);
+    const key = postgres.plantLock("store", stack, { pid: 4242, hostname: "node-lost", at: new Date(plantedAt) });
     const lockRows = () => Number(postgres.sql(`SELECT count(*) FROM pulumi_state WHERE key = '${key}'`));
     assert.equal(lockRows(), 1);
 
