@@ -5,7 +5,7 @@
  * 1. MTTR of a host-object change (`kubectl scale` of the masters' StatefulSet) under a running
  *    daemon, interval 10 s, polling alone and with the host watch (`--watch kubernetes`);
  *    baseline: interval + the daemon's own `up --refresh` (p50); events against their target
- *    (the corrective pass + 3 s).
+ *    (each sample's correcting up + 3 s). MTTR is the object put back, as kubectl sees it.
  * 2. One detection pass (`g8s reconcile --once`, mode detect, in sync) against a bare
  *    `pulumi preview --refresh` of the same stack.
  * 3. Engine time per stack-hour: g8s's preview-first pass on an in-sync stack against a full
@@ -72,28 +72,40 @@ async function main(): Promise<void> {
       const mttr: number[] = [];
       const passes: number[] = [];
       const corrections: number[] = [];
+      const slack: number[] = [];
       for (let i = 0; i < SAMPLES; i++) {
         kubectl("scale", "statefulset", "master", "--replicas=3");
         const injected = Date.now();
-        const status = await waitFor(
+        // Recovery is the object put back, seen from outside; the pass is recorded a little later.
+        const restored = await waitFor(
           "the masters scaled back",
+          async () =>
+            kubectl("get", "statefulset", "master", "-o", "jsonpath={.spec.replicas}") === "1" ? Date.now() : undefined,
+          300_000,
+          100,
+        );
+        const status = await waitFor(
+          "the corrective pass recorded",
           async () => {
             const s = await daemon.stack(STACK);
-            const corrected = s.lastDrift && Date.parse(s.lastDrift.startedAt) >= injected - 1000;
-            return corrected && kubectl("get", "statefulset", "master", "-o", "jsonpath={.spec.replicas}") === "1"
-              ? s
-              : undefined;
+            return s.lastDrift && Date.parse(s.lastDrift.startedAt) >= injected - 1000 ? s : undefined;
           },
-          300_000,
+          120_000,
         );
-        mttr.push(Date.now() - injected);
-        if (status.lastDrift?.correctMs !== undefined) corrections.push(status.lastDrift.correctMs);
+        mttr.push(restored - injected);
+        const up = status.lastDrift?.correctMs;
+        if (up !== undefined) {
+          corrections.push(up);
+          slack.push(restored - injected - up - 3000);
+        }
         if (status.lastDrift) passes.push(status.lastDrift.durationMs);
-        process.stdout.write(`  ${label} sample ${i + 1}: ${seconds(mttr[i])}\n`);
+        process.stdout.write(
+          `  ${label} sample ${i + 1}: ${seconds(mttr[i])} (up ${up === undefined ? "?" : seconds(up)}, preview first: ${status.lastDrift?.direct !== true})\n`,
+        );
         await inSync();
       }
       await daemon.stop();
-      return { mttr, pass: percentile(passes, 50), up: percentile(corrections, 50) };
+      return { mttr, pass: percentile(passes, 50), up: percentile(corrections, 50), slack: Math.max(...slack) };
     };
     const polling = await measure("polling", []);
     const events = await measure("events", ["--watch", "kubernetes"]);
@@ -106,11 +118,9 @@ async function main(): Promise<void> {
       ["polling p50 / baseline", ratio(percentile(polling.mttr, 50), baseline)],
       ["events (--watch kubernetes): p50", seconds(percentile(events.mttr, 50))],
       ["events: max", seconds(Math.max(...events.mttr))],
-      ["events: the corrective pass (p50: refresh, preview, up)", seconds(events.pass)],
-      [
-        "events max − (corrective pass + 3 s): ≤ 0 meets the target",
-        seconds(Math.max(...events.mttr) - events.pass - 3000),
-      ],
+      ["events: the corrective pass (p50; the change is corrected at once, no preview)", seconds(events.pass)],
+      ["events: its up --refresh (p50)", seconds(events.up)],
+      ["events: worst of (MTTR − (its up + 3 s)); ≤ 0 meets the target", seconds(events.slack)],
       ["events p50 / polling p50", ratio(percentile(events.mttr, 50), percentile(polling.mttr, 50))],
     ]);
 

@@ -59,6 +59,7 @@ export interface PulumiEngineOptions {
 }
 
 /** Engine operations that are not a change. */
+const PROVIDER_TYPE = "pulumi:providers:";
 const NOT_A_CHANGE = new Set(["same", "refresh", "read", "discard", "import"]);
 const REPLACE_STEPS = new Set([
   "replace",
@@ -112,6 +113,10 @@ export function driftFromEvents(events: readonly EngineEvent[]): ResourceDrift[]
   for (const event of events) {
     const meta = event.resourcePreEvent?.metadata;
     if (!meta || NOT_A_CHANGE.has(meta.op)) continue;
+    // A provider is configuration, not something managed: an update's events show its default
+    // provider as updated when its inputs (the stack's config) are diffed again, and the update's
+    // change summary does not count it (seen on the KVM stack: `update default`, summary update 1).
+    if (meta.type.startsWith(PROVIDER_TYPE)) continue;
     const name = meta.urn.split("::").pop() ?? meta.urn;
     const earlier = drift.get(meta.urn);
     // A replacement shows as several steps (create-replacement, replace, delete-replaced): one entry.
@@ -265,6 +270,7 @@ export class PulumiEngine implements Engine {
   }
 
   async upRefresh(name: string, options: OperationOptions): Promise<UpResult> {
+    const events: EngineEvent[] = [];
     try {
       const stack = await this.stack(name);
       const result = await stack.up({
@@ -272,8 +278,9 @@ export class PulumiEngine implements Engine {
         signal: options.signal,
         color: "never",
         policyPacks: this.options.policyPacks ? [...this.options.policyPacks] : undefined,
+        onEvent: (e) => void events.push(e),
       });
-      return { resourceChanges: { ...(result.summary.resourceChanges ?? {}) } };
+      return { resourceChanges: { ...(result.summary.resourceChanges ?? {}) }, drift: driftFromEvents(events) };
     } catch (err) {
       return this.translate(name, options, err);
     }

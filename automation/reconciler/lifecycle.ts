@@ -51,6 +51,14 @@ export interface StackState {
    * behind every check that fell due in the same moment.
    */
   readonly urgent: boolean;
+  /** A change to what the stack manages was noticed since its last pass began (`changeNoticed`). */
+  readonly changed?: boolean;
+  /**
+   * The stack file hash of the last pass that previewed the desired state and found it in sync
+   * or corrected it: a noticed change to the same desired state is corrected at once (pass.ts
+   * `correctsAtOnce`). Cleared by a blocked or invalid outcome and by a new checkout.
+   */
+  readonly judged?: string;
 }
 
 /** Retry settings the outcome of a pass is judged by. */
@@ -228,7 +236,7 @@ export function enqueued(state: StackState): StackState {
 
 /** A worker took the stack: whatever made it urgent is being done. */
 export function started(state: StackState): StackState {
-  return { ...withStatus(state, { phase: "running", nextRunAt: undefined }), urgent: false };
+  return { ...withStatus(state, { phase: "running", nextRunAt: undefined }), urgent: false, changed: false };
 }
 
 /** Shutdown: a stack still waiting for a worker goes back to pending. */
@@ -244,9 +252,9 @@ export function stopped(state: StackState): StackState {
 export function changeNoticed(state: StackState, now: number): StackState | undefined {
   const { phase } = state.status;
   if (PARKED.has(phase)) return undefined;
-  if (phase === "running") return { ...state, runAgain: true };
-  if (phase === "queued") return { ...state, urgent: true };
-  return { ...withStatus(state, { phase: "pending", nextRunAt: iso(now) }), urgent: true };
+  if (phase === "running") return { ...state, runAgain: true, changed: true };
+  if (phase === "queued") return { ...state, urgent: true, changed: true };
+  return { ...withStatus(state, { phase: "pending", nextRunAt: iso(now) }), urgent: true, changed: true };
 }
 
 export type RunRequestAnswer =
@@ -351,5 +359,13 @@ export function passEnded(state: StackState, record: PassRecord, c: PassEndConte
     ...(again ? withStatus(next, { nextRunAt: iso(c.now) }) : next),
     runAgain: false,
     urgent: again || recovering,
+    judged: judgedAfter(state.judged, record),
   };
+}
+
+/** What a pass leaves judged (see StackState.judged): a busy, failed or aborted pass changes nothing. */
+function judgedAfter(judged: string | undefined, record: PassRecord): string | undefined {
+  if (record.outcome === "in-sync" || record.outcome === "corrected") return record.fileHash;
+  if (record.outcome === "busy" || record.outcome === "failed" || record.outcome === "aborted") return judged;
+  return undefined;
 }

@@ -62,6 +62,28 @@ export async function afterPreview(
   return { verdict: mandatory(violations).length > 0 ? "blocked" : "correct", violations };
 }
 
+/**
+ * Whether a pass corrects a noticed change at once, with `up --refresh` and no detection
+ * preview. Only in mode correct, for a change noticed since the last pass began (a host watch or
+ * an outside event), and only on desired state a pass already judged: the same stack file as a
+ * pass that previewed it and found it in sync or corrected it (so its policies allowed it), with
+ * no new checkout since. Anything else (a new file, a blocked or never judged one, a routine
+ * check) previews first. An event thus costs one update instead of a preview and an update.
+ */
+export function correctsAtOnce(
+  stack: DiscoveredStack,
+  state: { readonly changed?: boolean; readonly judged?: string },
+): boolean {
+  const start = passStart(stack);
+  return (
+    start.kind === "detect" &&
+    start.mode === "correct" &&
+    state.changed === true &&
+    stack.fileHash !== undefined &&
+    state.judged === stack.fileHash
+  );
+}
+
 export interface PassContext {
   readonly engine: Engine;
   readonly clock: Clock;
@@ -70,6 +92,8 @@ export interface PassContext {
   readonly redact: (text: string) => string;
   /** Policy check of the desired state before an up; a mandatory violation blocks it. */
   readonly checkPolicies?: (stack: DiscoveredStack, resources: readonly PreviewResource[]) => Promise<Violation[]>;
+  /** Correct at once, without the detection preview (`correctsAtOnce` said so). */
+  readonly atOnce?: boolean;
 }
 
 /** Whether the preview would change a certificate that is past its renewal point now. */
@@ -82,7 +106,12 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
   const { engine, clock, signal } = ctx;
   const started = clock.now();
   const mode = stack.settings?.mode ?? "correct";
-  const base = { stack: stack.name, mode, startedAt: new Date(started).toISOString() };
+  const base = {
+    stack: stack.name,
+    mode,
+    startedAt: new Date(started).toISOString(),
+    ...(stack.fileHash !== undefined ? { fileHash: stack.fileHash } : {}),
+  };
   let renewal: RenewalRecord | undefined;
   const done = (outcome: PassOutcome, extra: Partial<PassRecord> = {}): PassRecord => ({
     ...base,
@@ -108,11 +137,37 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
   let drift: readonly ResourceDrift[] = [];
   let changeSummary: Readonly<Record<string, number>> | undefined;
   let detectMs: number | undefined;
+  // `up --refresh`. After a preview, its drift stands; at once, the update says what it changed,
+  // and an update that changed nothing found the stack in sync.
+  const correct = async (seen: Partial<PassRecord>): Promise<PassRecord> => {
+    const correctStart = clock.now();
+    const result = await engine.upRefresh(stack.name, { signal });
+    const correctMs = clock.now() - correctStart;
+    if (seen.direct && !hasChanges(result.resourceChanges)) {
+      return done("in-sync", { direct: true, correctMs, resourceChanges: result.resourceChanges });
+    }
+    // The update may have issued certificates (a new user, new names): read them again.
+    const certificates = await engine
+      .pkiOutput(stack.name)
+      .then((v) => parsePkiOutput(v).certificates)
+      .catch(() => undefined);
+    return done("corrected", {
+      ...(certificates ? { certificates } : {}),
+      ...(seen.direct ? { drift: result.drift ?? [] } : {}),
+      ...seen,
+      correctMs,
+      resourceChanges: result.resourceChanges,
+    });
+  };
   try {
     if (start.kind === "destroy") {
       phase = "destroy";
       const result = await engine.destroy(stack.name, { signal });
       return done("destroyed", { resourceChanges: result.resourceChanges });
+    }
+    if (ctx.atOnce && start.mode === "correct") {
+      phase = "correct";
+      return await correct({ direct: true });
     }
     let preview = await engine.previewRefresh(stack.name, { signal });
     // A certificate that fell due while the preview ran: renew it, and look again.
@@ -135,22 +190,7 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
     }
 
     phase = "correct";
-    const correctStart = clock.now();
-    const result = await engine.upRefresh(stack.name, { signal });
-    // The update may have issued certificates (a new user, new names): read them again.
-    const certificates = await engine
-      .pkiOutput(stack.name)
-      .then((v) => parsePkiOutput(v).certificates)
-      .catch(() => undefined);
-    return done("corrected", {
-      ...(certificates ? { certificates } : {}),
-      detectMs,
-      correctMs: clock.now() - correctStart,
-      changeSummary,
-      drift,
-      resourceChanges: result.resourceChanges,
-      ...(violations.length > 0 ? { violations } : {}),
-    });
+    return await correct({ detectMs, changeSummary, drift, ...(violations.length > 0 ? { violations } : {}) });
   } catch (err) {
     const extra = {
       detectMs,

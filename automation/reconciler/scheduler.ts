@@ -27,7 +27,7 @@ import {
   type LockExamination,
   type StackState,
 } from "./lifecycle";
-import { runPass, type PassContext } from "./pass";
+import { correctsAtOnce, runPass, type PassContext } from "./pass";
 import { renewalDueAt, renewalEnded, runRenewal } from "./renewal";
 import type { StatusStore } from "./status";
 import { PassTimeoutError, type Engine, type PassRecord, type RenewalRecord, type StackStatus } from "./types";
@@ -274,6 +274,8 @@ export class Scheduler {
 
   /** Re-reads stack files now (a new commit was checked out), outside the discovery timer. */
   async refresh(): Promise<void> {
+    // New code may mean new desired state under the same stack files: preview before correcting.
+    for (const e of this.entries.values()) this.commit(e, { ...e.state, judged: undefined });
     await this.discover(false);
     this.reschedule();
   }
@@ -528,6 +530,7 @@ export class Scheduler {
     let claimed = false;
     const run = async () => {
       claimed = true;
+      const atOnce = correctsAtOnce(stack, e.state);
       this.commit(e, started(e.state));
       void this.persist(); // a crash from here on is detected at the next start
       const record = await runPass(stack, {
@@ -536,6 +539,7 @@ export class Scheduler {
         signal: controller.signal,
         redact: this.options.redact,
         checkPolicies: this.options.checkPolicies,
+        atOnce,
       });
       this.finish(e, record, record.outcome === "busy" ? await this.examineLock(e) : undefined);
     };

@@ -29,6 +29,8 @@ export interface PreviewResult {
 
 export interface UpResult {
   readonly resourceChanges: Readonly<Record<string, number>>;
+  /** What the update changed, per resource (as a preview reports drift); absent when unknown. */
+  readonly drift?: readonly ResourceDrift[];
 }
 
 export interface OperationOptions {
@@ -210,6 +212,13 @@ export interface PassRecord {
   readonly mode: ReconcileMode;
   readonly startedAt: string;
   readonly durationMs: number;
+  /** sha256 of the stack file the pass ran on. */
+  readonly fileHash?: string;
+  /**
+   * A noticed change was corrected at once: `up --refresh` without the detection preview, since
+   * a pass had already judged this desired state (see `correctsAtOnce`).
+   */
+  readonly direct?: boolean;
   readonly detectMs?: number;
   readonly correctMs?: number;
   readonly drift: readonly ResourceDrift[];

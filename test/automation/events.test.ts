@@ -148,14 +148,77 @@ describe("events: changes g8s did not make", () => {
       return { t, s };
     }
 
-    it("runs an idle stack at once instead of at its interval", async () => {
+    /** When each pass over "a" began (its first engine operation: a preview, or an up at once). */
+    const passStarts = (t: ReturnType<typeof setup>) =>
+      t.engine.calls
+        .filter((c) => c.stack === "a" && (c.op === "preview" || c.op === "up"))
+        .map((c) => `${c.op}@${c.start}`);
+
+    it("runs an idle stack at once instead of at its interval, correcting at once what a pass found in sync", async () => {
       const { t, s } = await started(SECOND, 10 * SECOND);
-      assert.equal(t.engine.previews("a").length, 1);
+      t.engine.plan("a", "drift");
       assert.equal(s.noticeChange("a", true, ["StatefulSet g8s-a/master changed by kubectl"]), "run");
       await t.clock.advance(0);
-      assert.equal(t.engine.previews("a").length, 2);
-      assert.equal(t.engine.previews("a")[1].start, 10 * SECOND);
+      // The first pass previewed the stack and found it in sync: the change goes straight to an up.
+      assert.deepEqual(passStarts(t), ["preview@0", `up@${10 * SECOND}`]);
       assert.ok(t.log.messages("info").includes("change noticed: reconciling now"));
+      await t.clock.advance(SECOND);
+      const pass = s.get("a")?.lastPass;
+      assert.equal(pass?.outcome, "corrected");
+      assert.equal(pass?.direct, true);
+      assert.equal(pass?.detectMs, undefined);
+      assert.equal(pass?.correctMs, SECOND);
+      assert.deepEqual(
+        pass?.drift.map((d) => d.urn),
+        ["urn:pulumi:a::p::t::r"],
+      );
+      assert.equal(s.get("a")?.lastDrift?.startedAt, pass?.startedAt);
+      await s.stop();
+    });
+
+    it("records an update at once that changed nothing as in sync", async () => {
+      const { t, s } = await started(SECOND, 10 * SECOND);
+      s.noticeChange("a", true, ["x"]);
+      await t.clock.advance(SECOND);
+      const pass = s.get("a")?.lastPass;
+      assert.deepEqual([pass?.outcome, pass?.direct, pass?.drift], ["in-sync", true, []]);
+      assert.equal(s.get("a")?.lastDrift, undefined);
+      await s.stop();
+    });
+
+    it("previews first when no pass has judged the desired state: a new file, a failure, a new checkout, mode detect", async () => {
+      // The first pass failed: nothing judged the file yet.
+      const t = setup();
+      t.source.add("a", { intervalSeconds: 3600 });
+      t.engine.plan("a", "fail");
+      const s = t.make();
+      await s.start();
+      await t.clock.advance(10 * SECOND);
+      s.noticeChange("a", true, ["x"]);
+      await t.clock.advance(10 * SECOND);
+      assert.deepEqual(passStarts(t), ["preview@0", `preview@${10 * SECOND}`]);
+      // Judged in sync by that preview; then a new checkout: preview again.
+      await s.refresh();
+      s.noticeChange("a", true, ["x"]);
+      await t.clock.advance(10 * SECOND);
+      assert.deepEqual(passStarts(t).slice(2), [`preview@${20 * SECOND}`]);
+      // Judged again: at once.
+      s.noticeChange("a", true, ["x"]);
+      await t.clock.advance(10 * SECOND);
+      assert.deepEqual(passStarts(t).slice(3), [`up@${30 * SECOND}`]);
+      // A new stack file: its first pass previews, even for a change noticed before it ran.
+      t.source.add("a", { intervalSeconds: 3600 }, "h2");
+      s.noticeChange("a", true, ["x"]);
+      await s.refresh();
+      await t.clock.advance(10 * SECOND);
+      assert.deepEqual(passStarts(t).slice(4), [`preview@${40 * SECOND}`]);
+      // Mode detect only reports.
+      t.source.add("a", { intervalSeconds: 3600, mode: "detect" }, "h3");
+      await s.refresh();
+      await t.clock.advance(10 * SECOND);
+      s.noticeChange("a", true, ["x"]);
+      await t.clock.advance(10 * SECOND);
+      assert.deepEqual(passStarts(t).slice(5), [`preview@${50 * SECOND}`, `preview@${60 * SECOND}`]);
       await s.stop();
     });
 
@@ -163,10 +226,7 @@ describe("events: changes g8s did not make", () => {
       const { t, s } = await started(4 * SECOND, SECOND);
       assert.equal(s.noticeChange("a", true, ["x"]), "runs-again");
       await t.clock.advance(10 * SECOND);
-      assert.deepEqual(
-        t.engine.previews("a").map((c) => c.start),
-        [0, 4 * SECOND],
-      );
+      assert.deepEqual(passStarts(t), ["preview@0", `up@${4 * SECOND}`]);
       await s.stop();
     });
 
@@ -178,7 +238,7 @@ describe("events: changes g8s did not make", () => {
       await t.clock.advance(1);
       assert.equal(s.noticeChange("a", false, ["Service g8s-a/api deleted"]), "run");
       await t.clock.advance(10 * SECOND);
-      assert.equal(t.engine.previews("a").length, 2);
+      assert.equal(passStarts(t).length, 2);
       await s.stop();
     });
 

@@ -93,6 +93,8 @@ export interface Call {
  */
 export class FakeEngine implements Engine {
   readonly calls: Call[] = [];
+  /** Stacks whose last preview found changes: the up that follows applies them. */
+  private readonly previewed = new Set<string>();
   readonly script = new Map<string, Step[]>();
   backendStacks: string[] = [];
   pending = new Map<string, PendingOperation[]>();
@@ -224,7 +226,9 @@ export class FakeEngine implements Engine {
 
   previewRefresh(stack: string, options: OperationOptions): Promise<PreviewResult> {
     const step = this.next(stack);
+    this.previewed.delete(stack);
     return this.run("preview", stack, options, (): PreviewResult => {
+      const found = (result: PreviewResult) => (this.previewed.add(stack), result);
       if (step === "fail") throw new Error(`preview failed for ${stack}`);
       if (step === "busy") throw new StackBusyError(stack);
       // What the backend would reissue shows in a preview, as a real one does.
@@ -236,24 +240,33 @@ export class FakeEngine implements Engine {
         keys: ["certPem"],
       }));
       if (step === "drift") {
-        return {
+        return found({
           changeSummary: { same: 2, update: 1 + renewals.length },
           drift: [
             { urn: `urn:pulumi:${stack}::p::t::r`, type: "t", name: "r", op: "update", keys: ["content"] },
             ...renewals,
           ],
           resources: this.resources.get(stack) ?? [],
-        };
+        });
       }
-      if (renewals.length > 0) return { changeSummary: { same: 3, update: renewals.length }, drift: renewals };
+      if (renewals.length > 0) return found({ changeSummary: { same: 3, update: renewals.length }, drift: renewals });
       return { changeSummary: { same: 3 }, drift: [] };
     });
   }
 
+  /**
+   * After a preview it applies what the preview found; without one (a change corrected at once)
+   * it takes the next scripted step itself: drift is updated, in-sync changes nothing.
+   */
   upRefresh(stack: string, options: OperationOptions): Promise<UpResult> {
-    return this.run("up", stack, options, () => {
+    const step = this.previewed.delete(stack) ? "drift" : this.next(stack);
+    return this.run("up", stack, options, (): UpResult => {
+      if (step === "fail") throw new Error(`up failed for ${stack}`);
+      if (step === "busy") throw new StackBusyError(stack);
       this.reissue(stack, "all");
-      return { resourceChanges: { same: 2, update: 1 } };
+      if (step === "in-sync") return { resourceChanges: { same: 3 }, drift: [] };
+      const drift = [{ urn: `urn:pulumi:${stack}::p::t::r`, type: "t", name: "r", op: "update", keys: ["content"] }];
+      return { resourceChanges: { same: 2, update: 1 }, drift };
     });
   }
 

@@ -580,5 +580,28 @@ describe("the stack state machine", () => {
       const after = passEnded(busy, record("in-sync"), ctx()).status;
       assert.deepEqual([after.busySince, after.lockOwner], [undefined, undefined]);
     });
+
+    it("judges the stack file a pass found in sync or corrected; a blocked or invalid one unjudges it, a failure keeps it", () => {
+      const judged = (outcome: PassOutcome, before?: string) =>
+        passEnded(state({ phase: "running" }, { judged: before }), record(outcome, { fileHash: "h2" }), ctx()).judged;
+      for (const outcome of PASS_OUTCOMES) {
+        const expected = {
+          "in-sync": "h2",
+          corrected: "h2",
+          busy: "h1",
+          failed: "h1",
+          aborted: "h1",
+        }[outcome as string];
+        assert.equal(judged(outcome, "h1"), expected, outcome);
+      }
+    });
+  });
+
+  it("changeNoticed marks the change and started takes it into the pass", () => {
+    const noticed = changeNoticed(state({ phase: "in-sync" }), NOW);
+    assert.equal(noticed?.changed, true);
+    assert.equal(changeNoticed(state({ phase: "running" }), NOW)?.changed, true);
+    assert.equal(changeNoticed(state({ phase: "queued" }), NOW)?.changed, true);
+    assert.equal(started(enqueued(noticed as StackState)).changed, false);
   });
 });
