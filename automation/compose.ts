@@ -24,6 +24,8 @@ import type { Engine, PassRecord, PreviewResource, StackStatus, Violation } from
 import { Coordinator } from "./coordination/coordinator";
 import { kubeApiFor, targetFromEnvironment } from "./coordination/kubeClient";
 import { KubernetesLeaseStore } from "./coordination/kubernetesLeases";
+import { KubernetesStatusBoard } from "./coordination/kubernetesStatus";
+import { SharedStatusStore, SharedStatusView } from "./coordination/sharedStatus";
 import { ChangeTrigger } from "./events/trigger";
 import { HostWatch } from "./events/hostWatch";
 
@@ -36,11 +38,20 @@ export interface Reconciler {
   readonly scheduler: Scheduler;
   /** With `coordination: kubernetes` (daemon only): this replica's lease; start before the scheduler. */
   readonly coordinator?: Coordinator;
+  /**
+   * With the coordinator: the status board every replica publishes to (`store`, the scheduler's:
+   * flush after it stopped) and reads from (`view`: start with the coordinator, stop before it).
+   */
+  readonly shared?: { readonly store: SharedStatusStore; readonly view: SharedStatusView };
   /** The daemon's: coalesces noticed changes (host watch, POST /api/stacks/<name>/events) into passes. */
   readonly changes?: ChangeTrigger;
   /** With `watch: kubernetes` (daemon only): start after the scheduler, stop before it. */
   readonly hostWatch?: HostWatch;
 }
+
+/** A burst of status saves is published at most this often, and read back from the others this often. */
+const SHARED_STATUS_PUBLISH_MS = 2000;
+const SHARED_STATUS_READ_MS = 3000;
 
 export interface BuildOptions {
   readonly env: NodeJS.ProcessEnv;
@@ -63,6 +74,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
   mkdirSync(settings.stateDir, { recursive: true });
 
   let coordinator: Coordinator | undefined;
+  let shared: { readonly store: SharedStatusStore; readonly view: SharedStatusView } | undefined;
   // A lock on another host is a dead replica's once every lease naming that host expired.
   const hostGone = (host: string) => coordinator?.hostGone(host) ?? false;
   const engine = options.engine ?? (await createEngine(settings, options.env, logger, hostGone));
@@ -96,13 +108,27 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       onMembership: (replicas) => logger.info({ replicas }, "live replicas changed"),
       onTick: () => scheduler.gateChanged(),
     });
+    // Status every replica can read: each publishes its own, each shows the newest per stack.
+    const board = new KubernetesStatusBoard(kubeApiFor(target), settings.leaseNamespace);
+    const onError = (err: Error) => logger.warn({ err: redact(err.message) }, "shared status: retrying");
+    shared = {
+      store: new SharedStatusStore({
+        local: new FileStatusStore(settings.stateDir),
+        board,
+        replica: settings.replicaId,
+        clock,
+        minIntervalMs: SHARED_STATUS_PUBLISH_MS,
+        onError,
+      }),
+      view: new SharedStatusView(board, settings.replicaId, clock, SHARED_STATUS_READ_MS, onError),
+    };
   }
   // onStatus reads the scheduler's list; the constructor itself reports nothing.
   const scheduler: Scheduler = new Scheduler({
     gate: coordinator,
     engine,
     source,
-    store: new FileStatusStore(settings.stateDir),
+    store: shared?.store ?? new FileStatusStore(settings.stateDir),
     clock,
     log: logger,
     redact,
@@ -156,7 +182,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       });
     }
   }
-  return { settings, logger, registry, metrics, engine, scheduler, coordinator, changes, hostWatch };
+  return { settings, logger, registry, metrics, engine, scheduler, coordinator, shared, changes, hostWatch };
 }
 
 /** The g8s policies over a stack's previewed resources; only stacks read with spec checks carry a policy config. */
@@ -211,12 +237,17 @@ export async function createEngine(
 }
 
 export function buildServer(reconciler: Reconciler): ApiServer {
-  const { scheduler } = reconciler;
+  const { scheduler, shared } = reconciler;
+  // With replicas, each stack as its newest status says: the owner's last pass, wherever asked.
+  const shown = (own: StackStatus[]) => shared?.view.merge(own) ?? own;
   return createApiServer({
     api: {
       isReady: () => scheduler.isReady(),
-      list: () => scheduler.list(),
-      get: (name) => scheduler.get(name),
+      list: () => shown(scheduler.list()),
+      get: (name) => {
+        const own = scheduler.get(name);
+        return own === undefined ? undefined : shown([own])[0];
+      },
       requestRun: (name) => scheduler.requestRun(name),
       noticeEvent: (name, source) => {
         if (scheduler.get(name) === undefined) return false;

@@ -62,10 +62,16 @@ async function main(): Promise<void> {
       const daemon = await startDaemon(sandbox, ["--offline", "--log-level", "info", ...extra], {
         env: { KUBECONFIG: kubeconfig },
       });
+      const startedAt = Date.now();
+      // An in-sync pass of this daemon (the status file keeps the last daemon's): events are
+      // corrected at once only on desired state a pass of this daemon has judged.
       const inSync = () =>
         waitFor(
           "an in-sync pass",
-          async () => ((await daemon.stack(STACK)).lastPass?.outcome === "in-sync" ? true : undefined),
+          async () => {
+            const last = (await daemon.stack(STACK)).lastPass;
+            return last?.outcome === "in-sync" && Date.parse(last.startedAt) >= startedAt ? true : undefined;
+          },
           900_000,
         );
       await inSync();

@@ -86,6 +86,7 @@ export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
     );
     // The first renew-and-list before the first discovery: nothing runs before the lease is held.
     await reconciler.coordinator?.start();
+    await reconciler.shared?.view.start();
     await scheduler.start();
     logger.info({ stacks: scheduler.list().length }, "first discovery done: ready");
     await reconciler.hostWatch?.start();
@@ -96,6 +97,8 @@ export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
     reconciler.changes?.stop();
     await reconciler.hostWatch?.stop();
     await scheduler.stop(settings.shutdownGraceMs);
+    reconciler.shared?.view.stop();
+    await reconciler.shared?.store.flush();
     // Deleting the lease hands this replica's stacks to the others at once.
     await reconciler.coordinator?.stop();
     await server.close();

@@ -118,7 +118,7 @@ describe("Helm chart charts/g8s on the host cluster", function () {
     assert.equal(kubectl(["-n", NS, "get", "deployment", "g8s"]).status, 1, "a dry run creates nothing");
   });
 
-  it("lets the ServiceAccount use Leases and the KVM platform's host objects, and nothing else", () => {
+  it("lets the ServiceAccount use Leases, its status ConfigMaps and the KVM platform's host objects, and nothing else", () => {
     // The RBAC objects for real: `auth can-i` asks the authorizer about what exists.
     const rbac = render(
       ...SECRET_VALUES,
@@ -143,6 +143,10 @@ describe("Helm chart charts/g8s on the host cluster", function () {
     for (const verb of ["get", "list", "watch", "create", "update", "delete"])
       assert.equal(can(verb, "leases.coordination.k8s.io", NS), "yes", `${verb} leases`);
     assert.equal(can("create", "leases.coordination.k8s.io", "kube-system"), "no", "Leases of its own namespace only");
+    // The status board: a ConfigMap per replica, applied (create or patch) and listed.
+    for (const verb of ["list", "create", "patch"])
+      assert.equal(can(verb, "configmaps", NS), "yes", `${verb} configmaps`);
+    assert.equal(can("patch", "configmaps", "kube-system"), "no", "ConfigMaps of its own namespace only");
     // Every kind the host watch follows: listed and watched cluster-wide, and managed.
     for (const { kind, path: apiPath } of WATCHED_KINDS) {
       for (const verb of ["list", "watch", "create", "patch", "delete"])

@@ -147,6 +147,7 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
         STACKS.every((s) => all().some((p) => p.stack === s && p.start > settledAt + 5_000)) ? true : undefined,
       Number(process.env.REPLICAS_WAIT_MS ?? 180_000),
     );
+    const passedAt = Date.now();
     for (const stack of STACKS) {
       const by = new Set(
         all()
@@ -163,6 +164,24 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
         `as ${replica} sees it`,
       );
     }
+    // Status every replica can read: each shows every stack's last pass, run by its owner.
+    const shownEverywhere = await waitFor(
+      "every replica to show every stack's last pass since the replicas settled",
+      async () => {
+        const views = await Promise.all([...daemons.values()].map((d) => d.stacks()));
+        return views.every(
+          (stacks) =>
+            stacks.length === STACKS.length &&
+            stacks.every((s) => Date.parse(s.lastPass?.startedAt ?? "") > settledAt + 5_000),
+        )
+          ? Date.now()
+          : undefined;
+      },
+      30_000,
+    );
+    process.stdout.write(
+      `      every replica showed all ${STACKS.length} stacks' last passes ${((shownEverywhere - passedAt) / 1000).toFixed(1)} s after the last of them began\n`,
+    );
     assert.deepEqual(overlaps(all()), []);
     assert.deepEqual(
       all().filter((p) => p.outcome === "busy" || p.outcome === "failed"),
