@@ -42,7 +42,7 @@ SHARE="$TOOLS_OUT/share"
 STAMPS="$TOOLS_OUT/stamps"
 # node-image after the tools whose binaries and image archives it copies; qemu-node last: it
 # packs the node image's disk.
-ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok helm pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni kvm-device-plugin node-images node-image qemu-node)
+ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok helm s3 pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni kvm-device-plugin node-images node-image qemu-node)
 NODE_BIN="$SHARE/node-bin"
 CNI_BIN="$SHARE/cni/bin"
 NODE_IMAGES="$SHARE/node-images"
@@ -415,6 +415,21 @@ build_helm() {
   version_ok "$v" "$BIN/helm" version --template '{{.Version}}'
   echo "$hash" >"$STAMPS/helm"
   log "helm $v: $(size_of "$BIN/helm") in $BIN/helm"
+}
+
+# g8s-s3: the in-memory S3 store the tests of the s3:// backend run on loopback (tools/s3).
+build_s3() {
+  local dir="$HERE/s3" hash v
+  v="$(mod_version github.com/johannesboyne/gofakes3 "$dir/go.mod")"
+  hash="$(input_hash s3 "$dir")"
+  if up_to_date s3 "$hash" "$BIN/g8s-s3"; then
+    log "s3 (gofakes3 $v): cached"
+    return
+  fi
+  go_tools s3 "$v" "$dir" "$BIN" "-s -w" g8s-s3=.
+  if "$BIN/g8s-s3" --listen 0.0.0.0:0 2>/dev/null; then die "s3: g8s-s3 listened beyond loopback"; fi
+  echo "$hash" >"$STAMPS/s3"
+  log "s3 (gofakes3 $v): $(size_of "$BIN/g8s-s3") in $BIN/g8s-s3"
 }
 
 # The pause container's binary: pause.c of the pinned k8s.io/kubernetes module
