@@ -334,3 +334,29 @@ function lockOwner(locks: string): number {
   const files = readdirSync(locks, { recursive: true }).filter((f) => String(f).endsWith(".json"));
   return (JSON.parse(readFileSync(path.join(locks, String(files[0])), "utf8")) as { pid: number }).pid;
 }
+
+/** A pass as a daemon logged it: which replica, which stack, its outcome, start and end (epoch ms). */
+export interface LoggedPass {
+  readonly replica: string;
+  readonly stack: string;
+  readonly outcome: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Every pass a daemon logged (`in sync` is a debug line: start it with `--log-level debug`). */
+export function passesOf(replica: string, daemon: DaemonProcess): LoggedPass[] {
+  return daemon.logs
+    .filter((l) => typeof l.stack === "string" && typeof l.outcome === "string" && typeof l.durationMs === "number")
+    .filter((l) => !String(l.msg).includes("renewal"))
+    .map((l) => {
+      const end = typeof l.time === "number" ? l.time : Date.parse(String(l.time));
+      return {
+        replica,
+        stack: l.stack as string,
+        outcome: l.outcome as string,
+        start: end - (l.durationMs as number),
+        end,
+      };
+    });
+}

@@ -10,7 +10,7 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { ownerOf } from "../../automation/coordination/rendezvous";
-import { startDaemon, waitFor, type DaemonProcess } from "../integration/daemon";
+import { passesOf, startDaemon, waitFor, type DaemonProcess, type LoggedPass as Pass } from "../integration/daemon";
 import { createSandbox, hostDown, hostUp, openStack, writeFixtureStack, type Sandbox } from "../integration/harness";
 import { startPostgres, type Postgres } from "../integration/postgres";
 
@@ -20,31 +20,6 @@ const REPLICAS = ["r0", "r1", "r2"];
 const STACKS = Array.from({ length: 9 }, (_, i) => `s${i}`);
 const LEASE_SECONDS = 6;
 const INTERVAL_SECONDS = 30;
-
-interface Pass {
-  readonly replica: string;
-  readonly stack: string;
-  readonly outcome: string;
-  readonly start: number;
-  readonly end: number;
-}
-
-/** Every pass a replica logged (`in sync` is a debug line; the daemons log at debug). */
-function passesOf(replica: string, daemon: DaemonProcess): Pass[] {
-  return daemon.logs
-    .filter((l) => typeof l.stack === "string" && typeof l.outcome === "string" && typeof l.durationMs === "number")
-    .filter((l) => l.msg !== "certificate renewal: stack busy, retrying soon" && !String(l.msg).includes("renewal"))
-    .map((l) => {
-      const end = typeof l.time === "number" ? l.time : Date.parse(String(l.time));
-      return {
-        replica,
-        stack: l.stack as string,
-        outcome: l.outcome as string,
-        start: end - (l.durationMs as number),
-        end,
-      };
-    });
-}
 
 /** Pairs of passes of one stack by two replicas whose times overlap. */
 function overlaps(passes: readonly Pass[]): string[] {
