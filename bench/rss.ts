@@ -2,7 +2,8 @@
  * Daemon memory: resident set size of the daemon process alone (not its children), as users run
  * it (bin/g8s.js through its shebang, with its V8 flags; compiled: dist/, after `npm run
  * build`) against two baselines: the TypeScript sources through tsx, and the compiled daemon with
- * Node.js's default V8 flags. Each with no stack and with RSS_STACKS (500) discovered, in one run.
+ * Node.js's default V8 flags. Each with no stack, with 100 and with RSS_STACKS (500) discovered,
+ * in one run.
  */
 import { residentBytes } from "../automation/os/processes";
 import { createSandbox, writeFixtureStack } from "../test/integration/harness";
@@ -10,6 +11,7 @@ import { startDaemon, waitFor } from "../test/integration/daemon";
 import { ratio, report } from "./common";
 
 const COUNT = Number(process.env.RSS_STACKS ?? 500);
+const MIDDLE = Math.min(100, COUNT);
 /** The target of the scale-out issue: a daemon that fits a small pod. */
 const TARGET_MIB = 150;
 
@@ -55,12 +57,14 @@ async function main(): Promise<void> {
   const variants = ["sources", "compiled, Node.js defaults", "compiled"] as const;
   for (const runtime of variants) {
     figures[`${runtime} 0`] = await measure(runtime, 0);
+    figures[`${runtime} ${MIDDLE}`] = await measure(runtime, MIDDLE);
     figures[`${runtime} ${COUNT}`] = await measure(runtime, COUNT);
   }
   for (const runtime of variants) {
     const empty = figures[`${runtime} 0`];
     const full = figures[`${runtime} ${COUNT}`];
     rows.push([`${runtime}, 0 stacks`, `${empty.toFixed(1)} MiB`]);
+    rows.push([`${runtime}, ${MIDDLE} stacks`, `${figures[`${runtime} ${MIDDLE}`].toFixed(1)} MiB`]);
     rows.push([
       `${runtime}, ${COUNT} stacks`,
       `${full.toFixed(1)} MiB (+${(((full - empty) / COUNT) * 1024).toFixed(0)} KiB per stack)`,

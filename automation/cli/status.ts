@@ -100,7 +100,8 @@ export function stackDetail(stack: StackStatus, now = Date.now()): string {
   }
   const pass = stack.lastPass;
   if (pass) {
-    lines.push("", `last pass: ${pass.outcome} at ${pass.startedAt} in ${(pass.durationMs / 1000).toFixed(1)}s`);
+    const how = pass.direct ? ", a noticed change corrected at once (no preview)" : "";
+    lines.push("", `last pass: ${pass.outcome} at ${pass.startedAt} in ${(pass.durationMs / 1000).toFixed(1)}s${how}`);
     if (pass.error) lines.push(`error: ${pass.error}`);
     if (pass.output) lines.push("", "engine output of the last pass:", pass.output);
   }

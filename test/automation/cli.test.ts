@@ -7,6 +7,7 @@ import { PassThrough } from "node:stream";
 import pino from "pino";
 import { Registry } from "prom-client";
 import { main } from "../../automation/cli/main";
+import { stackDetail } from "../../automation/cli/status";
 import type { CliIo } from "../../automation/cli/io";
 import { createApiServer, type ApiServer } from "../../automation/reconciler/server";
 import { exitCodeOf } from "../../automation/cli/reconcile";
@@ -131,6 +132,19 @@ describe("g8s status", () => {
     );
     assert.match(text, /\nlast pass: failed at 2026-12-01T00:31:44.513Z in 49.4s\n/);
     assert.match(text, /\nengine output of the last pass:\nPreviewing update \(edge8\):\nDiagnostics:\n/);
+  });
+
+  it("says when the last pass corrected a noticed change at once, without a preview", () => {
+    const base = STATUSES[1];
+    const pass = { stack: base.name, outcome: "corrected" as const, mode: "correct" as const, drift: [] };
+    const at = "2026-12-02T10:00:00.000Z";
+    const direct = stackDetail({ ...base, lastPass: { ...pass, startedAt: at, durationMs: 9500, direct: true } });
+    assert.match(
+      direct,
+      /\nlast pass: corrected at 2026-12-02T10:00:00.000Z in 9.5s, a noticed change corrected at once \(no preview\)/,
+    );
+    const previewed = stackDetail({ ...base, lastPass: { ...pass, startedAt: at, durationMs: 9500 } });
+    assert.doesNotMatch(previewed, /at once/);
   });
 
   it("finds the daemon through the settings: G8S_PORT, --port or the daemon's --config file", async () => {
