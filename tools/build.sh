@@ -841,6 +841,11 @@ write_versions() {
         v="$(mod_version helm.sh/helm/v3 "$HERE/helm/go.mod")"
         entry="{ \"version\": \"${v#v}\", \"bin\": [\"bin/helm\"] }"
         ;;
+      s3)
+        built s3 "$(input_hash s3 "$HERE/s3")" "$BIN/g8s-s3" || continue
+        v="$(mod_version github.com/johannesboyne/gofakes3 "$HERE/s3/go.mod")"
+        entry="{ \"version\": \"${v#v}\", \"bin\": [\"bin/g8s-s3\"] }"
+        ;;
       pulumi-kubernetes)
         built pulumi-kubernetes "$(input_hash pulumi-kubernetes "$HERE/pulumi-kubernetes")" "$BIN/pulumi-resource-kubernetes" || continue
         v="$(tr -d '[:space:]' <"$HERE/pulumi-kubernetes/PLUGIN_VERSION")"
@@ -873,6 +878,8 @@ write_versions() {
         entry="{ \"version\": \"$v\", \"archive\": \"share/qemu-node/qemu-node.tar\", \"manifest\": \"share/qemu-node/images.json\" }"
         ;;
       esac
+      # A tool without an entry here would write invalid JSON: leave it out.
+      [ -n "$entry" ] || continue
       [ "$first" = 1 ] || printf ','
       first=0
       printf '\n    "%s": %s' "$t" "$entry"
