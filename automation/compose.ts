@@ -20,6 +20,7 @@ import { evaluatePolicies } from "./policy/runner";
 import { G8S_POLICIES } from "../policy/policies";
 import { createApiServer, type ApiServer } from "./reconciler/server";
 import { FileStatusStore } from "./reconciler/status";
+import { PassHistory } from "./reconciler/history";
 import type { Engine, PassRecord, PreviewResource, StackStatus, Violation } from "./reconciler/types";
 import { Coordinator } from "./coordination/coordinator";
 import { kubeApiFor, targetFromEnvironment } from "./coordination/kubeClient";
@@ -36,6 +37,8 @@ export interface Reconciler {
   readonly metrics: ReconcilerMetrics;
   readonly engine: Engine;
   readonly scheduler: Scheduler;
+  /** The last passes of each stack, for the status page. */
+  readonly history: PassHistory;
   /** With `coordination: kubernetes` (daemon only): this replica's lease; start before the scheduler. */
   readonly coordinator?: Coordinator;
   /**
@@ -79,6 +82,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
   const hostGone = (host: string) => coordinator?.hostGone(host) ?? false;
   const engine = options.engine ?? (await createEngine(settings, options.env, logger, hostGone));
 
+  const history = new PassHistory();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "g8s_process_" });
   const metrics = new ReconcilerMetrics(registry);
@@ -144,6 +148,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     checkPolicies: checkG8sPolicies,
     onPass: (record) => {
       metrics.observePass(record);
+      history.record(record);
       options.onPass?.(record);
     },
     onRenewal: (record) => metrics.observeRenewal(record),
@@ -152,7 +157,10 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       metrics.setPhaseCounts(scheduler.list());
       options.onStatus?.(status);
     },
-    onForget: (name) => metrics.removeStack(name),
+    onForget: (name) => {
+      metrics.removeStack(name);
+      history.forget(name);
+    },
     onLoad: (inFlight, queueDepth) => {
       metrics.setInFlight(inFlight);
       metrics.setQueueDepth(queueDepth);
@@ -182,7 +190,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       });
     }
   }
-  return { settings, logger, registry, metrics, engine, scheduler, coordinator, shared, changes, hostWatch };
+  return { settings, logger, registry, metrics, engine, scheduler, history, coordinator, shared, changes, hostWatch };
 }
 
 /** The g8s policies over a stack's previewed resources; only stacks read with spec checks carry a policy config. */
@@ -237,7 +245,7 @@ export async function createEngine(
 }
 
 export function buildServer(reconciler: Reconciler): ApiServer {
-  const { scheduler, shared } = reconciler;
+  const { scheduler, shared, history } = reconciler;
   // With replicas, each stack as its newest status says: the owner's last pass, wherever asked.
   const shown = (own: StackStatus[]) => shared?.view.merge(own) ?? own;
   return createApiServer({
@@ -249,6 +257,7 @@ export function buildServer(reconciler: Reconciler): ApiServer {
         return own === undefined ? undefined : shown([own])[0];
       },
       requestRun: (name) => scheduler.requestRun(name),
+      passes: (name) => history.of(name),
       noticeEvent: (name, source) => {
         if (scheduler.get(name) === undefined) return false;
         reconciler.changes?.notice(name, true, `event from ${source}`);

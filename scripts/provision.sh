@@ -62,6 +62,17 @@ if [ "${1:-}" = "--tests" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/nul
   fi
 fi
 
+# Chromium: the status page's test loads it in Debian's headless browser (playwright-core).
+if [ "${1:-}" = "--tests" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's Chromium (the status page's browser test)"
+    { apt-get update && apt-get install -y --no-install-recommends chromium; } >&2
+  else
+    say "missing: sudo apt-get install chromium (the status page's browser test)"
+    exit 1
+  fi
+fi
+
 if [ "${1:-}" = "--tests" ] && ! command -v cloud-init >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     say "installing Debian's cloud-init (validator of the rendered bootstrap)"

@@ -1,6 +1,7 @@
 /** `g8s status`: the daemon's view of every stack, read from its API. */
 import { parseArgs } from "node:util";
 import { DEFAULT_PORT, type Settings } from "../config";
+import { age, firstExpiry } from "../reconciler/present";
 import type { StackStatus } from "../reconciler/types";
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
 import { settingsFrom } from "./settingsFlags";
@@ -17,23 +18,6 @@ failed pass) from its API.
 export function daemonUrl(settings: Pick<Settings, "host" | "port">): string {
   const host = settings.host === "0.0.0.0" ? "127.0.0.1" : settings.host === "::" ? "::1" : settings.host;
   return `http://${host.includes(":") ? `[${host}]` : host}:${settings.port}`;
-}
-
-function age(iso: string | undefined, now: number): string {
-  if (!iso) return "-";
-  const s = Math.round((Date.parse(iso) - now) / 1000);
-  const a = Math.abs(s);
-  const text = a < 90 ? `${a}s` : a < 5400 ? `${Math.round(a / 60)}m` : `${Math.round(a / 3600)}h`;
-  return s < 0 ? `${text} ago` : `in ${text}`;
-}
-
-/** The earliest expiry among the stack's certificates, and which one, e.g. `in 11h (apiserver)`. */
-function firstExpiry(stack: StackStatus, now: number): string {
-  const known = (stack.certificates ?? []).filter((c) => c.notAfter !== "");
-  if (known.length === 0) return "-";
-  const first = known.reduce((a, b) => (Date.parse(b.notAfter) < Date.parse(a.notAfter) ? b : a));
-  const renewing = (stack.renewal?.consecutiveFailures ?? 0) > 0 ? ", renewal failing" : "";
-  return `${age(first.notAfter, now)} (${first.key}${renewing})`;
 }
 
 export function statusTable(stacks: readonly StackStatus[], now = Date.now()): string {

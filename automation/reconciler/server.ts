@@ -8,7 +8,8 @@ import type { AddressInfo } from "node:net";
 import type pino from "pino";
 import type { Registry } from "prom-client";
 import { redactText } from "./logger";
-import type { StackStatus } from "./types";
+import { renderIndex, renderStack } from "./page";
+import type { PassRecord, StackStatus } from "./types";
 
 export const DEFAULT_HOST = "127.0.0.1";
 /** A run request needs no body, an event a small one; a bigger one is refused with 413. */
@@ -34,6 +35,8 @@ export interface ReconcilerApi {
    * known (or events are not taken: not a daemon).
    */
   noticeEvent(name: string, source: string): boolean;
+  /** The stack's recent passes this process recorded (the status page's stack view), oldest first. */
+  passes?(name: string): readonly PassRecord[];
 }
 
 export interface ApiServerDeps {
@@ -79,6 +82,25 @@ interface Route {
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
+/**
+ * The status page's headers: HTML with its own inline style and nothing else (no script, no
+ * frame, no outside request), not sniffed, no referrer to follow a link.
+ */
+const HTML_HEADERS: Readonly<Record<string, string>> = {
+  "content-type": "text/html; charset=utf-8",
+  "content-security-policy":
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+};
+
+/** A stack's passes for its page: what this process recorded, and the status's last pass and drift. */
+function passesFor(status: StackStatus, recorded: readonly PassRecord[]): PassRecord[] {
+  const byStart = new Map<string, PassRecord>();
+  for (const p of [...recorded, status.lastDrift, status.lastPass]) if (p) byStart.set(p.startedAt, p);
+  return [...byStart.values()];
+}
 
 const errorReply = (status: number, message: string, headers?: Record<string, string>): Reply => ({
   status,
@@ -91,7 +113,32 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
   // Hashing both sides gives timingSafeEqual equal-length inputs and hides the token's length.
   const tokenHash = deps.token ? sha256(deps.token) : undefined;
 
+  const byName = (a: StackStatus, b: StackStatus) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const routes: readonly Route[] = [
+    // The status page: read-only, no token, nothing secret (automation/reconciler/page.ts).
+    {
+      path: [""],
+      method: "GET",
+      handle: () => ({ status: 200, headers: HTML_HEADERS, text: renderIndex([...api.list()].sort(byName)) }),
+    },
+    {
+      path: ["stacks", ":name"],
+      method: "GET",
+      handle: ({ name }) => {
+        const status = api.get(name);
+        if (!status)
+          return {
+            status: 404,
+            headers: HTML_HEADERS,
+            text: `<!doctype html><title>not found</title><p>No stack of that name. <a href="/">All stacks</a></p>`,
+          };
+        return {
+          status: 200,
+          headers: HTML_HEADERS,
+          text: renderStack(status, passesFor(status, api.passes?.(name) ?? [])),
+        };
+      },
+    },
     { path: ["healthz"], method: "GET", handle: () => ({ status: 200, json: { status: "ok" } }) },
     {
       path: ["readyz"],
@@ -114,7 +161,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       // Code-unit order, not localeCompare: the same on every host.
       handle: () => ({
         status: 200,
-        json: { stacks: [...api.list()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) },
+        json: { stacks: [...api.list()].sort(byName) },
       }),
     },
     {

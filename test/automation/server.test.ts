@@ -389,10 +389,32 @@ describe("reconciler HTTP API", () => {
     });
   });
 
+  describe("the status page", () => {
+    it("serves every stack at / as HTML without a token, with a strict content policy", async () => {
+      const res = await call("/");
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8");
+      assert.match(res.headers.get("content-security-policy") ?? "", /default-src 'none'; style-src 'unsafe-inline'/);
+      const html = String(res.body);
+      for (const name of ["eu1prod", "edge7", "a-lab"]) assert.match(html, new RegExp(`href="/stacks/${name}"`));
+      assert.match(html, /update eu1prod-vpc/);
+      assert.doesNotMatch(html, /<script/i);
+    });
+
+    it("serves a stack's page with its recent passes, and 404 for a stack it does not know", async () => {
+      const res = await call("/stacks/eu1prod");
+      assert.equal(res.status, 200);
+      assert.match(String(res.body), /<h1>eu1prod<\/h1>/);
+      assert.match(String(res.body), /2026-01-01T00:00:00.000Z/);
+      const missing = await call("/stacks/nope");
+      assert.deepEqual([missing.status, missing.headers.get("content-type")], [404, "text/html; charset=utf-8"]);
+    });
+  });
+
   describe("routing errors", () => {
     for (const path of [
-      "/",
       "/nope",
+      "/stacks",
       "/healthz/",
       "/api",
       "/api/stacks/eu1prod/nope",
