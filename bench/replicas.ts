@@ -9,7 +9,7 @@
  */
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import { passesOf, startDaemon, waitFor, type DaemonProcess } from "../test/integration/daemon";
+import { endProcessesUnder, passesOf, startDaemon, waitFor, type DaemonProcess } from "../test/integration/daemon";
 import { createSandbox, hostDown, hostUp, writeFixtureStack } from "../test/integration/harness";
 import { startPostgres } from "../test/integration/postgres";
 import { ratio, report } from "./common";
@@ -85,6 +85,7 @@ async function main(): Promise<void> {
     );
   } finally {
     for (const d of daemons) await d.stop().catch(() => undefined);
+    endProcessesUnder(sandbox.root);
     hostDown(hostDir);
     await postgres.stop();
     sandbox.dispose();

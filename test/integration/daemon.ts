@@ -204,6 +204,24 @@ export function endEngineProcesses(sandbox: Sandbox): void {
   }
 }
 
+/**
+ * Ends every process whose engine home lies under `root`: the plugins a `kill -9`-ed replica with
+ * a state directory of its own left behind, which no restarted daemon ends. Returns their pids.
+ */
+export function endProcessesUnder(root: string): number[] {
+  const ended: number[] = [];
+  for (const pid of allPids()) {
+    if (pid === process.pid || !processEnv(pid, "PULUMI_HOME")?.startsWith(`${root}/`)) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+      ended.push(pid);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return ended;
+}
+
 export interface CrashRound {
   /** From the restart to the stack in sync with the new desired state. */
   readonly convergeMs: number;

@@ -10,7 +10,14 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { ownerOf } from "../../automation/coordination/rendezvous";
-import { passesOf, startDaemon, waitFor, type DaemonProcess, type LoggedPass as Pass } from "../integration/daemon";
+import {
+  endProcessesUnder,
+  passesOf,
+  startDaemon,
+  waitFor,
+  type DaemonProcess,
+  type LoggedPass as Pass,
+} from "../integration/daemon";
 import { createSandbox, hostDown, hostUp, openStack, writeFixtureStack, type Sandbox } from "../integration/harness";
 import { startPostgres, type Postgres } from "../integration/postgres";
 
@@ -108,6 +115,8 @@ describe("replicas sharing the stacks (3 daemons, Leases on the host cluster, on
 
   after(async () => {
     for (const d of daemons.values()) await d.stop().catch(() => undefined);
+    // The killed replica's plugins: it is never restarted, so nothing else ends them.
+    if (sandbox) endProcessesUnder(sandbox.root);
     if (hostDir) hostDown(hostDir);
     await postgres?.stop();
     sandbox?.dispose();
