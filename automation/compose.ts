@@ -96,13 +96,15 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
   const clock = options.clock ?? systemClock;
   if (options.coordinate && settings.coordination === "kubernetes") {
     const target = targetFromEnvironment(options.env);
+    // One client (and its keep-alive connections) for the Leases and the status board.
+    const api = kubeApiFor(target);
     logger.info(
       { replica: settings.replicaId, namespace: settings.leaseNamespace, api: target.source },
       "sharing the stacks with other replicas through Leases",
     );
     coordinator = new Coordinator({
       replica: settings.replicaId,
-      store: new KubernetesLeaseStore(kubeApiFor(target), settings.leaseNamespace),
+      store: new KubernetesLeaseStore(api, settings.leaseNamespace),
       clock,
       log: logger,
       leaseDurationMs: settings.leaseDurationMs,
@@ -113,7 +115,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       onTick: () => scheduler.gateChanged(),
     });
     // Status every replica can read: each publishes its own, each shows the newest per stack.
-    const board = new KubernetesStatusBoard(kubeApiFor(target), settings.leaseNamespace);
+    const board = new KubernetesStatusBoard(api, settings.leaseNamespace);
     const onError = (err: Error) => logger.warn({ err: redact(err.message) }, "shared status: retrying");
     shared = {
       store: new SharedStatusStore({

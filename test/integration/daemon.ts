@@ -191,27 +191,11 @@ export function orphanedEngineProcesses(sandbox: Sandbox): number[] {
   ).map((p) => p.pid);
 }
 
-/** Ends every process of the sandbox's engine runs, by pid: a test's safety net, after its assertions. */
-export function endEngineProcesses(sandbox: Sandbox): void {
-  for (const pid of allPids()) {
-    if (pid !== process.pid && processEnv(pid, "PULUMI_HOME") === sandbox.env.PULUMI_HOME) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        /* gone meanwhile */
-      }
-    }
-  }
-}
-
-/**
- * Ends every process whose engine home lies under `root`: the plugins a `kill -9`-ed replica with
- * a state directory of its own left behind, which no restarted daemon ends. Returns their pids.
- */
-export function endProcessesUnder(root: string): number[] {
+/** SIGKILLs every process (not this one) whose PULUMI_HOME passes `home`; returns their pids. */
+function endByEngineHome(home: (value: string | undefined) => boolean): number[] {
   const ended: number[] = [];
   for (const pid of allPids()) {
-    if (pid === process.pid || !processEnv(pid, "PULUMI_HOME")?.startsWith(`${root}/`)) continue;
+    if (pid === process.pid || !home(processEnv(pid, "PULUMI_HOME"))) continue;
     try {
       process.kill(pid, "SIGKILL");
       ended.push(pid);
@@ -220,6 +204,19 @@ export function endProcessesUnder(root: string): number[] {
     }
   }
   return ended;
+}
+
+/** Ends every process of the sandbox's engine runs, by pid: a test's safety net, after its assertions. */
+export function endEngineProcesses(sandbox: Sandbox): void {
+  endByEngineHome((home) => home === sandbox.env.PULUMI_HOME);
+}
+
+/**
+ * Ends every process whose engine home lies under `root`: the plugins a `kill -9`-ed replica with
+ * a state directory of its own left behind, which no restarted daemon ends. Returns their pids.
+ */
+export function endProcessesUnder(root: string): number[] {
+  return endByEngineHome((home) => home?.startsWith(`${root}/`) === true);
 }
 
 export interface CrashRound {
