@@ -54,6 +54,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.RENEW_USAGE, run: m.runRenew };
     },
   },
+  kubeconfig: {
+    summary: "a person's short-lived kubeconfig from a cluster's CA (user, groups, TTL)",
+    load: () => {
+      const m = require("./kubeconfig") as typeof import("./kubeconfig");
+      return { usage: m.KUBECONFIG_USAGE, run: m.runKubeconfig };
+    },
+  },
   plan: {
     summary: "what a change would do to the clusters (for pull requests)",
     load: () => {

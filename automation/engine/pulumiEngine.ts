@@ -28,6 +28,7 @@ import {
   type BackendLock,
   type LockOwnerState,
   type StaleLock,
+  type StateResource,
   type UpResult,
 } from "../reconciler/types";
 import type { PulumiCli } from "./toolchain";
@@ -132,6 +133,25 @@ const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 
 function isSecretValue(value: unknown): boolean {
   return typeof value === "object" && value !== null && SECRET_SIG_KEY in value;
+}
+
+/**
+ * A value of `stack export --show-secrets` with every secret in plain text: the export wraps each
+ * as `{<sig>: …, plaintext: "<JSON>"}`. One it could not decrypt (`ciphertext`) is refused.
+ */
+export function revealSecrets(value: unknown, where = ""): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => revealSecrets(v, `${where}[${i}]`));
+  if (typeof value !== "object" || value === null) return value;
+  const record = value as Record<string, unknown>;
+  if (SECRET_SIG_KEY in record) {
+    if (typeof record.plaintext !== "string") {
+      throw new Error(`the state's secret ${where || "value"} was not decrypted (is the backend's passphrase or key set?)`);
+    }
+    return revealSecrets(JSON.parse(record.plaintext) as unknown, where);
+  }
+  return Object.fromEntries(
+    Object.entries(record).map(([k, v]) => [k, revealSecrets(v, where === "" ? k : `${where}.${k}`)]),
+  );
 }
 
 /** A file backend lock as the Pulumi CLI writes it. */
@@ -335,7 +355,7 @@ export class PulumiEngine implements Engine {
     }
   }
 
-  /** The root stack resource's `pki` output from `stack export`: secrets stay ciphertext. */
+  /** The root stack resource's `pki` output from `stack export` (a plain output: a secret one is refused). */
   async pkiOutput(name: string): Promise<unknown> {
     const state = await this.stack(name)
       .then((stack) => stack.exportStack())
@@ -345,6 +365,20 @@ export class PulumiEngine implements Engine {
     const value = resources?.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs?.pki;
     if (isSecretValue(value)) throw new Error("stack output pki is a secret: it must be plain (components/cluster.ts)");
     return value;
+  }
+
+  async stackResources(name: string): Promise<StateResource[] | undefined> {
+    const state = await this.stack(name)
+      .then((stack) => stack.exportStack())
+      .catch(readable);
+    const resources = (state.deployment as { resources?: Array<Partial<StateResource>> } | undefined)?.resources;
+    if (resources === undefined) return undefined;
+    return resources.map((r) => ({
+      urn: r.urn ?? "",
+      type: r.type ?? "",
+      inputs: revealSecrets(r.inputs ?? {}, `${r.urn}.inputs`) as Record<string, unknown>,
+      outputs: revealSecrets(r.outputs ?? {}, `${r.urn}.outputs`) as Record<string, unknown>,
+    }));
   }
 
   /**

@@ -96,6 +96,14 @@ export interface RenewalStatus {
   readonly nextAttemptAt?: string;
 }
 
+/** A resource as the stack's state holds it, secrets in plain text. */
+export interface StateResource {
+  readonly urn: string;
+  readonly type: string;
+  readonly inputs: Readonly<Record<string, unknown>>;
+  readonly outputs: Readonly<Record<string, unknown>>;
+}
+
 export interface Engine {
   /** Stacks the backend holds for the project. */
   listStacks(): Promise<string[]>;
@@ -109,6 +117,13 @@ export interface Engine {
    * decrypting anything; undefined when the stack has no such output (or no state yet).
    */
   pkiOutput(stack: string): Promise<unknown>;
+  /**
+   * Every resource of the stack's state with its inputs and outputs, secrets decrypted (the
+   * backend's passphrase or key), read without running the program; undefined when the stack
+   * has no state yet. For what an operator asks of the state, such as `g8s kubeconfig`: never
+   * log or return what it gives.
+   */
+  stackResources(stack: string): Promise<StateResource[] | undefined>;
   /** `up --refresh` limited to the targets (no dependents), under the backend lock: a renewal. */
   upTargets(stack: string, targets: RenewalTargets, options: OperationOptions): Promise<UpResult>;
   pendingOperations(stack: string): Promise<PendingOperation[]>;

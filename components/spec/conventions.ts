@@ -44,12 +44,24 @@ export function ingressPorts(spec: Pick<ClusterSpec, "ingress">): readonly Ingre
   ];
 }
 
-// Tags and labels
+// Users
 
-/** The tag (AWS) and label (Kubernetes) every object of a guest cluster carries, value the cluster id. */
 /** The RBAC group of the admin kubeconfig (cluster-admin by the API server's bootstrap policy): no user may claim it. */
 export const ADMIN_GROUP = "system:masters";
 
+/** A user's name: the CN of its client certificate, the `User` of RBAC subjects. */
+export const USER_NAME_RE = /^[a-z0-9]([a-z0-9._@-]{0,62}[a-z0-9])?$/;
+
+/** Why `value` is no user name, or undefined when it is one. */
+export function userNameProblem(value: string): string | undefined {
+  return USER_NAME_RE.test(value)
+    ? undefined
+    : `must be 1 to 64 lowercase letters, digits, '.', '_', '@' or '-', starting and ending with a letter or digit (got '${value}')`;
+}
+
+// Tags and labels
+
+/** The tag (AWS) and label (Kubernetes) every object of a guest cluster carries, value the cluster id. */
 export const CLUSTER_TAG_KEY = "g8s.io/cluster";
 /** Role of a node and its pod or instance: `master` or `worker`. */
 export const ROLE_LABEL = "g8s.io/role";

@@ -75,6 +75,11 @@ export const DEFAULT_LOCAL_KEY_ALGORITHM = "ecdsa-p256";
 export const DEFAULT_LOCAL_SERVICE_ACCOUNT_KEY_ALGORITHM = "rsa-2048";
 /** Local backend certificates start this long before issue, for nodes whose clock lags (Vault's not_before_duration). */
 export const DEFAULT_LOCAL_BACKDATE_SECONDS = 30;
+/** `g8s kubeconfig`: a person's certificate lasts a working day unless asked otherwise. */
+export const DEFAULT_USER_KUBECONFIG_TTL = "8h";
+/** Short-lived by design: a client certificate cannot be revoked, so its end is the revocation. */
+export const MIN_USER_KUBECONFIG_TTL_SECONDS = 60;
+export const MAX_USER_KUBECONFIG_TTL_SECONDS = 24 * 60 * 60;
 /** Random bytes of a local backend `LocalSecret` (the bootstrap token's seed): 256 bits. */
 export const DEFAULT_LOCAL_SECRET_BYTES = 32;
 

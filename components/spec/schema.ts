@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import * as D from "./defaults";
-import { CLUSTER_TAG_KEY } from "./conventions";
+import { CLUSTER_TAG_KEY, userNameProblem } from "./conventions";
 import { parseCidr } from "./cidr";
 import { formatDuration, parseDuration } from "./duration";
 
@@ -124,14 +124,8 @@ const kubernetes = z
   .prefault({});
 
 /** A user's name is the certificate's CN and part of a resource name: no spaces, no upper case. */
-const USER_NAME_RE = /^[a-z0-9]([a-z0-9._@-]{0,62}[a-z0-9])?$/;
-
 const pkiUser = z.strictObject({
-  name: checked((value) =>
-    USER_NAME_RE.test(value)
-      ? undefined
-      : `must be 1 to 64 lowercase letters, digits, '.', '_', '@' or '-', starting and ending with a letter or digit (got '${value}')`,
-  ),
+  name: checked(userNameProblem),
   groups: z.array(z.string().trim().min(1)).default([]),
 });
 

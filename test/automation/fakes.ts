@@ -15,6 +15,7 @@ import {
   type RenewalTargets,
   type BackendLock,
   type StaleLock,
+  type StateResource,
   type UpResult,
 } from "../../automation/reconciler/types";
 
@@ -113,6 +114,8 @@ export class FakeEngine implements Engine {
   maxPerStack = 0;
   /** Per stack, its certificates as the backend has them (giveCertificates). */
   readonly pki = new Map<string, FakePki>();
+  /** What stackResources answers per stack (secrets in plain text, as the real engine reveals them). */
+  readonly states = new Map<string, StateResource[]>();
   /** The targets of every renewal update, in order. */
   readonly renewTargets: Array<{ stack: string; targets: RenewalTargets }> = [];
   /** Renewal updates that fail, per stack (counted down). */
@@ -146,6 +149,10 @@ export class FakeEngine implements Engine {
 
   serial(stack: string, key: string): number | undefined {
     return this.pki.get(stack)?.certs.get(key)?.serial;
+  }
+
+  async stackResources(stack: string): Promise<StateResource[] | undefined> {
+    return this.states.get(stack);
   }
 
   async pkiOutput(stack: string): Promise<unknown> {

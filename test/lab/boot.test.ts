@@ -10,7 +10,7 @@
 import * as assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { promisify } from "node:util";
@@ -194,6 +194,58 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       assert.notEqual(r.code, 0, `jane may not: kubectl ${denied.join(" ")}`);
       assert.match(r.err, /forbidden/, denied.join(" "));
     }
+  });
+
+  it("issues a person's short-lived kubeconfig (g8s kubeconfig): RBAC by its groups, refused once it expired", async function () {
+    const file = path.join(lab.labDir, "sam.conf");
+    const started = Date.now();
+    const issued = lab.g8s(
+      "kubeconfig",
+      STACK.id,
+      "--user",
+      "sam",
+      "--group",
+      "web-readers",
+      "--group",
+      "oncall",
+      "--ttl",
+      "1m",
+      "--output",
+      file,
+    );
+    const took = (Date.now() - started) / 1000;
+    assert.equal(issued.code, 0, issued.err);
+    assert.equal(issued.out, "", "written to the file, nothing on stdout");
+    const audit =
+      /issued sam \(groups web-readers, oncall\) for stack lab9: serial [0-9a-f]+, valid (\S+) to (\S+); written to /.exec(
+        issued.err,
+      );
+    assert.ok(audit, issued.err);
+    const notAfter = Date.parse(audit[2]);
+    assert.ok(Math.abs(notAfter - started - 60_000) < 15_000, `valid until ${audit[2]}: one minute`);
+    assert.equal(statSync(file).mode & 0o777, 0o600, "readable by its owner only");
+    process.stdout.write(`      g8s kubeconfig: issued in ${took.toFixed(1)} s\n`);
+
+    const asSam = (...args: string[]) => lab.kubectlAs(file, ...args);
+    const whoami = asSam("auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}");
+    assert.equal(whoami.code, 0, whoami.err);
+    assert.equal(whoami.out, 'sam ["web-readers","oncall","system:authenticated"]');
+    // The group's RoleBinding (the test before) grants it pods in default, and nothing else.
+    const pods = asSam("get", "pods", "-l", "app=web", "-o", "name");
+    assert.equal(pods.code, 0, pods.err);
+    assert.equal(pods.out.split("\n").length, 2, pods.out);
+    for (const denied of [
+      ["get", "secrets"],
+      ["get", "pods", "-n", "kube-system"],
+      ["get", "nodes"],
+    ]) {
+      assert.match(asSam(...denied).err, /forbidden/, denied.join(" "));
+    }
+    // A client certificate cannot be revoked: its end is the revocation.
+    await sleep(Math.max(0, notAfter - Date.now()) + 2000);
+    const expired = asSam("get", "pods", "-l", "app=web", "-o", "name");
+    assert.notEqual(expired.code, 0, "refused once the certificate expired");
+    assert.match(expired.err, /Unauthorized|must be logged in/, expired.err);
   });
 
   it("renews every certificate on the live cluster: nodes take them without a reboot, none NotReady for a minute", async function () {

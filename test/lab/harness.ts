@@ -166,6 +166,26 @@ export class TestLab {
     this.sandbox?.dispose();
   }
 
+  /**
+   * `g8s ARGS…` as an operator runs it against the lab's stack: the reconciler's backend,
+   * passphrase and state directory that `g8s lab up` used.
+   */
+  g8s(...args: string[]): Result {
+    const r = spawnSync(process.execPath, [G8S, ...args], {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        G8S_PROJECT_DIR: path.dirname(path.dirname(this.stackFile)),
+        G8S_STATE_DIR: path.join(this.labDir, "reconciler"),
+        G8S_BACKEND_URL: `file://${path.join(this.labDir, "state")}`,
+        G8S_OFFLINE: "true",
+        PULUMI_CONFIG_PASSPHRASE_FILE: path.join(this.labDir, "passphrase"),
+        PULUMI_CONFIG_PASSPHRASE: undefined,
+      },
+    });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  }
+
   kubectl(...args: string[]): Result {
     return this.kubectlAs(this.admin, ...args);
   }
