@@ -145,7 +145,9 @@ export function revealSecrets(value: unknown, where = ""): unknown {
   const record = value as Record<string, unknown>;
   if (SECRET_SIG_KEY in record) {
     if (typeof record.plaintext !== "string") {
-      throw new Error(`the state's secret ${where || "value"} was not decrypted (is the backend's passphrase or key set?)`);
+      throw new Error(
+        `the state's secret ${where || "value"} was not decrypted (is the backend's passphrase or key set?)`,
+      );
     }
     return revealSecrets(JSON.parse(record.plaintext) as unknown, where);
   }
@@ -308,16 +310,20 @@ export class PulumiEngine implements Engine {
 
   /** What destroying the stack would delete (for `g8s plan` on a decommissioned stack). */
   async previewDestroy(name: string, options: OperationOptions): Promise<PreviewResult> {
-    const events: EngineEvent[] = [];
+    // Not the engine's destroy preview: it fails on every protected resource (etcd volumes, CA,
+    // namespace), which a confirmed decommission unprotects first. Destroying deletes every
+    // resource of the state, so the state says exactly what goes.
     try {
-      const stack = await this.stack(name);
-      const result = await stack.previewDestroy({
-        signal: options.signal,
-        color: "never",
-        refresh: true,
-        onEvent: (e) => void events.push(e),
-      });
-      return { changeSummary: { ...result.changeSummary }, drift: driftFromEvents(events) };
+      const state = await (await this.stack(name)).exportStack();
+      const resources =
+        (state.deployment as { resources?: Array<{ urn: string; type: string }> } | undefined)?.resources ?? [];
+      const deleted = resources.filter((r) => !r.type.startsWith("pulumi:providers:"));
+      return {
+        changeSummary: deleted.length > 0 ? { delete: deleted.length } : {},
+        drift: deleted
+          .filter((r) => r.type !== "pulumi:pulumi:Stack")
+          .map((r) => ({ urn: r.urn, type: r.type, name: r.urn.split("::").pop() ?? r.urn, op: "delete", keys: [] })),
+      };
     } catch (err) {
       return this.translate(name, options, err);
     }
@@ -345,9 +351,20 @@ export class PulumiEngine implements Engine {
     }
   }
 
+  /**
+   * Destroys a decommissioned stack (the file confirmed it by name): first lifts the protection of
+   * what the program protects against accidental deletion (etcd volumes, CA, KMS key, namespace),
+   * the `state unprotect --all` of the CLI, through an export and import of the state.
+   */
   async destroy(name: string, options: OperationOptions): Promise<UpResult> {
     try {
       const stack = await this.stack(name);
+      const state = await stack.exportStack();
+      const resources = (state.deployment as { resources?: { protect?: boolean }[] } | undefined)?.resources ?? [];
+      if (resources.some((r) => r.protect === true)) {
+        for (const r of resources) delete r.protect;
+        await stack.importStack(state);
+      }
       const result = await stack.destroy({ signal: options.signal, color: "never", refresh: true });
       return { resourceChanges: { ...(result.summary.resourceChanges ?? {}) } };
     } catch (err) {

@@ -152,7 +152,7 @@ export function discovered(state: StackState | undefined, d: DiscoveredStack, c:
     return park(
       next,
       "orphaned",
-      "in the backend without a stack file: nothing is destroyed; add g8s:decommission to remove it",
+      `in the backend without a stack file: nothing is destroyed; a file with g8s:decommission: ${d.name} removes it`,
     );
   }
   if (d.error !== undefined || d.settings === undefined) return park(next, "invalid", d.error ?? "no stack settings");

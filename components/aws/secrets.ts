@@ -69,9 +69,15 @@ export function createSecretStore(
       deletionWindowInDays: 30,
       tags: tagsOf(args, `${name}-kms`),
     },
-    opts,
+    // Without it no node secret can be read again: only a confirmed g8s:decommission lifts this.
+    { ...opts, protect: true },
   );
-  new aws.kms.Alias(`${name}-kms-alias`, { name: `alias/g8s/${spec.id}`, targetKeyId: key.keyId }, { parent: key });
+  new aws.kms.Alias(
+    `${name}-kms-alias`,
+    { name: `alias/g8s/${spec.id}`, targetKeyId: key.keyId },
+    // Children inherit protect: the key's protection is the key's alone.
+    { parent: key, protect: false },
+  );
 
   const parameters = { master: {}, worker: {} } as Record<NodeRole, Record<string, aws.ssm.Parameter>>;
   for (const role of NODE_ROLES) {
@@ -87,7 +93,7 @@ export function createSecretStore(
           tier: "Standard",
           tags: tagsOf(args, paramName),
         },
-        { parent: key },
+        { parent: key, protect: false },
       );
     }
   }

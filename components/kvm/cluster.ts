@@ -233,7 +233,9 @@ export function createNamespace(
         labels: { ...clusterLabels(spec), "pod-security.kubernetes.io/enforce": "privileged" },
       },
     },
-    opts,
+    // Deleting it deletes every node, disk and Secret of the cluster: only a confirmed
+    // g8s:decommission lifts this (the reconciler unprotects, then destroys).
+    { ...opts, protect: true },
   );
 }
 

@@ -53,10 +53,12 @@ export function tlsSubject(cert: CertificateSpec): tls.types.input.CertRequestSu
 
 /** One tls CA: its key and self-signed certificate, made once (CA_FIXED_INPUTS). */
 function createTlsCa(name: string, id: string, spec: ClusterSpec, parent: pulumi.Resource) {
+  // The issuing CA is protected (a CA retired by rotation stopped issuing one update earlier).
+  const protect = id === spec.pki.certificateAuthorities.issuing;
   const key = new tls.PrivateKey(
     caKeyResourceName(name, id),
     { algorithm: "RSA", rsaBits: CA_KEY_BITS },
-    { parent, ignoreChanges: [...CA_FIXED_INPUTS.tlsKey] },
+    { parent, protect, ignoreChanges: [...CA_FIXED_INPUTS.tlsKey] },
   );
   // Not rotated by the window: replacing a CA invalidates every certificate at once. A new CA is
   // a new id in pki.certificateAuthorities.
@@ -69,7 +71,7 @@ function createTlsCa(name: string, id: string, spec: ClusterSpec, parent: pulumi
       isCaCertificate: true,
       allowedUses: ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"],
     },
-    { parent, ignoreChanges: [...CA_FIXED_INPUTS.tls] },
+    { parent, protect, ignoreChanges: [...CA_FIXED_INPUTS.tls] },
   );
   return { key, cert };
 }

@@ -113,7 +113,8 @@ export function createVaultBackend(
       // Bounded: nothing on this mount outlives the CA.
       maxLeaseTtlSeconds: caTtl,
     },
-    opts,
+    // Deleting the mount deletes the CA's key for good: only a confirmed g8s:decommission lifts this.
+    { ...opts, protect: true },
   );
   const root = new vault.pkisecret.SecretBackendRootCert(
     `${name}-root-ca`,

@@ -33,7 +33,7 @@ export interface StackSettings {
   /** Stack name from the file name, when it follows `Pulumi.<stack>.yaml`. */
   readonly stack?: string;
   readonly reconcile: ReconcileSpec;
-  /** `g8s:decommission: true`: the only way the reconciler destroys a stack. */
+  /** `g8s:decommission: <the stack's name>`: the only way the reconciler destroys a stack (decommissionProblem). */
   readonly decommission: boolean;
   /** The raw `g8s:cluster` value, if any. */
   readonly clusterRaw?: unknown;
@@ -129,11 +129,35 @@ export function parseStackSettings(
     issues.push(...prefixed(G8S_CONFIG_KEYS.reconcile, err.issues));
   }
   const decommission = entries[G8S_CONFIG_KEYS.decommission] ?? false;
-  if (typeof decommission !== "boolean") {
-    issues.push({ path: G8S_CONFIG_KEYS.decommission, message: "must be true or false" });
-  }
+  const refused = decommissionProblem(decommission, stack);
+  if (refused !== undefined) issues.push({ path: G8S_CONFIG_KEYS.decommission, message: refused });
   if (issues.length > 0 || reconcile === undefined) throw new ClusterSpecError(issues, source);
-  return { stack, reconcile, decommission: decommission === true, clusterRaw: entries[G8S_CONFIG_KEYS.cluster] };
+  return {
+    stack,
+    reconcile,
+    decommission: decommission !== false && refused === undefined,
+    clusterRaw: entries[G8S_CONFIG_KEYS.cluster],
+  };
+}
+
+/**
+ * Why a `g8s:decommission` value does not decommission, or undefined when it does (or is off).
+ * Destroying a cluster is deliberate: the value must repeat the stack's name, as a confirmation
+ * (a copied `true`, or another stack's file, destroys nothing).
+ */
+export function decommissionProblem(value: unknown, stack: string | undefined): string | undefined {
+  if (value === false) return undefined;
+  const confirm = `g8s:decommission: ${stack ?? "<stack>"}`;
+  if (value === true) {
+    return (
+      `true alone destroys nothing: repeat the stack's name to confirm (${confirm}); the reconciler then ` +
+      `lifts the protection of the cluster's etcd volumes, CA, key and namespace and destroys all of it`
+    );
+  }
+  if (typeof value !== "string") return `must be the stack's name, to destroy it (${confirm}), or false`;
+  if (stack === undefined) return "the file name gives no stack to confirm: name the file Pulumi.<stack>.yaml";
+  if (value !== stack) return `names '${value}', not this stack: ${confirm} destroys this one`;
+  return undefined;
 }
 
 /**

@@ -26,7 +26,7 @@ describe("stack discovery", () => {
 
   it("reads each stack file's reconcile settings, filling gaps from the daemon's defaults", async () => {
     write("Pulumi.a.yaml", "config:\n  store:dir: /x\n  g8s:reconcile: { mode: correct }\n");
-    write("Pulumi.b.yaml", "config:\n  store:dir: /y\n  g8s:reconcile: { interval: 30s }\n  g8s:decommission: true\n");
+    write("Pulumi.b.yaml", "config:\n  store:dir: /y\n  g8s:reconcile: { interval: 30s }\n  g8s:decommission: b\n");
     write("notes.txt", "not a stack");
     const found = await source.discover();
     assert.deepEqual(

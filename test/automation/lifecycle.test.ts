@@ -144,7 +144,8 @@ describe("the stack state machine", () => {
         expect: {
           phase: "orphaned",
           nextRunAt: undefined,
-          message: "in the backend without a stack file: nothing is destroyed; add g8s:decommission to remove it",
+          message:
+            "in the backend without a stack file: nothing is destroyed; a file with g8s:decommission: a removes it",
         },
       },
       {

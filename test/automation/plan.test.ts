@@ -103,8 +103,8 @@ describe("g8s plan: the reconciler's decision", () => {
 
   it("previews what a pass would run, stack by stack", async () => {
     const stacks: Record<string, { yaml: string; steps: Step[] }> = {
-      off: { yaml: "g8s:reconcile: { mode: off }\n  g8s:decommission: true", steps: [] },
-      gone: { yaml: "g8s:decommission: true", steps: [] },
+      off: { yaml: "g8s:reconcile: { mode: off }\n  g8s:decommission: off", steps: [] },
+      gone: { yaml: "g8s:decommission: gone", steps: [] },
       watch: { yaml: "g8s:reconcile: { mode: detect }", steps: ["drift"] },
       fix: { yaml: "g8s:reconcile: { mode: correct }", steps: ["drift"] },
       same: { yaml: "g8s:reconcile: { mode: correct }", steps: ["in-sync"] },

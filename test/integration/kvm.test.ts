@@ -424,7 +424,23 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
 
   it("removes every object of a decommissioned stack", async () => {
     const d = daemon as DaemonProcess;
+    // `true` alone is refused: the stack is invalid and nothing is destroyed.
     writeStack({ "g8s:decommission": true });
+    const refused = await waitFor(
+      "the unconfirmed decommission refused",
+      async () => {
+        const s = await d.stack(STACK);
+        return s.phase === "invalid" ? s : undefined;
+      },
+      120_000,
+    );
+    assert.match(
+      refused.message ?? "",
+      new RegExp(`repeat the stack's name to confirm \\(g8s:decommission: ${STACK}\\)`),
+    );
+    assert.equal(kubectl("get", "namespace", NS).code, 0, "nothing destroyed");
+    // Confirmed: the protected namespace's protection is lifted and everything goes.
+    writeStack({ "g8s:decommission": STACK });
     await waitFor(
       "the stack destroyed",
       async () => ((await d.stack(STACK)).phase === "destroyed" ? true : undefined),

@@ -44,7 +44,8 @@ export function createLocalBackend(name: string, spec: ClusterSpec, parent: pulu
           organizations: [CA_ORGANIZATION],
           ttlSeconds: durationSeconds(spec.pki.caTtl),
         },
-        { parent, ignoreChanges: [...CA_FIXED_INPUTS.local] },
+        // The issuing CA is protected; one retired by rotation stopped issuing an update earlier.
+        { parent, protect: id === issuing, ignoreChanges: [...CA_FIXED_INPUTS.local] },
       ),
     ]),
   );

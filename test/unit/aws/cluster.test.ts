@@ -222,10 +222,11 @@ describe("AwsCluster (eu1prod)", () => {
         });
         assert.equal(volume.protect, true);
       }
+      // Besides them only the KMS key of the node secrets: nothing else can be lost for good.
       const protectedOnes = recorder.resources.filter((r) => r.protect).map((r) => r.name);
       assert.deepEqual(
         protectedOnes.sort(),
-        slots.map((s) => `eu1prod-cp-etcd-master-${s}`),
+        [...slots.map((s) => `eu1prod-cp-etcd-master-${s}`), "eu1prod-secrets-kms"].sort(),
       );
     });
 

@@ -186,6 +186,13 @@ describe("KvmCluster", () => {
         },
       });
       assert.equal((recorder.one(K8S.namespace, "hp-namespace").inputs as any).metadata.name, "guest-edge7");
+      // Deleting it deletes the cluster: protected, alone (nothing else inherits it).
+      assert.deepEqual(
+        of("one")
+          .filter((r) => r.protect)
+          .map((r) => r.name),
+        ["one-namespace"],
+      );
       for (const r of of("one").filter((x) => x.type.startsWith("kubernetes:") && x.type !== K8S.namespace)) {
         assert.equal((r.inputs as any).metadata.namespace, "g8s-edge7", r.name);
       }

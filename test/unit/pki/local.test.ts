@@ -113,6 +113,16 @@ describe("ClusterPki (local backend)", () => {
     });
   }
 
+  it("protects the issuing CA and nothing else (the tls twin built beside it: its CA key and certificate)", () => {
+    assert.deepEqual(
+      recorder.resources
+        .filter((r) => r.protect)
+        .map((r) => r.name)
+        .sort(),
+      ["edge7-pki-ca", "tls-pki-ca", "tls-pki-ca-key"],
+    );
+  });
+
   it("never applies a new caTtl, baseDomain or key algorithm to the live CA (ignoreChanges): it would reissue it under another name", () => {
     assert.deepEqual(recorder.one(LOCAL.rootCa, "edge7-pki-ca").ignoreChanges, [
       "commonName",

@@ -61,6 +61,13 @@ describe("ClusterPki (vault backend)", () => {
     }
   });
 
+  it("protects the PKI mount (its deletion deletes the CA's key), and nothing else", () => {
+    assert.deepEqual(
+      recorder.resources.filter((r) => r.protect).map((r) => r.name),
+      ["eu1prod-pki-mount"],
+    );
+  });
+
   it("mounts a PKI engine at pki-<id> whose leases never outlive the CA", () => {
     assert.deepEqual(recorder.one(VAULT.mount, "eu1prod-pki-mount").inputs, {
       path: "pki-eu1prod",

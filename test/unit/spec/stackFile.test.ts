@@ -121,12 +121,27 @@ describe("stack files", () => {
     );
   });
 
-  it("reads g8s:decommission and checks its type", () => {
-    assert.equal(parseStackSettings("config:\n  g8s:decommission: true\n", "stacks/Pulumi.x.yaml").decommission, true);
-    assert.deepEqual(
-      issuesOf(() => parseStackSettings('config:\n  g8s:decommission: "yes"\n', "stacks/Pulumi.x.yaml")),
-      [{ path: "g8s:decommission", message: "must be true or false" }],
-    );
+  it("decommissions only when g8s:decommission repeats the stack's name", () => {
+    const settings = (value: string) =>
+      parseStackSettings(`config:\n  g8s:decommission: ${value}\n`, "stacks/Pulumi.x.yaml");
+    assert.equal(settings("x").decommission, true);
+    assert.equal(settings("false").decommission, false);
+    assert.equal(parseStackSettings("config: {}\n", "stacks/Pulumi.x.yaml").decommission, false);
+    const refused = (value: string) => issuesOf(() => settings(value));
+    assert.deepEqual(refused("true"), [
+      {
+        path: "g8s:decommission",
+        message:
+          "true alone destroys nothing: repeat the stack's name to confirm (g8s:decommission: x); the reconciler then " +
+          "lifts the protection of the cluster's etcd volumes, CA, key and namespace and destroys all of it",
+      },
+    ]);
+    assert.deepEqual(refused("y"), [
+      { path: "g8s:decommission", message: "names 'y', not this stack: g8s:decommission: x destroys this one" },
+    ]);
+    assert.deepEqual(refused("1"), [
+      { path: "g8s:decommission", message: "must be the stack's name, to destroy it (g8s:decommission: x), or false" },
+    ]);
   });
 
   it("collects settings and cluster problems of one file together", () => {
