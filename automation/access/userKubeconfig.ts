@@ -16,6 +16,7 @@ import {
   MAX_USER_KUBECONFIG_TTL_SECONDS,
   MIN_USER_KUBECONFIG_TTL_SECONDS,
   formatDuration,
+  parseApiEndpoint,
   parseDuration,
   userNameProblem,
   type ClusterSpec,
@@ -37,8 +38,15 @@ export interface UserRequest {
 }
 
 /** What is wrong with a request, one line per problem naming the flag and the fix. */
-export function requestProblems(user: string, groups: readonly string[], ttl: string): string[] {
+export function requestProblems(user: string, groups: readonly string[], ttl: string, server?: string): string[] {
   const problems: string[] = [];
+  if (server !== undefined) {
+    try {
+      parseApiEndpoint(server);
+    } catch {
+      problems.push(`--server '${server}': an https URL like https://api.example.com:6443`);
+    }
+  }
   const nameProblem = userNameProblem(user);
   if (nameProblem !== undefined) problems.push(`--user ${nameProblem}`);
   for (const group of groups) {
@@ -123,6 +131,17 @@ function firstPem(bundle: string): string {
 export interface ClusterEndpoint {
   readonly server: string;
   readonly trustBundlePem: string;
+  /** Set when `server` is not the address the API server's certificate names (see reachedAt). */
+  readonly tlsServerName?: string;
+}
+
+/**
+ * The endpoint reached at `server` instead (a load balancer, a tunnel, another network's address):
+ * the API server's certificate is still checked for the stack's own API host name.
+ */
+export function reachedAt(endpoint: ClusterEndpoint, server: string): ClusterEndpoint {
+  const own = parseApiEndpoint(endpoint.server).host;
+  return own === parseApiEndpoint(server).host ? { ...endpoint, server } : { ...endpoint, server, tlsServerName: own };
 }
 
 export function endpointFromState(resources: readonly StateResource[], stack: string): ClusterEndpoint {
@@ -191,6 +210,7 @@ export async function issueUserKubeconfig(
       clusterName: spec.id,
       server: endpoint.server,
       caCertPem: endpoint.trustBundlePem,
+      tlsServerName: endpoint.tlsServerName,
       userName: request.user,
       clientCertPem: certPem,
       clientKeyPem: keys.privateKeyPem,

@@ -13,6 +13,7 @@ import {
   AccessError,
   endpointFromState,
   issueUserKubeconfig,
+  reachedAt,
   requestProblems,
   signingCaFromState,
 } from "../access/userKubeconfig";
@@ -22,7 +23,7 @@ import { redactText } from "../reconciler/logger";
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
 import { parseCommandLine, settingsFrom, SETTINGS_HELP } from "./settingsFlags";
 
-export const KUBECONFIG_USAGE = `usage: g8s kubeconfig STACK --user NAME [--group GROUP]… [--ttl ${DEFAULT_USER_KUBECONFIG_TTL}] [--output FILE] [settings]
+export const KUBECONFIG_USAGE = `usage: g8s kubeconfig STACK --user NAME [--group GROUP]… [--ttl ${DEFAULT_USER_KUBECONFIG_TTL}] [--output FILE] [--server URL] [settings]
 
 Prints a kubeconfig for a person: a fresh key and a client certificate (CN the user, O each
 group) from the cluster's CA, valid for --ttl (1m to 24h; default ${DEFAULT_USER_KUBECONFIG_TTL}). The API server grants it what
@@ -34,6 +35,8 @@ vault write pki-<id>/issue/user-<name>).
   --group GROUP   an RBAC group (O); repeat for several; never system:masters
   --ttl DURATION  how long it is valid, e.g. 30m, 8h
   --output FILE   write it to FILE (mode 0600) instead of stdout
+  --server URL    the API server as the person reaches it (default: the stack's adminKubeconfig
+                  server); the API server's certificate is still checked for the stack's API name
 
 ${SETTINGS_HELP}`;
 
@@ -47,6 +50,7 @@ export async function runKubeconfig(argv: string[], io: CliIo): Promise<number> 
     group: { type: "string", multiple: true },
     ttl: { type: "string" },
     output: { type: "string", short: "o" },
+    server: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -59,7 +63,8 @@ export async function runKubeconfig(argv: string[], io: CliIo): Promise<number> 
   const user = values.user as string;
   const groups = [...new Set((values.group as string[] | undefined) ?? [])];
   const ttl = (values.ttl as string | undefined) ?? DEFAULT_USER_KUBECONFIG_TTL;
-  const problems = requestProblems(user, groups, ttl);
+  const server = values.server as string | undefined;
+  const problems = requestProblems(user, groups, ttl, server);
   if (problems.length > 0) throw new UsageError(problems.join("\n"));
 
   const settings = settingsFrom(values, io);
@@ -96,10 +101,11 @@ export async function runKubeconfig(argv: string[], io: CliIo): Promise<number> 
     if (resources === undefined || resources.length === 0) {
       throw new AccessError(`stack ${stack} has no state yet: apply it first (g8s reconcile ${stack})`);
     }
+    const endpoint = endpointFromState(resources, stack);
     issued = await issueUserKubeconfig(
       spec,
       signingCaFromState(resources, backend, stack),
-      endpointFromState(resources, stack),
+      server === undefined ? endpoint : reachedAt(endpoint, server),
       { user, groups, ttlSeconds: durationSeconds(ttl) },
       new Date(),
     );

@@ -5,6 +5,7 @@
  */
 import type { MasterAttachment } from "./files";
 import * as pulumi from "@pulumi/pulumi";
+import { etcdBackupUnitNames, etcdBackupWriteFiles } from "./etcdBackup";
 import { stringify } from "yaml";
 import { DEFAULT_SERVICE_DNS_DOMAIN } from "../pki";
 import type { ClusterSpec, Taint } from "../spec";
@@ -444,6 +445,7 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     ...(role.kind !== "worker"
       ? [{ path: BOOTSTRAP_TOKEN_SCRIPT_PATH, content: BOOTSTRAP_TOKEN_SCRIPT, permissions: "0755" }]
       : []),
+    ...(role.kind !== "worker" ? etcdBackupWriteFiles(config.spec) : []),
     ...(config.delivery.kind === "aws-ssm"
       ? [
           {
@@ -505,7 +507,13 @@ export function buildCloudConfig(config: BootstrapConfig, role: BootstrapRole): 
     ...disarm,
     ...(first ? firstMasterCommands(config) : []),
     ["systemctl", "daemon-reload"],
-    ["systemctl", "enable", "--now", ...renewalUnitNames(config.delivery)],
+    [
+      "systemctl",
+      "enable",
+      "--now",
+      ...renewalUnitNames(config.delivery),
+      ...(role.kind !== "worker" ? etcdBackupUnitNames(config.spec) : []),
+    ],
   ];
   const bootcmd = deliveryBootCommands(config.delivery);
   return { ...(bootcmd.length > 0 ? { bootcmd } : {}), write_files: writeFiles, runcmd };

@@ -9,3 +9,4 @@ export { awsUserData, awsUserDataOutput, type EncodedUserData } from "./userData
 export * as kubeadmSchema from "./kubeadmSchema";
 export * from "./flannel";
 export * from "./nodeImage";
+export * from "./etcdBackup";

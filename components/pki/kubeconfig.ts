@@ -12,6 +12,8 @@ export interface KubeconfigInput {
   readonly userName: string;
   readonly clientCertPem: string;
   readonly clientKeyPem: string;
+  /** The name the API server's certificate is checked for, when `server` is an address it does not carry. */
+  readonly tlsServerName?: string;
 }
 
 function b64(text: string): string {
@@ -27,6 +29,7 @@ export function kubeconfigDocument(input: {
   readonly clusterName: string;
   readonly server: string;
   readonly caCertPem: string;
+  readonly tlsServerName?: string;
   readonly userName: string;
   /** The user entry's name. Default: userName. */
   readonly userEntryName?: string;
@@ -40,7 +43,11 @@ export function kubeconfigDocument(input: {
     clusters: [
       {
         name: input.clusterName,
-        cluster: { server: input.server, "certificate-authority-data": b64(input.caCertPem) },
+        cluster: {
+          server: input.server,
+          "certificate-authority-data": b64(input.caCertPem),
+          ...(input.tlsServerName === undefined ? {} : { "tls-server-name": input.tlsServerName }),
+        },
       },
     ],
     users: [{ name: userEntry, user: { ...input.user } }],
@@ -57,6 +64,7 @@ export function renderKubeconfig(input: KubeconfigInput): string {
     clusterName: input.clusterName,
     server: input.server,
     caCertPem: input.caCertPem,
+    tlsServerName: input.tlsServerName,
     userName: input.userName,
     userEntryName: `${input.userName}@${input.clusterName}`,
     user: { "client-certificate-data": b64(input.clientCertPem), "client-key-data": b64(input.clientKeyPem) },

@@ -85,6 +85,16 @@ export const DEFAULT_LOCAL_SECRET_BYTES = 32;
 
 // Ingress
 export const DEFAULT_INGRESS_ENABLED = true;
+
+// etcd backups
+export const DEFAULT_ETCD_BACKUP_ENABLED = true;
+/** Time between two snapshots of each master's etcd member. */
+export const DEFAULT_ETCD_BACKUP_INTERVAL = "6h";
+export const MIN_ETCD_BACKUP_INTERVAL_SECONDS = 15 * 60;
+export const MAX_ETCD_BACKUP_INTERVAL_SECONDS = 7 * 24 * 60 * 60;
+/** Snapshots each master keeps (the newest): two days at the default interval. */
+export const DEFAULT_ETCD_BACKUP_RETENTION = 8;
+export const MAX_ETCD_BACKUP_RETENTION = 200;
 export const DEFAULT_INGRESS_HTTP_NODE_PORT = 30080;
 export const DEFAULT_INGRESS_HTTPS_NODE_PORT = 30443;
 export const NODE_PORT_MIN = 30000;

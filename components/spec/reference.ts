@@ -99,6 +99,13 @@ export const FIELD_DOCS: Record<string, string> = {
   "ingress.enabled": "Create the ingress load balancer and the wildcard record `*.<id>.<baseDomain>`.",
   "ingress.httpNodePort": "Node port the ingress controller serves HTTP on.",
   "ingress.httpsNodePort": "Node port the ingress controller serves HTTPS on.",
+  etcd: "The masters' etcd members.",
+  "etcd.backup":
+    "Snapshots of each master's etcd member (`g8s-etcd-snapshot.timer`), verified and kept on the master's etcd volume under `/var/lib/etcd-disk/snapshots`; restore with `g8s-etcd-restore` (runbook in components/bootstrap/README.md).",
+  "etcd.backup.enabled": "Take snapshots.",
+  "etcd.backup.interval": "Time between two snapshots (15m to 168h).",
+  "etcd.backup.retention":
+    "Snapshots each master keeps, the newest (1 to 200); a snapshot is refused while the volume lacks room for two more of the database's size.",
   tags: `Extra tags or labels on every cloud resource (\`${CLUSTER_TAG_KEY}\` is always set).`,
   "g8s:reconcile": "How the reconciler treats this stack (a sibling config key of `g8s:cluster`).",
   "g8s:reconcile.mode": "`correct` (detect and undo drift), `detect` (report only) or `off`.",

@@ -187,6 +187,21 @@ const ingress = z
   })
   .prefault({});
 
+/** Snapshots of every master's etcd member on a timer, on the master's etcd volume. */
+const etcd = z
+  .strictObject({
+    backup: z
+      .strictObject({
+        enabled: z.boolean().default(D.DEFAULT_ETCD_BACKUP_ENABLED),
+        interval: duration(D.MIN_ETCD_BACKUP_INTERVAL_SECONDS, D.MAX_ETCD_BACKUP_INTERVAL_SECONDS).default(
+          D.DEFAULT_ETCD_BACKUP_INTERVAL,
+        ),
+        retention: count(1, D.MAX_ETCD_BACKUP_RETENTION).default(D.DEFAULT_ETCD_BACKUP_RETENTION),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 const tags = z
   .record(
     checked((key) =>
@@ -206,6 +221,7 @@ const common = {
   kubernetes,
   pki,
   ingress,
+  etcd,
   /** Extra tags/labels on every cloud resource, merged under `g8s.io/cluster`. */
   tags,
 };

@@ -25,6 +25,7 @@ const STACK: LabStack = {
   serviceCidr: "172.29.0.0/16",
   podCidr: "10.63.0.0/16",
   users: [{ name: "jane", groups: ["web-readers"] }],
+  etcdBackupRetention: 2,
 };
 const DNS_IP = "172.29.0.10";
 
@@ -199,6 +200,8 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
   it("issues a person's short-lived kubeconfig (g8s kubeconfig): RBAC by its groups, refused once it expired", async function () {
     const file = path.join(lab.labDir, "sam.conf");
     const started = Date.now();
+    // The lab reaches the API at the master's lab address, not the host cluster's Service name.
+    const server = lab.kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}").out;
     const issued = lab.g8s(
       "kubeconfig",
       STACK.id,
@@ -212,6 +215,8 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       "1m",
       "--output",
       file,
+      "--server",
+      server,
     );
     const took = (Date.now() - started) / 1000;
     assert.equal(issued.code, 0, issued.err);
@@ -555,6 +560,67 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     process.stdout.write(
       `      service-account key rotation: trusted on the master after ${trusted.toFixed(0)} s, new tokens after ${signed.toFixed(0)} s, ` +
         `old key retired after ${retired.toFixed(0)} s; ${during.length} probes with both keys, none refused, ${down} without an answer (API server restarts)\n`,
+    );
+  });
+
+  it("takes verified etcd snapshots, keeps etcd.backup.retention of them, and a restore brings a deleted object back on a healthy cluster", async function () {
+    const dir = "/var/lib/etcd-disk/snapshots";
+    const journal = () => onNode("master-0", "journalctl", "-u", "g8s-etcd-snapshot", "-n", "40", "--no-pager").out;
+    assert.equal(onNode("master-0", "systemctl", "is-enabled", "g8s-etcd-snapshot.timer").out, "enabled");
+    assert.equal(kubectl("create", "configmap", "backup-probe", "--from-literal=written=before-snapshot").code, 0);
+    const snapshots: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      const r = onNode("master-0", "systemctl", "start", "g8s-etcd-snapshot.service");
+      assert.equal(r.code, 0, `${r.err}\n${journal()}`);
+      const last = JSON.parse(onNode("master-0", "cat", `${dir}/last-good.json`).out) as {
+        snapshot: string;
+        revision: number;
+        bytes: number;
+      };
+      assert.ok(last.revision > 0 && last.bytes > 0, JSON.stringify(last));
+      snapshots.push(last.snapshot);
+      process.stdout.write(
+        `      etcd snapshot ${last.snapshot}: ${last.bytes} bytes, revision ${last.revision}, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+      );
+      await sleep(1100); // names carry the second
+    }
+    // retention 2 (the stack file): the oldest is gone with its checksum, members and status.
+    const kept = onNode("master-0", "ls", "-1", dir).out;
+    assert.deepEqual(
+      kept.split("\n").filter((f) => f.endsWith(".db")),
+      snapshots.slice(1),
+      kept,
+    );
+    assert.ok(!kept.includes(snapshots[0]), kept);
+    const chosen = `${dir}/${snapshots[2]}`;
+    assert.equal(onNode("master-0", "bash", "-c", `cd ${dir} && sha256sum --check ${snapshots[2]}.sha256`).code, 0);
+
+    assert.equal(kubectl("delete", "configmap", "backup-probe").code, 0);
+    assert.equal(kubectl("create", "configmap", "after-snapshot", "--from-literal=written=after").code, 0);
+    const started = Date.now();
+    const restore = onNode("master-0", "/usr/local/sbin/g8s-etcd-restore", chosen);
+    assert.equal(restore.code, 0, `${restore.out}\n${restore.err}`);
+    const back = await waitUntil(
+      "the API server after the restore",
+      () => kubectl("get", "configmap", "backup-probe", "-o", "jsonpath={.data.written}").out === "before-snapshot",
+      300_000,
+    );
+    const restoreSeconds = (Date.now() - started) / 1000;
+    assert.match(kubectl("get", "configmap", "after-snapshot").err, /NotFound/, "what came after the snapshot is gone");
+    // Healthy: etcd and every check of the API server, both nodes Ready, the Deployment serving.
+    const ready = await waitUntil(
+      "every readyz check and both nodes Ready",
+      () => kubectl("get", "--raw", "/readyz").out === "ok" && [...lab.readiness().values()].every((v) => v === "True"),
+      300_000,
+    );
+    assert.match(kubectl("get", "--raw", "/readyz?verbose").out, /\[\+\]etcd ok/);
+    rolledOut("default", "web", "300s");
+    const probeAgain = kubectl("create", "configmap", "after-restore", "--from-literal=written=after-restore");
+    assert.equal(probeAgain.code, 0, `the restored cluster takes writes: ${probeAgain.err}`);
+    process.stdout.write(
+      `      etcd restore: script ${restore.err.match(/in (\d+) s/)?.[1] ?? "?"} s, the object readable after ${restoreSeconds.toFixed(1)} s ` +
+        `(API back ${back.toFixed(0)} s after the script), every readyz check and node Ready ${ready.toFixed(0)} s later\n`,
     );
   });
 });

@@ -56,6 +56,8 @@ export interface LabStack {
   readonly accel?: "kvm" | "tcg" | "auto";
   /** `pki.certificateAuthorities` (default: the spec's, one CA `initial`). */
   readonly certificateAuthorities?: { readonly trusted: readonly string[]; readonly issuing: string };
+  /** `etcd.backup.retention` (default: the spec's). */
+  readonly etcdBackupRetention?: number;
   /** `pki.serviceAccountKeys` (default: the spec's, one key `initial`). */
   readonly serviceAccountKeys?: { readonly trusted: readonly string[]; readonly signing: string };
 }
@@ -86,6 +88,7 @@ export function labStackYaml(s: LabStack): string {
           ...(s.certificateAuthorities === undefined ? {} : { certificateAuthorities: s.certificateAuthorities }),
         },
         ingress: { enabled: false },
+        ...(s.etcdBackupRetention === undefined ? {} : { etcd: { backup: { retention: s.etcdBackupRetention } } }),
       },
       "g8s:reconcile": { mode: "correct", interval: "1m" },
     },

@@ -10,6 +10,7 @@ import {
   AccessError,
   endpointFromState,
   issueUserKubeconfig,
+  reachedAt,
   requestProblems,
   signingCaFromState,
   type SigningCa,
@@ -167,6 +168,19 @@ describe("access: a person's kubeconfig from the stack's CA", () => {
     );
   });
 
+  it("reaches the API at another address, still checking its certificate for the stack's API name", () => {
+    const endpoint = { server: "https://api.g8s-lab9.svc:6443", trustBundlePem: "ca" };
+    assert.deepEqual(reachedAt(endpoint, "https://10.123.5.10:6443"), {
+      server: "https://10.123.5.10:6443",
+      trustBundlePem: "ca",
+      tlsServerName: "api.g8s-lab9.svc",
+    });
+    assert.deepEqual(reachedAt(endpoint, "https://api.g8s-lab9.svc:443"), {
+      server: "https://api.g8s-lab9.svc:443",
+      trustBundlePem: "ca",
+    });
+  });
+
   it("refuses a TTL that outlives the CA", async () => {
     const ca = await makeCa(0.0001); // about 53 minutes
     const state = await stateOf(ca, "local");
@@ -194,6 +208,10 @@ describe("access: a person's kubeconfig from the stack's CA", () => {
     assert.match(problems[4], /^--ttl 25h: between 1m and 24h .*pki\.users/);
     assert.match(requestProblems("sam", [], "soon")[0], /--ttl 'soon' is not a duration/);
     assert.match(requestProblems("sam", [], "30s")[0], /--ttl 30s: between 1m and 24h/);
+    assert.deepEqual(requestProblems("sam", [], "1h", "https://10.0.0.1:6443"), []);
+    assert.deepEqual(requestProblems("sam", [], "1h", "http://api:6443"), [
+      "--server 'http://api:6443': an https URL like https://api.example.com:6443",
+    ]);
   });
 });
 

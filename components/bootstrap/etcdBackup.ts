@@ -1,0 +1,253 @@
+/**
+ * etcd snapshots on every master (spec `etcd.backup`) and the restore that takes one back: two
+ * static scripts, their settings in an env file, a oneshot service and its timer. The same on
+ * every platform: the scripts talk to the local member on 127.0.0.1:2379 with the etcd
+ * health-check client certificate, and run etcdctl and etcdutl taken from the etcd image the
+ * member runs (the version that wrote the data; registry.k8s.io's image has both tools, the
+ * node image's etcd is one binary that is each of them by name).
+ */
+import type { ClusterSpec } from "../spec";
+import { ETCD_VOLUME_MOUNT_PATH, G8S_DIR, MANIFESTS_DIR, PKI_DIR } from "./constants";
+import { renderIni, type IniSection } from "./ini";
+import type { WriteFile } from "./delivery";
+
+export const ETCD_SNAPSHOT_SCRIPT_PATH = "/usr/local/sbin/g8s-etcd-snapshot";
+export const ETCD_RESTORE_SCRIPT_PATH = "/usr/local/sbin/g8s-etcd-restore";
+/** On the etcd volume, beside etcd's data directory: it survives the node (AWS: a protected EBS volume; KVM: a host-cluster volume). */
+export const ETCD_SNAPSHOT_DIR = `${ETCD_VOLUME_MOUNT_PATH}/snapshots`;
+export const ETCD_BACKUP_ENV_PATH = `${G8S_DIR}/etcd-backup.env`;
+export const ETCD_SNAPSHOT_UNIT = "g8s-etcd-snapshot";
+/** Added to the restored revision, so every watcher and informer cache sees its revision gone and re-lists. */
+export const ETCD_RESTORE_BUMP_REVISION = 1_000_000_000;
+
+/**
+ * What both scripts share: settings, etcdctl against the local member, and the tools from the
+ * etcd image (copied once per image into /usr/local/lib/g8s/etcd-<digest>).
+ */
+const COMMON = String.raw`set -euo pipefail
+. ${ETCD_BACKUP_ENV_PATH}
+MANIFESTS=${MANIFESTS_DIR}
+HELD=/etc/kubernetes/g8s-held-manifests
+ETCD_PKI=${PKI_DIR}/etcd
+say() { echo "$(basename "$0"): $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# The etcd static pod's manifest: in place, or held aside by an interrupted restore.
+etcd_manifest() {
+  if [ -f "$MANIFESTS/etcd.yaml" ]; then echo "$MANIFESTS/etcd.yaml"
+  elif [ -f "$HELD/etcd.yaml" ]; then echo "$HELD/etcd.yaml"
+  else die "no etcd manifest in $MANIFESTS or $HELD: is this a master?"; fi
+}
+# A flag of the etcd command line in its manifest (- --name=master-0).
+etcd_flag() { sed -n "s/^ *- --$1=//p" "$(etcd_manifest)" | head -n 1; }
+
+# etcdctl and etcdutl of the member's own etcd image.
+etcd_tools() {
+  local image digest dir mnt
+  image=$(sed -n 's/^ *image: *//p' "$(etcd_manifest)" | head -n 1)
+  [ -n "$image" ] || die "no image in the etcd manifest"
+  digest=$(ctr -n k8s.io images ls "name==$image" -q 2>/dev/null | head -n 1)
+  [ -n "$digest" ] || die "etcd image $image is not on this node"
+  dir=/usr/local/lib/g8s/etcd-$(printf '%s' "$image" | sha256sum | cut -c1-16)
+  if [ ! -x "$dir/etcdutl" ]; then
+    mnt=$(mktemp -d)
+    ctr -n k8s.io images mount "$image" "$mnt" >/dev/null
+    mkdir -p "$dir.new"
+    for tool in etcdctl etcdutl; do
+      if [ -x "$mnt/usr/local/bin/$tool" ]; then cp "$mnt/usr/local/bin/$tool" "$dir.new/$tool"
+      else cp "$mnt/usr/local/bin/etcd" "$dir.new/$tool"; fi
+    done
+    ctr -n k8s.io images unmount --rm "$mnt" >/dev/null; rmdir "$mnt"
+    rm -rf "$dir"; mv "$dir.new" "$dir"
+  fi
+  ETCDUTL="$dir/etcdutl"
+  ETCDCTL_BIN="$dir/etcdctl"
+}
+etcdctl_() {
+  "$ETCDCTL_BIN" --endpoints=https://127.0.0.1:2379 --cacert="$ETCD_PKI/ca.crt" \
+    --cert="$ETCD_PKI/healthcheck-client.crt" --key="$ETCD_PKI/healthcheck-client.key" "$@"
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+`;
+
+/** `g8s-etcd-snapshot`: one verified snapshot, its member list and checksum; the newest RETENTION kept. */
+export const ETCD_SNAPSHOT_SCRIPT = String.raw`#!/bin/bash
+# g8s-etcd-snapshot: a verified snapshot of this master's etcd member into $SNAPSHOT_DIR, with
+# the member list and a checksum beside it; keeps the newest $RETENTION. Run by
+# ${ETCD_SNAPSHOT_UNIT}.timer; safe to run by hand (systemctl start ${ETCD_SNAPSHOT_UNIT}).
+${COMMON}
+etcd_tools
+mkdir -p "$SNAPSHOT_DIR"; chmod 0700 "$SNAPSHOT_DIR"
+# A full etcd volume would stop etcd itself: room for two more of the database, or no snapshot.
+db=$(etcdctl_ endpoint status -w json | json 'd[0]["Status"]["dbSize"]')
+free=$(( $(stat -f -c '%a * %S' "$SNAPSHOT_DIR") ))
+if [ "$free" -lt $(( 2 * db )) ]; then
+  die "$free bytes free on $SNAPSHOT_DIR, the database has $db: no snapshot (lower etcd.backup.retention or grow the etcd volume)"
+fi
+name="$CLUSTER_ID-$(hostname -s)-$(date -u +%Y%m%dT%H%M%SZ).db"
+part="$SNAPSHOT_DIR/.$name.part"
+trap 'rm -f "$part" "$part".*' EXIT
+etcdctl_ --command-timeout=10m snapshot save "$part" >/dev/null
+# Reads the whole file and checks its hash: a torn snapshot fails here, not at a restore.
+"$ETCDUTL" snapshot status "$part" -w json >"$part.status.json"
+etcdctl_ member list -w json >"$part.members.json"
+(cd "$SNAPSHOT_DIR" && sha256sum ".$name.part" | sed "s/\.$name\.part$/$name/" >"$part.sha256")
+for side in status.json members.json sha256; do mv "$part.$side" "$SNAPSHOT_DIR/$name.$side"; done
+mv "$part" "$SNAPSHOT_DIR/$name"
+# The newest $RETENTION of this cluster's snapshots (the names sort by time).
+ls -1 "$SNAPSHOT_DIR"/"$CLUSTER_ID"-*.db | sort | head -n -"$RETENTION" | while read -r old; do
+  rm -f "$old" "$old".status.json "$old".members.json "$old".sha256
+done
+revision=$(json 'd["revision"]' <"$SNAPSHOT_DIR/$name.status.json")
+bytes=$(stat -c %s "$SNAPSHOT_DIR/$name")
+printf '{"snapshot":"%s","time":"%s","revision":%s,"bytes":%s}\n' "$name" "$(date -u +%FT%TZ)" "$revision" "$bytes" \
+  >"$SNAPSHOT_DIR/.last-good.json"
+mv "$SNAPSHOT_DIR/.last-good.json" "$SNAPSHOT_DIR/last-good.json"
+say "$SNAPSHOT_DIR/$name: revision $revision, $bytes bytes"
+`;
+
+/**
+ * `g8s-etcd-restore SNAPSHOT [--initial-cluster NAME=URL,…]`: this master's member from the
+ * snapshot. Run on every master with the same file at once (components/bootstrap/README.md, the
+ * runbook): each stops its API server and etcd, restores into a new data directory (the old one
+ * is kept), starts etcd, waits for the restored cluster's quorum, starts the API server and
+ * restarts what caches the cluster's state.
+ */
+export const ETCD_RESTORE_SCRIPT = String.raw`#!/bin/bash
+# g8s-etcd-restore SNAPSHOT [--initial-cluster NAME=PEER-URL,...]: replaces this master's etcd
+# member with one restored from SNAPSHOT. With several masters: run it on every master, with the
+# same snapshot file, at the same time (the runbook: components/bootstrap/README.md in g8s).
+${COMMON}
+[ $# -ge 1 ] || { echo "usage: $(basename "$0") SNAPSHOT [--initial-cluster NAME=PEER-URL,...]" >&2; exit 2; }
+snapshot=$1; shift
+initial_cluster=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --initial-cluster) initial_cluster=$2; shift 2 ;;
+    *) echo "$(basename "$0"): unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ -f "$snapshot" ] || die "no snapshot $snapshot"
+if [ -f "$snapshot.sha256" ]; then
+  (cd "$(dirname "$snapshot")" && sha256sum --check --status "$(basename "$snapshot").sha256") ||
+    die "$snapshot does not match its checksum ($snapshot.sha256): not restoring from it"
+fi
+etcd_tools
+name=$(etcd_flag name); data=$(etcd_flag data-dir); peer=$(etcd_flag initial-advertise-peer-urls)
+[ -n "$name" ] && [ -n "$data" ] && [ -n "$peer" ] || die "the etcd manifest lacks --name, --data-dir or --initial-advertise-peer-urls"
+if [ -z "$initial_cluster" ] && [ -f "$snapshot.members.json" ]; then
+  # The members when the snapshot was taken: every master restores the same cluster.
+  initial_cluster=$(json '",".join(m["name"] + "=" + m["peerURLs"][0] for m in d["members"] if m.get("name"))' <"$snapshot.members.json")
+fi
+if [ -z "$initial_cluster" ]; then initial_cluster="$name=$peer"; fi
+case ",$initial_cluster," in *",$name=$peer,"*) ;; *) die "--initial-cluster $initial_cluster lacks this member ($name=$peer)" ;; esac
+# Every master derives the same token from the same file.
+token="g8s-restore-$(sha256sum "$snapshot" | cut -c1-16)"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+started=$(date +%s)
+
+say "stopping kube-apiserver and etcd (manifests held in $HELD)"
+mkdir -p "$HELD"
+for pod in kube-apiserver etcd; do
+  if [ -f "$MANIFESTS/$pod.yaml" ]; then mv "$MANIFESTS/$pod.yaml" "$HELD/$pod.yaml"; fi
+done
+for _ in $(seq 120); do
+  [ -z "$(crictl ps -q --name '^(etcd|kube-apiserver)$' 2>/dev/null)" ] && break
+  sleep 1
+done
+[ -z "$(crictl ps -q --name '^(etcd|kube-apiserver)$' 2>/dev/null)" ] || die "etcd or kube-apiserver still runs after 120 s"
+
+say "restoring $snapshot as member $name of $initial_cluster"
+rm -rf "$data.restoring"
+"$ETCDUTL" snapshot restore "$snapshot" --name "$name" --initial-cluster "$initial_cluster" \
+  --initial-cluster-token "$token" --initial-advertise-peer-urls "$peer" --data-dir "$data.restoring" \
+  --bump-revision ${ETCD_RESTORE_BUMP_REVISION} --mark-compacted
+if [ -d "$data" ]; then mv "$data" "$data.before-restore-$stamp"; fi
+mv "$data.restoring" "$data"
+
+say "starting etcd; waiting for the restored cluster's quorum"
+mv "$HELD/etcd.yaml" "$MANIFESTS/etcd.yaml"
+healthy=""
+for _ in $(seq 300); do
+  if etcdctl_ --command-timeout=3s endpoint health >/dev/null 2>&1; then healthy=yes; break; fi
+  sleep 1
+done
+[ -n "$healthy" ] || die "etcd is not healthy 300 s after the restore (with several masters: has every master run the restore?); kube-apiserver's manifest is still held in $HELD"
+
+say "starting kube-apiserver; restarting the controller manager, the scheduler and kubelet"
+mv "$HELD/kube-apiserver.yaml" "$MANIFESTS/kube-apiserver.yaml"
+for id in $(crictl ps -q --name '^kube-(controller-manager|scheduler)$' 2>/dev/null); do crictl stop "$id" >/dev/null || true; done
+systemctl restart kubelet
+say "restored from $snapshot in $(( $(date +%s) - started )) s; the data before it is in $data.before-restore-$stamp (remove it once the cluster is well)"
+`;
+
+/** The settings both scripts read. */
+export function etcdBackupEnv(spec: Pick<ClusterSpec, "id" | "etcd">): string {
+  return [
+    `CLUSTER_ID=${spec.id}`,
+    `RETENTION=${spec.etcd.backup.retention}`,
+    `SNAPSHOT_DIR=${ETCD_SNAPSHOT_DIR}`,
+    "",
+  ].join("\n");
+}
+
+/** systemd's time span for a spec duration (`6h`, `1h30m`): the same units, spaced. */
+function timeSpan(duration: string): string {
+  return duration.replace(/(\d+)([a-z]+)/g, "$1$2 ").trim();
+}
+
+/** The snapshot's oneshot service and its timer (first run 15 min after boot, then every interval). */
+export function etcdSnapshotUnits(spec: Pick<ClusterSpec, "etcd">): Record<string, IniSection[]> {
+  const every = timeSpan(spec.etcd.backup.interval);
+  return {
+    [`${ETCD_SNAPSHOT_UNIT}.service`]: [
+      {
+        name: "Unit",
+        entries: [
+          ["Description", "g8s: a verified snapshot of this master's etcd member"],
+          ["After", "kubelet.service containerd.service"],
+        ],
+      },
+      {
+        name: "Service",
+        entries: [
+          ["Type", "oneshot"],
+          ["ExecStart", ETCD_SNAPSHOT_SCRIPT_PATH],
+        ],
+      },
+    ],
+    [`${ETCD_SNAPSHOT_UNIT}.timer`]: [
+      { name: "Unit", entries: [["Description", `g8s: an etcd snapshot every ${every}`]] },
+      {
+        name: "Timer",
+        entries: [
+          ["OnBootSec", "15min"],
+          ["OnUnitActiveSec", every],
+          ["RandomizedDelaySec", "5min"],
+        ],
+      },
+      { name: "Install", entries: [["WantedBy", "timers.target"]] },
+    ],
+  };
+}
+
+/** A master's files: both scripts always (a restore needs no timer), the env, and the units when backups are on. */
+export function etcdBackupWriteFiles(spec: Pick<ClusterSpec, "id" | "etcd">): WriteFile[] {
+  return [
+    { path: ETCD_BACKUP_ENV_PATH, content: etcdBackupEnv(spec), permissions: "0644" },
+    { path: ETCD_SNAPSHOT_SCRIPT_PATH, content: ETCD_SNAPSHOT_SCRIPT, permissions: "0755" },
+    { path: ETCD_RESTORE_SCRIPT_PATH, content: ETCD_RESTORE_SCRIPT, permissions: "0755" },
+    ...(spec.etcd.backup.enabled
+      ? Object.entries(etcdSnapshotUnits(spec)).map(([unit, sections]) => ({
+          path: `/etc/systemd/system/${unit}`,
+          content: renderIni(sections),
+          permissions: "0644",
+        }))
+      : []),
+  ];
+}
+
+/** The units a master enables once kubeadm has made its member. */
+export function etcdBackupUnitNames(spec: Pick<ClusterSpec, "etcd">): string[] {
+  return spec.etcd.backup.enabled ? [`${ETCD_SNAPSHOT_UNIT}.timer`] : [];
+}
