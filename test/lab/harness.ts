@@ -222,6 +222,19 @@ export class TestLab {
     return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
   }
 
+  /** onNode without blocking: several nodes at once (a restore on every master). */
+  onNodeAsync(node: string, ...cmd: string[]): Promise<Result> {
+    return run("bash", [NSPAWN, "exec", "--state-dir", this.stateDir(node), "--", ...cmd]).then((r) => ({
+      ...r,
+      err: r.err.trim(),
+    }));
+  }
+
+  /** A path inside a system-container node's root file system, as the host sees it. */
+  nodePath(node: string, file: string): string {
+    return path.join(this.stateDir(node), "rootfs", file);
+  }
+
   /** Runs a command in a VM node (`g8s lab up --vm`) through its guest agent. */
   onVm(node: string, ...cmd: string[]): Result {
     const r = spawnSync("bash", [QEMU_NODE, "exec", "--state-dir", this.stateDir(node), "--", ...cmd], {
