@@ -97,7 +97,8 @@ export async function runKubeconfig(argv: string[], io: CliIo): Promise<number> 
   let issued;
   try {
     const { engine } = await buildReconciler(settings, { env: io.env, logDestination: stderr });
-    const resources = await engine.stackResources(stack);
+    // Selecting a stack the backend lacks would create it: a read must not.
+    const resources = (await engine.listStacks()).includes(stack) ? await engine.stackResources(stack) : undefined;
     if (resources === undefined || resources.length === 0) {
       throw new AccessError(`stack ${stack} has no state yet: apply it first (g8s reconcile ${stack})`);
     }

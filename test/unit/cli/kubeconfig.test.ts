@@ -4,7 +4,7 @@
  */
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 
@@ -16,6 +16,7 @@ describe("g8s kubeconfig (process)", function () {
   before(() => {
     project = mkdtempSync(path.join(tmpdir(), "g8s-kubeconfig-"));
     cpSync(path.join(ROOT, "stacks"), path.join(project, "stacks"), { recursive: true });
+    cpSync(path.join(ROOT, "Pulumi.yaml"), path.join(project, "Pulumi.yaml"));
     writeFileSync(path.join(project, "stacks", "Pulumi.bad.yaml"), "config:\n  g8s:cluster:\n    id: bad\n");
   });
   after(() => rmSync(project, { recursive: true, force: true }));
@@ -53,6 +54,35 @@ describe("g8s kubeconfig (process)", function () {
     const r = g8s("bad", "--user", "sam");
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^stacks\/Pulumi\.bad\.yaml: provider: is required/m);
+  });
+
+  it("says a stack the backend does not hold has no state yet, and creates none (exit 1)", () => {
+    const backend = path.join(project, "backend");
+    mkdirSync(backend);
+    const r = spawnSync(
+      process.execPath,
+      [path.join(ROOT, "bin/g8s.js"), "kubeconfig", "edge8", "--user", "sam", "--offline"],
+      {
+        cwd: project,
+        encoding: "utf8",
+        env: {
+          ...process.env,
+          G8S_PROJECT_DIR: project,
+          G8S_STATE_DIR: path.join(project, "state"),
+          G8S_BACKEND_URL: `file://${backend}`,
+          PULUMI_CONFIG_PASSPHRASE: "not-a-secret",
+        },
+      },
+    );
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^g8s kubeconfig: stack edge8 has no state yet: apply it first \(g8s reconcile edge8\)$/m);
+    const stacks = path.join(backend, ".pulumi", "stacks");
+    const created = existsSync(stacks) ? readdirSync(stacks, { recursive: true }).map(String) : [];
+    assert.deepEqual(
+      created.filter((f) => f.endsWith(".json")),
+      [],
+      "no stack made in the backend",
+    );
   });
 
   it("points a vault-backed cluster to the Vault role that issues for the user (exit 1)", () => {
