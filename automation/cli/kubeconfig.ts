@@ -7,8 +7,14 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { Writable } from "node:stream";
-import { ClusterSpecError, formatIssue, parseStackFile, type ClusterSpec } from "../../components/spec";
-import { DEFAULT_USER_KUBECONFIG_TTL, durationSeconds } from "../../components/spec";
+import {
+  ClusterSpecError,
+  DEFAULT_USER_KUBECONFIG_TTL,
+  durationSeconds,
+  formatIssue,
+  parseStackFile,
+  type ClusterSpec,
+} from "../../components/spec";
 import {
   AccessError,
   endpointFromState,

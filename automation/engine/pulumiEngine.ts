@@ -135,6 +135,20 @@ function isSecretValue(value: unknown): boolean {
   return typeof value === "object" && value !== null && SECRET_SIG_KEY in value;
 }
 
+/** A resource as `stack export` writes it (the fields g8s reads). */
+interface ExportedResource {
+  urn: string;
+  type: string;
+  protect?: boolean;
+  inputs?: Record<string, unknown>;
+  outputs?: Record<string, unknown>;
+}
+
+/** The resources of an exported state, the objects themselves (an edit goes into a later import); undefined without state. */
+function exportedResources(state: { deployment: unknown }): ExportedResource[] | undefined {
+  return (state.deployment as { resources?: ExportedResource[] } | undefined)?.resources;
+}
+
 /**
  * A value of `stack export --show-secrets` with every secret in plain text: the export wraps each
  * as `{<sig>: …, plaintext: "<JSON>"}`. One it could not decrypt (`ciphertext`) is refused.
@@ -314,9 +328,7 @@ export class PulumiEngine implements Engine {
     // namespace), which a confirmed decommission unprotects first. Destroying deletes every
     // resource of the state, so the state says exactly what goes.
     try {
-      const state = await (await this.stack(name)).exportStack();
-      const resources =
-        (state.deployment as { resources?: Array<{ urn: string; type: string }> } | undefined)?.resources ?? [];
+      const resources = exportedResources(await (await this.stack(name)).exportStack()) ?? [];
       const deleted = resources.filter((r) => !r.type.startsWith("pulumi:providers:"));
       return {
         changeSummary: deleted.length > 0 ? { delete: deleted.length } : {},
@@ -360,7 +372,7 @@ export class PulumiEngine implements Engine {
     try {
       const stack = await this.stack(name);
       const state = await stack.exportStack();
-      const resources = (state.deployment as { resources?: { protect?: boolean }[] } | undefined)?.resources ?? [];
+      const resources = exportedResources(state) ?? [];
       if (resources.some((r) => r.protect === true)) {
         for (const r of resources) delete r.protect;
         await stack.importStack(state);
@@ -377,9 +389,7 @@ export class PulumiEngine implements Engine {
     const state = await this.stack(name)
       .then((stack) => stack.exportStack())
       .catch(readable);
-    const resources = (state.deployment as { resources?: Array<{ type: string; outputs?: Record<string, unknown> }> })
-      .resources;
-    const value = resources?.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs?.pki;
+    const value = exportedResources(state)?.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs?.pki;
     if (isSecretValue(value)) throw new Error("stack output pki is a secret: it must be plain (components/cluster.ts)");
     return value;
   }
@@ -388,11 +398,9 @@ export class PulumiEngine implements Engine {
     const state = await this.stack(name)
       .then((stack) => stack.exportStack())
       .catch(readable);
-    const resources = (state.deployment as { resources?: Array<Partial<StateResource>> } | undefined)?.resources;
-    if (resources === undefined) return undefined;
-    return resources.map((r) => ({
-      urn: r.urn ?? "",
-      type: r.type ?? "",
+    return exportedResources(state)?.map((r) => ({
+      urn: r.urn,
+      type: r.type,
       inputs: revealSecrets(r.inputs ?? {}, `${r.urn}.inputs`) as Record<string, unknown>,
       outputs: revealSecrets(r.outputs ?? {}, `${r.urn}.outputs`) as Record<string, unknown>,
     }));
