@@ -37,16 +37,22 @@ export interface UserRequest {
   readonly ttlSeconds: number;
 }
 
+/** `--server URL` of the commands that reach a cluster's API another way than its own name. */
+export function serverFlagProblem(server: string | undefined): string | undefined {
+  if (server === undefined) return undefined;
+  try {
+    parseApiEndpoint(server);
+    return undefined;
+  } catch {
+    return `--server '${server}': an https URL like https://api.example.com:6443`;
+  }
+}
+
 /** What is wrong with a request, one line per problem naming the flag and the fix. */
 export function requestProblems(user: string, groups: readonly string[], ttl: string, server?: string): string[] {
   const problems: string[] = [];
-  if (server !== undefined) {
-    try {
-      parseApiEndpoint(server);
-    } catch {
-      problems.push(`--server '${server}': an https URL like https://api.example.com:6443`);
-    }
-  }
+  const serverProblem = serverFlagProblem(server);
+  if (serverProblem !== undefined) problems.push(serverProblem);
   const nameProblem = userNameProblem(user);
   if (nameProblem !== undefined) problems.push(`--user ${nameProblem}`);
   for (const group of groups) {

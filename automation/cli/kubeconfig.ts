@@ -4,28 +4,17 @@
  * passphrase). Read-only: the stack is neither locked nor changed, and nothing about the
  * certificate is stored anywhere but in the kubeconfig it prints.
  */
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { Writable } from "node:stream";
+import { DEFAULT_USER_KUBECONFIG_TTL, durationSeconds } from "../../components/spec";
 import {
-  ClusterSpecError,
-  DEFAULT_USER_KUBECONFIG_TTL,
-  durationSeconds,
-  formatIssue,
-  parseStackFile,
-  type ClusterSpec,
-} from "../../components/spec";
-import {
-  AccessError,
   endpointFromState,
   issueUserKubeconfig,
   reachedAt,
   requestProblems,
   signingCaFromState,
 } from "../access/userKubeconfig";
-import { buildReconciler } from "../compose";
-import { ToolchainError } from "../engine";
-import { redactText } from "../reconciler/logger";
+import { readStackFile, withStackState } from "./appliedStack";
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
 import { parseCommandLine, settingsFrom, SETTINGS_HELP } from "./settingsFlags";
 
@@ -45,10 +34,6 @@ vault write pki-<id>/issue/user-<name>).
                   server); the API server's certificate is still checked for the stack's API name
 
 ${SETTINGS_HELP}`;
-
-function readSpec(file: string, display: string): ClusterSpec {
-  return parseStackFile(readFileSync(file, "utf8"), display).cluster;
-}
 
 export async function runKubeconfig(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandLine(argv, {
@@ -74,20 +59,9 @@ export async function runKubeconfig(argv: string[], io: CliIo): Promise<number> 
   if (problems.length > 0) throw new UsageError(problems.join("\n"));
 
   const settings = settingsFrom(values, io);
-  const file = path.join(settings.projectDir, "stacks", `Pulumi.${stack}.yaml`);
-  const display = path.relative(io.cwd, file) || file;
-  if (!existsSync(file)) {
-    writeLine(io.stderr, `g8s kubeconfig: no stack file for ${stack} (${display})`);
-    return EXIT.problems;
-  }
-  let spec: ClusterSpec;
-  try {
-    spec = readSpec(file, display);
-  } catch (err) {
-    if (!(err instanceof ClusterSpecError)) throw err;
-    for (const issue of err.issues) writeLine(io.stderr, formatIssue(issue, display));
-    return EXIT.problems;
-  }
+  const file = readStackFile("kubeconfig", stack, settings, io);
+  if (typeof file === "number") return file;
+  const { spec, display } = file;
   const backend = spec.pki.backend;
   if (backend === "vault") {
     writeLine(
@@ -97,36 +71,18 @@ export async function runKubeconfig(argv: string[], io: CliIo): Promise<number> 
     );
     return EXIT.problems;
   }
-
-  const secrets = [settings.passphrase, settings.apiToken].filter((s): s is string => !!s);
-  const stderr = new Writable({ write: (chunk, _enc, cb) => (io.stderr.write(chunk), cb()) });
-  let issued;
-  try {
-    const { engine } = await buildReconciler(settings, { env: io.env, logDestination: stderr });
-    // Selecting a stack the backend lacks would create it: a read must not.
-    const resources = (await engine.listStacks()).includes(stack) ? await engine.stackResources(stack) : undefined;
-    if (resources === undefined || resources.length === 0) {
-      throw new AccessError(`stack ${stack} has no state yet: apply it first (g8s reconcile ${stack})`);
-    }
+  const read = await withStackState("kubeconfig", stack, settings, io, (resources) => {
     const endpoint = endpointFromState(resources, stack);
-    issued = await issueUserKubeconfig(
+    return issueUserKubeconfig(
       spec,
       signingCaFromState(resources, backend, stack),
       server === undefined ? endpoint : reachedAt(endpoint, server),
       { user, groups, ttlSeconds: durationSeconds(ttl) },
       new Date(),
     );
-  } catch (err) {
-    if (err instanceof AccessError || err instanceof ToolchainError) {
-      writeLine(io.stderr, `g8s kubeconfig: ${err.message}`);
-      return EXIT.problems;
-    }
-    writeLine(
-      io.stderr,
-      `g8s kubeconfig: reading stack ${stack} failed: ${redactText(String((err as Error).message ?? err), secrets)}`,
-    );
-    return EXIT.problems;
-  }
+  });
+  if (typeof read === "number") return read;
+  const issued = read.value;
   if (values.output !== undefined) {
     const out = path.resolve(io.cwd, values.output as string);
     writeFileSync(out, issued.kubeconfig, { mode: 0o600 });

@@ -61,6 +61,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.KUBECONFIG_USAGE, run: m.runKubeconfig };
     },
   },
+  etcd: {
+    summary: "a cluster's etcd snapshots: list, take one now, restore every master from one",
+    load: () => {
+      const m = require("./etcd") as typeof import("./etcd");
+      return { usage: m.ETCD_USAGE, run: m.runEtcd };
+    },
+  },
   plan: {
     summary: "what a change would do to the clusters (for pull requests)",
     load: () => {

@@ -58,6 +58,8 @@ export interface LabStack {
   readonly certificateAuthorities?: { readonly trusted: readonly string[]; readonly issuing: string };
   /** `etcd.backup.retention` (default: the spec's). */
   readonly etcdBackupRetention?: number;
+  /** `g8s:reconcile.mode` (default correct). */
+  readonly reconcileMode?: "correct" | "detect" | "off";
   /** `pki.serviceAccountKeys` (default: the spec's, one key `initial`). */
   readonly serviceAccountKeys?: { readonly trusted: readonly string[]; readonly signing: string };
 }
@@ -90,7 +92,7 @@ export function labStackYaml(s: LabStack): string {
         ingress: { enabled: false },
         ...(s.etcdBackupRetention === undefined ? {} : { etcd: { backup: { retention: s.etcdBackupRetention } } }),
       },
-      "g8s:reconcile": { mode: "correct", interval: "1m" },
+      "g8s:reconcile": { mode: s.reconcileMode ?? "correct", interval: "1m" },
     },
   });
 }
@@ -174,19 +176,26 @@ export class TestLab {
    * passphrase and state directory that `g8s lab up` used.
    */
   g8s(...args: string[]): Result {
-    const r = spawnSync(process.execPath, [G8S, ...args], {
-      encoding: "utf8",
-      env: {
-        ...process.env,
-        G8S_PROJECT_DIR: path.dirname(path.dirname(this.stackFile)),
-        G8S_STATE_DIR: path.join(this.labDir, "reconciler"),
-        G8S_BACKEND_URL: `file://${path.join(this.labDir, "state")}`,
-        G8S_OFFLINE: "true",
-        PULUMI_CONFIG_PASSPHRASE_FILE: path.join(this.labDir, "passphrase"),
-        PULUMI_CONFIG_PASSPHRASE: undefined,
-      },
-    });
+    const r = spawnSync(process.execPath, [G8S, ...args], { encoding: "utf8", env: this.g8sEnv() });
     return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  }
+
+  /** `g8s ARGS…` without blocking the event loop (a long command: an etcd restore). */
+  async g8sAsync(...args: string[]): Promise<Result> {
+    const r = await run(process.execPath, [G8S, ...args], this.g8sEnv());
+    return { ...r, err: r.err.trim() };
+  }
+
+  private g8sEnv(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      G8S_PROJECT_DIR: path.dirname(path.dirname(this.stackFile)),
+      G8S_STATE_DIR: path.join(this.labDir, "reconciler"),
+      G8S_BACKEND_URL: `file://${path.join(this.labDir, "state")}`,
+      G8S_OFFLINE: "true",
+      PULUMI_CONFIG_PASSPHRASE_FILE: path.join(this.labDir, "passphrase"),
+      PULUMI_CONFIG_PASSPHRASE: undefined,
+    };
   }
 
   kubectl(...args: string[]): Result {
@@ -283,9 +292,9 @@ export function useLab(stack: LabStack, upTimeoutMinutes?: number, upArgs: reado
   return lab;
 }
 
-function run(cmd: string, args: readonly string[]): Promise<Result> {
+function run(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<Result> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args);
+    const child = spawn(cmd, args, env === undefined ? {} : { env });
     let out = "";
     let err = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
