@@ -29,6 +29,7 @@ import { KubernetesStatusBoard } from "./coordination/kubernetesStatus";
 import { SharedStatusStore, SharedStatusView } from "./coordination/sharedStatus";
 import { ChangeTrigger } from "./events/trigger";
 import { HostWatch } from "./events/hostWatch";
+import { EtcdSnapshotWatch } from "./reconciler/etcdWatch";
 
 export interface Reconciler {
   readonly settings: Settings;
@@ -50,6 +51,8 @@ export interface Reconciler {
   readonly changes?: ChangeTrigger;
   /** With `watch: kubernetes` (daemon only): start after the scheduler, stop before it. */
   readonly hostWatch?: HostWatch;
+  /** The daemon's look at every cluster's last good etcd snapshots (metrics); start and stop with the scheduler. */
+  readonly etcdWatch?: EtcdSnapshotWatch;
 }
 
 /** A burst of status saves is published at most this often, and read back from the others this often. */
@@ -192,7 +195,37 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       });
     }
   }
-  return { settings, logger, registry, metrics, engine, scheduler, history, coordinator, shared, changes, hostWatch };
+  const etcdWatch = options.coordinate
+    ? new EtcdSnapshotWatch({
+        stacks: async () =>
+          (await source.discover()).flatMap((d) =>
+            d.etcdBackupSeconds === undefined ? [] : [{ name: d.name, intervalSeconds: d.etcdBackupSeconds }],
+          ),
+        stackResources: async (stack) =>
+          (await (engine as Engine).listStacks()).includes(stack)
+            ? (engine as Engine).stackResources(stack)
+            : undefined,
+        seen: (stack, masters) => metrics.observeEtcdSnapshots(stack.name, stack.intervalSeconds, masters),
+        failed: (stack, reason) => {
+          metrics.etcdWatchFailed(stack);
+          logger.warn({ stack, err: redact(reason) }, "etcd watch: could not read the masters' last good snapshots");
+        },
+      })
+    : undefined;
+  return {
+    settings,
+    logger,
+    registry,
+    metrics,
+    engine,
+    scheduler,
+    history,
+    coordinator,
+    shared,
+    changes,
+    hostWatch,
+    etcdWatch,
+  };
 }
 
 /** The g8s policies over a stack's previewed resources; only stacks read with spec checks carry a policy config. */

@@ -90,12 +90,14 @@ export async function runDaemon(argv: string[], io: CliIo): Promise<number> {
     await scheduler.start();
     logger.info({ stacks: scheduler.list().length }, "first discovery done: ready");
     await reconciler.hostWatch?.start();
+    reconciler.etcdWatch?.start();
     const stopFollowing = settings.gitBranch ? followBranch(settings, reconciler) : () => undefined;
     const signal = await stopRequested;
     logger.info({ signal, graceMs: settings.shutdownGraceMs }, "shutting down");
     stopFollowing();
     reconciler.changes?.stop();
     await reconciler.hostWatch?.stop();
+    await reconciler.etcdWatch?.stop();
     await scheduler.stop(settings.shutdownGraceMs);
     reconciler.shared?.view.stop();
     await reconciler.shared?.store.flush();

@@ -38,6 +38,8 @@ export interface DiscoveredStack {
   readonly inBackend?: boolean;
   /** Configuration of the g8s policies (with spec checks only: other projects are not checked). */
   readonly policyConfig?: { readonly clusterId: string; readonly publicApi: boolean };
+  /** `etcd.backup.interval` in seconds, when the cluster's masters take snapshots (the daemon's etcd watch). */
+  readonly etcdBackupSeconds?: number;
 }
 
 export interface StackSource {
@@ -107,6 +109,9 @@ export class ProjectStackSource implements StackSource {
                 clusterId: cluster.id,
                 publicApi: cluster.provider === "aws" ? cluster.aws.publicApi : false,
               },
+              ...(cluster.etcd.backup.enabled
+                ? { etcdBackupSeconds: durationSeconds(cluster.etcd.backup.interval) }
+                : {}),
             }
           : {}),
         settings: {

@@ -11,6 +11,7 @@ import {
   type RenewalRecord,
   type StackStatus,
 } from "./types";
+import type { EtcdSnapshotSeen } from "./etcdWatch";
 
 /** A pass takes from about a second (nothing to refresh) to half an hour (a large `up`). */
 export const DURATION_BUCKETS_SECONDS = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800];
@@ -34,6 +35,11 @@ export class ReconcilerMetrics {
   private readonly changes: Counter<"answer">;
   private readonly renewals: Counter<"stack" | "outcome">;
   private readonly renewalFailures: Gauge<"stack">;
+  private readonly etcdLastGood: Gauge<"stack" | "node">;
+  private readonly etcdInterval: Gauge<"stack">;
+  private readonly etcdWatchFailures: Counter<"stack">;
+  /** Per stack, the masters that have a last-good series (to drop one that went away). */
+  private readonly etcdNodes = new Map<string, Set<string>>();
   /** Per stack, the certificate keys that have series (to drop the series of one that went away). */
   private readonly certKeys = new Map<string, Set<string>>();
   /** The labels of each stack's lock-owner series (prom-client removes a series by all its labels). */
@@ -150,6 +156,42 @@ export class ReconcilerMetrics {
       labelNames: ["stack"],
       registers,
     });
+    this.etcdLastGood = new Gauge({
+      name: "g8s_etcd_snapshot_last_good_timestamp_seconds",
+      help: "Unix time of a master's last good etcd snapshot, as its Node says (annotation g8s.dev/etcd-last-good-snapshot); absent for a master without one.",
+      labelNames: ["stack", "node"],
+      registers,
+    });
+    this.etcdInterval = new Gauge({
+      name: "g8s_etcd_backup_interval_seconds",
+      help: "The stack's etcd.backup.interval: the time between two snapshots of each master.",
+      labelNames: ["stack"],
+      registers,
+    });
+    this.etcdWatchFailures = new Counter({
+      name: "g8s_etcd_snapshot_watch_failures_total",
+      help: "Looks at a cluster's masters for their last good etcd snapshot that failed (the API unreachable or refusing).",
+      labelNames: ["stack"],
+      registers,
+    });
+  }
+
+  /** What the etcd watch saw of a stack's masters: one series per master with a last good snapshot. */
+  observeEtcdSnapshots(stack: string, intervalSeconds: number, masters: readonly EtcdSnapshotSeen[]): void {
+    this.etcdInterval.set({ stack }, intervalSeconds);
+    this.etcdWatchFailures.inc({ stack }, 0);
+    const now = new Set<string>();
+    for (const m of masters) {
+      if (m.lastGoodSeconds === undefined) continue;
+      now.add(m.node);
+      this.etcdLastGood.set({ stack, node: m.node }, m.lastGoodSeconds);
+    }
+    for (const node of this.etcdNodes.get(stack) ?? []) if (!now.has(node)) this.etcdLastGood.remove({ stack, node });
+    this.etcdNodes.set(stack, now);
+  }
+
+  etcdWatchFailed(stack: string): void {
+    this.etcdWatchFailures.inc({ stack });
   }
 
   /** A coalesced change (host watch or POST /events) and what the scheduler made of it. */
@@ -235,6 +277,8 @@ export class ReconcilerMetrics {
     for (const outcome of RENEWAL_OUTCOMES) this.renewals.remove({ stack, outcome });
     for (const key of this.certKeys.get(stack) ?? []) this.dropCertificate(stack, key);
     this.certKeys.delete(stack);
+    for (const node of this.etcdNodes.get(stack) ?? []) this.etcdLastGood.remove({ stack, node });
+    this.etcdNodes.delete(stack);
     this.dropLockOwner(stack);
     for (const metric of [
       this.driftDetected,
@@ -243,6 +287,8 @@ export class ReconcilerMetrics {
       this.lastSuccess,
       this.busySince,
       this.renewalFailures,
+      this.etcdInterval,
+      this.etcdWatchFailures,
     ]) {
       metric.remove({ stack });
     }

@@ -17,7 +17,7 @@ import {
   ETCD_VOLUME_MOUNT_PATH,
   G8S_DIR,
   KUBEADM_CONFIG_PATH,
-  KUBERNETES_DIR,
+  ADMIN_KUBECONFIG_PATH,
   STATE_DIR,
   SYNC_SCRIPT_PATH,
 } from "./constants";
@@ -76,8 +76,6 @@ export interface CloudConfig {
 
 /** The cloud-init top-level keys this module may emit (tests reject any other). */
 export const CLOUD_CONFIG_KEYS = ["bootcmd", "write_files", "runcmd"] as const;
-
-const ADMIN_KUBECONFIG = `${KUBERNETES_DIR}/admin.conf`;
 
 function minorOf(version: string): string {
   const m = /^(\d+)\.(\d+)\.\d+$/.exec(version);
@@ -233,7 +231,7 @@ export function addonDocuments(config: BootstrapConfig): object[] {
 }
 
 function kubectl(...args: string[]): string[] {
-  return ["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, ...args];
+  return ["kubectl", "--kubeconfig", ADMIN_KUBECONFIG_PATH, ...args];
 }
 
 /** Commands only the first master runs, once: the bootstrap token, the CNI, the RBAC. */

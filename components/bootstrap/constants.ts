@@ -15,6 +15,8 @@ export const CALICO_OPERATOR_MANIFEST_URL = `https://raw.githubusercontent.com/p
 export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
 
 export const KUBERNETES_DIR = "/etc/kubernetes";
+/** Every master's admin kubeconfig (kubeadm's name; g8s delivers it). */
+export const ADMIN_KUBECONFIG_PATH = `${KUBERNETES_DIR}/admin.conf`;
 export const PKI_DIR = "/etc/kubernetes/pki";
 export const MANIFESTS_DIR = "/etc/kubernetes/manifests";
 /** Where g8s keeps its own node files: kubeadm config, secret manifest, addon manifests. */

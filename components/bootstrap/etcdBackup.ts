@@ -7,7 +7,7 @@
  * node image's etcd is one binary that is each of them by name).
  */
 import type { ClusterSpec } from "../spec";
-import { ETCD_VOLUME_MOUNT_PATH, G8S_DIR, MANIFESTS_DIR, PKI_DIR } from "./constants";
+import { ADMIN_KUBECONFIG_PATH, ETCD_VOLUME_MOUNT_PATH, G8S_DIR, MANIFESTS_DIR, PKI_DIR } from "./constants";
 import { renderIni, type IniSection } from "./ini";
 import type { WriteFile } from "./delivery";
 
@@ -17,6 +17,8 @@ export const ETCD_RESTORE_SCRIPT_PATH = "/usr/local/sbin/g8s-etcd-restore";
 export const ETCD_SNAPSHOT_DIR = `${ETCD_VOLUME_MOUNT_PATH}/snapshots`;
 export const ETCD_BACKUP_ENV_PATH = `${G8S_DIR}/etcd-backup.env`;
 export const ETCD_SNAPSHOT_UNIT = "g8s-etcd-snapshot";
+/** On each master's Node: the time of its last good snapshot (RFC 3339, UTC). */
+export const ETCD_LAST_GOOD_ANNOTATION = "g8s.dev/etcd-last-good-snapshot";
 /** Added to the restored revision, so every watcher and informer cache sees its revision gone and re-lists. */
 export const ETCD_RESTORE_BUMP_REVISION = 1_000_000_000;
 
@@ -100,10 +102,17 @@ ls -1 "$SNAPSHOT_DIR"/"$CLUSTER_ID"-*.db | sort | head -n -"$RETENTION" | while 
 done
 revision=$(json 'd["revision"]' <"$SNAPSHOT_DIR/$name.status.json")
 bytes=$(stat -c %s "$SNAPSHOT_DIR/$name")
-printf '{"snapshot":"%s","time":"%s","revision":%s,"bytes":%s}\n' "$name" "$(date -u +%FT%TZ)" "$revision" "$bytes" \
+good=$(date -u +%FT%TZ)
+printf '{"snapshot":"%s","time":"%s","revision":%s,"bytes":%s}\n' "$name" "$good" "$revision" "$bytes" \
   >"$SNAPSHOT_DIR/.last-good.json"
 mv "$SNAPSHOT_DIR/.last-good.json" "$SNAPSHOT_DIR/last-good.json"
 say "$SNAPSHOT_DIR/$name: revision $revision, $bytes bytes"
+# The time on this master's Node (the member's name is the node's), for whoever watches the
+# cluster's API; the snapshot stands whether or not the API takes it.
+node=$(etcd_flag name)
+kubectl --kubeconfig ${ADMIN_KUBECONFIG_PATH} --request-timeout=20s annotate --overwrite node "$node" \
+  "${ETCD_LAST_GOOD_ANNOTATION}=$good" >/dev/null ||
+  say "warning: could not annotate node $node with ${ETCD_LAST_GOOD_ANNOTATION}"
 `;
 
 /**

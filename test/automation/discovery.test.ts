@@ -1,7 +1,8 @@
 import * as assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { parse, stringify } from "yaml";
 import { ProjectStackSource } from "../../automation/reconciler/discovery";
 
 describe("stack discovery", () => {
@@ -100,6 +101,20 @@ describe("stack discovery", () => {
         "stacks/Pulumi.c1.yaml: nodePools: is required",
       ].join("\n"),
     );
+  });
+
+  it("gives the daemon's etcd watch each valid cluster's backup interval, none when backups are off", async () => {
+    source = new ProjectStackSource({ projectDir: dir, reconcileDefaults: {}, specChecks: true });
+    const edge8 = readFileSync(path.join(__dirname, "../../stacks/Pulumi.edge8.yaml"), "utf8");
+    write("Pulumi.edge8.yaml", edge8);
+    const off = parse(edge8) as { config: { "g8s:cluster": Record<string, unknown> } };
+    off.config["g8s:cluster"] = { ...off.config["g8s:cluster"], id: "edge9", etcd: { backup: { enabled: false } } };
+    write("Pulumi.edge9.yaml", stringify(off));
+    const [e8, e9] = await source.discover();
+    assert.equal(e8.error, undefined);
+    assert.equal(e8.etcdBackupSeconds, 6 * 3600, "the default interval, 6h");
+    assert.equal(e9.error, undefined);
+    assert.equal(e9.etcdBackupSeconds, undefined);
   });
 
   it("says how to turn spec checks off when a stack file has no cluster spec", async () => {

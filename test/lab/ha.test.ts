@@ -72,6 +72,18 @@ describe("lab: three masters keep etcd's quorum when one stops (system container
     // One snapshot per master now; restore master-1's (master-0 and master-2 get a copy).
     const name = new RegExp(`last good (${STACK.id}-master-1-\\S+\\.db)`).exec(took.out)?.[1] as string;
     assert.ok(name, took.out);
+    // Each master's last good snapshot is on its Node too, for whoever watches the API (the daemon's gauge).
+    for (const master of MASTERS) {
+      const at = new RegExp(`^${master}: .*; last good \\S+ at (\\S+)$`, "m").exec(took.out)?.[1];
+      const annotation = lab.kubectl(
+        "get",
+        "node",
+        master,
+        "-o",
+        "jsonpath={.metadata.annotations.g8s\\.dev/etcd-last-good-snapshot}",
+      );
+      assert.equal(annotation.out, at, `${master}: ${annotation.err}`);
+    }
     assert.equal(lab.kubectl("delete", "configmap", "ha-probe").code, 0);
     assert.equal(lab.kubectl("create", "configmap", "after-snapshot", "--from-literal=written=after").code, 0);
 
