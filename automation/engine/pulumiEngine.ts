@@ -386,11 +386,17 @@ export class PulumiEngine implements Engine {
 
   /** The root stack resource's `pki` output from `stack export` (a plain output: a secret one is refused). */
   async pkiOutput(name: string): Promise<unknown> {
+    return this.plainOutput(name, "pki");
+  }
+
+  /** A root stack output from `stack export`, nothing decrypted: a secret one is refused. */
+  async plainOutput(name: string, key: string): Promise<unknown> {
     const state = await this.stack(name)
       .then((stack) => stack.exportStack())
       .catch(readable);
-    const value = exportedResources(state)?.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs?.pki;
-    if (isSecretValue(value)) throw new Error("stack output pki is a secret: it must be plain (components/cluster.ts)");
+    const value = exportedResources(state)?.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs?.[key];
+    if (isSecretValue(value))
+      throw new Error(`stack output ${key} is a secret: it must be plain (components/cluster.ts)`);
     return value;
   }
 

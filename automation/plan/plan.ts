@@ -5,7 +5,7 @@
  * backend: a stack that exists only as a file is previewed on a private temporary backend.
  */
 import { ProjectStackSource, type DiscoveredStack } from "../reconciler/discovery";
-import { afterPreview, hasChanges, passStart, type PreviewVerdict } from "../reconciler/pass";
+import { afterPreview, hasChanges, passStart, versionRefusal, type PreviewVerdict } from "../reconciler/pass";
 import { mandatory } from "../policy/runner";
 import {
   EngineFailure,
@@ -23,6 +23,8 @@ export interface PlanEngine {
   previewDestroy(stack: string, options: OperationOptions): Promise<PreviewResult>;
   /** Preview of a stack the shared backend does not hold, without writing to that backend. */
   previewNewStack(stack: string, options: OperationOptions): Promise<PreviewResult>;
+  /** A plain stack output (`kubernetesVersion`: the version-change check). */
+  plainOutput(stack: string, key: string): Promise<unknown>;
 }
 
 export type StackPlanKind = "preview" | "new" | "destroy" | "orphaned" | "gone" | "invalid" | "off" | "failed";
@@ -110,6 +112,8 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
         return { stack: t.stack, reason: t.reason, kind: "destroy", preview, changeSummary: preview.changeSummary };
       }
       const kind = inBackend.has(t.stack) ? "preview" : "new";
+      const refused = kind === "preview" ? await versionRefusal(engine, stack) : undefined;
+      if (refused !== undefined) return { stack: t.stack, reason: t.reason, kind: "invalid", error: refused };
       const preview =
         kind === "preview"
           ? await engine.previewRefresh(t.stack, { signal })
@@ -134,7 +138,7 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
   });
   const blocked = plans.some((p) => mandatory(p.violations ?? []).length > 0);
   const exitCode =
-    plans.some((p) => p.kind === "failed") || blocked
+    plans.some((p) => p.kind === "failed" || p.kind === "invalid") || blocked
       ? 1
       : plans.some((p) => hasChanges(p.changeSummary) || p.kind === "orphaned")
         ? 2

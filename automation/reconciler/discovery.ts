@@ -40,6 +40,8 @@ export interface DiscoveredStack {
   readonly policyConfig?: { readonly clusterId: string; readonly publicApi: boolean };
   /** `etcd.backup.interval` in seconds, when the cluster's masters take snapshots (the daemon's etcd watch). */
   readonly etcdBackupSeconds?: number;
+  /** The cluster's `kubernetes.version` and where the file sets it (`<file>: kubernetes.version`), for the version-change check. */
+  readonly kubernetes?: { readonly version: string; readonly field: string };
 }
 
 export interface StackSource {
@@ -109,6 +111,7 @@ export class ProjectStackSource implements StackSource {
                 clusterId: cluster.id,
                 publicApi: cluster.provider === "aws" ? cluster.aws.publicApi : false,
               },
+              kubernetes: { version: cluster.kubernetes.version, field: `${display}: kubernetes.version` },
               ...(cluster.etcd.backup.enabled
                 ? { etcdBackupSeconds: durationSeconds(cluster.etcd.backup.interval) }
                 : {}),

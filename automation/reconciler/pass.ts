@@ -16,7 +16,7 @@ import {
 import type { DiscoveredStack } from "./discovery";
 import { formatViolation, mandatory } from "../policy/runner";
 import type { PreviewResource, PreviewResult, Violation } from "./types";
-import type { ReconcileMode } from "../../components/spec";
+import { versionChangeProblem, type ReconcileMode } from "../../components/spec";
 import { dueCertificates, parsePkiOutput, runRenewal } from "./renewal";
 import type { CertificateStatus, RenewalRecord } from "./types";
 
@@ -102,6 +102,20 @@ function previewRenews(drift: readonly ResourceDrift[], certs: readonly Certific
   return drift.some((d) => due.has(d.urn));
 }
 
+/**
+ * Why the stack file's `kubernetes.version` cannot be applied to the cluster its state says
+ * runs (`<file>: kubernetes.version: …`); undefined when it can, or nothing runs yet.
+ */
+export async function versionRefusal(
+  engine: Pick<Engine, "plainOutput">,
+  stack: DiscoveredStack,
+): Promise<string | undefined> {
+  if (stack.kubernetes === undefined) return undefined;
+  const running = await engine.plainOutput(stack.name, "kubernetesVersion").catch(() => undefined);
+  const problem = versionChangeProblem(typeof running === "string" ? running : undefined, stack.kubernetes.version);
+  return problem === undefined ? undefined : `${stack.kubernetes.field}: ${problem}`;
+}
+
 export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise<PassRecord> {
   const { engine, clock, signal } = ctx;
   const started = clock.now();
@@ -165,6 +179,10 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
       const result = await engine.destroy(stack.name, { signal });
       return done("destroyed", { resourceChanges: result.resourceChanges });
     }
+    // A version the running cluster cannot take (a skipped minor, a downgrade): the file is
+    // wrong for this cluster, whatever the preview would say.
+    const refused = await versionRefusal(engine, stack);
+    if (refused !== undefined) return done("invalid", { error: refused });
     if (ctx.atOnce && start.mode === "correct") {
       phase = "correct";
       return await correct({ direct: true });

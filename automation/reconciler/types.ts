@@ -117,6 +117,8 @@ export interface Engine {
    * decrypting anything; undefined when the stack has no such output (or no state yet).
    */
   pkiOutput(stack: string): Promise<unknown>;
+  /** A plain (not secret) stack output as the state holds it, such as `kubernetesVersion`; undefined without one. */
+  plainOutput(stack: string, key: string): Promise<unknown>;
   /**
    * Every resource of the stack's state with its inputs and outputs, secrets decrypted (the
    * backend's passphrase or key), read without running the program; undefined when the stack

@@ -27,4 +27,5 @@ export type {
 } from "./schema";
 export { durationSeconds, formatDuration, parseDuration } from "./duration";
 export { maxNodes } from "./rules";
+export { versionChangeProblem } from "./versions";
 export * as cidr from "./cidr";

@@ -16,7 +16,8 @@ export const FIELD_DOCS: Record<string, string> = {
   provider: "Where the cluster runs: `aws` or `kvm` (`libvirt` is reserved).",
   baseDomain: "Parent DNS zone; the cluster domain is `<id>.<baseDomain>`.",
   kubernetes: "Kubernetes version and the cluster's address ranges.",
-  "kubernetes.version": "Concrete `x.y.z` release of a supported minor.",
+  "kubernetes.version":
+    "Concrete `x.y.z` release of a supported minor. A running cluster takes a newer patch or the next minor only, never an older version (every pass and `g8s plan` check it against the version the stack was last applied with).",
   "kubernetes.serviceCidr": "Service IP range (/12 to /24); must not overlap the pod range or the VPC.",
   "kubernetes.podCidr": "Pod IP range (/8 to /22), a /24 per node; must be large enough for every node.",
   "kubernetes.cni":

@@ -155,6 +155,13 @@ export class FakeEngine implements Engine {
     return this.states.get(stack);
   }
 
+  /** Plain stack outputs other than pki, per stack (pki comes from the certificates above). */
+  readonly outputs = new Map<string, Record<string, unknown>>();
+
+  async plainOutput(stack: string, key: string): Promise<unknown> {
+    return key === "pki" ? this.pkiOutput(stack) : this.outputs.get(stack)?.[key];
+  }
+
   async pkiOutput(stack: string): Promise<unknown> {
     const pki = this.pki.get(stack);
     if (!pki) return undefined;

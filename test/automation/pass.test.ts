@@ -47,6 +47,36 @@ describe("one pass", () => {
     assert.equal(record.durationMs, 2000);
   });
 
+  it("refuses a kubernetes.version the running cluster cannot take, before any preview, naming the file's field", async () => {
+    const cluster = (version: string): DiscoveredStack => ({
+      ...stack(),
+      kubernetes: { version, field: "stacks/Pulumi.s.yaml: kubernetes.version" },
+    });
+    engine.outputs.set("s", { kubernetesVersion: "1.32.4" });
+    engine.plan("s", "drift");
+    const skip = await run(cluster("1.34.1"));
+    assert.equal(skip.outcome, "invalid");
+    assert.match(
+      skip.error ?? "",
+      /^stacks\/Pulumi\.s\.yaml: kubernetes\.version: 1\.34\.1 skips minor 1\.33 from the 1\.32\.4 the cluster runs: .*set 1\.33\.x first$/,
+    );
+    const down = await run(cluster("1.32.2"));
+    assert.equal(down.outcome, "invalid");
+    assert.match(
+      down.error ?? "",
+      /1\.32\.2 is older than the 1\.32\.4 the cluster runs: Kubernetes does not downgrade/,
+    );
+    assert.equal(engine.previews("s").length + engine.ups("s").length, 0, "neither previewed nor applied");
+    // One minor up, a patch up, the same: the pass goes on. A stack without state yet: too.
+    for (const ok of ["1.33.0", "1.32.9", "1.32.4"]) {
+      engine.plan("s", "drift");
+      assert.equal((await run(cluster(ok))).outcome, "corrected", ok);
+    }
+    engine.outputs.delete("s");
+    engine.plan("s", "drift");
+    assert.equal((await run(cluster("1.34.1"))).outcome, "corrected", "nothing runs yet");
+  });
+
   it("redacts the error text of a failed pass", async () => {
     engine.previewRefresh = async () => {
       throw new Error("bad passphrase s3cr3t");

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { isProgramFile, touchedStacks } from "../../automation/plan/changes";
@@ -10,6 +10,18 @@ import { ProjectStackSource } from "../../automation/reconciler/discovery";
 import { runPass } from "../../automation/reconciler/pass";
 import type { OperationOptions, PreviewResult } from "../../automation/reconciler/types";
 import { FakeClock, FakeEngine, whileAdvancing, type Step } from "./fakes";
+
+/** A git repository at `dir` with a `stacks/` folder and a Pulumi.yaml named `project`; `commit()` commits everything. */
+function projectRepo(dir: string, project: string): () => void {
+  mkdirSync(path.join(dir, "stacks"));
+  writeFileSync(path.join(dir, "Pulumi.yaml"), `name: ${project}\nruntime: nodejs\n`);
+  const git = (...args: string[]) => execFileSync("git", ["-C", dir, ...args], { stdio: "pipe" });
+  git("init", "-q", "-b", "main");
+  return () => {
+    git("add", "-A");
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "c");
+  };
+}
 
 describe("g8s plan: touched stacks", () => {
   const current = ["eu1prod", "edge7", "us2"];
@@ -109,14 +121,7 @@ describe("g8s plan: the reconciler's decision", () => {
       fix: { yaml: "g8s:reconcile: { mode: correct }", steps: ["drift"] },
       same: { yaml: "g8s:reconcile: { mode: correct }", steps: ["in-sync"] },
     };
-    mkdirSync(path.join(dir, "stacks"));
-    writeFileSync(path.join(dir, "Pulumi.yaml"), "name: other\nruntime: nodejs\n");
-    const git = (...args: string[]) => execFileSync("git", ["-C", dir, ...args], { stdio: "pipe" });
-    const commit = () => {
-      git("add", "-A");
-      git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "c");
-    };
-    git("init", "-q", "-b", "main");
+    const commit = projectRepo(dir, "other");
     commit();
     for (const [name, { yaml }] of Object.entries(stacks)) {
       writeFileSync(path.join(dir, "stacks", `Pulumi.${name}.yaml`), `config:\n  ${yaml}\n`);
@@ -156,6 +161,53 @@ describe("g8s plan: the reconciler's decision", () => {
         ["watch", "preview: drifted", "drifted"],
       ],
     );
+  });
+});
+
+describe("g8s plan: a kubernetes.version the running cluster cannot take", () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(path.join(tmpdir(), "g8s-plan-version-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("fails the pull request's plan without a preview, naming the file's field and the next step", async () => {
+    const edge8 = readFileSync(path.join(__dirname, "../../stacks/Pulumi.edge8.yaml"), "utf8");
+    const commit = projectRepo(dir, "g8s");
+    writeFileSync(
+      path.join(dir, "stacks", "Pulumi.edge8.yaml"),
+      edge8.replace('version: "1.34.12"', 'version: "1.32.4"'),
+    );
+    commit();
+    // The pull request: straight from 1.32 to 1.34.
+    writeFileSync(path.join(dir, "stacks", "Pulumi.edge8.yaml"), edge8);
+    commit();
+
+    const clock = new FakeClock();
+    const engine = new (class extends FakeEngine {
+      previewDestroy(): Promise<PreviewResult> {
+        throw new Error("not here");
+      }
+      previewNewStack(stack: string, options: OperationOptions): Promise<PreviewResult> {
+        return this.previewRefresh(stack, options);
+      }
+    })(clock);
+    engine.backendStacks = ["edge8"];
+    engine.outputs.set("edge8", { kubernetesVersion: "1.32.4" });
+    engine.plan("edge8", "drift");
+    const plan = await whileAdvancing(
+      clock,
+      runPlan({ projectDir: dir, base: "HEAD~1", engine, concurrency: 1, specChecks: true }),
+    );
+    assert.equal(plan.exitCode, 1);
+    assert.deepEqual(
+      plan.stacks.map((p) => [p.stack, p.kind]),
+      [["edge8", "invalid"]],
+    );
+    assert.equal(
+      plan.stacks[0].error,
+      "stacks/Pulumi.edge8.yaml: kubernetes.version: 1.34.12 skips minor 1.33 from the 1.32.4 the cluster runs: " +
+        "upgrade one minor at a time (kubeadm and the version-skew policy allow no more); set 1.33.x first",
+    );
+    assert.equal(engine.previews("edge8").length, 0, "no preview of a file the cluster cannot take");
   });
 });
 

@@ -254,6 +254,31 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
     );
   });
 
+  it("refuses a kubernetes.version two minors up or older than the cluster's, and changes nothing", async () => {
+    const file = path.join(sandbox.projectDir, "stacks", `Pulumi.${STACK}.yaml`);
+    const userData = () => get("secret", "master-user-data", "{.metadata.resourceVersion}").out;
+    const before = userData();
+    for (const [version, why] of [
+      [
+        "1.33.2",
+        /kubernetes\.version: 1\.33\.2 skips minor 1\.32 from the 1\.31\.4 the cluster runs: .*set 1\.32\.x first/,
+      ],
+      [
+        "1.31.2",
+        /kubernetes\.version: 1\.31\.2 is older than the 1\.31\.4 the cluster runs: Kubernetes does not downgrade/,
+      ],
+    ] as const) {
+      const since = Date.now();
+      writeFileSync(file, kvmStackFile(STACK, "10.62.0.0/16").replace("version: 1.31.4", `version: ${version}`));
+      const refused = await passAfter(since, "invalid");
+      assert.match(refused.lastPass?.error ?? "", new RegExp(`^stacks/Pulumi\\.${STACK}\\.yaml: ${why.source}`));
+      assert.equal(userData(), before, `${version}: the master's user-data untouched`);
+    }
+    const since = Date.now();
+    writeStack();
+    await passAfter(since, "in-sync");
+  });
+
   it("renews certificates past their renewal point in detect mode: new certificates in the Secrets, a scaled StatefulSet left scaled, no drift counted", async () => {
     const serialIn = (secret: string, key: string) => {
       const b64 = get("secret", secret, `{.data.${key.replace(/\./g, "\\.")}}`).out;

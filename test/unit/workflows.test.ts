@@ -9,7 +9,18 @@ const DIR = path.join(ROOT, ".github/workflows");
 const SCRIPTS = Object.keys(
   (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: object }).scripts,
 );
-const G8S_COMMANDS = ["validate", "reconcile", "daemon", "status", "renew", "plan", "host", "lab", "kubeconfig", "etcd"];
+const G8S_COMMANDS = [
+  "validate",
+  "reconcile",
+  "daemon",
+  "status",
+  "renew",
+  "plan",
+  "host",
+  "lab",
+  "kubeconfig",
+  "etcd",
+];
 
 interface Step {
   run?: string;
