@@ -29,7 +29,9 @@ import { KubernetesStatusBoard } from "./coordination/kubernetesStatus";
 import { SharedStatusStore, SharedStatusView } from "./coordination/sharedStatus";
 import { ChangeTrigger } from "./events/trigger";
 import { HostWatch } from "./events/hostWatch";
-import { EtcdSnapshotWatch } from "./reconciler/etcdWatch";
+import { EtcdSnapshotWatch, guestApiFromState } from "./reconciler/etcdWatch";
+import { deletePoolNodes, drainPools } from "./reconciler/drain";
+import type { DrainedPools } from "./reconciler/pass";
 
 export interface Reconciler {
   readonly settings: Settings;
@@ -151,6 +153,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     discoverIntervalMs: settings.discoverIntervalMs,
     clearPendingOperations: settings.clearPendingOperations,
     checkPolicies: checkG8sPolicies,
+    drainPools: (stack, components) => drainRemovedPools(engine as Engine, logger, redact, stack.name, components),
     onPass: (record) => {
       metrics.observePass(record);
       history.record(record);
@@ -226,6 +229,43 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     hostWatch,
     etcdWatch,
   };
+}
+
+/**
+ * Drains the pools an update removes, through the guest API of the stack's adminKubeconfig; a
+ * stack without state has no nodes. Failing (unreachable, pods left at the timeout) keeps the
+ * update from running.
+ */
+async function drainRemovedPools(
+  engine: Engine,
+  logger: pino.Logger,
+  redact: (text: string) => string,
+  stack: string,
+  components: readonly string[],
+): Promise<DrainedPools | undefined> {
+  const resources = await engine.stackResources(stack);
+  const api = resources === undefined ? undefined : guestApiFromState(resources, stack);
+  if (api === undefined) return undefined;
+  try {
+    logger.info({ stack, pools: components }, "draining the node pools the update removes");
+    const report = await drainPools(api, components);
+    const pools = Object.fromEntries(report.pools);
+    logger.info({ stack, pools, evicted: report.evicted, ms: report.ms }, "node pools drained");
+    return {
+      record: { pools, evicted: report.evicted, ms: report.ms },
+      finish: () =>
+        deletePoolNodes(api, report.pools)
+          .catch((err: Error) => logger.warn({ stack, err: redact(err.message) }, "removed pools' Nodes not deleted"))
+          .finally(() => api.close()),
+    };
+  } catch (err) {
+    api.close();
+    throw new Error(
+      `cannot drain ${components.join(", ")} before the update removes it: ${(err as Error).message}; ` +
+        `the pool stays until it can be drained`,
+      { cause: err },
+    );
+  }
 }
 
 /** The g8s policies over a stack's previewed resources; only stacks read with spec checks carry a policy config. */

@@ -17,6 +17,7 @@ import type { DiscoveredStack } from "./discovery";
 import { formatViolation, mandatory } from "../policy/runner";
 import type { PreviewResource, PreviewResult, Violation } from "./types";
 import { versionChangeProblem, type ReconcileMode } from "../../components/spec";
+import { removedPoolComponents } from "./drain";
 import { dueCertificates, parsePkiOutput, runRenewal } from "./renewal";
 import type { CertificateStatus, RenewalRecord } from "./types";
 
@@ -94,6 +95,17 @@ export interface PassContext {
   readonly checkPolicies?: (stack: DiscoveredStack, resources: readonly PreviewResource[]) => Promise<Violation[]>;
   /** Correct at once, without the detection preview (`correctsAtOnce` said so). */
   readonly atOnce?: boolean;
+  /**
+   * Drains the node pools an update is about to remove (their NodePool components); rejects when
+   * it cannot (the update must not run). `finish` runs after the update removed them.
+   */
+  readonly drainPools?: (stack: DiscoveredStack, components: readonly string[]) => Promise<DrainedPools | undefined>;
+}
+
+export interface DrainedPools {
+  readonly record: NonNullable<PassRecord["drained"]>;
+  /** After the update: what is left of the pools in the guest cluster (their Node objects) goes. */
+  readonly finish: () => Promise<void>;
 }
 
 /** Whether the preview would change a certificate that is past its renewal point now. */
@@ -147,7 +159,7 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
   if (start.kind !== "destroy") await renew();
   if (start.kind === "skip") return done("skipped");
 
-  let phase: "detect" | "correct" | "destroy" = "detect";
+  let phase: "detect" | "drain" | "correct" | "destroy" = "detect";
   let drift: readonly ResourceDrift[] = [];
   let changeSummary: Readonly<Record<string, number>> | undefined;
   let detectMs: number | undefined;
@@ -207,8 +219,23 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
       return done("blocked", { detectMs, changeSummary, drift, violations, error });
     }
 
+    // Pools the update removes are drained first; one that cannot be keeps the update from running.
+    const removed = removedPoolComponents(preview.drift);
+    let drained: DrainedPools | undefined;
+    if (removed.length > 0 && ctx.drainPools) {
+      phase = "drain";
+      drained = await ctx.drainPools(stack, removed);
+    }
     phase = "correct";
-    return await correct({ detectMs, changeSummary, drift, ...(violations.length > 0 ? { violations } : {}) });
+    const record = await correct({
+      detectMs,
+      changeSummary,
+      drift,
+      ...(violations.length > 0 ? { violations } : {}),
+      ...(drained ? { drained: drained.record } : {}),
+    });
+    if (drained && record.outcome === "corrected") await drained.finish().catch(() => undefined); // it logs its own
+    return record;
   } catch (err) {
     const extra = {
       detectMs,

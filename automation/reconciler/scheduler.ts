@@ -62,6 +62,8 @@ export interface SchedulerOptions {
   readonly backendDiscoverIntervalMs?: number;
   /** Policy check before every up (see pass.ts). */
   readonly checkPolicies?: PassContext["checkPolicies"];
+  /** Drains the node pools an update removes, before it (see pass.ts). */
+  readonly drainPools?: PassContext["drainPools"];
   /** Drop pending operations left by a crash instead of stopping at needs-attention. */
   readonly clearPendingOperations?: boolean;
   /** Called after every pass and every status change (metrics). */
@@ -89,7 +91,7 @@ export interface Gate {
   owner(stack: string): string | undefined;
 }
 
-type Hooks = "onPass" | "onRenewal" | "onStatus" | "onLoad" | "onForget" | "checkPolicies" | "gate";
+type Hooks = "onPass" | "onRenewal" | "onStatus" | "onLoad" | "onForget" | "checkPolicies" | "drainPools" | "gate";
 type ResolvedOptions = Required<Omit<SchedulerOptions, Hooks>> &
   Pick<SchedulerOptions, Hooks> & { readonly shutdownGraceMs: number };
 
@@ -539,6 +541,7 @@ export class Scheduler {
         signal: controller.signal,
         redact: this.options.redact,
         checkPolicies: this.options.checkPolicies,
+        drainPools: this.options.drainPools,
         atOnce,
       });
       this.finish(e, record, record.outcome === "busy" ? await this.examineLock(e) : undefined);

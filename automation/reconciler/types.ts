@@ -247,6 +247,12 @@ export interface PassRecord {
   readonly output?: string;
   /** Policy violations of the desired state (a mandatory one blocks the up). */
   readonly violations?: readonly Violation[];
+  /** The node pools the update removed, drained first: pool → nodes, pods evicted, how long it took. */
+  readonly drained?: {
+    readonly pools: Readonly<Record<string, readonly string[]>>;
+    readonly evicted: number;
+    readonly ms: number;
+  };
   /** The renewal the pass ran first (or after its preview, when certificates fell due meanwhile). */
   readonly renewal?: RenewalRecord;
   /** The certificates as read after the pass's `up` (which may have reissued some). */

@@ -77,6 +77,47 @@ describe("one pass", () => {
     assert.equal((await run(cluster("1.34.1"))).outcome, "corrected", "nothing runs yet");
   });
 
+  it("drains a node pool the update removes before the update, and keeps the pool when it cannot", async () => {
+    const preview = engine.previewRefresh.bind(engine);
+    engine.previewRefresh = async (name, options) => {
+      const p = await preview(name, options);
+      const pool = {
+        urn: "urn:pulumi:s::g8s::g8s:kvm:NodePool::c1-pool-extra",
+        type: "g8s:kvm:NodePool",
+        name: "c1-pool-extra",
+        op: "delete",
+        keys: [],
+      };
+      return { ...p, drift: [...p.drift, pool] };
+    };
+    const calls: string[] = [];
+    let fail = false;
+    const drainPools = async (_s: DiscoveredStack, components: readonly string[]) => {
+      calls.push(`drain ${components.join(",")} (ups so far: ${engine.ups("s").length})`);
+      if (fail) throw new Error("cannot drain c1-pool-extra before the update removes it: pods left");
+      return {
+        record: { pools: { extra: ["pool-extra-0"] }, evicted: 3, ms: 1200 },
+        finish: async () => void calls.push(`finish (ups so far: ${engine.ups("s").length})`),
+      };
+    };
+    engine.plan("s", "drift");
+    const pending = runPass(stack(), { ...ctx(), drainPools });
+    await clock.advance(10_000);
+    const done = await pending;
+    assert.equal(done.outcome, "corrected");
+    assert.deepEqual(done.drained, { pools: { extra: ["pool-extra-0"] }, evicted: 3, ms: 1200 });
+    assert.deepEqual(calls, ["drain c1-pool-extra (ups so far: 0)", "finish (ups so far: 1)"]);
+
+    fail = true;
+    engine.plan("s", "drift");
+    const refused = runPass(stack(), { ...ctx(), drainPools });
+    await clock.advance(10_000);
+    const kept = await refused;
+    assert.equal(kept.outcome, "failed");
+    assert.equal(kept.error, "drain: cannot drain c1-pool-extra before the update removes it: pods left");
+    assert.equal(engine.ups("s").length, 1, "no update without the drain");
+  });
+
   it("redacts the error text of a failed pass", async () => {
     engine.previewRefresh = async () => {
       throw new Error("bad passphrase s3cr3t");

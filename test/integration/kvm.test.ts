@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import { parse, stringify } from "yaml";
 import { kvmStackFile } from "./kvmStack";
 import { PROJECT_ROOT } from "../../automation/engine";
 import { endEngineProcesses, startDaemon, waitFor, type DaemonProcess } from "./daemon";
@@ -445,6 +446,32 @@ describe("real host cluster: the KVM platform applied, drifted and corrected", f
     const back = Date.now();
     const recovered = await passAfter(back, "in-sync", 300_000);
     assert.equal(recovered.consecutiveFailures, 0);
+  });
+
+  it("keeps a removed node pool it cannot drain: the update does not run while the guest API is out of reach", async () => {
+    // A second pool, applied.
+    const file = path.join(sandbox.projectDir, "stacks", `Pulumi.${STACK}.yaml`);
+    const withExtra = parse(kvmStackFile(STACK, "10.62.0.0/16")) as {
+      config: { "g8s:cluster": { nodePools: Record<string, unknown>[] } };
+    };
+    const pools = withExtra.config["g8s:cluster"].nodePools;
+    pools.push({ ...pools[0], name: "extra" });
+    let since = Date.now();
+    writeFileSync(file, stringify(withExtra));
+    await passAfter(since, "corrected");
+    assert.equal(get("statefulset", "pool-extra", "{.metadata.name}").out, "pool-extra");
+    // Removed from the file: the drain needs the guest API (api.<namespace>.svc, which this
+    // machine cannot resolve: no guest runs here), so the pass fails before the update.
+    since = Date.now();
+    writeStack();
+    const kept = await passAfter(since, "failed");
+    assert.match(
+      kept.lastPass?.error ?? "",
+      new RegExp(
+        `^drain: cannot drain ${STACK}-\\S*pool-extra before the update removes it: .*; the pool stays until it can be drained$`,
+      ),
+    );
+    assert.equal(get("statefulset", "pool-extra", "{.metadata.name}").out, "pool-extra", "the pool stays");
   });
 
   it("removes every object of a decommissioned stack", async () => {
