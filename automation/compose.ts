@@ -200,14 +200,16 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
   }
   const etcdWatch = options.coordinate
     ? new EtcdSnapshotWatch({
-        stacks: async () =>
-          (await source.discover()).flatMap((d) =>
-            d.etcdBackupSeconds === undefined ? [] : [{ name: d.name, intervalSeconds: d.etcdBackupSeconds }],
-          ),
-        stackResources: async (stack) =>
-          (await (engine as Engine).listStacks()).includes(stack)
-            ? (engine as Engine).stackResources(stack)
-            : undefined,
+        // The backend's stacks listed once a round; one never applied has nothing to look at.
+        stacks: async () => {
+          const applied = new Set(await (engine as Engine).listStacks());
+          return (await source.discover()).flatMap((d) =>
+            d.etcdBackupSeconds === undefined || !applied.has(d.name)
+              ? []
+              : [{ name: d.name, intervalSeconds: d.etcdBackupSeconds }],
+          );
+        },
+        stackResources: (stack) => (engine as Engine).stackResources(stack),
         seen: (stack, masters) => metrics.observeEtcdSnapshots(stack.name, stack.intervalSeconds, masters),
         failed: (stack, reason) => {
           metrics.etcdWatchFailed(stack);

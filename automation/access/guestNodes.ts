@@ -10,14 +10,14 @@
  * removed on close; nothing of it is printed.
  */
 import { spawn } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import { parse, stringify } from "yaml";
-import { PROJECT_ROOT } from "../engine/toolchain";
+import { isExecutable, PROJECT_ROOT } from "../engine/toolchain";
 import type { StateResource } from "../reconciler/types";
-import { AccessError, endpointFromState, reachedAt } from "./userKubeconfig";
+import { AccessError, adminKubeconfigOutput, endpointFromState, reachedAt } from "./userKubeconfig";
 
 /** Environment variable naming the kubectl to use instead of the toolchain's or PATH's. */
 export const KUBECTL_OVERRIDE_ENV = "G8S_KUBECTL";
@@ -59,14 +59,8 @@ export function findKubectl(env: NodeJS.ProcessEnv): string {
           .filter(Boolean)
           .map((d) => path.join(d, "kubectl")),
       ];
-  for (const file of candidates) {
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // next
-    }
-  }
+  const found = candidates.find(isExecutable);
+  if (found !== undefined) return found;
   throw new AccessError(
     override
       ? `${KUBECTL_OVERRIDE_ENV}=${override} is not an executable file`
@@ -80,7 +74,7 @@ export function findKubectl(env: NodeJS.ProcessEnv): string {
  */
 export function adminKubeconfigFromState(resources: readonly StateResource[], stack: string, server?: string): string {
   const endpoint = endpointFromState(resources, stack);
-  const text = resources.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs.adminKubeconfig as string;
+  const text = adminKubeconfigOutput(resources) as string; // endpointFromState refused a missing one
   if (server === undefined) return text;
   const reached = reachedAt(endpoint, server);
   const doc = parse(text) as { clusters: { cluster: Record<string, unknown> }[] };

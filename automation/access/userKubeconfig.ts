@@ -150,10 +150,15 @@ export function reachedAt(endpoint: ClusterEndpoint, server: string): ClusterEnd
   return own === parseApiEndpoint(server).host ? { ...endpoint, server } : { ...endpoint, server, tlsServerName: own };
 }
 
+/** The `adminKubeconfig` output of the stack's state; undefined before the stack exports one. */
+export function adminKubeconfigOutput(resources: readonly StateResource[]): string | undefined {
+  const text = resources.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs.adminKubeconfig;
+  return typeof text === "string" && text !== "" ? text : undefined;
+}
+
 export function endpointFromState(resources: readonly StateResource[], stack: string): ClusterEndpoint {
-  const root = resources.find((r) => r.type === "pulumi:pulumi:Stack");
-  const text = root?.outputs.adminKubeconfig;
-  if (typeof text !== "string" || text === "") {
+  const text = adminKubeconfigOutput(resources);
+  if (text === undefined) {
     throw new AccessError(
       `stack ${stack} exports no adminKubeconfig yet: apply the stack first (g8s reconcile ${stack})`,
     );

@@ -11,6 +11,7 @@
 import { ETCD_LAST_GOOD_ANNOTATION } from "../../components/bootstrap/etcdBackup";
 import { kubeApiFor, targetFromKubeconfig } from "../coordination/kubeClient";
 import type { KubeApi } from "../host/https";
+import { adminKubeconfigOutput } from "../access/userKubeconfig";
 import type { StateResource } from "./types";
 
 /** How often each cluster is looked at. */
@@ -54,8 +55,8 @@ export async function readEtcdSnapshots(api: Pick<KubeApi, "get">): Promise<Etcd
 
 /** The cluster's API as the stack's admin kubeconfig output reaches it; undefined before the stack exports one. */
 export function guestApiFromState(resources: readonly StateResource[], stack: string): KubeApi | undefined {
-  const text = resources.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs.adminKubeconfig;
-  if (typeof text !== "string" || text === "") return undefined;
+  const text = adminKubeconfigOutput(resources);
+  if (text === undefined) return undefined;
   const source = `stack ${stack} output adminKubeconfig`;
   const read = (file: string) => {
     if (file === source) return text;
