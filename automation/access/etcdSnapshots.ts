@@ -10,8 +10,10 @@
  */
 import {
   ETCD_BACKUP_ENV_PATH,
+  ETCD_FETCH_SCRIPT_PATH,
   ETCD_RESTORE_SCRIPT_PATH,
   ETCD_SNAPSHOT_UNIT,
+  OBJECT_STORE_CLIENT_PATH,
 } from "../../components/bootstrap/etcdBackup";
 import { firstLines, type GuestKubectl, type NodeShells } from "./guestNodes";
 import { AccessError } from "./userKubeconfig";
@@ -46,10 +48,22 @@ export interface MasterSnapshots {
   /** Oldest first. */
   readonly snapshots: readonly SnapshotFile[];
   readonly lastGood?: LastGood;
+  /** With `store`: the snapshots in etcd.backup.objectStore (every master's), by name. */
+  readonly stored?: readonly string[];
+  /** With `store`: why the object store could not be listed. */
+  readonly storeError?: string;
 }
 
-/** Lists the snapshot directory: `snapshot <name> <bytes> <mtime>` lines, then `last-good <json>`. */
+/**
+ * Lists the snapshot directory: `snapshot <name> <bytes> <mtime>` lines, then `last-good <json>`;
+ * with argument `store`, also `stored <name>` per snapshot in the object store (or `store-error`).
+ */
 const LIST_SCRIPT = String.raw`. ${ETCD_BACKUP_ENV_PATH} || exit 3
+if [ "$1" = store ] && [ -n "$(printenv S3_BUCKET)" ] && [ -x ${OBJECT_STORE_CLIENT_PATH} ]; then
+  if keys=$(${OBJECT_STORE_CLIENT_PATH} list "$S3_PREFIX$CLUSTER_ID-" 2>&1); then
+    printf '%s\n' "$keys" | while read -r k; do case $k in *.db) echo "stored $(basename "$k")" ;; esac; done
+  else echo "store-error $keys" | tr '\n' ' '; echo; fi
+fi
 cd "$SNAPSHOT_DIR" 2>/dev/null || exit 0
 for f in *.db; do [ -f "$f" ] && stat -c 'snapshot %n %s %Y' -- "$f"; done
 if [ -f last-good.json ]; then printf 'last-good '; tr -d '\n' <last-good.json; echo; fi
@@ -57,8 +71,12 @@ true`;
 
 export function parseSnapshotList(node: string, text: string): MasterSnapshots {
   const snapshots: SnapshotFile[] = [];
+  const stored: string[] = [];
+  let storeError: string | undefined;
   let lastGood: LastGood | undefined;
   for (const line of text.split("\n")) {
+    if (line.startsWith("stored ")) stored.push(line.slice("stored ".length));
+    if (line.startsWith("store-error ")) storeError = line.slice("store-error ".length).trim();
     const m = /^snapshot (\S+) (\d+) (\d+)$/.exec(line);
     if (m) snapshots.push({ name: m[1], bytes: Number(m[2]), time: new Date(Number(m[3]) * 1000) });
     if (line.startsWith("last-good ")) {
@@ -70,7 +88,16 @@ export function parseSnapshotList(node: string, text: string): MasterSnapshots {
     }
   }
   snapshots.sort((a, b) => a.time.getTime() - b.time.getTime() || a.name.localeCompare(b.name));
-  return { node, snapshots, ...(lastGood ? { lastGood } : {}) };
+  // The names end in their UTC time: by time across masters.
+  const byTime = (name: string) => /(\d{8}T\d{6}Z)\.db$/.exec(name)?.[1] ?? name;
+  stored.sort((a, b) => byTime(a).localeCompare(byTime(b)) || a.localeCompare(b));
+  return {
+    node,
+    snapshots,
+    ...(lastGood ? { lastGood } : {}),
+    ...(stored.length > 0 ? { stored } : {}),
+    ...(storeError === undefined ? {} : { storeError }),
+  };
 }
 
 export interface Masters {
@@ -104,10 +131,14 @@ function mustRun(node: string, what: string, r: { code: number | null; err: stri
   return r.out;
 }
 
+/** Each master's snapshots; the first master also lists the object store (every master's copies are there). */
 export async function listSnapshots(shells: NodeShells, nodes: readonly string[]): Promise<MasterSnapshots[]> {
   return Promise.all(
-    nodes.map(async (node) =>
-      parseSnapshotList(node, mustRun(node, "listing snapshots", await shells.run(node, LIST_SCRIPT))),
+    nodes.map(async (node, i) =>
+      parseSnapshotList(
+        node,
+        mustRun(node, "listing snapshots", await shells.run(node, LIST_SCRIPT, i === 0 ? ["store"] : [])),
+      ),
     ),
   );
 }
@@ -138,6 +169,8 @@ cd "$SNAPSHOT_DIR" 2>/dev/null && [ -f "$1" ] || exit 4
 sha256sum --check --status "$1.sha256" || { echo "$1 does not match $1.sha256" >&2; exit 5; }
 [ -f "$1.members.json" ] || { echo "$1.members.json is missing" >&2; exit 5; }
 stat -c %s -- "$1"`;
+/** A master booted before off-volume copies has no fetch script: as if there were no object store. */
+const FETCH_SCRIPT = String.raw`[ -x ${ETCD_FETCH_SCRIPT_PATH} ] || exit 3; exec ${ETCD_FETCH_SCRIPT_PATH} "$1"`;
 const READ_SCRIPT = String.raw`. ${ETCD_BACKUP_ENV_PATH} && exec cat -- "$SNAPSHOT_DIR/$1"`;
 const WRITE_SCRIPT = String.raw`set -e; . ${ETCD_BACKUP_ENV_PATH}
 mkdir -p "$SNAPSHOT_DIR"; chmod 0700 "$SNAPSHOT_DIR"
@@ -198,7 +231,23 @@ export async function restoreEtcd(
     if (r.code === 0) holders.push(nodes[i]);
     else if (r.code !== 4) mustRun(nodes[i], `checking ${name}`, r);
   });
-  if (holders.length === 0) throw new AccessError(`no master holds ${name}: pick one that g8s etcd snapshots lists`);
+  if (holders.length === 0) {
+    // No master has it (new volumes): every master fetches it from the object store, checked.
+    progress(`no master holds ${name}: fetching it from the object store`);
+    const fetched = await Promise.all(nodes.map((n) => shells.run(n, FETCH_SCRIPT, [name], { timeoutMs: 1_800_000 })));
+    fetched.forEach((r, i) => {
+      if (r.code === 0) holders.push(nodes[i]);
+    });
+    if (holders.length === 0) {
+      const why = fetched[0];
+      throw new AccessError(
+        why.code === 3 || why.code === 4
+          ? `neither a master nor the object store holds ${name}: pick one that g8s etcd snapshots lists`
+          : `${nodes[0]}: fetching ${name} failed: ${firstLines(why.err || why.out)}`,
+      );
+    }
+    progress(`fetched ${name} on ${holders.join(", ")}`);
+  }
   const source = holders.find((n) => name.includes(`-${n}-`)) ?? holders[0];
   const bytes = Number(checks[nodes.indexOf(source)].out.trim());
   progress(`${name} (${bytes} bytes, checksum good) on ${holders.join(", ")}`);

@@ -23,11 +23,13 @@ export const ETCD_USAGE = `usage: g8s etcd snapshots STACK [--server URL] [setti
        g8s etcd snapshot STACK [--server URL] [settings]
        g8s etcd restore STACK --snapshot NAME --yes [--server URL] [settings]
 
-A guest cluster's etcd snapshots (etcd.backup in the stack file), on every master's etcd volume:
-  snapshots   lists each master's snapshots, oldest first, and its last good one
+A guest cluster's etcd snapshots (etcd.backup in the stack file), on every master's etcd volume
+and, with etcd.backup.objectStore, in the object store:
+  snapshots   lists each master's snapshots, oldest first, its last good one, and the object store's
   snapshot    takes one on every master now (as the timer does) and lists them
   restore     restores every master's etcd member from snapshot NAME at once: copies the file
-              (checked against its checksum) to every master that lacks it, then runs each
+              (checked against its checksum) to every master that lacks it (from the object
+              store when no master has it), then runs each
               master's g8s-etcd-restore together and follows them until the cluster is ready.
               Everything written after the snapshot is lost (the data before is kept on each
               master as data.before-restore-<time>). The stack file must say
@@ -54,6 +56,13 @@ function formatSnapshots(all: readonly MasterSnapshots[]): string[] {
     );
     for (const s of m.snapshots)
       lines.push(`  ${s.name}  ${(s.bytes / 1048576).toFixed(1)} MiB  ${s.time.toISOString()}`);
+  }
+  for (const m of all) {
+    if (m.storeError !== undefined) lines.push(`object store: not listed (${m.storeError})`);
+    if (m.stored !== undefined) {
+      lines.push(`object store: ${m.stored.length} snapshot(s), every master's (restore takes them too)`);
+      for (const name of m.stored) lines.push(`  ${name}`);
+    }
   }
   return lines;
 }

@@ -256,6 +256,24 @@ class Lab {
     return r.stdout.trim();
   }
 
+  private hostHas(kubeconfig: string, kind: "secret", name: string): boolean {
+    const r = run(KUBECTL, [
+      "--kubeconfig",
+      kubeconfig,
+      "-n",
+      this.plan.namespace,
+      "get",
+      kind,
+      name,
+      "--ignore-not-found",
+      "-o",
+      "name",
+    ]);
+    if (!r.ok)
+      throw new LabError(`reading ${kind} ${this.plan.namespace}/${name} from the host cluster failed`, r.stderr);
+    return r.stdout.trim() !== "";
+  }
+
   /** A master's Service ClusterIP on the host cluster (its advertised address). */
   private serviceAddress(kubeconfig: string, name: string): string {
     return this.hostGet(kubeconfig, "service", name, "jsonpath={.spec.clusterIP}");
@@ -267,6 +285,40 @@ class Lab {
     return Object.fromEntries(
       Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
     );
+  }
+
+  /**
+   * The files of a node's secret share, as its pod's `node-secrets` volume holds them: the
+   * node's files Secret, or a projected volume of several Secrets (a master's etcd object-store
+   * credentials beside its files), each source's `items` renaming keys to paths.
+   */
+  private shareFiles(kubeconfig: string, node: LabNode): Record<string, string> {
+    type Source = { secret?: { name: string; optional?: boolean; items?: { key: string; path: string }[] } };
+    type Volume = { name: string; secret?: { secretName: string }; projected?: { sources: Source[] } };
+    const set = JSON.parse(this.hostGet(kubeconfig, "statefulset", node.statefulSet, "json")) as {
+      spec: { template: { spec: { volumes?: Volume[] } } };
+    };
+    const volume = set.spec.template.spec.volumes?.find((v) => v.name === "node-secrets");
+    if (volume?.secret !== undefined) return this.secretData(kubeconfig, volume.secret.secretName);
+    if (volume?.projected === undefined) return this.secretData(kubeconfig, node.filesSecret);
+    const files: Record<string, string> = {};
+    for (const source of volume.projected.sources) {
+      if (source.secret === undefined) continue;
+      // An optional Secret that does not exist (yet) adds nothing, as kubelet does.
+      if (source.secret.optional === true && !this.hostHas(kubeconfig, "secret", source.secret.name)) continue;
+      const data = this.secretData(kubeconfig, source.secret.name);
+      const items = source.secret.items ?? Object.keys(data).map((key) => ({ key, path: key }));
+      for (const { key, path: file } of items) {
+        const value = data[key];
+        if (value === undefined) {
+          throw new LabError(
+            `Secret ${this.plan.namespace}/${source.secret.name} has no key ${key}: ${node.statefulSet}'s pods would not start`,
+          );
+        }
+        files[file] = value;
+      }
+    }
+    return files;
   }
 
   /**
@@ -313,7 +365,7 @@ class Lab {
       if (userData === undefined) {
         throw new LabError(`Secret ${node.userData.secret} has no key ${node.userData.key} (node ${node.name})`);
       }
-      if (!files.has(node.filesSecret)) files.set(node.filesSecret, this.secretData(kubeconfig, node.filesSecret));
+      if (!files.has(node.statefulSet)) files.set(node.statefulSet, this.shareFiles(kubeconfig, node));
       const dir = this.nodeDir(node);
       const seed = path.join(dir, "seed");
       const share = path.join(dir, "files");
@@ -323,7 +375,7 @@ class Lab {
       writeFileSync(path.join(seed, "user-data"), userData, { mode: 0o600 });
       const routes = serviceRoutes(node, this.plan, masterAddresses);
       writeFileSync(path.join(seed, "network-config"), networkConfig(node, this.plan, routes));
-      changed.set(node.name, syncDirectory(share, files.get(node.filesSecret) ?? {}));
+      changed.set(node.name, syncDirectory(share, files.get(node.statefulSet) ?? {}));
       if (node.substrate === "vm") {
         // The user-data Secret's volume, as the pod mounts it: the key as a file.
         const userDataDir = path.join(dir, "user-data");

@@ -17,6 +17,7 @@ import {
   type AwsComponentArgs,
   TCP_HEALTH_CHECK,
 } from "./common";
+import { createEtcdBackupBucket, etcdBackupPolicy, type EtcdBackupBucket } from "./etcdBackups";
 import { addRolePolicy, createNodeRole, instanceHealthPolicy, secretsPolicy, type PolicyDocument } from "./iam";
 import { asgTags, createLaunchTemplate, latestVersionOf } from "./launch";
 import type { ZoneNetwork } from "./network";
@@ -80,6 +81,8 @@ export interface ControlPlaneResult {
   readonly masters: MasterSlot[];
   readonly loadBalancer: aws.lb.LoadBalancer;
   readonly record: aws.route53.Record;
+  /** The off-volume copies of etcd snapshots, when etcd.backup.objectStore is on. */
+  readonly etcdBackups?: EtcdBackupBucket;
 }
 
 /** Attach the cluster's own etcd volumes and network interfaces to the cluster's own instances. */
@@ -234,6 +237,16 @@ export function createControlPlane(
     return { refs, volume, networkInterface, launchTemplate, group };
   });
   addRolePolicy(`${name}-master`, identity.role, "health", instanceHealthPolicy(masters.map((m) => m.group.arn)));
+  // The snapshots' copies off the etcd volumes (etcd.backup.objectStore).
+  const etcdBackups = createEtcdBackupBucket(name, args, args.secrets.key.arn, opts);
+  if (etcdBackups !== undefined) {
+    addRolePolicy(
+      `${name}-master`,
+      identity.role,
+      "etcd-backups",
+      etcdBackups.bucketArn.apply((arn) => etcdBackupPolicy(etcdBackups.store, arn)),
+    );
+  }
 
   const loadBalancer = new aws.lb.LoadBalancer(
     `${name}-api-lb`,
@@ -293,7 +306,7 @@ export function createControlPlane(
     },
     opts,
   );
-  return { masters, loadBalancer, record };
+  return { masters, loadBalancer, record, ...(etcdBackups === undefined ? {} : { etcdBackups }) };
 }
 
 export class AwsControlPlane extends pulumi.ComponentResource {

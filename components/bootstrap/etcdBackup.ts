@@ -6,13 +6,29 @@
  * member runs (the version that wrote the data; registry.k8s.io's image has both tools, the
  * node image's etcd is one binary that is each of them by name).
  */
-import type { ClusterSpec } from "../spec";
-import { ADMIN_KUBECONFIG_PATH, ETCD_VOLUME_MOUNT_PATH, G8S_DIR, MANIFESTS_DIR, PKI_DIR } from "./constants";
+import { etcdObjectStore, type ClusterSpec } from "../spec";
+import {
+  ADMIN_KUBECONFIG_PATH,
+  DEFAULT_SECRET_MOUNT_PATH,
+  ETCD_VOLUME_MOUNT_PATH,
+  G8S_DIR,
+  MANIFESTS_DIR,
+  PKI_DIR,
+} from "./constants";
 import { renderIni, type IniSection } from "./ini";
 import type { WriteFile } from "./delivery";
 
 export const ETCD_SNAPSHOT_SCRIPT_PATH = "/usr/local/sbin/g8s-etcd-snapshot";
 export const ETCD_RESTORE_SCRIPT_PATH = "/usr/local/sbin/g8s-etcd-restore";
+export const ETCD_FETCH_SCRIPT_PATH = "/usr/local/sbin/g8s-etcd-fetch";
+export const OBJECT_STORE_CLIENT_PATH = "/usr/local/sbin/g8s-object-store";
+/** Outside AWS: the credentialsSecret's keys as files of the masters' secret share (components/kvm). */
+export const OBJECT_STORE_KEY_FILES = {
+  accessKeyId: "etcd-backup-access-key-id",
+  secretAccessKey: "etcd-backup-secret-access-key",
+} as const;
+/** The files of a snapshot in the object store, the snapshot itself last: a listed `.db` has its sidecars. */
+export const SNAPSHOT_SIDECARS = ["sha256", "members.json", "status.json"] as const;
 /** On the etcd volume, beside etcd's data directory: it survives the node (AWS: a protected EBS volume; KVM: a host-cluster volume). */
 export const ETCD_SNAPSHOT_DIR = `${ETCD_VOLUME_MOUNT_PATH}/snapshots`;
 export const ETCD_BACKUP_ENV_PATH = `${G8S_DIR}/etcd-backup.env`;
@@ -23,11 +39,207 @@ export const ETCD_LAST_GOOD_ANNOTATION = "g8s.dev/etcd-last-good-snapshot";
 export const ETCD_RESTORE_BUMP_REVISION = 1_000_000_000;
 
 /**
- * What both scripts share: settings, etcdctl against the local member, and the tools from the
+ * `g8s-object-store put|get|list|delete`: the S3 API with AWS Signature Version 4, in the Python
+ * the node image has (no AWS CLI there). Static keys from the secret share, or the instance
+ * role's from EC2's metadata service (IMDSv2).
+ */
+export const OBJECT_STORE_CLIENT = String.raw`#!/usr/bin/python3
+"""g8s-object-store: put, get, list and delete objects of etcd.backup.objectStore (S3 API, SigV4).
+
+Settings from the environment (etcd-backup.env): S3_ENDPOINT, S3_ADDRESSING (virtual|path),
+S3_BUCKET, S3_REGION, S3_CREDENTIALS_DIR (files etcd-backup-access-key-id and
+etcd-backup-secret-access-key; empty: the instance role, from EC2's metadata service).
+"""
+import datetime, hashlib, hmac, json, os, sys, time, urllib.error, urllib.parse, urllib.request
+import xml.etree.ElementTree as ET
+
+UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+IMDS = "http://169.254.169.254"
+
+
+def quote(text, safe=""):
+    return urllib.parse.quote(text, safe=safe + UNRESERVED)
+
+
+def _hmac(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def sign(method, host, path, query, headers, payload_sha256, when, access_key, secret_key, region, token=None):
+    """The request's headers with SigV4's Authorization for service s3 (path: not yet encoded)."""
+    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+    day = amz_date[:8]
+    all_headers = {k.lower(): str(v).strip() for k, v in headers.items()}
+    all_headers.update({"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_sha256})
+    if token:
+        all_headers["x-amz-security-token"] = token
+    names = sorted(all_headers)
+    canonical = "\n".join([
+        method,
+        quote(path, "/"),
+        "&".join(f"{quote(k)}={quote(v)}" for k, v in sorted(query.items())),
+        "".join(f"{n}:{all_headers[n]}\n" for n in names),
+        ";".join(names),
+        payload_sha256,
+    ])
+    scope = f"{day}/{region}/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), "s3"), "aws4_request")
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    all_headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+    return all_headers
+
+
+def die(message):
+    print(f"g8s-object-store: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def credentials():
+    """(access key, secret key, session token or None)."""
+    directory = os.environ.get("S3_CREDENTIALS_DIR", "")
+    if directory:
+        try:
+            with open(os.path.join(directory, "etcd-backup-access-key-id")) as f:
+                access = f.read().strip()
+            with open(os.path.join(directory, "etcd-backup-secret-access-key")) as f:
+                secret = f.read().strip()
+        except OSError as e:
+            die(f"no access key in {directory} ({e.strerror}): is etcd.backup.objectStore.credentialsSecret there?")
+        return access, secret, None
+    put = urllib.request.Request(f"{IMDS}/latest/api/token", method="PUT",
+                                 headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"})
+    try:
+        imds_token = urllib.request.urlopen(put, timeout=5).read().decode()
+        auth = {"X-aws-ec2-metadata-token": imds_token}
+        base = f"{IMDS}/latest/meta-data/iam/security-credentials/"
+        role = urllib.request.urlopen(urllib.request.Request(base, headers=auth), timeout=5).read().decode().split()[0]
+        c = json.load(urllib.request.urlopen(urllib.request.Request(base + role, headers=auth), timeout=5))
+    except (OSError, ValueError, IndexError) as e:
+        die(f"no instance-role credentials from the metadata service: {e}")
+    return c["AccessKeyId"], c["SecretAccessKey"], c.get("Token")
+
+
+class Store:
+    def __init__(self, env):
+        self.endpoint = urllib.parse.urlsplit(env["S3_ENDPOINT"])
+        self.bucket = env["S3_BUCKET"]
+        self.region = env["S3_REGION"]
+        self.virtual = env.get("S3_ADDRESSING", "path") == "virtual"
+        self.creds = credentials()
+
+    def request(self, method, key="", query=None, body=None, payload_sha256=EMPTY_SHA256, length=None):
+        query = query or {}
+        host = f"{self.bucket}.{self.endpoint.netloc}" if self.virtual else self.endpoint.netloc
+        path = "/" + key if self.virtual else f"/{self.bucket}/{key}" if key else f"/{self.bucket}"
+        extra = {} if length is None else {"content-length": str(length)}
+        for attempt in range(4):
+            when = datetime.datetime.now(datetime.timezone.utc)
+            headers = sign(method, host, path, query, extra, payload_sha256, when, *self.creds[:2], self.region,
+                           self.creds[2])
+            del headers["host"]
+            url = f"{self.endpoint.scheme}://{host}{quote(path, '/')}"
+            if query:
+                url += "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in sorted(query.items()))
+            data = body() if callable(body) else body
+            try:
+                return urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=headers),
+                                              timeout=120)
+            except urllib.error.HTTPError as e:
+                detail = e.read().decode(errors="replace")
+                code = (ET.fromstring(detail).findtext("Code") if detail.startswith("<") else None) or detail[:200]
+                if e.code < 500 and e.code != 429:
+                    raise RuntimeError(f"{method} {path}: HTTP {e.code} {code}") from None
+                error = f"HTTP {e.code} {code}"
+            except OSError as e:
+                error = str(e)
+            if attempt == 3:
+                raise RuntimeError(f"{method} {path}: {error} (after 4 attempts)")
+            time.sleep(2 ** attempt)
+
+    def put(self, key, path):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        size = os.path.getsize(path)
+        if size > 5 * 1024 ** 3:
+            raise RuntimeError(f"{path} has {size} bytes: a single PUT takes 5 GiB at most")
+        files = []
+
+        def body():
+            for f in files:
+                f.close()
+            files.append(open(path, "rb"))
+            return files[-1]
+
+        try:
+            self.request("PUT", key, body=body, payload_sha256=digest.hexdigest(), length=size).read()
+        finally:
+            for f in files:
+                f.close()
+
+    def get(self, key, path):
+        part = path + ".part"
+        with self.request("GET", key) as r, open(part, "wb") as f:
+            for chunk in iter(lambda: r.read(1 << 20), b""):
+                f.write(chunk)
+        os.replace(part, path)
+
+    def list(self, prefix):
+        keys, token = [], None
+        ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+        while True:
+            query = {"list-type": "2", "prefix": prefix}
+            if token:
+                query["continuation-token"] = token
+            root = ET.fromstring(self.request("GET", query=query).read())
+            keys += [c.findtext(f"{ns}Key") or c.findtext("Key") for c in root.iter() if c.tag.endswith("Contents")]
+            token = root.findtext(f"{ns}NextContinuationToken") or root.findtext("NextContinuationToken")
+            truncated = (root.findtext(f"{ns}IsTruncated") or root.findtext("IsTruncated") or "false") == "true"
+            if not truncated or not token:
+                return sorted(keys)
+
+    def delete(self, key):
+        self.request("DELETE", key).read()
+
+
+def main(argv):
+    usage = "usage: g8s-object-store put KEY FILE | get KEY FILE | list PREFIX | delete KEY"
+    if len(argv) < 2:
+        die(usage)
+    command, args = argv[1], argv[2:]
+    arity = {"put": 2, "get": 2, "list": 1, "delete": 1}
+    if arity.get(command) != len(args):
+        die(usage)
+    missing = [k for k in ("S3_ENDPOINT", "S3_BUCKET", "S3_REGION") if not os.environ.get(k)]
+    if missing:
+        die(f"{', '.join(missing)} not set: is etcd.backup.objectStore on?")
+    try:
+        store = Store(os.environ)
+        if command == "list":
+            for key in store.list(args[0]):
+                print(key)
+        else:
+            getattr(store, command)(*args)
+    except RuntimeError as e:
+        die(str(e))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
+`;
+
+/**
+ * What the scripts share: settings, etcdctl against the local member, and the tools from the
  * etcd image (copied once per image into /usr/local/lib/g8s/etcd-<digest>).
  */
 const COMMON = String.raw`set -euo pipefail
 . ${ETCD_BACKUP_ENV_PATH}
+S3_BUCKET=$(printenv S3_BUCKET || true) # an env file from before etcd.backup.objectStore has none
 MANIFESTS=${MANIFESTS_DIR}
 HELD=/etc/kubernetes/g8s-held-manifests
 ETCD_PKI=${PKI_DIR}/etcd
@@ -102,6 +314,24 @@ ls -1 "$SNAPSHOT_DIR"/"$CLUSTER_ID"-*.db | sort | head -n -"$RETENTION" | while 
 done
 revision=$(json 'd["revision"]' <"$SNAPSHOT_DIR/$name.status.json")
 bytes=$(stat -c %s "$SNAPSHOT_DIR/$name")
+if [ -n "$S3_BUCKET" ]; then
+  # Off the volume: the sidecars, then the snapshot (a listed .db has them). Not good until there.
+  for f in ${SNAPSHOT_SIDECARS.map((x) => `"$name.${x}"`).join(" ")} "$name"; do
+    ${OBJECT_STORE_CLIENT_PATH} put "$S3_PREFIX$f" "$SNAPSHOT_DIR/$f" ||
+      die "$name stays on $SNAPSHOT_DIR, but its copy to $S3_ENDPOINT/$S3_BUCKET/$S3_PREFIX failed: not counted as good"
+  done
+  if [ "$S3_PRUNE" = yes ]; then
+    stored=$(${OBJECT_STORE_CLIENT_PATH} list "$S3_PREFIX$CLUSTER_ID-$(hostname -s)-") ||
+      { say "warning: could not list the object store: nothing pruned there"; stored=""; }
+    printf '%s\n' "$stored" | { grep '\.db$' || true; } | sort | head -n -"$RETENTION" |
+      while read -r old; do
+        for f in "$old" ${SNAPSHOT_SIDECARS.map((x) => `"$old.${x}"`).join(" ")}; do
+          ${OBJECT_STORE_CLIENT_PATH} delete "$f" || say "warning: could not delete $f from the object store"
+        done
+      done
+  fi
+  say "copied to $S3_ENDPOINT/$S3_BUCKET/$S3_PREFIX$name"
+fi
 good=$(date -u +%FT%TZ)
 printf '{"snapshot":"%s","time":"%s","revision":%s,"bytes":%s}\n' "$name" "$good" "$revision" "$bytes" \
   >"$SNAPSHOT_DIR/.last-good.json"
@@ -113,6 +343,27 @@ node=$(etcd_flag name)
 kubectl --kubeconfig ${ADMIN_KUBECONFIG_PATH} --request-timeout=20s annotate --overwrite node "$node" \
   "${ETCD_LAST_GOOD_ANNOTATION}=$good" >/dev/null ||
   say "warning: could not annotate node $node with ${ETCD_LAST_GOOD_ANNOTATION}"
+`;
+
+/** `g8s-etcd-fetch NAME`: a snapshot and its sidecars from the object store into SNAPSHOT_DIR, checked. */
+export const ETCD_FETCH_SCRIPT = String.raw`#!/bin/bash
+# g8s-etcd-fetch NAME: copies snapshot NAME (as g8s etcd snapshots lists it) with its checksum and
+# member list from etcd.backup.objectStore into $SNAPSHOT_DIR, and checks it. Exit 3: no object
+# store here; 4: the store has no NAME.
+${COMMON}
+[ $# -eq 1 ] || { echo "usage: $(basename "$0") NAME" >&2; exit 2; }
+name=$(basename "$1")
+[ -n "$S3_BUCKET" ] || { say "etcd.backup.objectStore is off for this cluster"; exit 3; }
+listed=$(${OBJECT_STORE_CLIENT_PATH} list "$S3_PREFIX$name") || die "cannot list $S3_ENDPOINT/$S3_BUCKET/$S3_PREFIX"
+grep -qxF "$S3_PREFIX$name" <<<"$listed" || { say "$S3_BUCKET/$S3_PREFIX has no $name"; exit 4; }
+mkdir -p "$SNAPSHOT_DIR"; chmod 0700 "$SNAPSHOT_DIR"
+for f in "$name.sha256" "$name.members.json" "$name"; do
+  ${OBJECT_STORE_CLIENT_PATH} get "$S3_PREFIX$f" "$SNAPSHOT_DIR/.$f.fetch" || die "could not fetch $f"
+done
+(cd "$SNAPSHOT_DIR" && sed "s/ $name$/ .$name.fetch/" ".$name.sha256.fetch" | sha256sum --check --status) ||
+  { rm -f "$SNAPSHOT_DIR/.$name".*fetch; die "$name from the object store does not match its checksum"; }
+for f in "$name.sha256" "$name.members.json" "$name"; do mv "$SNAPSHOT_DIR/.$f.fetch" "$SNAPSHOT_DIR/$f"; done
+say "$SNAPSHOT_DIR/$name: fetched from $S3_ENDPOINT/$S3_BUCKET/$S3_PREFIX, checksum good"
 `;
 
 /**
@@ -136,6 +387,11 @@ while [ $# -gt 0 ]; do
     *) echo "$(basename "$0"): unknown argument $1" >&2; exit 2 ;;
   esac
 done
+if [ ! -f "$snapshot" ] && [ -n "$S3_BUCKET" ]; then
+  # Not on this master (a new volume): from the object store.
+  ${ETCD_FETCH_SCRIPT_PATH} "$snapshot" || die "no snapshot $snapshot here, and none fetched from the object store"
+  snapshot="$SNAPSHOT_DIR/$(basename "$snapshot")"
+fi
 [ -f "$snapshot" ] || die "no snapshot $snapshot"
 if [ -f "$snapshot.sha256" ]; then
   (cd "$(dirname "$snapshot")" && sha256sum --check --status "$(basename "$snapshot").sha256") ||
@@ -191,11 +447,22 @@ say "restored from $snapshot in $(( $(date +%s) - started )) s; the data before 
 `;
 
 /** The settings both scripts read. */
-export function etcdBackupEnv(spec: Pick<ClusterSpec, "id" | "etcd">): string {
+export function etcdBackupEnv(spec: ClusterSpec): string {
+  const store = etcdObjectStore(spec);
   return [
     `CLUSTER_ID=${spec.id}`,
     `RETENTION=${spec.etcd.backup.retention}`,
     `SNAPSHOT_DIR=${ETCD_SNAPSHOT_DIR}`,
+    // Empty S3_BUCKET: no object store. The client reads the S3_ variables from the environment.
+    `S3_ENDPOINT=${store?.endpoint ?? ""}`,
+    `S3_ADDRESSING=${store?.addressing ?? ""}`,
+    `S3_BUCKET=${store?.bucket ?? ""}`,
+    `S3_REGION=${store?.region ?? ""}`,
+    `S3_PREFIX=${store?.prefix ?? ""}`,
+    `S3_PRUNE=${store?.prune ? "yes" : "no"}`,
+    // No directory: the instance role (AWS).
+    `S3_CREDENTIALS_DIR=${store?.credentialsSecret === undefined ? "" : DEFAULT_SECRET_MOUNT_PATH}`,
+    "export S3_ENDPOINT S3_ADDRESSING S3_BUCKET S3_REGION S3_CREDENTIALS_DIR",
     "",
   ].join("\n");
 }
@@ -241,11 +508,13 @@ export function etcdSnapshotUnits(spec: Pick<ClusterSpec, "etcd">): Record<strin
 }
 
 /** A master's files: both scripts always (a restore needs no timer), the env, and the units when backups are on. */
-export function etcdBackupWriteFiles(spec: Pick<ClusterSpec, "id" | "etcd">): WriteFile[] {
+export function etcdBackupWriteFiles(spec: ClusterSpec): WriteFile[] {
   return [
     { path: ETCD_BACKUP_ENV_PATH, content: etcdBackupEnv(spec), permissions: "0644" },
     { path: ETCD_SNAPSHOT_SCRIPT_PATH, content: ETCD_SNAPSHOT_SCRIPT, permissions: "0755" },
     { path: ETCD_RESTORE_SCRIPT_PATH, content: ETCD_RESTORE_SCRIPT, permissions: "0755" },
+    { path: ETCD_FETCH_SCRIPT_PATH, content: ETCD_FETCH_SCRIPT, permissions: "0755" },
+    { path: OBJECT_STORE_CLIENT_PATH, content: OBJECT_STORE_CLIENT, permissions: "0755" },
     ...(spec.etcd.backup.enabled
       ? Object.entries(etcdSnapshotUnits(spec)).map(([unit, sections]) => ({
           path: `/etc/systemd/system/${unit}`,

@@ -4,7 +4,16 @@
  */
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT, type KvmClusterSpec } from "../spec";
+import { OBJECT_STORE_KEY_FILES } from "../bootstrap/etcdBackup";
+import {
+  API_PORT,
+  ETCD_CLIENT_PORT,
+  ETCD_PEER_PORT,
+  KUBELET_PORT,
+  OBJECT_STORE_SECRET_KEYS,
+  etcdObjectStore,
+  type KvmClusterSpec,
+} from "../spec";
 import * as C from "./constants";
 import { clusterLabels, kvmNamespace } from "./naming";
 
@@ -106,11 +115,45 @@ export function hostPathDir(spec: KvmClusterSpec): string {
   return `${C.HOST_PATH_ROOT}/${kvmNamespace(spec)}`;
 }
 
+/**
+ * The share of the node's secret files: the role's Secret; on masters with an object store for
+ * etcd snapshots, also the operator's credentialsSecret (its two keys as files the node's
+ * g8s-object-store reads; kubelet adds them when the Secret appears later). Its values never
+ * pass through Pulumi.
+ */
+function nodeSecretsVolume(o: NodeSetOptions): Volume {
+  const credentials = o.role === "master" ? etcdObjectStore(o.spec)?.credentialsSecret : undefined;
+  if (credentials === undefined) {
+    return { name: "node-secrets", secret: { secretName: o.nodeSecretsSecret, defaultMode: C.SECRET_FILE_MODE } };
+  }
+  return {
+    name: "node-secrets",
+    projected: {
+      defaultMode: C.SECRET_FILE_MODE,
+      sources: [
+        { secret: { name: o.nodeSecretsSecret } },
+        {
+          // Optional: a master boots without it (its snapshots stay on the volume, the copy
+          // fails loudly and the last-good metric ages) rather than wait for a backup credential.
+          secret: {
+            name: credentials,
+            optional: true,
+            items: (["accessKeyId", "secretAccessKey"] as const).map((k) => ({
+              key: OBJECT_STORE_SECRET_KEYS[k],
+              path: OBJECT_STORE_KEY_FILES[k],
+            })),
+          },
+        },
+      ],
+    },
+  };
+}
+
 export function podVolumes(o: NodeSetOptions): Volume[] {
   const volumes: Volume[] = [
     // Mounted as directories (never subPath) so kubelet's updates of the Secrets reach the VM.
     { name: "user-data", secret: { secretName: o.userDataSecret, defaultMode: C.SECRET_FILE_MODE } },
-    { name: "node-secrets", secret: { secretName: o.nodeSecretsSecret, defaultMode: C.SECRET_FILE_MODE } },
+    nodeSecretsVolume(o),
   ];
   if (o.spec.kvm.storage === "hostPath") {
     volumes.push({ name: "host-storage", hostPath: { path: hostPathDir(o.spec), type: "DirectoryOrCreate" } });

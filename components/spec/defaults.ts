@@ -95,6 +95,11 @@ export const MAX_ETCD_BACKUP_INTERVAL_SECONDS = 7 * 24 * 60 * 60;
 /** Snapshots each master keeps (the newest): two days at the default interval. */
 export const DEFAULT_ETCD_BACKUP_RETENTION = 8;
 export const MAX_ETCD_BACKUP_RETENTION = 200;
+/** AWS: the lifecycle rule of the snapshot bucket deletes a snapshot this many days after its upload. */
+export const DEFAULT_ETCD_OBJECT_EXPIRY_DAYS = 30;
+export const MAX_ETCD_OBJECT_EXPIRY_DAYS = 3650;
+/** Outside AWS, the region an S3-compatible store signs with when etcd.backup.objectStore.region is not set. */
+export const DEFAULT_OBJECT_STORE_REGION = "us-east-1";
 export const DEFAULT_INGRESS_HTTP_NODE_PORT = 30080;
 export const DEFAULT_INGRESS_HTTPS_NODE_PORT = 30443;
 export const NODE_PORT_MIN = 30000;

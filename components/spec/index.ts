@@ -28,4 +28,11 @@ export type {
 export { durationSeconds, formatDuration, parseDuration } from "./duration";
 export { maxNodes } from "./rules";
 export { versionChangeProblem } from "./versions";
+export {
+  OBJECT_STORE_SECRET_KEYS,
+  defaultBucketName,
+  etcdObjectStore,
+  objectStoreIssues,
+  type EtcdObjectStore,
+} from "./objectStore";
 export * as cidr from "./cidr";

@@ -106,7 +106,20 @@ export const FIELD_DOCS: Record<string, string> = {
   "etcd.backup.enabled": "Take snapshots.",
   "etcd.backup.interval": "Time between two snapshots (15m to 168h).",
   "etcd.backup.retention":
-    "Snapshots each master keeps, the newest (1 to 200); a snapshot is refused while the volume lacks room for two more of the database's size.",
+    "Snapshots each master keeps, the newest (1 to 200), on its volume and (outside AWS) in the object store; a snapshot is refused while the volume lacks room for two more of the database's size.",
+  "etcd.backup.objectStore":
+    "A copy of every snapshot off the masters' volumes, in S3 or an S3-compatible store (single PUT: 5 GiB at most). `g8s-etcd-restore` fetches a snapshot from there when its master no longer has it.",
+  "etcd.backup.objectStore.enabled": "Copy snapshots. Default: on for aws, on elsewhere when `endpoint` is set.",
+  "etcd.backup.objectStore.endpoint":
+    "Outside AWS: the S3-compatible store's URL, `https://host[:port]` (path-style addressing). Not on aws.",
+  "etcd.backup.objectStore.bucket":
+    "The bucket. aws: default a bucket g8s makes, `g8s-<id>-etcd-<hash>`, private and encrypted, kept when the stack is destroyed; a named bucket must exist. Required elsewhere.",
+  "etcd.backup.objectStore.region": "The region requests are signed for. Default: `aws.region`, else us-east-1.",
+  "etcd.backup.objectStore.prefix": "Before each object's name, ending in `/`. Default: `<id>/`.",
+  "etcd.backup.objectStore.credentialsSecret":
+    "Outside AWS: a Secret in the cluster's host-cluster namespace with keys `accessKeyId` and `secretAccessKey`, shared into the masters only (g8s never reads it). Not on aws: masters use their instance role.",
+  "etcd.backup.objectStore.expireAfterDays":
+    "aws, the bucket g8s makes: its lifecycle rule deletes a snapshot this many days after upload (1 to 3650, default 30; at least retention × interval). Masters may write and read snapshots there, never delete.",
   tags: `Extra tags or labels on every cloud resource (\`${CLUSTER_TAG_KEY}\` is always set).`,
   "g8s:reconcile": "How the reconciler treats this stack (a sibling config key of `g8s:cluster`).",
   "g8s:reconcile.mode": "`correct` (detect and undo drift), `detect` (report only) or `off`.",

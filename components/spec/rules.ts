@@ -7,6 +7,7 @@ import { cidrsOverlap, cidrSize, parseCidr, type Cidr } from "./cidr";
 import { ADMIN_GROUP } from "./conventions";
 import { durationSeconds } from "./duration";
 import type { SpecIssue } from "./errors";
+import { objectStoreIssues } from "./objectStore";
 import type { AwsClusterSpec, ClusterSpec } from "./schema";
 
 type Rule = (spec: ClusterSpec) => SpecIssue[];
@@ -278,6 +279,7 @@ export const RULES: readonly Rule[] = [
   pkiUsersValid,
   serviceAccountKeysValid,
   certificateAuthoritiesValid,
+  objectStoreIssues,
 ];
 
 export function checkRules(spec: ClusterSpec): SpecIssue[] {

@@ -34,6 +34,27 @@ export function checkDnsName(value: string): string | undefined {
   return `must be a lowercase DNS name with at least two labels, like k8s.example.com (got '${value}')`;
 }
 
+/** An S3-compatible endpoint: `https://host[:port]`, or `http://` (a store on a trusted network), no path. */
+export function checkObjectStoreEndpoint(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `must be a URL like https://s3.example.com (got '${value}')`;
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return `must start with https:// (got '${value}')`;
+  if (url.pathname !== "/" || url.search !== "" || url.hash !== "" || url.username !== "" || value.endsWith("/")) {
+    return `must be scheme, host and port only, without a path, query or credentials (got '${value}'): the bucket is etcd.backup.objectStore.bucket`;
+  }
+  return undefined;
+}
+
+/** S3's bucket naming rules (the strict ones every S3-compatible store accepts). */
+export function checkBucketName(value: string): string | undefined {
+  if (/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(value) && !value.startsWith("xn--")) return undefined;
+  return `must be an S3 bucket name: 3 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit (got '${value}')`;
+}
+
 export function checkKubernetesVersion(value: string): string | undefined {
   const supported = D.SUPPORTED_KUBERNETES_MINORS.join(", ");
   const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(value);
@@ -197,6 +218,33 @@ const etcd = z
           D.DEFAULT_ETCD_BACKUP_INTERVAL,
         ),
         retention: count(1, D.MAX_ETCD_BACKUP_RETENTION).default(D.DEFAULT_ETCD_BACKUP_RETENTION),
+        objectStore: z
+          .strictObject({
+            /** Default: on for aws (g8s makes the bucket), on elsewhere when an endpoint is given. */
+            enabled: z.boolean().optional(),
+            endpoint: checked(checkObjectStoreEndpoint).optional(),
+            bucket: checked(checkBucketName).optional(),
+            region: z
+              .string()
+              .regex(/^[a-z0-9-]{1,32}$/, "must be a region name such as us-east-1 or eu-central-1")
+              .optional(),
+            prefix: z
+              .string()
+              .regex(
+                /^([a-z0-9][a-z0-9._-]*\/)*$/,
+                "must be '' or path segments of lowercase letters, digits, '.', '_' and '-', each ending in '/' (like backups/etcd/)",
+              )
+              .optional(),
+            credentialsSecret: z
+              .string()
+              .regex(
+                /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/,
+                "must be a Kubernetes Secret name: lowercase letters, digits, '.' and '-'",
+              )
+              .optional(),
+            expireAfterDays: count(1, D.MAX_ETCD_OBJECT_EXPIRY_DAYS).default(D.DEFAULT_ETCD_OBJECT_EXPIRY_DAYS),
+          })
+          .prefault({}),
       })
       .prefault({}),
   })

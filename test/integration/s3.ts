@@ -24,12 +24,22 @@ export interface S3Store {
   stop(): Promise<void>;
 }
 
-const BUCKET = "state";
+export interface S3Options {
+  /** Default `state`. */
+  readonly bucket?: string;
+  /** Every request must then be signed (SigV4) with this key pair; `keys` and `plantLock` no longer work. */
+  readonly signedBy?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
 
-export async function startS3(): Promise<S3Store> {
+export async function startS3(options: S3Options = {}): Promise<S3Store> {
+  const BUCKET = options.bucket ?? "state";
   const bin = path.join(PROJECT_ROOT, ".tools", "bin", "g8s-s3");
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build it with npm run toolchain -- s3`);
-  const child = spawn(bin, ["--listen", "127.0.0.1:0", "--bucket", BUCKET], { stdio: ["ignore", "pipe", "pipe"] });
+  const signing = options.signedBy === undefined ? [] : ["--access-key-id", options.signedBy.accessKeyId];
+  const child = spawn(bin, ["--listen", "127.0.0.1:0", "--bucket", BUCKET, ...signing], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, G8S_S3_SECRET_ACCESS_KEY: options.signedBy?.secretAccessKey ?? "" },
+  });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));

@@ -10,14 +10,27 @@
 import * as assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { promisify } from "node:util";
-import { KUBECTL, READINESS_ARGS, longestRun, sleep, useLab, waitUntil, watchCluster, type LabStack } from "./harness";
+import {
+  KUBECTL,
+  READINESS_ARGS,
+  TOOLS_BIN,
+  longestRun,
+  sleep,
+  useLab,
+  waitUntil,
+  watchCluster,
+  type LabStack,
+} from "./harness";
 
 /** CoreDNS as a tiny web server: its health plugin answers `OK` on :8080 (the node image has no other server). */
 const WEB_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1";
+const S3_PORT = 9000;
+const S3_BUCKET = "etcd-backups";
+const S3_KEY = { id: "LABKEY9", secret: "lab9-secret-access-key" };
 const STACK: LabStack = {
   id: "lab9",
   masters: 1,
@@ -26,6 +39,9 @@ const STACK: LabStack = {
   podCidr: "10.63.0.0/16",
   users: [{ name: "jane", groups: ["web-readers"] }],
   etcdBackupRetention: 2,
+  // An S3-compatible store on master-0's own loopback (started by the etcd test), with the
+  // access key of a host-cluster Secret the test creates once the cluster runs.
+  etcdObjectStore: { endpoint: `http://127.0.0.1:${S3_PORT}`, bucket: S3_BUCKET, credentialsSecret: "etcd-s3" },
 };
 const DNS_IP = "172.29.0.10";
 
@@ -149,8 +165,18 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     }
     // The cluster's DNS answers once CoreDNS is ready (kubeadm deploys it; flannel must be up first).
     rolledOut("kube-system", "coredns", "300s");
-    const dns = onNode("pool-default-0", "python3", "-c", RESOLVE_PY, "web.default.svc.cluster.local", DNS_IP);
-    assert.equal(dns.code, 0, dns.err);
+    // A finished rollout is not yet a programmed Service: until kube-proxy has the new endpoints
+    // its REJECT rule for an endpoint-less Service makes the node's sendto fail (EPERM). Retried.
+    let dns: { code: number | null; out: string; err: string } = { code: -1, out: "", err: "" };
+    const waited = await waitUntil(
+      "an answer from the cluster's DNS",
+      () => {
+        dns = onNode("pool-default-0", "python3", "-c", RESOLVE_PY, "web.default.svc.cluster.local", DNS_IP);
+        return dns.code === 0 && dns.out !== "";
+      },
+      60_000,
+    ).catch((e: Error) => assert.fail(`${e.message}: ${dns.err}`));
+    console.log(`      CoreDNS answered ${waited.toFixed(1)} s after its rollout`);
     assert.equal(dns.out, clusterIp, "CoreDNS answers the Service name with its ClusterIP");
   });
   it("gives a pki.users kubeconfig exactly what a RoleBinding of its group allows", async function () {
@@ -563,10 +589,67 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     );
   });
 
-  it("takes verified etcd snapshots, keeps etcd.backup.retention of them, and a restore brings a deleted object back on a healthy cluster", async function () {
+  it("takes verified etcd snapshots, keeps etcd.backup.retention of them on the volume and in an S3-compatible store, and g8s etcd restore brings a deleted object back from the store onto a healthy cluster", async function () {
     const dir = "/var/lib/etcd-disk/snapshots";
     const journal = () => onNode("master-0", "journalctl", "-u", "g8s-etcd-snapshot", "-n", "40", "--no-pager").out;
     assert.equal(onNode("master-0", "systemctl", "is-enabled", "g8s-etcd-snapshot.timer").out, "enabled");
+    // The store: g8s-s3 checking every request's Signature Version 4 (AWS's own signer), on
+    // master-0's loopback, as a unit of the node (gone with it).
+    copyFileSync(path.join(TOOLS_BIN, "g8s-s3"), lab.nodePath("master-0", "/usr/local/bin/g8s-s3"));
+    const store = onNode(
+      "master-0",
+      "systemd-run",
+      "--unit",
+      "g8s-test-s3",
+      `--setenv=G8S_S3_SECRET_ACCESS_KEY=${S3_KEY.secret}`,
+      "/usr/local/bin/g8s-s3",
+      "--listen",
+      `127.0.0.1:${S3_PORT}`,
+      "--bucket",
+      S3_BUCKET,
+      "--access-key-id",
+      S3_KEY.id,
+    );
+    assert.equal(store.code, 0, store.err);
+    await waitUntil(
+      "the store on master-0",
+      () => onNode("master-0", "bash", "-c", `: </dev/tcp/127.0.0.1/${S3_PORT}`).code === 0,
+      30_000,
+    );
+    const inStore = () => {
+      const r = onNode(
+        "master-0",
+        "bash",
+        "-c",
+        `set -a; . /etc/g8s/etcd-backup.env; exec g8s-object-store list "$S3_PREFIX"`,
+      );
+      assert.equal(r.code, 0, r.err);
+      return r.out.split("\n").filter((k) => k !== "");
+    };
+
+    // Without the credentialsSecret the master booted anyway; its snapshot stays on the volume
+    // and is not counted as good (the copy is part of a good snapshot).
+    const before = onNode("master-0", "cat", `${dir}/last-good.json`);
+    const noKey = onNode("master-0", "systemctl", "start", "g8s-etcd-snapshot.service");
+    assert.notEqual(noKey.code, 0, "a snapshot without its copy fails");
+    assert.match(journal(), /no access key in \/mnt\/g8s-secrets .*credentialsSecret/);
+    assert.equal(onNode("master-0", "cat", `${dir}/last-good.json`).out, before.out, "last good unchanged");
+    // The operator's Secret in the cluster's host-cluster namespace; the platform shares its keys
+    // into the masters (a projected volume), the next sync brings them.
+    const secret = lab.hostKubectl(
+      "-n",
+      `g8s-${STACK.id}`, // kvm.namespacePrefix g8s- (the default) and the id
+      "create",
+      "secret",
+      "generic",
+      "etcd-s3",
+      `--from-literal=accessKeyId=${S3_KEY.id}`,
+      `--from-literal=secretAccessKey=${S3_KEY.secret}`,
+    );
+    assert.equal(secret.code, 0, secret.err);
+    await lab.up();
+    assert.equal(onNode("master-0", "cat", "/mnt/g8s-secrets/etcd-backup-access-key-id").out, S3_KEY.id);
+
     assert.equal(kubectl("create", "configmap", "backup-probe", "--from-literal=written=before-snapshot").code, 0);
     const snapshots: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -581,11 +664,12 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       assert.ok(last.revision > 0 && last.bytes > 0, JSON.stringify(last));
       snapshots.push(last.snapshot);
       process.stdout.write(
-        `      etcd snapshot ${last.snapshot}: ${last.bytes} bytes, revision ${last.revision}, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+        `      etcd snapshot ${last.snapshot}: ${last.bytes} bytes, revision ${last.revision}, copied to the store, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
       );
       await sleep(1100); // names carry the second
     }
-    // retention 2 (the stack file): the oldest is gone with its checksum, members and status.
+    // retention 2 (the stack file), on the volume and in the store: the oldest is gone with its
+    // checksum, members and status.
     const kept = onNode("master-0", "ls", "-1", dir).out;
     assert.deepEqual(
       kept.split("\n").filter((f) => f.endsWith(".db")),
@@ -593,14 +677,41 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
       kept,
     );
     assert.ok(!kept.includes(snapshots[0]), kept);
-    const chosen = `${dir}/${snapshots[2]}`;
-    assert.equal(onNode("master-0", "bash", "-c", `cd ${dir} && sha256sum --check ${snapshots[2]}.sha256`).code, 0);
+    const sidecars = (name: string) => [name, `${name}.members.json`, `${name}.sha256`, `${name}.status.json`];
+    assert.deepEqual(
+      inStore(),
+      snapshots
+        .slice(1)
+        .flatMap((n) => sidecars(`${STACK.id}/${n}`))
+        .sort(),
+    );
+    // A wrong secret is refused by the store's signature check.
+    const wrong = onNode(
+      "master-0",
+      "bash",
+      "-c",
+      `d=$(mktemp -d); echo ${S3_KEY.id} >$d/etcd-backup-access-key-id; echo not-the-secret >$d/etcd-backup-secret-access-key
+       set -a; . /etc/g8s/etcd-backup.env; S3_CREDENTIALS_DIR=$d g8s-object-store list "$S3_PREFIX"; rc=$?; rm -rf $d; exit $rc`,
+    );
+    assert.equal(wrong.code, 1, wrong.out);
+    assert.match(wrong.err, /HTTP 403 SignatureDoesNotMatch/);
 
+    const chosen = snapshots[2];
+    // g8s etcd snapshots lists the store too.
+    const server = kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}").out;
+    const listed = lab.g8s("etcd", "snapshots", STACK.id, "--server", server);
+    assert.equal(listed.code, 0, listed.err);
+    assert.match(listed.out, new RegExp(`object store: 2 snapshot\\(s\\)[^\\n]*\\n  ${snapshots[1]}\\n  ${chosen}`));
     assert.equal(kubectl("delete", "configmap", "backup-probe").code, 0);
     assert.equal(kubectl("create", "configmap", "after-snapshot", "--from-literal=written=after").code, 0);
+    // The master's own copies gone (a new etcd volume): the restore takes the store's.
+    assert.equal(onNode("master-0", "bash", "-c", `rm -f ${dir}/*.db*`).code, 0);
+    lab.write({ ...current, reconcileMode: "off" });
     const started = Date.now();
-    const restore = onNode("master-0", "/usr/local/sbin/g8s-etcd-restore", chosen);
+    const restore = await lab.g8sAsync("etcd", "restore", STACK.id, "--snapshot", chosen, "--server", server, "--yes");
     assert.equal(restore.code, 0, `${restore.out}\n${restore.err}`);
+    assert.match(restore.err, new RegExp(`fetched ${chosen} on master-0`));
+    lab.write(current);
     const back = await waitUntil(
       "the API server after the restore",
       () => kubectl("get", "configmap", "backup-probe", "-o", "jsonpath={.data.written}").out === "before-snapshot",
@@ -619,7 +730,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     const probeAgain = kubectl("create", "configmap", "after-restore", "--from-literal=written=after-restore");
     assert.equal(probeAgain.code, 0, `the restored cluster takes writes: ${probeAgain.err}`);
     process.stdout.write(
-      `      etcd restore: script ${restore.err.match(/in (\d+) s/)?.[1] ?? "?"} s, the object readable after ${restoreSeconds.toFixed(1)} s ` +
+      `      etcd restore from the store: script ${restore.err.match(/restored from .* in (\d+) s/)?.[1] ?? "?"} s, the object readable after ${restoreSeconds.toFixed(1)} s ` +
         `(API back ${back.toFixed(0)} s after the script), every readyz check and node Ready ${ready.toFixed(0)} s later\n`,
     );
   });

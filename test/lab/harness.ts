@@ -12,7 +12,8 @@ import { stringify } from "yaml";
 import { PROJECT_ROOT } from "../../automation/engine";
 import { createSandbox, type Sandbox } from "../integration/harness";
 
-export const KUBECTL = path.join(PROJECT_ROOT, ".tools", "bin", "kubectl");
+export const TOOLS_BIN = path.join(PROJECT_ROOT, ".tools", "bin");
+export const KUBECTL = path.join(TOOLS_BIN, "kubectl");
 const NSPAWN = path.join(PROJECT_ROOT, "tools", "node-image", "nspawn-node.sh");
 const QEMU_NODE = path.join(PROJECT_ROOT, "tools", "node-image", "qemu-node.sh");
 const G8S = path.join(PROJECT_ROOT, "bin/g8s.js");
@@ -58,6 +59,8 @@ export interface LabStack {
   readonly certificateAuthorities?: { readonly trusted: readonly string[]; readonly issuing: string };
   /** `etcd.backup.retention` (default: the spec's). */
   readonly etcdBackupRetention?: number;
+  /** `etcd.backup.objectStore` (default: none, snapshots stay on the volume). */
+  readonly etcdObjectStore?: { readonly endpoint: string; readonly bucket: string; readonly credentialsSecret: string };
   /** `g8s:reconcile.mode` (default correct). */
   readonly reconcileMode?: "correct" | "detect" | "off";
   /** `pki.serviceAccountKeys` (default: the spec's, one key `initial`). */
@@ -90,7 +93,12 @@ export function labStackYaml(s: LabStack): string {
           ...(s.certificateAuthorities === undefined ? {} : { certificateAuthorities: s.certificateAuthorities }),
         },
         ingress: { enabled: false },
-        ...(s.etcdBackupRetention === undefined ? {} : { etcd: { backup: { retention: s.etcdBackupRetention } } }),
+        etcd: {
+          backup: {
+            ...(s.etcdBackupRetention === undefined ? {} : { retention: s.etcdBackupRetention }),
+            ...(s.etcdObjectStore === undefined ? {} : { objectStore: s.etcdObjectStore }),
+          },
+        },
       },
       "g8s:reconcile": { mode: s.reconcileMode ?? "correct", interval: "1m" },
     },
@@ -213,6 +221,15 @@ export class TestLab {
   apply(items: readonly object[]): Result {
     const r = spawnSync(KUBECTL, ["--kubeconfig", this.admin, "apply", "-f", "-"], {
       input: stringify({ apiVersion: "v1", kind: "List", items }),
+      encoding: "utf8",
+    });
+    return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  }
+
+  /** kubectl against the lab's host cluster (where the platform's pods and Secrets are). */
+  hostKubectl(...args: string[]): Result {
+    const kubeconfig = path.join(this.labDir, "host", "kubeconfig");
+    const r = spawnSync(KUBECTL, ["--kubeconfig", kubeconfig, "--request-timeout", "30s", ...args], {
       encoding: "utf8",
     });
     return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };

@@ -19,6 +19,8 @@ export interface RecordedResource {
   readonly additionalSecretOutputs?: readonly string[];
   /** The `protect` resource option (true only when set). */
   readonly protect?: boolean;
+  /** The `retainOnDelete` resource option (true only when set). */
+  readonly retainOnDelete?: boolean;
   /** The `ignoreChanges` resource option as sent to the engine. */
   readonly ignoreChanges?: readonly string[];
   /** Top-level inputs sent to the engine as secrets (encrypted in the state). */
@@ -31,6 +33,7 @@ interface RequestOptions {
   readonly replacementTrigger?: unknown;
   readonly additionalSecretOutputs: readonly string[];
   readonly protect: boolean;
+  readonly retainOnDelete: boolean;
   readonly ignoreChanges: readonly string[];
   readonly secretInputs: readonly string[];
 }
@@ -44,6 +47,7 @@ interface RegisterRequest {
   getReplacementTrigger(): { toJavaScript(): unknown } | undefined;
   getAdditionalsecretoutputsList(): string[];
   getProtect(): boolean | undefined;
+  getRetainondelete(): boolean | undefined;
   getIgnorechangesList(): string[];
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
 }
@@ -144,6 +148,7 @@ function recordRequestOptions(pending: Map<string, RequestOptions>): void {
       ...(req.hasReplacementTrigger() ? { replacementTrigger: req.getReplacementTrigger()?.toJavaScript() } : {}),
       additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
       protect: req.getProtect() === true,
+      retainOnDelete: req.getRetainondelete() === true,
       ignoreChanges: req.getIgnorechangesList(),
       secretInputs: secretKeys(req.getObject()?.toJavaScript()),
     });

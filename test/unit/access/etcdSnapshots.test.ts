@@ -35,6 +35,27 @@ describe("g8s etcd: snapshot listings and restore units", () => {
     assert.equal(parseSnapshotList("master-1", "last-good {torn").lastGood, undefined);
   });
 
+  it("reads the object store's snapshots, every master's, by time; or why they could not be listed", () => {
+    const m = parseSnapshotList(
+      "master-0",
+      [
+        "stored lab3-master-1-20261202T120000Z.db",
+        "stored lab3-master-0-20261202T120001Z.db",
+        "stored lab3-master-0-20261202T060000Z.db",
+        "snapshot lab3-master-0-20261202T120001Z.db 2101280 1796212801",
+      ].join("\n"),
+    );
+    assert.deepEqual(m.stored, [
+      "lab3-master-0-20261202T060000Z.db",
+      "lab3-master-1-20261202T120000Z.db",
+      "lab3-master-0-20261202T120001Z.db",
+    ]);
+    assert.equal(m.snapshots.length, 1);
+    const failed = parseSnapshotList("master-0", "store-error g8s-object-store: GET /etcd: HTTP 403 AccessDenied \n");
+    assert.equal(failed.storeError, "g8s-object-store: GET /etcd: HTTP 403 AccessDenied");
+    assert.equal(failed.stored, undefined);
+  });
+
   it("tells a running, a finished and a failed restore unit apart", () => {
     assert.deepEqual(parseUnitState("ActiveState=activating\nResult=success\nlog restoring x\n"), { state: "running" });
     assert.deepEqual(

@@ -604,7 +604,40 @@ describe("AwsCluster (eu1prod)", () => {
           }
         }
       }
-      assert.equal(policies().length, 7);
+      assert.equal(policies().length, 8);
+    });
+
+    it("copies etcd snapshots to a private, encrypted bucket it keeps, expired by a lifecycle rule; masters may put, get and list there, never delete", () => {
+      const bucket = recorder.one(T.bucket, "eu1prod-cp-etcd-backups");
+      const name = String(bucket.inputs.bucket);
+      assert.match(name, /^g8s-eu1prod-etcd-[0-9a-f]{8}$/);
+      assert.equal(bucket.inputs.forceDestroy, false);
+      const lifecycle = recorder.one(T.bucketLifecycle, "eu1prod-cp-etcd-backups").inputs as any;
+      assert.deepEqual(
+        lifecycle.rules.map((r: any) => [r.status, r.filter.prefix, r.expiration.days]),
+        [["Enabled", "eu1prod/", 30]],
+      );
+      const block = recorder.one(T.bucketPublicAccess, "eu1prod-cp-etcd-backups").inputs as any;
+      assert.deepEqual(
+        [block.blockPublicAcls, block.blockPublicPolicy, block.ignorePublicAcls, block.restrictPublicBuckets],
+        [true, true, true, true],
+      );
+      const sse = recorder.one(T.bucketEncryption, "eu1prod-cp-etcd-backups").inputs as any;
+      assert.equal(sse.rules[0].applyServerSideEncryptionByDefault.sseAlgorithm, "AES256");
+      // Backups outlive the cluster: the bucket and its settings stay when the stack is destroyed.
+      for (const type of [T.bucket, T.bucketLifecycle, T.bucketPublicAccess, T.bucketEncryption, T.bucketOwnership]) {
+        assert.equal(recorder.one(type, "eu1prod-cp-etcd-backups").retainOnDelete, true, type);
+      }
+      const policy = policies().find((p) => p.name === "eu1prod-cp-master-policy-etcd-backups");
+      assert.ok(policy);
+      assert.deepEqual(
+        policy.doc.Statement.map((st: any) => [st.Action, st.Resource, st.Condition ?? null]),
+        [
+          [["s3:PutObject", "s3:GetObject"], `arn:aws:s3:::${name}/eu1prod/*`, null],
+          [["s3:ListBucket"], `arn:aws:s3:::${name}`, { StringLike: { "s3:prefix": ["eu1prod/*"] } }],
+        ],
+      );
+      assert.ok(!JSON.stringify(policies().map((p) => p.doc)).includes("s3:Delete"));
     });
   });
 

@@ -41,6 +41,11 @@ export const T = {
   kms: "aws:kms/key:Key",
   kmsAlias: "aws:kms/alias:Alias",
   param: "aws:ssm/parameter:Parameter",
+  bucket: "aws:s3/bucket:Bucket",
+  bucketLifecycle: "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+  bucketPublicAccess: "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+  bucketEncryption: "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+  bucketOwnership: "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
 } as const;
 
 export const ZONES_TOKEN = "aws:index/getAvailabilityZones:getAvailabilityZones";
@@ -112,6 +117,8 @@ export function fakeAwsOutputs(args: pulumi.runtime.MockResourceArgs): Record<st
       return { name: `${args.name}-name`, arn: `arn:aws:iam::${ACCOUNT}:role/${args.name}` };
     case T.profile:
       return { arn: `arn:aws:iam::${ACCOUNT}:instance-profile/${args.name}` };
+    case T.bucket:
+      return { arn: `arn:aws:s3:::${String(args.inputs.bucket)}` };
     case T.record:
       return { fqdn: args.inputs.name };
     default:

@@ -44,7 +44,7 @@ describe("AwsCluster determinism", () => {
   });
 
   it("gives identical inputs on two evaluations of the same spec (no spurious drift)", () => {
-    assert.equal(first.length, 117);
+    assert.equal(first.length, 123);
     assert.deepEqual(second, first);
   });
 
