@@ -29,7 +29,7 @@ import { KubernetesStatusBoard } from "./coordination/kubernetesStatus";
 import { SharedStatusStore, SharedStatusView } from "./coordination/sharedStatus";
 import { ChangeTrigger } from "./events/trigger";
 import { HostWatch } from "./events/hostWatch";
-import { EtcdSnapshotWatch, guestApiFromState } from "./reconciler/etcdWatch";
+import { EtcdSnapshotWatch, guestApiFromState, watchedStacks } from "./reconciler/etcdWatch";
 import { deletePoolNodes, drainPools } from "./reconciler/drain";
 import type { DrainedPools } from "./reconciler/pass";
 
@@ -201,14 +201,14 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
   const etcdWatch = options.coordinate
     ? new EtcdSnapshotWatch({
         // The backend's stacks listed once a round; one never applied has nothing to look at.
-        stacks: async () => {
-          const applied = new Set(await (engine as Engine).listStacks());
-          return (await source.discover()).flatMap((d) =>
-            d.etcdBackupSeconds === undefined || !applied.has(d.name)
-              ? []
-              : [{ name: d.name, intervalSeconds: d.etcdBackupSeconds }],
-          );
-        },
+        // With replicas, each looks at the stacks it owns: one look per cluster, one series.
+        stacks: async () =>
+          watchedStacks(
+            await source.discover(),
+            new Set(await (engine as Engine).listStacks()),
+            (stack) => coordinator === undefined || coordinator.owner(stack) === settings.replicaId,
+          ),
+        forget: (stack) => metrics.forgetEtcdStack(stack),
         stackResources: (stack) => (engine as Engine).stackResources(stack),
         seen: (stack, masters) => metrics.observeEtcdSnapshots(stack.name, stack.intervalSeconds, masters),
         failed: (stack, reason) => {

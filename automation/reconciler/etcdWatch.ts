@@ -38,6 +38,22 @@ interface NodeList {
   items?: { metadata?: { name?: string; annotations?: Record<string, string> } }[];
 }
 
+/**
+ * The stacks a replica watches: applied ones whose masters take snapshots, and with replicas
+ * only those it owns (one look per cluster, one series per master).
+ */
+export function watchedStacks(
+  discovered: readonly { readonly name: string; readonly etcdBackupSeconds?: number }[],
+  applied: ReadonlySet<string>,
+  mine: (stack: string) => boolean,
+): EtcdBackupStack[] {
+  return discovered.flatMap((d) =>
+    d.etcdBackupSeconds === undefined || !applied.has(d.name) || !mine(d.name)
+      ? []
+      : [{ name: d.name, intervalSeconds: d.etcdBackupSeconds }],
+  );
+}
+
 /** The masters' last good snapshots, from their Nodes' annotations. */
 export async function readEtcdSnapshots(api: Pick<KubeApi, "get">): Promise<EtcdSnapshotSeen[]> {
   const list = await api.get<NodeList>(`/api/v1/nodes?labelSelector=${CONTROL_PLANE_SELECTOR}`);
@@ -71,6 +87,8 @@ export interface EtcdWatchOptions {
   readonly stackResources: (stack: string) => Promise<readonly StateResource[] | undefined>;
   readonly seen: (stack: EtcdBackupStack, masters: readonly EtcdSnapshotSeen[]) => void;
   readonly failed: (stack: string, reason: string) => void;
+  /** A stack of the last round that this one no longer lists (removed, or now another replica's): drop what it showed. */
+  readonly forget?: (stack: string) => void;
   readonly intervalMs?: number;
   readonly firstDelayMs?: number;
 }
@@ -80,12 +98,17 @@ export class EtcdSnapshotWatch {
   private timer?: NodeJS.Timeout;
   private round?: Promise<void>;
   private stopped = false;
+  private previous = new Set<string>();
 
   constructor(private readonly options: EtcdWatchOptions) {}
 
   /** One round over the stacks now; resolves when every stack was looked at. */
   async observe(): Promise<void> {
-    for (const stack of await this.options.stacks()) {
+    const stacks = await this.options.stacks();
+    const names = new Set(stacks.map((s) => s.name));
+    for (const gone of this.previous) if (!names.has(gone)) this.options.forget?.(gone);
+    this.previous = names;
+    for (const stack of stacks) {
       if (this.stopped) return;
       let api: KubeApi | undefined;
       try {

@@ -190,6 +190,14 @@ export class ReconcilerMetrics {
     this.etcdNodes.set(stack, now);
   }
 
+  /** The stack is no longer this replica's to watch: its series go (the owner exports them). */
+  forgetEtcdStack(stack: string): void {
+    for (const node of this.etcdNodes.get(stack) ?? []) this.etcdLastGood.remove({ stack, node });
+    this.etcdNodes.delete(stack);
+    this.etcdInterval.remove({ stack });
+    this.etcdWatchFailures.remove({ stack });
+  }
+
   etcdWatchFailed(stack: string): void {
     this.etcdWatchFailures.inc({ stack });
   }
@@ -277,8 +285,7 @@ export class ReconcilerMetrics {
     for (const outcome of RENEWAL_OUTCOMES) this.renewals.remove({ stack, outcome });
     for (const key of this.certKeys.get(stack) ?? []) this.dropCertificate(stack, key);
     this.certKeys.delete(stack);
-    for (const node of this.etcdNodes.get(stack) ?? []) this.etcdLastGood.remove({ stack, node });
-    this.etcdNodes.delete(stack);
+    this.forgetEtcdStack(stack);
     this.dropLockOwner(stack);
     for (const metric of [
       this.driftDetected,
@@ -287,8 +294,6 @@ export class ReconcilerMetrics {
       this.lastSuccess,
       this.busySince,
       this.renewalFailures,
-      this.etcdInterval,
-      this.etcdWatchFailures,
     ]) {
       metric.remove({ stack });
     }

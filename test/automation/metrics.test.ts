@@ -287,4 +287,20 @@ describe("ReconcilerMetrics", () => {
     assert.deepEqual(await samples(registry, "g8s_certificate_expiry_timestamp_seconds"), []);
     assert.deepEqual(await samples(registry, "g8s_certificate_renewals_total"), []);
   });
+
+  it("drops a stack's etcd snapshot series when another replica watches it, and only that stack's", async () => {
+    metrics.observeEtcdSnapshots("edge7", 21600, [{ node: "master-0", lastGoodSeconds: 1000 }]);
+    metrics.observeEtcdSnapshots("edge8", 3600, [{ node: "master-0", lastGoodSeconds: 2000 }]);
+    metrics.etcdWatchFailed("edge7");
+    metrics.forgetEtcdStack("edge7");
+    assert.deepEqual(await samples(registry, "g8s_etcd_snapshot_last_good_timestamp_seconds"), [
+      'g8s_etcd_snapshot_last_good_timestamp_seconds{stack="edge8",node="master-0"} 2000',
+    ]);
+    assert.deepEqual(await samples(registry, "g8s_etcd_backup_interval_seconds"), [
+      'g8s_etcd_backup_interval_seconds{stack="edge8"} 3600',
+    ]);
+    assert.deepEqual(await samples(registry, "g8s_etcd_snapshot_watch_failures_total"), [
+      'g8s_etcd_snapshot_watch_failures_total{stack="edge8"} 0',
+    ]);
+  });
 });
