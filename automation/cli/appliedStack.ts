@@ -64,7 +64,10 @@ export async function withStackState<T>(
   const secrets = [settings.passphrase, settings.apiToken].filter((s): s is string => !!s);
   const stderr = new Writable({ write: (chunk, _enc, cb) => (io.stderr.write(chunk), cb()) });
   try {
-    const { engine } = await buildReconciler(settings, { env: io.env, logDestination: stderr });
+    // What the user asked for is the command's output: the reconciler's start-up info lines
+    // (the Pulumi CLI, provider plugins) only when a debug level asks for them.
+    const quiet: Settings = settings.logLevel === "info" ? { ...settings, logLevel: "warn" } : settings;
+    const { engine } = await buildReconciler(quiet, { env: io.env, logDestination: stderr });
     const resources = (await engine.listStacks()).includes(stack) ? await engine.stackResources(stack) : undefined;
     if (resources === undefined || resources.length === 0) {
       throw new AccessError(`stack ${stack} has no state yet: apply it first (g8s reconcile ${stack})`);
