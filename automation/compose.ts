@@ -60,6 +60,8 @@ export interface Reconciler {
 /** A burst of status saves is published at most this often, and read back from the others this often. */
 const SHARED_STATUS_PUBLISH_MS = 2000;
 const SHARED_STATUS_READ_MS = 3000;
+/** A gone replica's publication is deleted once this old and superseded (supersededReplicas). */
+const SHARED_STATUS_CLEANUP_AFTER_MS = 10 * 60_000;
 
 export interface BuildOptions {
   readonly env: NodeJS.ProcessEnv;
@@ -131,7 +133,10 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
         minIntervalMs: SHARED_STATUS_PUBLISH_MS,
         onError,
       }),
-      view: new SharedStatusView(board, settings.replicaId, clock, SHARED_STATUS_READ_MS, onError),
+      view: new SharedStatusView(board, settings.replicaId, clock, SHARED_STATUS_READ_MS, onError, {
+        live: () => coordinator?.live() ?? [],
+        afterMs: SHARED_STATUS_CLEANUP_AFTER_MS,
+      }),
     };
   }
   // onStatus reads the scheduler's list; the constructor itself reports nothing.

@@ -83,6 +83,15 @@ export class KubernetesStatusBoard implements StatusBoard {
     }
   }
 
+  async remove(replica: string): Promise<void> {
+    const name = `${STATUS_PREFIX}${replica}`;
+    const res = await this.api.request("DELETE", `${this.base}/${encodeURIComponent(name)}`);
+    if (res.status !== 200 && res.status !== 202 && res.status !== 404) {
+      const message = (res.json as { message?: string } | undefined)?.message ?? res.text.slice(0, 200);
+      throw new Error(`delete status ConfigMap ${this.namespace}/${name}: ${res.status} ${message}`);
+    }
+  }
+
   async read(): Promise<PublishedStatus[]> {
     const res = await this.api.get<{ items: StatusConfigMap[] }>(
       `${this.base}?labelSelector=${encodeURIComponent(`${STATUS_LABEL}=true`)}`,

@@ -21,6 +21,8 @@ export interface StatusBoard {
   publish(doc: PublishedStatus): Promise<void>;
   /** Every replica's latest publication (its own included); unreadable ones are skipped. */
   read(): Promise<PublishedStatus[]>;
+  /** Deletes a replica's publication (one that is gone and whose every status is superseded). */
+  remove(replica: string): Promise<void>;
 }
 
 /** Phases only the replica that has them can vouch for: another's are shown as pending. */
@@ -82,6 +84,39 @@ export function restoredStatuses(published: readonly PublishedStatus[]): Map<str
   // Whatever another replica ran or queued is not running here: the stack starts pending, and a
   // lock or pending operation a dead run left is found by the pass as on any start.
   return new Map([...newest].map(([name, s]) => [name, { ...asSeenFromHere(s), owner: undefined }]));
+}
+
+/**
+ * The publications of replicas that are gone and hold nothing newer than what the live ones
+ * published: safe to delete (each pod of a Deployment is a new replica, so without this every
+ * rollout leaves a ConfigMap of up to 1 MiB that every replica reads every few seconds). Only
+ * when every live replica has published (the live view is whole), only publications older than
+ * `afterMs`, and only when each of their stacks has, in some live publication, a pass at least as
+ * recent, or no live replica tracks it any more (a removed stack).
+ */
+export function supersededReplicas(
+  published: readonly PublishedStatus[],
+  live: ReadonlySet<string>,
+  nowMs: number,
+  afterMs: number,
+): string[] {
+  const liveDocs = published.filter((d) => live.has(d.replica));
+  if (live.size === 0 || liveDocs.length < live.size) return [];
+  const newestLive = new Map<string, number>();
+  for (const doc of liveDocs) {
+    for (const s of doc.stacks) newestLive.set(s.name, Math.max(newestLive.get(s.name) ?? -Infinity, lastPassAt(s)));
+  }
+  return published
+    .filter((doc) => !live.has(doc.replica))
+    .filter((doc) => nowMs - (Date.parse(doc.savedAt) || nowMs) >= afterMs)
+    .filter((doc) =>
+      doc.stacks.every((s) => {
+        const newest = newestLive.get(s.name);
+        return newest === undefined || newest >= lastPassAt(s);
+      }),
+    )
+    .map((doc) => doc.replica)
+    .sort();
 }
 
 export interface SharedStatusStoreOptions {
@@ -172,6 +207,8 @@ export class SharedStatusView {
     private readonly clock: Clock,
     private readonly intervalMs: number,
     private readonly onError: (err: Error) => void,
+    /** Deletes the publications of gone replicas (supersededReplicas) with the live replicas as the leases say. */
+    private readonly cleanup?: { readonly live: () => readonly string[]; readonly afterMs: number },
   ) {}
 
   /** Reads once now, then every interval until stop. */
@@ -190,6 +227,22 @@ export class SharedStatusView {
       this.published = await this.board.read();
     } catch (err) {
       this.onError(err as Error);
+      return;
+    }
+    if (this.cleanup === undefined) return;
+    const gone = supersededReplicas(
+      this.published,
+      new Set(this.cleanup.live()),
+      this.clock.now(),
+      this.cleanup.afterMs,
+    );
+    for (const replica of gone) {
+      try {
+        await this.board.remove(replica);
+        this.published = this.published.filter((d) => d.replica !== replica);
+      } catch (err) {
+        this.onError(err as Error);
+      }
     }
   }
 

@@ -6,6 +6,8 @@ import {
   mergeStatuses,
   restoredStatuses,
   SharedStatusStore,
+  SharedStatusView,
+  supersededReplicas,
   type PublishedStatus,
   type StatusBoard,
 } from "../../automation/coordination/sharedStatus";
@@ -44,6 +46,9 @@ class MemoryBoard implements StatusBoard {
   async read(): Promise<PublishedStatus[]> {
     if (this.failing) throw new Error("API server unreachable");
     return [...this.docs.values()];
+  }
+  async remove(replica: string): Promise<void> {
+    this.docs.delete(replica);
   }
 }
 
@@ -109,6 +114,57 @@ describe("shared status: every replica shows the newest status of every stack", 
         ["b", "stalled", undefined, undefined],
       ],
     );
+  });
+
+  describe("the publications of gone replicas", () => {
+    const MIN = 60_000;
+    const at = (ms: number) => new Date(Date.parse(T1) + ms).toISOString();
+    const doc = (replica: string, savedAtMs: number, stacks: StackStatus[]): PublishedStatus => ({
+      replica,
+      savedAt: at(savedAtMs),
+      stacks,
+    });
+    const ran = (name: string, ms: number) => status(name, { lastPass: pass(name, at(ms)) });
+
+    it("are deleted once old and superseded by the live replicas: each stack newer there, or tracked by none", () => {
+      const published = [
+        doc("old-pod", 0, [ran("a", 0), ran("gone-stack", 0), status("never-ran")]),
+        doc("live-1", 20 * MIN, [ran("a", 15 * MIN), status("never-ran")]),
+        doc("live-2", 20 * MIN, [ran("b", 15 * MIN)]),
+      ];
+      const live = new Set(["live-1", "live-2"]);
+      assert.deepEqual(supersededReplicas(published, live, Date.parse(at(20 * MIN)), 10 * MIN), ["old-pod"]);
+      // Not yet old enough.
+      assert.deepEqual(supersededReplicas(published, live, Date.parse(at(5 * MIN)), 10 * MIN), []);
+    });
+
+    it("are kept while they hold a newer pass than any live replica, or while a live replica has not published", () => {
+      const newer = [doc("old-pod", 0, [ran("a", 18 * MIN)]), doc("live-1", 20 * MIN, [ran("a", 15 * MIN)])];
+      assert.deepEqual(supersededReplicas(newer, new Set(["live-1"]), Date.parse(at(40 * MIN)), 10 * MIN), []);
+      const unpublished = [doc("old-pod", 0, [ran("a", 0)]), doc("live-1", 20 * MIN, [ran("a", 15 * MIN)])];
+      assert.deepEqual(
+        supersededReplicas(unpublished, new Set(["live-1", "live-2"]), Date.parse(at(40 * MIN)), 10 * MIN),
+        [],
+      );
+      assert.deepEqual(supersededReplicas(unpublished, new Set(), Date.parse(at(40 * MIN)), 10 * MIN), []);
+    });
+
+    it("are removed from the board by the view's refresh, the live ones kept", async () => {
+      const board = new MemoryBoard();
+      for (const d of [doc("old-pod", 0, [ran("a", 0)]), doc("live-1", 20 * MIN, [ran("a", 15 * MIN)])]) {
+        await board.publish(d);
+      }
+      const clock = new FakeClock();
+      await clock.advance(Date.parse(at(30 * MIN)));
+      const errors: string[] = [];
+      const view = new SharedStatusView(board, "live-1", clock, 3000, (e) => errors.push(e.message), {
+        live: () => ["live-1"],
+        afterMs: 10 * MIN,
+      });
+      await view.refresh();
+      assert.deepEqual([...board.docs.keys()], ["live-1"]);
+      assert.deepEqual(errors, []);
+    });
   });
 
   describe("SharedStatusStore", () => {

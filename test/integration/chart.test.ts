@@ -143,8 +143,8 @@ describe("Helm chart charts/g8s on the host cluster", function () {
     for (const verb of ["get", "list", "watch", "create", "update", "delete"])
       assert.equal(can(verb, "leases.coordination.k8s.io", NS), "yes", `${verb} leases`);
     assert.equal(can("create", "leases.coordination.k8s.io", "kube-system"), "no", "Leases of its own namespace only");
-    // The status board: a ConfigMap per replica, applied (create or patch) and listed.
-    for (const verb of ["list", "create", "patch"])
+    // The status board: a ConfigMap per replica, applied (create or patch), listed, a gone one deleted.
+    for (const verb of ["list", "create", "patch", "delete"])
       assert.equal(can(verb, "configmaps", NS), "yes", `${verb} configmaps`);
     assert.equal(can("patch", "configmaps", "kube-system"), "no", "ConfigMaps of its own namespace only");
     // Every kind the host watch follows: listed and watched cluster-wide, and managed.

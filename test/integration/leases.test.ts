@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { Coordinator, type LeaseStore } from "../../automation/coordination/coordinator";
 import { kubeApiFor, targetFromEnvironment } from "../../automation/coordination/kubeClient";
 import { KubernetesLeaseStore, LEASE_PREFIX } from "../../automation/coordination/kubernetesLeases";
+import { KubernetesStatusBoard } from "../../automation/coordination/kubernetesStatus";
 import { ownerOf } from "../../automation/coordination/rendezvous";
 import type { KubeApi } from "../../automation/host/https";
 import { systemClock } from "../../automation/reconciler/clock";
@@ -59,6 +60,20 @@ describe("coordination on the host cluster's Leases (real kube-apiserver)", func
     api?.close();
     if (hostDir) hostDown(hostDir, true);
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("keeps a status ConfigMap per replica and deletes a gone replica's (twice is no error)", async () => {
+    const board = new KubernetesStatusBoard(api, NAMESPACE);
+    const savedAt = new Date().toISOString();
+    for (const replica of ["old-pod", "live-pod"]) await board.publish({ replica, savedAt, stacks: [] });
+    assert.deepEqual((await board.read()).map((d) => d.replica).sort(), ["live-pod", "old-pod"]);
+    await board.remove("old-pod");
+    await board.remove("old-pod");
+    assert.deepEqual(
+      (await board.read()).map((d) => d.replica),
+      ["live-pod"],
+    );
+    await board.remove("live-pod");
   });
 
   it("creates a Lease, replaces only the version it read, deletes only its own version", async () => {
