@@ -8,9 +8,11 @@
  * talks through), then follow the units until each has finished and the cluster is ready again.
  * Nothing destructive happens until every master holds the checked file and has the script.
  */
+import { MANIFESTS_DIR } from "../../components/bootstrap/constants";
 import {
   ETCD_BACKUP_ENV_PATH,
   ETCD_FETCH_SCRIPT_PATH,
+  ETCD_HELD_MANIFESTS_DIR,
   ETCD_RESTORE_SCRIPT_PATH,
   ETCD_SNAPSHOT_UNIT,
   OBJECT_STORE_CLIENT_PATH,
@@ -175,8 +177,25 @@ const READ_SCRIPT = String.raw`. ${ETCD_BACKUP_ENV_PATH} && exec cat -- "$SNAPSH
 const WRITE_SCRIPT = String.raw`set -e; . ${ETCD_BACKUP_ENV_PATH}
 mkdir -p "$SNAPSHOT_DIR"; chmod 0700 "$SNAPSHOT_DIR"
 cat >"$SNAPSHOT_DIR/.$1.part"; mv "$SNAPSHOT_DIR/.$1.part" "$SNAPSHOT_DIR/$1"`;
+/** This master's etcd member as its manifest names it: `NAME=PEER-URL` (the manifest in place, or held by a restore). */
+const MEMBER_SCRIPT = String.raw`m=${MANIFESTS_DIR}/etcd.yaml; [ -f "$m" ] || m=${ETCD_HELD_MANIFESTS_DIR}/etcd.yaml
+[ -f "$m" ] || { echo "no etcd manifest: is this a master?" >&2; exit 3; }
+printf '%s=%s\n' "$(sed -n 's/^ *- --name=//p' "$m" | head -n 1)" "$(sed -n 's/^ *- --initial-advertise-peer-urls=//p' "$m" | head -n 1)"`;
+
+/** The members to restore: the masters there are now, whatever the snapshot's list (masters added or replaced since). */
+export function initialCluster(members: readonly string[]): string {
+  for (const m of members) {
+    if (!/^[a-z0-9][a-z0-9.-]*=https:\/\/[^\s,=]+$/.test(m)) {
+      throw new AccessError(
+        `a master's etcd manifest gives ${JSON.stringify(m)}, not NAME=https://PEER: restore by hand`,
+      );
+    }
+  }
+  return [...members].sort().join(",");
+}
+
 const START_SCRIPT = String.raw`. ${ETCD_BACKUP_ENV_PATH} || exit 3
-systemd-run --no-block --quiet --unit "$1" -p Type=oneshot -p RemainAfterExit=yes -p TimeoutStartSec=${RESTORE_FOLLOW_SECONDS} ${ETCD_RESTORE_SCRIPT_PATH} "$SNAPSHOT_DIR/$2"`;
+systemd-run --no-block --quiet --unit "$1" -p Type=oneshot -p RemainAfterExit=yes -p TimeoutStartSec=${RESTORE_FOLLOW_SECONDS} ${ETCD_RESTORE_SCRIPT_PATH} "$SNAPSHOT_DIR/$2" --initial-cluster "$3"`;
 const STATE_SCRIPT = String.raw`systemctl show -p ActiveState -p Result "$1"; journalctl -u "$1" -t ${ETCD_RESTORE_SCRIPT_PATH.split("/").pop()} -o cat --no-pager -n 5 | sed 's/^/log /'`;
 
 export interface RestoreProgress {
@@ -267,12 +286,17 @@ export async function restoreEtcd(
     progress(`copied ${name} from ${source} to ${target}, checksum good`);
   }
 
-  // 3. Every master's restore at once: a transient unit each, which outlives this API's outage.
+  // 3. Every master's restore at once: a transient unit each, which outlives this API's outage,
+  // restoring the masters there are now (the snapshot's member list may predate a new master).
+  const members = await Promise.all(
+    nodes.map(async (n) => mustRun(n, "reading its etcd member", await shells.run(n, MEMBER_SCRIPT)).trim()),
+  );
+  const cluster = initialCluster(members);
   const unit = `g8s-etcd-restore-${Date.now().toString(36)}`;
   const started = Date.now();
-  const starts = await Promise.all(nodes.map((n) => shells.run(n, START_SCRIPT, [unit, name])));
+  const starts = await Promise.all(nodes.map((n) => shells.run(n, START_SCRIPT, [unit, name, cluster])));
   starts.forEach((r, i) => mustRun(nodes[i], `starting ${unit}`, r));
-  progress(`started ${unit} on ${nodes.join(", ")}: the API goes away until etcd is restored`);
+  progress(`started ${unit} on ${nodes.join(", ")} as members ${cluster}: the API goes away until etcd is restored`);
 
   // 4. Follow the units. The API drops out while they run; afterwards it no longer knows the
   // helper pods (made after the snapshot), so they are made again.

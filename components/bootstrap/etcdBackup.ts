@@ -33,6 +33,8 @@ export const SNAPSHOT_SIDECARS = ["sha256", "members.json", "status.json"] as co
 export const ETCD_SNAPSHOT_DIR = `${ETCD_VOLUME_MOUNT_PATH}/snapshots`;
 export const ETCD_BACKUP_ENV_PATH = `${G8S_DIR}/etcd-backup.env`;
 export const ETCD_SNAPSHOT_UNIT = "g8s-etcd-snapshot";
+/** Where a restore holds the kube-apiserver and etcd manifests while it runs. */
+export const ETCD_HELD_MANIFESTS_DIR = "/etc/kubernetes/g8s-held-manifests";
 /** On each master's Node: the time of its last good snapshot (RFC 3339, UTC). */
 export const ETCD_LAST_GOOD_ANNOTATION = "g8s.dev/etcd-last-good-snapshot";
 /** Added to the restored revision, so every watcher and informer cache sees its revision gone and re-lists. */
@@ -241,7 +243,7 @@ const COMMON = String.raw`set -euo pipefail
 . ${ETCD_BACKUP_ENV_PATH}
 S3_BUCKET=$(printenv S3_BUCKET || true) # an env file from before etcd.backup.objectStore has none
 MANIFESTS=${MANIFESTS_DIR}
-HELD=/etc/kubernetes/g8s-held-manifests
+HELD=${ETCD_HELD_MANIFESTS_DIR}
 ETCD_PKI=${PKI_DIR}/etcd
 say() { echo "$(basename "$0"): $*" >&2; }
 die() { say "$*"; exit 1; }

@@ -106,6 +106,11 @@ describe("lab: three masters keep etcd's quorum when one stops (system container
     assert.equal(restored.code, 0, `${restored.out}\n${restored.err}`);
     assert.match(restored.err, /copied .* to master-0, checksum good/);
     assert.match(restored.err, /copied .* to master-2, checksum good/);
+    // The members restored are the masters as their manifests name them now.
+    assert.match(
+      restored.err,
+      /as members master-0=https:\/\/[\d.]+:2380,master-1=https:\/\/[\d.]+:2380,master-2=https:\/\/[\d.]+:2380:/,
+    );
     assert.equal(lab.kubectl("get", "configmap", "ha-probe", "-o", "jsonpath={.data.written}").out, "before-snapshot");
     assert.match(lab.kubectl("get", "configmap", "after-snapshot").err, /NotFound/);
     for (const master of MASTERS) {

@@ -9,7 +9,12 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
-import { parseSnapshotList, parseUnitState, snapshotNameProblem } from "../../../automation/access/etcdSnapshots";
+import {
+  initialCluster,
+  parseSnapshotList,
+  parseUnitState,
+  snapshotNameProblem,
+} from "../../../automation/access/etcdSnapshots";
 import { ON_NODE, adminKubeconfigFromState, findKubectl, helperPod } from "../../../automation/access/guestNodes";
 import type { StateResource } from "../../../automation/reconciler/types";
 
@@ -54,6 +59,15 @@ describe("g8s etcd: snapshot listings and restore units", () => {
     const failed = parseSnapshotList("master-0", "store-error g8s-object-store: GET /etcd: HTTP 403 AccessDenied \n");
     assert.equal(failed.storeError, "g8s-object-store: GET /etcd: HTTP 403 AccessDenied");
     assert.equal(failed.stored, undefined);
+  });
+
+  it("restores the masters there are now, each NAME=PEER-URL from its manifest, in a stable order", () => {
+    assert.equal(
+      initialCluster(["master-1=https://10.0.0.11:2380", "master-0=https://10.0.0.10:2380"]),
+      "master-0=https://10.0.0.10:2380,master-1=https://10.0.0.11:2380",
+    );
+    assert.throws(() => initialCluster(["master-0="]), /not NAME=https:\/\/PEER: restore by hand/);
+    assert.throws(() => initialCluster(["master-0=https://a:2380,master-9=https://b:2380"]), /restore by hand/);
   });
 
   it("tells a running, a finished and a failed restore unit apart", () => {
