@@ -268,7 +268,12 @@ export async function restoreEtcd(
     progress(`fetched ${name} on ${holders.join(", ")}`);
   }
   const source = holders.find((n) => name.includes(`-${n}-`)) ?? holders[0];
-  const bytes = Number(checks[nodes.indexOf(source)].out.trim());
+  // Its size as the check reports it (again after a fetch: the first check found nothing there).
+  const sourceCheck =
+    checks[nodes.indexOf(source)].code === 0
+      ? checks[nodes.indexOf(source)]
+      : await shells.run(source, CHECK_SCRIPT, [name]);
+  const bytes = Number(mustRun(source, `checking ${name}`, sourceCheck).trim());
   progress(`${name} (${bytes} bytes, checksum good) on ${holders.join(", ")}`);
 
   // 2. The same file on every master, checked on arrival.

@@ -711,6 +711,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
     const restore = await lab.g8sAsync("etcd", "restore", STACK.id, "--snapshot", chosen, "--server", server, "--yes");
     assert.equal(restore.code, 0, `${restore.out}\n${restore.err}`);
     assert.match(restore.err, new RegExp(`fetched ${chosen} on master-0`));
+    assert.match(restore.err, new RegExp(`${chosen} \\([1-9]\\d* bytes, checksum good\\) on master-0`));
     lab.write(current);
     const back = await waitUntil(
       "the API server after the restore",
