@@ -17,7 +17,7 @@ import {
   type AwsComponentArgs,
   TCP_HEALTH_CHECK,
 } from "./common";
-import { createEtcdBackupBucket, etcdBackupPolicy, type EtcdBackupBucket } from "./etcdBackups";
+import { createEtcdBackupBucket, etcdBackupPolicy } from "./etcdBackups";
 import { addRolePolicy, createNodeRole, instanceHealthPolicy, secretsPolicy, type PolicyDocument } from "./iam";
 import { asgTags, createLaunchTemplate, latestVersionOf } from "./launch";
 import type { ZoneNetwork } from "./network";
@@ -81,8 +81,6 @@ export interface ControlPlaneResult {
   readonly masters: MasterSlot[];
   readonly loadBalancer: aws.lb.LoadBalancer;
   readonly record: aws.route53.Record;
-  /** The off-volume copies of etcd snapshots, when etcd.backup.objectStore is on. */
-  readonly etcdBackups?: EtcdBackupBucket;
 }
 
 /** Attach the cluster's own etcd volumes and network interfaces to the cluster's own instances. */
@@ -306,7 +304,7 @@ export function createControlPlane(
     },
     opts,
   );
-  return { masters, loadBalancer, record, ...(etcdBackups === undefined ? {} : { etcdBackups }) };
+  return { masters, loadBalancer, record };
 }
 
 export class AwsControlPlane extends pulumi.ComponentResource {

@@ -15,9 +15,6 @@ export interface EtcdBackupBucket {
   readonly store: EtcdObjectStore;
   /** `arn:<partition>:s3:::<bucket>`. */
   readonly bucketArn: pulumi.Output<string>;
-  /** Present when g8s made the bucket. */
-  readonly bucket?: aws.s3.Bucket;
-  readonly lifecycle?: aws.s3.BucketLifecycleConfiguration;
 }
 
 /** The masters' policy on the snapshot prefix: put, get and list; no delete. */
@@ -84,7 +81,7 @@ export function createEtcdBackupBucket(
     { bucket: bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }] },
     child,
   );
-  const lifecycle = new aws.s3.BucketLifecycleConfiguration(
+  new aws.s3.BucketLifecycleConfiguration(
     `${name}-etcd-backups`,
     {
       bucket: bucket.id,
@@ -100,5 +97,5 @@ export function createEtcdBackupBucket(
     },
     child,
   );
-  return { store, bucketArn: bucket.arn, bucket, lifecycle };
+  return { store, bucketArn: bucket.arn };
 }
