@@ -5,6 +5,8 @@
 #   etcd               .tools/bin/etcd                             (tools/etcd)
 #   kubernetes         .tools/bin/kube-apiserver, kube-controller-manager, kube-scheduler
 #   kubernetes-node    .tools/bin/kubelet, kubeadm, kubectl, kube-proxy (tools/kubernetes)
+#   kubernetes-next    .tools/share/kubernetes-next/<version>/: the next minor's control plane,
+#                      kube-proxy, kubelet and kubeadm, which clusters upgrade to (tools/kubernetes-next)
 #   crictl             .tools/bin/crictl                           (tools/cri-tools)
 #   kwok               .tools/bin/kwok + .tools/share/kwok/stages/ (tools/kwok)
 #   helm               .tools/bin/helm                             (tools/helm: renders charts/g8s)
@@ -42,10 +44,11 @@ SHARE="$TOOLS_OUT/share"
 STAMPS="$TOOLS_OUT/stamps"
 # node-image after the tools whose binaries and image archives it copies; qemu-node last: it
 # packs the node image's disk.
-ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node crictl kwok helm s3 pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni kvm-device-plugin node-images node-image qemu-node)
+ALL_TOOLS=(pulumi etcd kubernetes kubernetes-node kubernetes-next crictl kwok helm s3 pulumi-kubernetes pause coredns flannel cni-plugins flannel-cni kvm-device-plugin node-images node-image qemu-node)
 NODE_BIN="$SHARE/node-bin"
 CNI_BIN="$SHARE/cni/bin"
 NODE_IMAGES="$SHARE/node-images"
+NEXT_OUT="$SHARE/kubernetes-next"
 
 T0="$(date +%s)"
 log() { printf '[toolchain %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - T0))" "$*"; }
@@ -381,6 +384,37 @@ build_kubernetes-node() {
   for b in "${NODE_BINARIES[@]}"; do log "kubernetes-node $v: $(size_of "$BIN/$b") in $BIN/$b"; done
 }
 
+# The next minor version, which a cluster of the version above upgrades to (`kubeadm upgrade`):
+# everything a node of that version runs, in one folder named by the version.
+NEXT_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm)
+next_version() { mod_version k8s.io/kubernetes "$HERE/kubernetes-next/go.mod"; }
+build_kubernetes-next() {
+  local dir="$HERE/kubernetes-next" hash v outs=() b ldflags out
+  v="$(next_version)"
+  out="$NEXT_OUT/$v"
+  for b in "${NEXT_BINARIES[@]}"; do outs+=("$out/$b"); done
+  hash="$(input_hash kubernetes-next "$dir")"
+  if up_to_date kubernetes-next "$hash" "${outs[@]}"; then
+    log "kubernetes-next $v: cached"
+    return
+  fi
+  (cd "$dir" && "$GO" mod download)
+  ldflags="$(kube_ldflags "$dir" "$v")"
+  new_staging
+  for b in "${NEXT_BINARIES[@]}"; do
+    (cd "$dir" && timed "kubernetes-next $v: compiled $b" "$GO" build -trimpath -o "$STAGING/$b" \
+      -ldflags "$ldflags" "k8s.io/kubernetes/cmd/$b")
+  done
+  # One version at a time: an older next's folder goes.
+  rm -rf "$NEXT_OUT"
+  mkdir -p "$out"
+  for b in "${NEXT_BINARIES[@]}"; do mv -f "$STAGING/$b" "$out/$b"; done
+  version_ok "Kubernetes $v" "$out/kubelet" --version
+  version_ok "$v" "$out/kubeadm" version -o short
+  echo "$hash" >"$STAMPS/kubernetes-next"
+  log "kubernetes-next $v: $(du -sh "$out" | cut -f1) in $out"
+}
+
 build_crictl() {
   local dir="$HERE/cri-tools" hash v
   v="$(mod_version sigs.k8s.io/cri-tools "$dir/go.mod")"
@@ -592,7 +626,7 @@ SPEC
 # The images kubeadm deploys, and flannel's, packed by tools/images (go-containerregistry)
 # into .tools/share/node-images/<name>.tar (docker-archive, which `ctr -n k8s.io images
 # import` takes) with images.json (refs, files, sha256 and image digests).
-IMAGE_INPUTS=(kubernetes kubernetes-node etcd pause coredns flannel cni-plugins flannel-cni)
+IMAGE_INPUTS=(kubernetes kubernetes-node kubernetes-next etcd pause coredns flannel cni-plugins flannel-cni)
 FLANNEL_IMAGE=g8s.local/flannel
 IMAGE_PATH="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -612,7 +646,7 @@ node_images_hash() {
   for t in "${IMAGE_INPUTS[@]}"; do stamps+=("$t=$(cat "$STAMPS/$t" 2>/dev/null || true)"); done
   # The helpers below shape the images too.
   input_hash node-images "$HERE/images" "${stamps[@]}" \
-    "$(declare -f debian_rootfs json_list node_image_refs node_images_spec etcd_image_tag)"
+    "$(declare -f debian_rootfs json_list node_image_refs node_images_spec etcd_image_tag next_version)"
 }
 
 # The etcd image's tag: the toolchain's etcd version, "-0" as registry.k8s.io/etcd's tags.
@@ -658,15 +692,19 @@ json_list() {
   echo "$out]"
 }
 
-# node_image_refs <kubernetes version>: the images kubeadm deploys, one a line, each
-# checked against what the toolchain builds; etcd's is the toolchain's etcd.
+# node_image_refs <kubernetes version> <kubeadm>: the images that kubeadm deploys, one a line,
+# each checked against what the toolchain builds; etcd's is the toolchain's etcd. For the next
+# version only its own four images: etcd's and CoreDNS's tags are pinned in g8s's kubeadm
+# configuration (an upgrade keeps them) and its pause must be the same.
 node_image_refs() {
-  local v="$1" ref want
+  local v="$1" kubeadm="$2" ref want next=0
+  [ "$kubeadm" = "$BIN/kubeadm" ] || next=1
   while read -r ref; do
     case "$ref" in
     registry.k8s.io/kube-apiserver:"$v" | registry.k8s.io/kube-controller-manager:"$v" | \
       registry.k8s.io/kube-scheduler:"$v" | registry.k8s.io/kube-proxy:"$v") echo "$ref" ;;
     registry.k8s.io/coredns/coredns:*)
+      [ "$next" = 1 ] && continue
       want="$(mod_version github.com/coredns/coredns "$HERE/coredns/go.mod")"
       [ "${ref##*:}" = "$want" ] || die "node-images: kubeadm $v deploys $ref but tools/coredns pins $want"
       echo "$ref"
@@ -674,17 +712,17 @@ node_image_refs() {
     registry.k8s.io/pause:*)
       want="$("$NODE_BIN/pause" -v | sed -n 's/^pause.c v//p')"
       [ "${ref##*:}" = "$want" ] || die "node-images: kubeadm $v deploys $ref but pause.c is $want"
-      echo "$ref"
+      [ "$next" = 1 ] || echo "$ref"
       ;;
-    registry.k8s.io/etcd:*) echo "registry.k8s.io/etcd:$(etcd_image_tag)" ;;
+    registry.k8s.io/etcd:*) [ "$next" = 1 ] || echo "registry.k8s.io/etcd:$(etcd_image_tag)" ;;
     *) die "node-images: kubeadm $v deploys $ref, which the toolchain does not build" ;;
     esac
-  done < <("$BIN/kubeadm" config images list --kubernetes-version "$v")
+  done < <("$kubeadm" config images list --kubernetes-version "$v")
 }
 
 # node_images_spec <debian root fs> <ref>...: tools/images' spec (JSON) on stdout.
 node_images_spec() {
-  local debian="$1" created t sep="" ref name layers entry user
+  local debian="$1" created t sep="" ref name layers entry user own file
   shift
   created="$(mod_origin k8s.io/kubernetes "$HERE/kubernetes" Time)"
   cat <<SPEC
@@ -702,6 +740,9 @@ SPEC
   for t in kube-apiserver kube-controller-manager kube-scheduler kube-proxy etcd; do
     echo "    \"$t\": { \"files\": [{ \"path\": \"/usr/local/bin/$t\", \"src\": \"$BIN/$t\" }] },"
   done
+  for t in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
+    echo "    \"$t-next\": { \"files\": [{ \"path\": \"/usr/local/bin/$t\", \"src\": \"$NEXT_OUT/$(next_version)/$t\" }] },"
+  done
   echo "    \"coredns\": { \"files\": [{ \"path\": \"/coredns\", \"src\": \"$NODE_BIN/coredns\" }] },"
   echo "    \"pause\": { \"files\": [{ \"path\": \"/pause\", \"src\": \"$NODE_BIN/pause\" }] },"
   echo "    \"flannel\": { \"files\": ["
@@ -716,10 +757,12 @@ SPEC
   echo "  \"images\": ["
   for ref in "$@"; do
     name="${ref%:*}" && name="${name##*/}"
-    user=""
+    user="" own="$name" file="$name"
+    # The next version's images: their own binaries, their version in the file name.
+    [ "${ref##*:}" != "$(next_version)" ] || own="$name-next" file="$name-${ref##*:}"
     case "$name" in
-    kube-proxy) layers='"debian", "base", "kube-proxy"' entry="/usr/local/bin/$name" ;;
-    kube-* | etcd) layers="\"base\", \"$name\"" entry="/usr/local/bin/$name" ;;
+    kube-proxy) layers="\"debian\", \"base\", \"$own\"" entry="/usr/local/bin/$name" ;;
+    kube-* | etcd) layers="\"base\", \"$own\"" entry="/usr/local/bin/$name" ;;
     coredns) layers='"base", "coredns"' entry=/coredns ;;
     # As upstream's pause image: nothing but /pause, run as 65535.
     pause) layers='"pause"' entry=/pause user=', "user": "65535:65535"' ;;
@@ -727,14 +770,14 @@ SPEC
     *) die "node-images: no layers for image $ref" ;;
     esac
     printf '%s    { "ref": "%s", "file": "%s.tar", "layers": [%s], "entrypoint": %s, "env": %s%s }' \
-      "$sep" "$ref" "$name" "$layers" "$(json_list "$entry")" "$(json_list "$IMAGE_PATH")" "$user"
+      "$sep" "$ref" "$file" "$layers" "$(json_list "$entry")" "$(json_list "$IMAGE_PATH")" "$user"
     sep=$',\n'
   done
   printf '\n  ]\n}\n'
 }
 
 build_node-images() {
-  local dir="$HERE/images" hash v t refs=() out
+  local dir="$HERE/images" hash v t refs=() next=() out
   v="$(mod_version k8s.io/kubernetes "$HERE/kubernetes/go.mod")"
   for t in "${IMAGE_INPUTS[@]}"; do
     built "$t" "$(tool_hash "$t")" ||
@@ -751,8 +794,11 @@ build_node-images() {
   new_staging
   (cd "$dir" && "$GO" build -trimpath -o "$STAGING/images" .)
   debian_rootfs "$STAGING/debian"
-  mapfile -t refs < <(node_image_refs "$v")
+  mapfile -t refs < <(node_image_refs "$v" "$BIN/kubeadm")
   [ "${#refs[@]}" = 7 ] || die "node-images: expected the 7 images kubeadm $v deploys, got: ${refs[*]}"
+  mapfile -t next < <(node_image_refs "$(next_version)" "$NEXT_OUT/$(next_version)/kubeadm")
+  [ "${#next[@]}" = 4 ] || die "node-images: expected the 4 own images kubeadm $(next_version) deploys, got: ${next[*]}"
+  refs+=("${next[@]}")
   refs+=("$FLANNEL_IMAGE:$(mod_version github.com/flannel-io/flannel "$HERE/flannel/go.mod")")
   node_images_spec "$STAGING/debian" "${refs[@]}" >"$STAGING/spec.json"
   mkdir -p "$STAGING/out"
@@ -830,6 +876,11 @@ write_versions() {
         built kubernetes "$(input_hash kubernetes "$HERE/kubernetes")" "$BIN/kube-apiserver" || continue
         v="$(mod_version k8s.io/kubernetes "$HERE/kubernetes/go.mod")"
         entry="{ \"version\": \"${v#v}\", \"bin\": [\"bin/kube-apiserver\", \"bin/kube-controller-manager\", \"bin/kube-scheduler\"] }"
+        ;;
+      kubernetes-next)
+        v="$(next_version)"
+        built kubernetes-next "$(input_hash kubernetes-next "$HERE/kubernetes-next")" "$NEXT_OUT/$v/kubeadm" || continue
+        entry="{ \"version\": \"${v#v}\", \"dir\": \"share/kubernetes-next/$v\", \"bin\": $(json_list "${NEXT_BINARIES[@]/#/share/kubernetes-next/$v/}") }"
         ;;
       kwok)
         built kwok "$(input_hash kwok "$HERE/kwok")" "$BIN/kwok" || continue

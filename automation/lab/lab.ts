@@ -120,19 +120,41 @@ function run(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv, inpu
   return { ok: r.status === 0, stdout: r.stdout ?? "", stderr: r.stderr ?? "", error: r.error };
 }
 
-/** The node image's kubeadm version must be the spec's: the node checks it and would stop there. */
+/**
+ * The node image must hold the spec's kubeadm: its own (/usr/local/bin) or the next minor's
+ * (/opt/g8s/kubernetes/<version>/, which g8s-kubernetes switches to); the node checks it and
+ * would stop there.
+ */
 function checkToolchain(spec: KvmClusterSpec): void {
   for (const f of [path.join(NODE_IMAGE, "rootfs", "lib", "systemd", "systemd"), KUBECTL, PULUMI]) {
     if (!existsSync(f)) throw new LabError(`${f} is missing: run 'npm run toolchain' (it builds the node image)`);
   }
-  const kubeadm = path.join(NODE_IMAGE, "rootfs", "usr", "local", "bin", "kubeadm");
-  const r = run(kubeadm, ["version", "-o", "short"]);
-  const have = r.stdout.trim();
-  if (!r.ok) throw new LabError(`the node image has no working kubeadm (${kubeadm}): run 'npm run toolchain'`);
-  if (have !== `v${spec.kubernetes.version}`) {
+  const rootfs = path.join(NODE_IMAGE, "rootfs");
+  const held: string[] = [];
+  const kubeadms = [
+    path.join(rootfs, "usr", "local", "bin", "kubeadm"),
+    ...readdirSafe(path.join(rootfs, "opt", "g8s", "kubernetes")).map((v) =>
+      path.join(rootfs, "opt", "g8s", "kubernetes", v, "kubeadm"),
+    ),
+  ];
+  for (const kubeadm of kubeadms) {
+    const r = run(kubeadm, ["version", "-o", "short"]);
+    if (r.ok) held.push(r.stdout.trim());
+  }
+  if (held.length === 0)
+    throw new LabError(`the node image has no working kubeadm (${kubeadms[0]}): run 'npm run toolchain'`);
+  if (!held.includes(`v${spec.kubernetes.version}`)) {
     throw new LabError(
-      `kubernetes.version is ${spec.kubernetes.version} but the node image holds kubeadm ${have}: set kubernetes.version: ${have.replace(/^v/, "")}`,
+      `kubernetes.version is ${spec.kubernetes.version} but the node image holds kubeadm ${held.join(" and ")}: set kubernetes.version: ${held[0].replace(/^v/, "")}`,
     );
+  }
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
   }
 }
 

@@ -151,13 +151,8 @@ function hostFiles(config: BootstrapConfig): WriteFile[] {
 function installCommands(config: BootstrapConfig): (string | string[])[] {
   const version = config.spec.kubernetes.version;
   if (config.spec.kubernetes.packages === "image") {
-    return [
-      [
-        "sh",
-        "-c",
-        `test "$(kubeadm version -o short)" = v${version} || { echo "image has the wrong kubeadm" >&2; exit 1; }`,
-      ],
-    ];
+    // The image's kubelet and kubeadm of the spec's version (the image holds the next minor's too).
+    return [["g8s-kubernetes", "use", `v${version}`]];
   }
   return [
     ["mkdir", "-p", "-m", "0755", "/etc/apt/keyrings"],

@@ -14,7 +14,7 @@ import {
   KUBELET_API_VERSION,
   PKI_DIR,
 } from "./constants";
-import { NODE_IMAGE_ETCD_TAG } from "./nodeImage";
+import { NODE_IMAGE_COREDNS_TAG, NODE_IMAGE_ETCD_TAG } from "./nodeImage";
 
 export interface KubeadmArg {
   readonly name: string;
@@ -56,6 +56,8 @@ export interface ClusterConfiguration {
   readonly apiServer: { readonly certSANs: readonly string[]; readonly extraArgs?: readonly KubeadmArg[] };
   readonly controllerManager: { readonly extraArgs?: readonly KubeadmArg[] };
   readonly scheduler: { readonly extraVolumes?: readonly HostPathMount[] };
+  /** The node image's CoreDNS (`kubernetes.packages: image`); otherwise kubeadm's default. */
+  readonly dns?: { readonly imageTag: string };
   readonly etcd: {
     readonly local: {
       readonly dataDir: string;
@@ -92,6 +94,7 @@ export interface KubeletConfiguration {
   readonly cgroupDriver: "systemd";
   readonly clusterDomain: string;
   readonly rotateCertificates: boolean;
+  readonly failCgroupV1: false;
 }
 
 export type KubeadmDocument =
@@ -154,6 +157,7 @@ export function clusterConfiguration(input: KubeadmInput): ClusterConfiguration 
         { name: "k8s-certs", hostPath: PKI_DIR, mountPath: PKI_DIR, readOnly: true, pathType: "Directory" },
       ],
     },
+    ...(spec.kubernetes.packages === "image" ? { dns: { imageTag: NODE_IMAGE_COREDNS_TAG } } : {}),
     etcd: {
       local: {
         dataDir: ETCD_DATA_DIR,
@@ -254,6 +258,10 @@ export function kubeletConfiguration(input: KubeadmInput): KubeletConfiguration 
     cgroupDriver: "systemd",
     clusterDomain: input.serviceDnsDomain,
     rotateCertificates: true,
+    // kubelet 1.35 refuses a cgroup v1 host unless told otherwise (it warns at 1.31 to 1.34).
+    // Nodes are VMs and instances on cgroup v2; a node that is a system container on a cgroup
+    // v1 host (the lab) must still run after an upgrade. On cgroup v2 it changes nothing.
+    failCgroupV1: false,
   };
 }
 

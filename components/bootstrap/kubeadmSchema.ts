@@ -174,6 +174,7 @@ export const kubeletConfigurationSubsetSchema = z.strictObject({
   cgroupDriver: z.enum(["systemd", "cgroupfs"]),
   clusterDomain: z.string().min(1),
   rotateCertificates: z.boolean(),
+  failCgroupV1: z.boolean(),
 });
 
 /** The part of kube-proxy's configuration (kubeproxy.config.k8s.io/v1alpha1) g8s sets. */

@@ -7,6 +7,11 @@
 
 /** The etcd image of the node image: the toolchain's etcd, tagged as registry.k8s.io tags etcd. */
 export const NODE_IMAGE_ETCD_TAG = "3.6.16-0";
+/**
+ * The CoreDNS image of the node image. Pinned in the kubeadm configuration like etcd's, so that
+ * `kubeadm upgrade` to the next minor (whose default CoreDNS the image does not hold) keeps it.
+ */
+export const NODE_IMAGE_COREDNS_TAG = "v1.12.1";
 /** flanneld (VXLAN) and flannel's install-conf; the CNI plugins themselves are in the node image's /opt/cni/bin. */
 export const NODE_IMAGE_FLANNEL = "g8s.local/flannel:v0.28.10";
 

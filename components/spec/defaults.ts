@@ -4,7 +4,7 @@
  */
 
 /** Kubernetes minors g8s bootstraps and tests (kubeadm v1beta4 needs 1.31 or later). */
-export const SUPPORTED_KUBERNETES_MINORS = ["1.31", "1.32", "1.33", "1.34"] as const;
+export const SUPPORTED_KUBERNETES_MINORS = ["1.31", "1.32", "1.33", "1.34", "1.35"] as const;
 export const DEFAULT_KUBERNETES_VERSION = "1.31.4";
 export const DEFAULT_SERVICE_CIDR = "172.31.0.0/16";
 export const DEFAULT_POD_CIDR = "10.2.0.0/16";
@@ -16,6 +16,12 @@ export const DEFAULT_CNI = "calico";
 /** Where kubelet, kubeadm, kubectl and the images come from: pkgs.k8s.io and registries, or the node image. */
 export const PACKAGE_SOURCES = ["apt", "image"] as const;
 export const DEFAULT_PACKAGE_SOURCE = "apt";
+/**
+ * The Kubernetes versions g8s's node image (`packages: image`) holds: its own, and the next
+ * minor's, which its clusters upgrade to (tools/kubernetes-next). A unit test holds them against
+ * the toolchain's build (.tools/versions.json).
+ */
+export const NODE_IMAGE_KUBERNETES_VERSIONS = ["1.34.12", "1.35.4"] as const;
 
 export const DEFAULT_MASTER_COUNT = 3;
 export const ALLOWED_MASTER_COUNTS = [1, 3, 5] as const;

@@ -175,6 +175,20 @@ export const flannelNeedsNodeImage: Rule = (spec) => {
   ];
 };
 
+/** A node that runs the node image's kubelet can only run a version the image holds. */
+export const nodeImageHoldsVersion: Rule = (spec) => {
+  const held: readonly string[] = D.NODE_IMAGE_KUBERNETES_VERSIONS;
+  if (spec.kubernetes.packages !== "image" || held.includes(spec.kubernetes.version)) return [];
+  return [
+    {
+      path: "kubernetes.version",
+      message:
+        `${spec.kubernetes.version} is not in the node image (kubernetes.packages: image), which holds ` +
+        `${held.join(" and ")}: set one of them, or packages: apt`,
+    },
+  ];
+};
+
 /** A rotation set (`trusted` ids and the one `active` among them): each id once, the active one trusted. */
 function rotationSetIssues(
   path: string,
@@ -276,6 +290,7 @@ export const RULES: readonly Rule[] = [
   ingressPortsDistinct,
   kvmNamespaceIsLabel,
   flannelNeedsNodeImage,
+  nodeImageHoldsVersion,
   pkiUsersValid,
   serviceAccountKeysValid,
   certificateAuthoritiesValid,

@@ -11,8 +11,9 @@
 #
 # Debian bookworm from debootstrap (--variant=minbase, the packages of packages.txt and
 # their dependencies), then overlay/ copied on top, then g8s's own files when they exist:
-# .tools/bin/{kubelet,kubeadm,kubectl,crictl} -> /usr/local/bin, .tools/share/cni/bin/* ->
-# /opt/cni/bin, and every .tools/share/node-images/*.tar imported into the image's
+# .tools/bin/{kubelet,kubeadm,kubectl,crictl} -> /usr/local/bin, the next minor's kubelet and
+# kubeadm (.tools/share/kubernetes-next/<v>/) -> /opt/g8s/kubernetes/<v>/ (switched to by
+# overlay/usr/local/sbin/g8s-kubernetes), .tools/share/cni/bin/* -> /opt/cni/bin, and every .tools/share/node-images/*.tar imported into the image's
 # containerd (namespace k8s.io) at build time, so a node pulls and imports nothing.
 #
 # Usage: bash tools/node-image/build.sh        (root; Debian with debootstrap, e2fsprogs >= 1.43
@@ -64,6 +65,10 @@ g8s_files() {
   local b f
   for b in "${G8S_BINARIES[@]}"; do
     [ ! -f "$TOOLS_OUT/bin/$b" ] || echo "$TOOLS_OUT/bin/$b /usr/local/bin/$b"
+  done
+  # The next minor's kubelet and kubeadm beside them, for upgrades (g8s-kubernetes).
+  for f in "$TOOLS_OUT"/share/kubernetes-next/v*/kubelet "$TOOLS_OUT"/share/kubernetes-next/v*/kubeadm; do
+    [ ! -f "$f" ] || echo "$f /opt/g8s/kubernetes/$(basename "$(dirname "$f")")/$(basename "$f")"
   done
   # CNI plugins where kubelet's runtime looks for them (what Debian's kubernetes-cni held).
   for f in "$TOOLS_OUT"/share/cni/bin/*; do

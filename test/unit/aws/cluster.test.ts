@@ -169,7 +169,7 @@ describe("AwsCluster (eu1prod)", () => {
     it("opens between nodes exactly what the pod network needs: Calico VXLAN and Typha, or flannel VXLAN", async () => {
       const { securityGroupRules } = await import("../../../components/aws");
       const podNetwork = (cni: string) =>
-        securityGroupRules(clusterSpec((s) => (s.kubernetes = { cni, packages: "image" })))
+        securityGroupRules(clusterSpec((s) => (s.kubernetes = { version: "1.34.12", cni, packages: "image" })))
           .filter(
             (r) =>
               r.direction === "ingress" && r.group !== "apiLb" && "group" in r.peer && r.peer.group !== "ingressLb",

@@ -5,7 +5,8 @@
  */
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { PROJECT_ROOT } from "../../../automation/engine";
@@ -21,12 +22,13 @@ import {
   renderCloudConfig,
   type BootstrapConfig,
 } from "../../../components/bootstrap";
-import { parseClusterSpec } from "../../../components/spec";
+import { NODE_IMAGE_KUBERNETES_VERSIONS, parseClusterSpec } from "../../../components/spec";
 import { kvmSpec } from "../spec/helpers";
 import { KVM_DELIVERY, rolesOf } from "./helpers";
 
 const IMAGES_JSON = join(PROJECT_ROOT, ".tools", "share", "node-images", "images.json");
 const KUBEADM = join(PROJECT_ROOT, ".tools", "bin", "kubeadm");
+const VERSIONS_JSON = join(PROJECT_ROOT, ".tools", "versions.json");
 
 function flannelConfig(version = "1.34.12"): BootstrapConfig {
   const raw = kvmSpec();
@@ -102,21 +104,46 @@ describe("bootstrap: flannel from the node image", () => {
     assert.doesNotMatch(aptKubeadm?.content ?? "", /imageTag/);
   });
 
-  it("names only images the toolchain's node image holds (images.json, kubeadm's list)", function () {
+  it("names only images the node image holds, for each Kubernetes version it holds (kubeadm's own list)", function () {
     assert.ok(existsSync(IMAGES_JSON), `${IMAGES_JSON} is missing: run \`npm run toolchain\``);
     const held = (JSON.parse(readFileSync(IMAGES_JSON, "utf8")) as { images: { ref: string }[] }).images.map(
       (i) => i.ref,
     );
-    const version = spawnSync(KUBEADM, ["version", "-o", "short"], { encoding: "utf8" }).stdout.trim();
-    const listed = spawnSync(KUBEADM, ["config", "images", "list", "--kubernetes-version", version], {
-      encoding: "utf8",
-    })
-      .stdout.trim()
-      .split("\n")
-      // kubeadm lists its own etcd default; the documents name the node image's etcd tag instead.
-      .map((ref) => (ref.startsWith("registry.k8s.io/etcd:") ? `registry.k8s.io/etcd:${NODE_IMAGE_ETCD_TAG}` : ref));
-    const wanted = [...listed, NODE_IMAGE_FLANNEL, pauseImageOf(version.replace(/^v/, ""))];
-    const missing = wanted.filter((ref) => !held.includes(ref));
-    assert.deepEqual(missing, [], `images the nodes need but the node image lacks (held: ${held.join(", ")})`);
+    const versions = JSON.parse(readFileSync(VERSIONS_JSON, "utf8")) as { tools: Record<string, { version: string }> };
+    // The spec's list of the image's versions is the toolchain's: its own and the next minor's.
+    assert.deepEqual(NODE_IMAGE_KUBERNETES_VERSIONS, [
+      versions.tools["kubernetes-node"].version,
+      versions.tools["kubernetes-next"].version,
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), "g8s-images-"));
+    try {
+      for (const version of NODE_IMAGE_KUBERNETES_VERSIONS) {
+        // kubeadm of that version lists what it deploys with g8s's configuration (its pinned
+        // etcd and CoreDNS tags included): the upgrade to the next minor pulls nothing either.
+        const kubeadm =
+          version === versions.tools["kubernetes-node"].version
+            ? KUBEADM
+            : join(PROJECT_ROOT, ".tools", "share", "kubernetes-next", `v${version}`, "kubeadm");
+        const config = flannelConfig(version);
+        const file = buildCloudConfig(config, rolesOf(config)[0]).write_files.find(
+          (f) => f.path === KUBEADM_CONFIG_PATH,
+        );
+        writeFileSync(join(dir, "kubeadm.yaml"), file?.content ?? "");
+        const r = spawnSync(kubeadm, ["config", "images", "list", "--config", join(dir, "kubeadm.yaml")], {
+          encoding: "utf8",
+        });
+        assert.equal(r.status, 0, r.stderr);
+        const wanted = [...r.stdout.trim().split("\n"), NODE_IMAGE_FLANNEL, pauseImageOf(version)];
+        assert.ok(wanted.includes(`registry.k8s.io/kube-apiserver:v${version}`), r.stdout);
+        const missing = wanted.filter((ref) => !held.includes(ref));
+        assert.deepEqual(
+          missing,
+          [],
+          `${version}: images the nodes need but the node image lacks (held: ${held.join(", ")})`,
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

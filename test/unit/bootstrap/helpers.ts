@@ -28,7 +28,7 @@ export function kvmClusterSpec(masters: 1 | 3 | 5): ClusterSpec {
   const raw = kvmSpec();
   raw.masters = { count: masters };
   raw.nodePools = pools.map((p) => ({ ...p, count: 2 }));
-  raw.kubernetes = { ...(raw.kubernetes as object), packages: "image" };
+  raw.kubernetes = { ...(raw.kubernetes as object), version: "1.34.12", packages: "image" };
   return parseClusterSpec(raw, "stacks/Pulumi.t.yaml");
 }
 

@@ -26,6 +26,7 @@ const FAKED = [
   "sysctl",
   "systemctl",
   "kubeadm",
+  "g8s-kubernetes",
   "kubectl",
   "touch",
   "sleep",
@@ -72,9 +73,6 @@ function boot(config: BootstrapConfig, role: BootstrapRole, failure?: Failure): 
     const doc = buildCloudConfig(config, role);
     for (const name of FAKED) {
       const lines: string[] = [];
-      if (name === "kubeadm") {
-        lines.push(`if [ "$1" = version ]; then echo v${config.spec.kubernetes.version}; exit 0; fi`);
-      }
       if (name === "curl") lines.push('echo "curl $*" >> "' + log + '"; echo i-0fake; exit 0');
       if (failure?.command === name) {
         lines.push(

@@ -436,7 +436,12 @@ describe("parseClusterSpec", () => {
     it("must be within the supported minors", () =>
       expectIssues(
         withChange(awsSpec(), (s) => (s.kubernetes = { version: "1.28.9" })),
-        [{ path: "kubernetes.version", message: "1.28.9 is not supported: use a 1.31, 1.32, 1.33, 1.34 release" }],
+        [
+          {
+            path: "kubernetes.version",
+            message: "1.28.9 is not supported: use a 1.31, 1.32, 1.33, 1.34, 1.35 release",
+          },
+        ],
       ));
   });
 
@@ -548,7 +553,7 @@ describe("parseClusterSpec", () => {
     it("accepts flannel with the node image, and names the choices of cni and kvm.accel", () => {
       const spec = parseClusterSpec(
         withChange(kvmSpec(), (s) => {
-          s.kubernetes = { cni: "flannel", packages: "image" };
+          s.kubernetes = { version: "1.34.12", cni: "flannel", packages: "image" };
           s.kvm.accel = "tcg";
         }),
       ) as KvmClusterSpec;
@@ -557,6 +562,22 @@ describe("parseClusterSpec", () => {
       expectIssues(
         withChange(kvmSpec(), (s) => (s.kvm.accel = "hvf")),
         [{ path: "kvm.accel", message: "must be one of kvm, tcg, auto (got 'hvf')" }],
+      );
+    });
+
+    it("runs the node image only at a version it holds: its own or the next minor's", () => {
+      for (const version of ["1.34.12", "1.35.4"]) {
+        parseClusterSpec(withChange(kvmSpec(), (s) => (s.kubernetes = { version, packages: "image" })));
+      }
+      expectIssues(
+        withChange(kvmSpec(), (s) => (s.kubernetes = { version: "1.35.2", packages: "image" })),
+        [
+          {
+            path: "kubernetes.version",
+            message:
+              "1.35.2 is not in the node image (kubernetes.packages: image), which holds 1.34.12 and 1.35.4: set one of them, or packages: apt",
+          },
+        ],
       );
     });
   });
