@@ -21,7 +21,7 @@ import { G8S_POLICIES } from "../policy/policies";
 import { createApiServer, type ApiServer } from "./reconciler/server";
 import { FileStatusStore } from "./reconciler/status";
 import { PassHistory } from "./reconciler/history";
-import type { Engine, PassRecord, PreviewResource, StackStatus, Violation } from "./reconciler/types";
+import type { Engine, PassRecord, PreviewResource, StackStatus, UpgradeRecord, Violation } from "./reconciler/types";
 import { Coordinator } from "./coordination/coordinator";
 import { kubeApiFor, targetFromEnvironment } from "./coordination/kubeClient";
 import { KubernetesLeaseStore } from "./coordination/kubernetesLeases";
@@ -32,6 +32,16 @@ import { HostWatch } from "./events/hostWatch";
 import { EtcdSnapshotWatch, guestApiFromState, watchedStacks } from "./reconciler/etcdWatch";
 import { deletePoolNodes, drainPools } from "./reconciler/drain";
 import type { DrainedPools } from "./reconciler/pass";
+import { pauseImageOf } from "../components/bootstrap/nodeImage";
+import { adminKubeconfigFromState, findKubectl, GuestKubectl, NodeShells } from "./access/guestNodes";
+import {
+  APT_UPGRADE_UNSUPPORTED,
+  readVersions,
+  upgradeCluster,
+  upgradeSteps,
+  type ClusterVersions,
+} from "./access/upgrade";
+import { adminKubeconfigOutput } from "./access/userKubeconfig";
 
 export interface Reconciler {
   readonly settings: Settings;
@@ -139,6 +149,9 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
       }),
     };
   }
+  // The Kubernetes version each stack's cluster was last seen on in full: no look at its API
+  // until the stack file names another.
+  const upgraded = new Map<string, string>();
   // onStatus reads the scheduler's list; the constructor itself reports nothing.
   const scheduler: Scheduler = new Scheduler({
     gate: coordinator,
@@ -159,6 +172,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     clearPendingOperations: settings.clearPendingOperations,
     checkPolicies: checkG8sPolicies,
     drainPools: (stack, components) => drainRemovedPools(engine as Engine, logger, redact, stack.name, components),
+    upgrade: (stack, signal, progress) => upgradeGuest(engine as Engine, logger, stack, signal, progress, upgraded),
     onPass: (record) => {
       metrics.observePass(record);
       history.record(record);
@@ -272,6 +286,65 @@ async function drainRemovedPools(
         `the pool stays until it can be drained`,
       { cause: err },
     );
+  }
+}
+
+/**
+ * Rolls the stack's guest cluster to its file's `kubernetes.version` (automation/access/upgrade.ts)
+ * through the API of its adminKubeconfig, when some node or the cluster's configuration runs
+ * another. A cluster known to be on the version is not looked at again; one whose API cannot be
+ * reached is looked at again at the next pass (a warning, not a failure: a stack whose cluster is
+ * down is the update's to report). A refused change (a downgrade) or a failed node fails the pass.
+ */
+async function upgradeGuest(
+  engine: Engine,
+  logger: pino.Logger,
+  stack: DiscoveredStack,
+  signal: AbortSignal,
+  progress: (line: string) => void,
+  upgraded: Map<string, string>,
+): Promise<UpgradeRecord | undefined> {
+  const wanted = stack.kubernetes;
+  if (wanted === undefined || upgraded.get(stack.name) === wanted.version) return undefined;
+  const resources = await engine.stackResources(stack.name);
+  if (resources === undefined || adminKubeconfigOutput(resources) === undefined) return undefined;
+  const kubectl = new GuestKubectl(findKubectl(process.env), adminKubeconfigFromState(resources, stack.name));
+  let shells: NodeShells | undefined;
+  try {
+    let view: ClusterVersions;
+    try {
+      view = await readVersions(kubectl);
+    } catch (err) {
+      logger.warn({ stack: stack.name, err: (err as Error).message }, "cannot read the cluster's Kubernetes versions");
+      return undefined;
+    }
+    if (upgradeSteps(view, wanted.version).length === 0) {
+      upgraded.set(stack.name, wanted.version);
+      return undefined;
+    }
+    if (wanted.nodeImage !== true) throw new Error(APT_UPGRADE_UNSUPPORTED);
+    shells = new NodeShells(kubectl, pauseImageOf(view.cluster.replace(/^v/, "")), "upgrade");
+    await shells.close(); // a leftover of an interrupted rollout
+    const report = await upgradeCluster(
+      kubectl,
+      shells,
+      wanted.version,
+      (line) => {
+        logger.info({ stack: stack.name, upgrade: line }, "upgrade");
+        progress(line);
+      },
+      { pinCoreDns: wanted.nodeImage === true, signal },
+    );
+    upgraded.set(stack.name, wanted.version);
+    return {
+      from: report.from,
+      to: report.to,
+      nodes: report.nodes.map((n) => ({ node: n.node, seconds: Math.round(n.seconds * 10) / 10 })),
+      seconds: Math.round(report.seconds * 10) / 10,
+    };
+  } finally {
+    await shells?.close();
+    kubectl.close();
   }
 }
 

@@ -250,6 +250,17 @@ export class NodeShells {
       );
   }
 
+  /** Opens the helper pods of those of `nodes` that have none (or lost theirs: `forget`). */
+  async ensure(nodes: readonly string[]): Promise<void> {
+    const missing = nodes.filter((n) => !this.pods.has(n));
+    if (missing.length > 0) await this.open(missing);
+  }
+
+  /** Drops `node`'s helper pod from the ones used (it is gone, or unreachable): `ensure` makes another. */
+  forget(node: string): void {
+    this.pods.delete(node);
+  }
+
   private execArgs(node: string, script: string, args: readonly string[], stdin: boolean): string[] {
     const pod = this.pods.get(node);
     if (pod === undefined) throw new Error(`no helper pod on ${node}: open it first`);

@@ -68,6 +68,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.ETCD_USAGE, run: m.runEtcd };
     },
   },
+  upgrade: {
+    summary: "roll a cluster to its stack file's Kubernetes version, one node at a time",
+    load: () => {
+      const m = require("./upgrade") as typeof import("./upgrade");
+      return { usage: m.UPGRADE_USAGE, run: m.runUpgrade };
+    },
+  },
   plan: {
     summary: "what a change would do to the clusters (for pull requests)",
     load: () => {

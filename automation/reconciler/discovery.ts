@@ -40,8 +40,12 @@ export interface DiscoveredStack {
   readonly policyConfig?: { readonly clusterId: string; readonly publicApi: boolean };
   /** `etcd.backup.interval` in seconds, when the cluster's masters take snapshots (the daemon's etcd watch). */
   readonly etcdBackupSeconds?: number;
-  /** The cluster's `kubernetes.version` and where the file sets it (`<file>: kubernetes.version`), for the version-change check. */
-  readonly kubernetes?: { readonly version: string; readonly field: string };
+  /**
+   * The cluster's `kubernetes.version` and where the file sets it (`<file>: kubernetes.version`),
+   * for the version-change check and the rolling upgrade; `nodeImage`: its nodes run the node
+   * image (`packages: image`), whose CoreDNS an upgrade keeps.
+   */
+  readonly kubernetes?: { readonly version: string; readonly field: string; readonly nodeImage?: boolean };
 }
 
 export interface StackSource {
@@ -111,7 +115,11 @@ export class ProjectStackSource implements StackSource {
                 clusterId: cluster.id,
                 publicApi: cluster.provider === "aws" ? cluster.aws.publicApi : false,
               },
-              kubernetes: { version: cluster.kubernetes.version, field: `${display}: kubernetes.version` },
+              kubernetes: {
+                version: cluster.kubernetes.version,
+                field: `${display}: kubernetes.version`,
+                ...(cluster.kubernetes.packages === "image" ? { nodeImage: true } : {}),
+              },
               ...(cluster.etcd.backup.enabled
                 ? { etcdBackupSeconds: durationSeconds(cluster.etcd.backup.interval) }
                 : {}),

@@ -239,6 +239,11 @@ export function started(state: StackState): StackState {
   return { ...withStatus(state, { phase: "running", nextRunAt: undefined }), urgent: false, changed: false };
 }
 
+/** A running pass says where it is (a rolling upgrade's node): its message until the pass ends. */
+export function progressed(state: StackState, message: string): StackState {
+  return state.status.phase === "running" ? withStatus(state, { message }) : state;
+}
+
 /** Shutdown: a stack still waiting for a worker goes back to pending. */
 export function stopped(state: StackState): StackState {
   return state.status.phase === "queued" ? withStatus(state, { phase: "pending" }) : state;

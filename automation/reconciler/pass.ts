@@ -19,7 +19,7 @@ import type { PreviewResource, PreviewResult, Violation } from "./types";
 import { versionChangeProblem, type ReconcileMode } from "../../components/spec";
 import { removedPoolComponents } from "./drain";
 import { dueCertificates, parsePkiOutput, runRenewal } from "./renewal";
-import type { CertificateStatus, RenewalRecord } from "./types";
+import type { CertificateStatus, RenewalRecord, UpgradeRecord } from "./types";
 
 /** True when the change summary holds anything but `same`. */
 export function hasChanges(summary: Readonly<Record<string, number>> | undefined): boolean {
@@ -100,6 +100,19 @@ export interface PassContext {
    * it cannot (the update must not run). `finish` runs after the update removed them.
    */
   readonly drainPools?: (stack: DiscoveredStack, components: readonly string[]) => Promise<DrainedPools | undefined>;
+  readonly upgrade?: UpgradeHook;
+  /** Where a long phase is (the upgrade's node): the stack's status message while the pass runs. */
+  readonly progress?: (line: string) => void;
+}
+
+export interface UpgradeHook {
+  /**
+   * After an update (or a preview that found the stack in sync), in mode correct: rolls the
+   * guest cluster to the stack file's `kubernetes.version` when it runs another, node by node
+   * (automation/access/upgrade.ts); undefined when there was nothing to do. Throwing fails the
+   * pass (phase upgrade); the next pass goes on where it stopped.
+   */
+  (stack: DiscoveredStack, signal: AbortSignal, progress: (line: string) => void): Promise<UpgradeRecord | undefined>;
 }
 
 export interface DrainedPools {
@@ -159,7 +172,7 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
   if (start.kind !== "destroy") await renew();
   if (start.kind === "skip") return done("skipped");
 
-  let phase: "detect" | "drain" | "correct" | "destroy" = "detect";
+  let phase: "detect" | "drain" | "correct" | "upgrade" | "destroy" = "detect";
   let drift: readonly ResourceDrift[] = [];
   let changeSummary: Readonly<Record<string, number>> | undefined;
   let detectMs: number | undefined;
@@ -195,9 +208,18 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
     // wrong for this cluster, whatever the preview would say.
     const refused = await versionRefusal(engine, stack);
     if (refused !== undefined) return done("invalid", { error: refused });
+    // The cluster's nodes follow the update: a changed kubernetes.version is rolled out after it.
+    const thenUpgrade = async (record: PassRecord): Promise<PassRecord> => {
+      if (ctx.upgrade === undefined || start.mode !== "correct") return record;
+      if (record.outcome !== "corrected" && record.outcome !== "in-sync") return record;
+      phase = "upgrade";
+      const upgrade = await ctx.upgrade(stack, signal, (line) => ctx.progress?.(`upgrade: ${line}`));
+      if (upgrade === undefined) return record;
+      return { ...record, outcome: "corrected", upgrade, durationMs: clock.now() - started };
+    };
     if (ctx.atOnce && start.mode === "correct") {
       phase = "correct";
-      return await correct({ direct: true });
+      return await thenUpgrade(await correct({ direct: true }));
     }
     let preview = await engine.previewRefresh(stack.name, { signal });
     // A certificate that fell due while the preview ran: renew it, and look again.
@@ -212,7 +234,7 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
     const { verdict, violations } = await afterPreview(start.mode, preview, async () =>
       ctx.checkPolicies && preview.resources ? ctx.checkPolicies(stack, preview.resources) : [],
     );
-    if (verdict === "in-sync") return done("in-sync", { detectMs, changeSummary });
+    if (verdict === "in-sync") return await thenUpgrade(done("in-sync", { detectMs, changeSummary }));
     if (verdict === "drifted") return done("drifted", { detectMs, changeSummary, drift });
     if (verdict === "blocked") {
       const error = `policy: ${mandatory(violations).map(formatViolation).join("; ")}`;
@@ -235,7 +257,7 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
       ...(drained ? { drained: drained.record } : {}),
     });
     if (drained && record.outcome === "corrected") await drained.finish().catch(() => undefined); // it logs its own
-    return record;
+    return await thenUpgrade(record);
   } catch (err) {
     const extra = {
       detectMs,

@@ -20,6 +20,7 @@ import {
   NOTHING_TO_RUN,
   ownedElsewhere,
   passEnded,
+  progressed,
   runRequested,
   changeNoticed,
   started,
@@ -64,6 +65,8 @@ export interface SchedulerOptions {
   readonly checkPolicies?: PassContext["checkPolicies"];
   /** Drains the node pools an update removes, before it (see pass.ts). */
   readonly drainPools?: PassContext["drainPools"];
+  /** Rolls a guest cluster to its file's Kubernetes version after the update (see pass.ts). */
+  readonly upgrade?: PassContext["upgrade"];
   /** Drop pending operations left by a crash instead of stopping at needs-attention. */
   readonly clearPendingOperations?: boolean;
   /** Called after every pass and every status change (metrics). */
@@ -91,7 +94,8 @@ export interface Gate {
   owner(stack: string): string | undefined;
 }
 
-type Hooks = "onPass" | "onRenewal" | "onStatus" | "onLoad" | "onForget" | "checkPolicies" | "drainPools" | "gate";
+type Hooks =
+  "onPass" | "onRenewal" | "onStatus" | "onLoad" | "onForget" | "checkPolicies" | "drainPools" | "upgrade" | "gate";
 type ResolvedOptions = Required<Omit<SchedulerOptions, Hooks>> &
   Pick<SchedulerOptions, Hooks> & { readonly shutdownGraceMs: number };
 
@@ -542,6 +546,8 @@ export class Scheduler {
         redact: this.options.redact,
         checkPolicies: this.options.checkPolicies,
         drainPools: this.options.drainPools,
+        upgrade: this.options.upgrade,
+        progress: (line) => this.commit(e, progressed(e.state, line)),
         atOnce,
       });
       this.finish(e, record, record.outcome === "busy" ? await this.examineLock(e) : undefined);

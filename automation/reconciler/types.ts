@@ -253,10 +253,20 @@ export interface PassRecord {
     readonly evicted: number;
     readonly ms: number;
   };
+  /** The rolling upgrade the pass made after its update: versions, each node and its seconds. */
+  readonly upgrade?: UpgradeRecord;
   /** The renewal the pass ran first (or after its preview, when certificates fell due meanwhile). */
   readonly renewal?: RenewalRecord;
   /** The certificates as read after the pass's `up` (which may have reissued some). */
   readonly certificates?: readonly CertificateStatus[];
+}
+
+/** A rolling upgrade of a guest cluster's Kubernetes (automation/access/upgrade.ts), as a pass records it. */
+export interface UpgradeRecord {
+  readonly from: string;
+  readonly to: string;
+  readonly nodes: readonly { readonly node: string; readonly seconds: number }[];
+  readonly seconds: number;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   isDue,
   NOT_REQUESTABLE,
   passEnded,
+  progressed,
   runRequested,
   changeNoticed,
   started,
@@ -604,5 +605,17 @@ describe("the stack state machine", () => {
     assert.equal(changeNoticed(state({ phase: "running" }), NOW)?.changed, true);
     assert.equal(changeNoticed(state({ phase: "queued" }), NOW)?.changed, true);
     assert.equal(started(enqueued(noticed as StackState)).changed, false);
+  });
+
+  it("shows a running pass's progress as its message, which the pass's end replaces", () => {
+    const running = progressed(started(state({ phase: "queued" })), "upgrade: master-1: cordon and drain");
+    assert.equal(running.status.message, "upgrade: master-1: cordon and drain");
+    assert.equal(progressed(state({ phase: "in-sync" }), "late").status.message, undefined, "only while running");
+    const ended = passEnded(
+      running,
+      { stack: "a", outcome: "corrected", mode: "correct", startedAt: at(NOW - 1000), durationMs: 1000, drift: [] },
+      { now: NOW, policy: POLICY, jitter: () => 0 },
+    );
+    assert.equal(ended.status.message, undefined);
   });
 });

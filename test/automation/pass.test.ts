@@ -118,6 +118,48 @@ describe("one pass", () => {
     assert.equal(engine.ups("s").length, 1, "no update without the drain");
   });
 
+  it("rolls the cluster to the file's version after the update, in mode correct only, and fails the pass when a node does", async () => {
+    const calls: string[] = [];
+    let result: "none" | "rolled" | "fail" = "rolled";
+    const said: string[] = [];
+    const upgrade = async (s: DiscoveredStack, _signal: AbortSignal, progress: (line: string) => void) => {
+      calls.push(`upgrade ${s.name} (ups so far: ${engine.ups("s").length})`);
+      progress("master-0: cordon and drain");
+      if (result === "fail") throw new Error("master-1: g8s-upgrade-v1-35-4 failed (the node stays cordoned): …");
+      return result === "none"
+        ? undefined
+        : { from: "v1.34.12", to: "v1.35.4", nodes: [{ node: "master-0", seconds: 61.2 }], seconds: 70 };
+    };
+    const go = async (s: DiscoveredStack) => {
+      const pending = runPass(s, { ...ctx(), upgrade, progress: (line: string) => void said.push(line) });
+      await clock.advance(10_000);
+      return pending;
+    };
+    engine.plan("s", "drift");
+    const rolled = await go(stack());
+    assert.equal(rolled.outcome, "corrected");
+    assert.deepEqual(rolled.upgrade?.nodes, [{ node: "master-0", seconds: 61.2 }]);
+    assert.deepEqual(calls, ["upgrade s (ups so far: 1)"], "after the update");
+    assert.deepEqual(said, ["upgrade: master-0: cordon and drain"], "the status message while it runs");
+    // In sync, but the nodes run another version: the rollout is the correction.
+    const inSync = await go(stack());
+    assert.equal(inSync.outcome, "corrected");
+    assert.equal(inSync.upgrade?.to, "v1.35.4");
+    result = "none";
+    assert.equal((await go(stack())).outcome, "in-sync");
+    assert.equal((await go(stack())).upgrade, undefined);
+    result = "fail";
+    const failed = await go(stack());
+    assert.equal(failed.outcome, "failed");
+    assert.match(failed.error ?? "", /^upgrade: master-1: g8s-upgrade-v1-35-4 failed/);
+    calls.length = 0;
+    result = "rolled";
+    assert.equal((await go(stack({ mode: "detect" }))).outcome, "in-sync");
+    engine.plan("s", "drift");
+    assert.equal((await go(stack({ mode: "detect" }))).outcome, "drifted");
+    assert.deepEqual(calls, [], "detect never touches the nodes");
+  });
+
   it("redacts the error text of a failed pass", async () => {
     engine.previewRefresh = async () => {
       throw new Error("bad passphrase s3cr3t");

@@ -23,11 +23,10 @@ import {
   useLab,
   waitUntil,
   watchCluster,
+  webDocuments,
   type LabStack,
 } from "./harness";
 
-/** CoreDNS as a tiny web server: its health plugin answers `OK` on :8080 (the node image has no other server). */
-const WEB_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1";
 const S3_PORT = 9000;
 const S3_BUCKET = "etcd-backups";
 const S3_KEY = { id: "LABKEY9", secret: "lab9-secret-access-key" };
@@ -93,49 +92,7 @@ describe("lab: a guest cluster boots from g8s's documents (1 master + 1 worker, 
   });
 
   it("runs a Deployment's pods on both nodes, reachable across nodes, by ClusterIP and by DNS name", async function () {
-    const corefile = {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "web", namespace: "default" },
-      // No zone worth serving: the health plugin's `OK` on :8080 is the web page.
-      data: { Corefile: ".:5353 {\n  health :8080\n  whoami\n}\n" },
-    };
-    const deployment = {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: "web", namespace: "default" },
-      spec: {
-        replicas: 2,
-        selector: { matchLabels: { app: "web" } },
-        template: {
-          metadata: { labels: { app: "web" } },
-          spec: {
-            tolerations: [{ key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" }],
-            topologySpreadConstraints: [
-              {
-                maxSkew: 1,
-                topologyKey: "kubernetes.io/hostname",
-                whenUnsatisfiable: "DoNotSchedule",
-                labelSelector: { matchLabels: { app: "web" } },
-              },
-            ],
-            containers: [
-              {
-                name: "web",
-                image: WEB_IMAGE,
-                imagePullPolicy: "Never",
-                args: ["-conf", "/etc/web/Corefile"],
-                ports: [{ containerPort: 8080 }],
-                volumeMounts: [{ name: "corefile", mountPath: "/etc/web" }],
-                readinessProbe: { httpGet: { path: "/health", port: 8080 }, periodSeconds: 2 },
-              },
-            ],
-            volumes: [{ name: "corefile", configMap: { name: "web" } }],
-          },
-        },
-      },
-    };
-    const deploy = lab.apply([corefile, deployment]);
+    const deploy = lab.apply(webDocuments({ spread: "DoNotSchedule" }));
     assert.equal(deploy.code, 0, deploy.err);
     assert.equal(kubectl("expose", "deployment", "web", "--port", "8080").code, 0);
     rolledOut("default", "web", "300s");

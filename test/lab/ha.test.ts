@@ -2,14 +2,42 @@
  * Three masters (the slower lab test): kubeadm init on the first, `join --control-plane` on the
  * others with g8s's per-master etcd certificates, one stacked etcd member each. Then etcd's
  * quorum must survive losing one master: the API keeps reading and writing with two of three
- * members, and the stopped master, booted again by a second `g8s lab up`, rejoins. Needs root.
+ * members, and the stopped master, booted again by a second `g8s lab up`, rejoins. Then etcd is
+ * restored from a snapshot, and the cluster upgraded one minor (`g8s upgrade`) node by node while
+ * a Deployment behind a Service answers throughout. Needs root.
  */
 import * as assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
-import { sleep, useLab, waitUntil, type LabStack } from "./harness";
+import { sleep, useLab, waitUntil, webDocuments, type LabStack } from "./harness";
 
 const STACK: LabStack = { id: "lab3", masters: 3, workers: 1, serviceCidr: "172.28.0.0/16", podCidr: "10.64.0.0/16" };
 const MASTERS = ["master-0", "master-1", "master-2"];
+const NODES = [...MASTERS, "pool-default-0"];
+/** The node image holds its own Kubernetes and the next minor's (tools/kubernetes-next). */
+const FROM = "1.34.12";
+const TO = "1.35.4";
+
+/**
+ * GETs http://IP:PORT/health over a new connection every 50 ms until the file STOP exists, then
+ * prints {"ok": n, "failed": n, "failures": [first 20 errors with their time]}.
+ */
+const PROBE_PY = `
+import json, os, sys, time, urllib.request
+url, stop = f"http://{sys.argv[1]}:8080/health", sys.argv[2]
+ok, failed, failures = 0, 0, []
+t0 = time.time()
+while not os.path.exists(stop):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            r.read()
+        ok += 1
+    except Exception as e:
+        failed += 1
+        if len(failures) < 20:
+            failures.append(f"{time.time() - t0:.1f}s {e}")
+    time.sleep(0.05)
+print(json.dumps({"ok": ok, "failed": failed, "failures": failures, "seconds": round(time.time() - t0, 1)}))
+`;
 
 /** etcd's member list over its v3 HTTP gateway, from a master, with the health-check client certificate. */
 const MEMBERS_PY = `
@@ -135,5 +163,92 @@ describe("lab: three masters keep etcd's quorum when one stops (system container
     process.stdout.write(
       `      g8s etcd restore of 3 members: ${seconds.toFixed(1)} s in all (${restored.out.split("\n").pop()}); scripts ${scripts.join(", ")}\n`,
     );
+  });
+
+  it(`g8s upgrade ${FROM} → ${TO}: one node at a time, etcd healthy between nodes, the Service answering throughout`, async function () {
+    const server = lab.kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}").out;
+    // Two web replicas on different nodes, a budget of one, a pause before each stops (the
+    // endpoint is gone from every node's rules before the server is).
+    const applied = lab.apply([
+      ...webDocuments({ spread: "ScheduleAnyway", drainSafe: true }),
+      {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: "web", namespace: "default" },
+        spec: { selector: { app: "web" }, ports: [{ port: 8080, targetPort: 8080 }] },
+      },
+    ]);
+    assert.equal(applied.code, 0, applied.err);
+    const rollout = lab.kubectl("rollout", "status", "deployment/web", "--timeout=300s");
+    assert.equal(rollout.code, 0, rollout.err);
+    const clusterIp = lab.kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}").out;
+
+    // The stack file names the next minor; a skipped one is refused before anything happens.
+    lab.write({ ...STACK, reconcileMode: "off", kubernetesVersion: "1.36.0" });
+    const skipped = lab.g8s("upgrade", STACK.id, "--server", server);
+    assert.equal(skipped.code, 1, skipped.out);
+    assert.match(skipped.err, /kubernetes\.version/);
+    lab.write({ ...STACK, reconcileMode: "off", kubernetesVersion: TO });
+    // The probe runs on the worker (a process of the node, not a pod: the drains leave it be).
+    const stop = "/run/g8s-probe-stop";
+    lab.onNode("pool-default-0", "rm", "-f", stop);
+    const probe = lab.onNodeAsync("pool-default-0", "python3", "-c", PROBE_PY, clusterIp, stop);
+    await sleep(3000);
+
+    const started = Date.now();
+    const upgraded = await lab.g8sAsync("upgrade", STACK.id, "--server", server);
+    const seconds = (Date.now() - started) / 1000;
+    await sleep(3000);
+    lab.onNode("pool-default-0", "touch", stop);
+    const probed = await probe;
+    assert.equal(upgraded.code, 0, `${upgraded.out}\n${upgraded.err}`);
+    assert.equal(probed.code, 0, probed.err);
+    const counts = JSON.parse(probed.out) as { ok: number; failed: number; failures: string[]; seconds: number };
+
+    // Master-0 first with upgrade apply, then the others, then the worker; one at a time.
+    const order = [...upgraded.err.matchAll(/\] (\S+): on v1\.35\.4 in ([\d.]+) s/g)].map((m) => m[1]);
+    assert.deepEqual(order, NODES, upgraded.err);
+    assert.match(upgraded.err, /master-0: kubeadm upgrade apply started/);
+    const versions = lab.kubectl(
+      "get",
+      "nodes",
+      "-o",
+      "jsonpath={range .items[*]}{.metadata.name}={.status.nodeInfo.kubeletVersion} {end}",
+    );
+    assert.equal(versions.out.trim(), NODES.map((n) => `${n}=v${TO}`).join(" "));
+    const apiVersion = lab.kubectl("version", "-o", "json");
+    assert.match(apiVersion.out, new RegExp(`"gitVersion": "v${TO.replace(/\./g, "\\.")}"`));
+    for (const master of MASTERS) {
+      const members = lab.onNode(master, "python3", "-c", MEMBERS_PY);
+      assert.equal(members.out, MASTERS.join(" "), `${master}: ${members.err}`);
+    }
+    // CoreDNS stays the node image's (pinned), running; nothing is left cordoned.
+    const dns = lab.kubectl(
+      "get",
+      "deployment",
+      "coredns",
+      "-n",
+      "kube-system",
+      "-o",
+      "jsonpath={.spec.template.spec.containers[0].image} {.status.readyReplicas}",
+    );
+    assert.equal(dns.out, "registry.k8s.io/coredns/coredns:v1.12.1 2");
+    assert.equal(lab.kubectl("get", "nodes", "-o", "jsonpath={.items[*].spec.unschedulable}").out, "");
+    // Run again: nothing left to do.
+    const again = lab.g8s("upgrade", STACK.id, "--server", server);
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.out, /nothing to upgrade/);
+
+    process.stdout.write(
+      `      g8s upgrade ${FROM} → ${TO} of 3 masters + 1 worker: ${seconds.toFixed(1)} s; per node: ` +
+        `${upgraded.out
+          .split("\n")
+          .slice(1)
+          .map((l) => l.trim())
+          .join("; ")}\n` +
+        `      probe through the Service: ${counts.ok} answered, ${counts.failed} failed in ${counts.seconds} s ${counts.failures.join(" | ")}\n`,
+    );
+    assert.equal(counts.failed, 0, `failed requests during the upgrade: ${counts.failures.join(" | ")}`);
+    assert.ok(counts.ok > 100, `the probe ran (${counts.ok} answers)`);
   });
 });

@@ -63,6 +63,8 @@ export interface LabStack {
   readonly etcdObjectStore?: { readonly endpoint: string; readonly bucket: string; readonly credentialsSecret: string };
   /** `g8s:reconcile.mode` (default correct). */
   readonly reconcileMode?: "correct" | "detect" | "off";
+  /** `kubernetes.version` (default: the node image's own, 1.34.12). */
+  readonly kubernetesVersion?: string;
   /** `pki.serviceAccountKeys` (default: the spec's, one key `initial`). */
   readonly serviceAccountKeys?: { readonly trusted: readonly string[]; readonly signing: string };
 }
@@ -76,7 +78,7 @@ export function labStackYaml(s: LabStack): string {
         provider: "kvm",
         baseDomain: "k8s.lab.internal",
         kubernetes: {
-          version: "1.34.12",
+          version: s.kubernetesVersion ?? "1.34.12",
           serviceCidr: s.serviceCidr,
           podCidr: s.podCidr,
           cni: "flannel",
@@ -383,4 +385,70 @@ export function longestRun(samples: readonly ClusterSample[], bad: (s: ClusterSa
     }
   }
   return since === undefined ? worst : Math.max(worst, Date.now() - since);
+}
+
+/** CoreDNS as a tiny web server: its health plugin answers `OK` on :8080 (the node image has no other server). */
+export const WEB_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1";
+
+/**
+ * The `web` ConfigMap and Deployment (namespace default): two replicas of WEB_IMAGE spread over
+ * the nodes, control-plane nodes included, ready when /health answers. `drainSafe` adds what
+ * keeps it answering while nodes are drained: a pause before each server stops (its endpoint
+ * leaves every node's rules first) and a PodDisruptionBudget of one.
+ */
+export function webDocuments(options: { spread: "DoNotSchedule" | "ScheduleAnyway"; drainSafe?: boolean }): object[] {
+  const container = {
+    name: "web",
+    image: WEB_IMAGE,
+    imagePullPolicy: "Never",
+    args: ["-conf", "/etc/web/Corefile"],
+    ports: [{ containerPort: 8080 }],
+    volumeMounts: [{ name: "corefile", mountPath: "/etc/web" }],
+    readinessProbe: { httpGet: { path: "/health", port: 8080 }, periodSeconds: options.drainSafe ? 1 : 2 },
+    ...(options.drainSafe ? { lifecycle: { preStop: { sleep: { seconds: 5 } } } } : {}),
+  };
+  const docs: object[] = [
+    {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "web", namespace: "default" },
+      // No zone worth serving: the health plugin's `OK` on :8080 is the web page.
+      data: { Corefile: ".:5353 {\n  health :8080\n  whoami\n}\n" },
+    },
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "web", namespace: "default" },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: "web" } },
+        template: {
+          metadata: { labels: { app: "web" } },
+          spec: {
+            tolerations: [{ key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" }],
+            topologySpreadConstraints: [
+              {
+                maxSkew: 1,
+                topologyKey: "kubernetes.io/hostname",
+                whenUnsatisfiable: options.spread,
+                labelSelector: { matchLabels: { app: "web" } },
+              },
+            ],
+            ...(options.drainSafe ? { terminationGracePeriodSeconds: 15 } : {}),
+            containers: [container],
+            volumes: [{ name: "corefile", configMap: { name: "web" } }],
+          },
+        },
+      },
+    },
+  ];
+  if (options.drainSafe) {
+    docs.push({
+      apiVersion: "policy/v1",
+      kind: "PodDisruptionBudget",
+      metadata: { name: "web", namespace: "default" },
+      spec: { minAvailable: 1, selector: { matchLabels: { app: "web" } } },
+    });
+  }
+  return docs;
 }

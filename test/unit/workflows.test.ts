@@ -20,6 +20,7 @@ const G8S_COMMANDS = [
   "lab",
   "kubeconfig",
   "etcd",
+  "upgrade",
 ];
 
 interface Step {
