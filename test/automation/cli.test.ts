@@ -147,6 +147,32 @@ describe("g8s status", () => {
     assert.doesNotMatch(previewed, /at once/);
   });
 
+  it("shows the rolling upgrade the last pass made", () => {
+    const base = STATUSES[1];
+    const upgrade = {
+      from: "v1.34.12",
+      to: "v1.35.4",
+      nodes: [
+        { node: "master-0", seconds: 110.6 },
+        { node: "pool-default-0", seconds: 12 },
+      ],
+      seconds: 333.9,
+    };
+    const text = stackDetail({
+      ...base,
+      lastPass: {
+        stack: base.name,
+        outcome: "corrected",
+        mode: "correct",
+        drift: [],
+        startedAt: "2026-12-07T21:00:00.000Z",
+        durationMs: 340_000,
+        upgrade,
+      },
+    });
+    assert.match(text, /\nupgraded: v1\.34\.12 → v1\.35\.4 in 333\.9 s \(master-0 110\.6 s, pool-default-0 12\.0 s\)/);
+  });
+
   it("finds the daemon through the settings: G8S_PORT, --port or the daemon's --config file", async () => {
     const port = new URL(url).port;
     const byEnv = capture({ G8S_HOST: "127.0.0.1", G8S_PORT: port });

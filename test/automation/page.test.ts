@@ -93,6 +93,12 @@ describe("the status page", () => {
     assert.match(html, /<a href="\/">← all stacks<\/a>/);
   });
 
+  it("shows the rolling upgrade a pass made", () => {
+    const upgrade = { from: "v1.34.12", to: "v1.35.4", nodes: [{ node: "master-0", seconds: 110.6 }], seconds: 120 };
+    const html = renderStack(status("s"), [pass("2026-12-02T11:50:00.000Z", { upgrade })], NOW);
+    assert.match(html, /upgraded v1\.34\.12 → v1\.35\.4 in 120\.0 s \(master-0 110\.6 s\)/);
+  });
+
   it("keeps the last passes of each stack, without the engine's output", () => {
     const history = new PassHistory(3);
     for (let i = 0; i < 5; i++) history.record(pass(`2026-12-02T11:5${i}:00.000Z`, { output: "x".repeat(1000) }));
