@@ -51,6 +51,29 @@ describe("Scheduler", () => {
     });
   });
 
+  describe("progress of a long pass", () => {
+    it("shows the upgrade's progress as the running stack's message, gone when the pass ends", async () => {
+      const seen: (string | undefined)[] = [];
+      let s: ReturnType<ReturnType<typeof setup>["make"]> | undefined;
+      const t = setup({
+        upgrade: async (_stack, _signal, progress) => {
+          progress("master-1: cordon and drain");
+          seen.push(s?.get("a")?.message);
+          return { from: "v1.34.12", to: "v1.35.4", nodes: [{ node: "master-1", seconds: 1 }], seconds: 1 };
+        },
+      });
+      t.source.add("a");
+      s = t.make();
+      await s.start();
+      await t.clock.advance(5 * SECOND);
+      assert.deepEqual(seen, ["upgrade: master-1: cordon and drain"]);
+      assert.equal(s.get("a")?.phase, "in-sync");
+      assert.equal(s.get("a")?.message, undefined);
+      assert.equal(s.get("a")?.lastPass?.upgrade?.to, "v1.35.4");
+      await s.stop();
+    });
+  });
+
   describe("concurrency", () => {
     it("never runs more operations than the concurrency bound", async () => {
       const t = setup({ concurrency: 2 });
