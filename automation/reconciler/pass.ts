@@ -16,7 +16,7 @@ import {
 import type { DiscoveredStack } from "./discovery";
 import { formatViolation, mandatory } from "../policy/runner";
 import type { PreviewResource, PreviewResult, Violation } from "./types";
-import { versionChangeProblem, type ReconcileMode } from "../../components/spec";
+import { aptVersionChangeProblem, versionChangeProblem, type ReconcileMode } from "../../components/spec";
 import { removedPoolComponents } from "./drain";
 import { dueCertificates, parsePkiOutput, runRenewal } from "./renewal";
 import type { CertificateStatus, RenewalRecord, UpgradeRecord } from "./types";
@@ -137,7 +137,11 @@ export async function versionRefusal(
 ): Promise<string | undefined> {
   if (stack.kubernetes === undefined) return undefined;
   const running = await engine.plainOutput(stack.name, "kubernetesVersion").catch(() => undefined);
-  const problem = versionChangeProblem(typeof running === "string" ? running : undefined, stack.kubernetes.version);
+  const runs = typeof running === "string" ? running : undefined;
+  const wanted = stack.kubernetes.version;
+  const problem =
+    versionChangeProblem(runs, wanted) ??
+    aptVersionChangeProblem(runs, wanted, stack.kubernetes.nodeImage === true ? "image" : "apt");
   return problem === undefined ? undefined : `${stack.kubernetes.field}: ${problem}`;
 }
 

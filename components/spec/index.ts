@@ -27,7 +27,7 @@ export type {
 } from "./schema";
 export { durationSeconds, formatDuration, parseDuration } from "./duration";
 export { maxNodes } from "./rules";
-export { versionChangeProblem } from "./versions";
+export { aptVersionChangeProblem, versionChangeProblem } from "./versions";
 export {
   OBJECT_STORE_SECRET_KEYS,
   defaultBucketName,

@@ -51,3 +51,25 @@ export function versionChangeProblem(running: string | undefined, wanted: string
   }
   return undefined;
 }
+
+/**
+ * Why a running cluster whose nodes install Kubernetes from apt (`kubernetes.packages: apt`)
+ * cannot change version: g8s upgrades nodes in place from the node image's other version only,
+ * and an update would meanwhile replace nodes with ones of the new version (AWS workers' instance
+ * refresh) that cannot join the older control plane. undefined when it can, or nothing changes.
+ */
+export function aptVersionChangeProblem(
+  running: string | undefined,
+  wanted: string,
+  packages: "apt" | "image",
+): string | undefined {
+  if (packages === "image" || running === undefined) return undefined;
+  const from = parseVersion(running);
+  const to = parseVersion(wanted);
+  if (from === undefined || to === undefined || compare(from, to) === 0) return undefined;
+  return (
+    `${wanted} changes the version of a running cluster whose nodes install Kubernetes from apt ` +
+    `(kubernetes.packages: apt): g8s upgrades nodes in place only with the node image; set it back ` +
+    `to ${running}, or build the new version as a new cluster`
+  );
+}

@@ -48,9 +48,9 @@ describe("one pass", () => {
   });
 
   it("refuses a kubernetes.version the running cluster cannot take, before any preview, naming the file's field", async () => {
-    const cluster = (version: string): DiscoveredStack => ({
+    const cluster = (version: string, nodeImage = true): DiscoveredStack => ({
       ...stack(),
-      kubernetes: { version, field: "stacks/Pulumi.s.yaml: kubernetes.version" },
+      kubernetes: { version, field: "stacks/Pulumi.s.yaml: kubernetes.version", nodeImage },
     });
     engine.outputs.set("s", { kubernetesVersion: "1.32.4" });
     engine.plan("s", "drift");
@@ -72,6 +72,15 @@ describe("one pass", () => {
       engine.plan("s", "drift");
       assert.equal((await run(cluster(ok))).outcome, "corrected", ok);
     }
+    // Nodes from apt: no version change of a running cluster at all; the same version is fine.
+    const apt = await run(cluster("1.32.9", false));
+    assert.equal(apt.outcome, "invalid");
+    assert.match(
+      apt.error ?? "",
+      /kubernetes\.version: 1\.32\.9 changes the version of a running cluster whose nodes install Kubernetes from apt/,
+    );
+    engine.plan("s", "drift");
+    assert.equal((await run(cluster("1.32.4", false))).outcome, "corrected");
     engine.outputs.delete("s");
     engine.plan("s", "drift");
     assert.equal((await run(cluster("1.34.1"))).outcome, "corrected", "nothing runs yet");

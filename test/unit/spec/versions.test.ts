@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { versionChangeProblem } from "../../../components/spec";
+import { aptVersionChangeProblem, versionChangeProblem } from "../../../components/spec";
 
 describe("kubernetes.version changes a running cluster can take", () => {
   it("takes the same version, a newer patch and the next minor, and anything before the cluster runs", () => {
@@ -31,5 +31,15 @@ describe("kubernetes.version changes a running cluster can take", () => {
     );
     assert.match(versionChangeProblem("1.34.2", "1.33.9") ?? "", /does not downgrade .* set it back to 1\.34\.2/);
     assert.match(versionChangeProblem("1.34.2", "2.0.0") ?? "", /changes the major version/);
+  });
+
+  it("keeps apt nodes' clusters on their version: no in-place upgrade without the node image", () => {
+    assert.match(
+      aptVersionChangeProblem("1.34.2", "1.34.3", "apt") ?? "",
+      /^1\.34\.3 changes the version of a running cluster whose nodes install Kubernetes from apt .* set it back to 1\.34\.2/,
+    );
+    assert.equal(aptVersionChangeProblem("1.34.2", "1.34.2", "apt"), undefined);
+    assert.equal(aptVersionChangeProblem("1.34.2", "1.35.0", "image"), undefined);
+    assert.equal(aptVersionChangeProblem(undefined, "1.35.0", "apt"), undefined, "nothing runs yet");
   });
 });
