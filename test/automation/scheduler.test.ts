@@ -54,16 +54,17 @@ describe("Scheduler", () => {
   describe("progress of a long pass", () => {
     it("shows the upgrade's progress as the running stack's message, gone when the pass ends", async () => {
       const seen: (string | undefined)[] = [];
-      let s: ReturnType<ReturnType<typeof setup>["make"]> | undefined;
+      const made: { s?: ReturnType<ReturnType<typeof setup>["make"]> } = {};
       const t = setup({
         upgrade: async (_stack, _signal, progress) => {
           progress("master-1: cordon and drain");
-          seen.push(s?.get("a")?.message);
+          seen.push(made.s?.get("a")?.message);
           return { from: "v1.34.12", to: "v1.35.4", nodes: [{ node: "master-1", seconds: 1 }], seconds: 1 };
         },
       });
       t.source.add("a");
-      s = t.make();
+      const s = t.make();
+      made.s = s;
       await s.start();
       await t.clock.advance(5 * SECOND);
       assert.deepEqual(seen, ["upgrade: master-1: cordon and drain"]);
