@@ -333,7 +333,7 @@ async function upgradeGuest(
         logger.info({ stack: stack.name, upgrade: line }, "upgrade");
         progress(line);
       },
-      { pinCoreDns: wanted.nodeImage === true, signal },
+      { pinCoreDns: wanted.nodeImage === true, signal, view },
     );
     upgraded.set(stack.name, wanted.version);
     return {

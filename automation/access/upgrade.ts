@@ -322,6 +322,8 @@ export async function pinCoreDns(kubectl: GuestKubectl): Promise<boolean> {
 export interface UpgradeOptions {
   /** The cluster's node image holds CoreDNS of one tag only: pin it before `kubeadm upgrade apply`. */
   readonly pinCoreDns: boolean;
+  /** The cluster's versions as the caller just read them (readVersions): not read again. */
+  readonly view?: ClusterVersions;
   /** Stops the rollout before the next node (a pass's timeout); the node in progress finishes. */
   readonly signal?: AbortSignal;
 }
@@ -340,7 +342,7 @@ export async function upgradeCluster(
 ): Promise<UpgradeReport> {
   const target = version(targetText)?.text ?? targetText;
   const started = Date.now();
-  const before = await readVersions(kubectl);
+  const before = options.view ?? (await readVersions(kubectl));
   const steps = upgradeSteps(before, target);
   if (steps.length === 0) return { from: before.cluster, to: target, nodes: [], seconds: 0 };
   progress(

@@ -52,11 +52,13 @@ export async function runUpgrade(argv: string[], io: CliIo): Promise<number> {
   const say = (line: string) => writeLine(io.stderr, `[upgrade ${stack}] ${line}`);
   const done = await withStackState("upgrade", stack, settings, io, async (resources) => {
     const kubectl = new GuestKubectl(findKubectl(io.env), adminKubeconfigFromState(resources, stack, server));
-    const running = (await readVersions(kubectl).catch((err) => (kubectl.close(), Promise.reject(err)))).cluster;
-    // Any image every node has serves the helper pods (they run the node's own tools): the
-    // sandbox image of the running version, which kubelet keeps.
-    const shells = new NodeShells(kubectl, pauseImageOf(running.replace(/^v/, "")), "upgrade");
+    let shells: NodeShells | undefined;
     try {
+      const view = await readVersions(kubectl);
+      const running = view.cluster;
+      // Any image every node has serves the helper pods (they run the node's own tools): the
+      // sandbox image of the running version, which kubelet keeps.
+      shells = new NodeShells(kubectl, pauseImageOf(running.replace(/^v/, "")), "upgrade");
       const refused = versionChangeProblem(running.replace(/^v/, ""), target);
       if (refused !== undefined) return { refused: `${file.display}: kubernetes.version: ${refused}` };
       if (file.spec.kubernetes.packages !== "image" && running !== `v${target}`)
@@ -64,6 +66,7 @@ export async function runUpgrade(argv: string[], io: CliIo): Promise<number> {
       await shells.close(); // a leftover of an interrupted run
       const report = await upgradeCluster(kubectl, shells, target, say, {
         pinCoreDns: file.spec.kubernetes.packages === "image",
+        view,
       });
       if (report.nodes.length === 0) return { lines: [`${stack} runs ${running} on every node: nothing to upgrade`] };
       return {
@@ -73,7 +76,7 @@ export async function runUpgrade(argv: string[], io: CliIo): Promise<number> {
         ],
       };
     } finally {
-      await shells.close();
+      await shells?.close();
       kubectl.close();
     }
   });
