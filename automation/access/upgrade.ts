@@ -6,7 +6,8 @@
  * is cordoned and drained first (PodDisruptionBudgets honoured), its kubelet switched and
  * restarted after kubeadm, and uncordoned; the next node starts only once the API server answers
  * every readyz check, every etcd member reports itself healthy, the node is Ready on the target
- * kubelet and a master's control-plane pods run the target.
+ * kubelet and a master's control-plane pods run the target, and every Deployment, StatefulSet and
+ * DaemonSet that had all its replicas ready before the rollout has them again.
  *
  * Nothing of the rollout is kept outside the cluster: which nodes are done is read from the
  * cluster each time (kubeadm-config's version, each Node's kubelet, each master's static pods),
@@ -351,8 +352,9 @@ export async function upgradeCluster(
   if (options.pinCoreDns && steps[0].kind === "apply" && (await pinCoreDns(kubectl))) {
     progress(`pinned CoreDNS to the node image's ${NODE_IMAGE_COREDNS_TAG} in kubeadm-config`);
   }
-  // A first look that the cluster is well before anything is touched.
-  await waitHealthy(kubectl, shells, undefined, target, 120);
+  // A first look that the cluster is well before anything is touched; what is whole now must be whole after each node.
+  const whole = await readyWorkloads(kubectl);
+  await waitHealthy(kubectl, shells, undefined, target, 120, whole);
   const done: NodeUpgrade[] = [];
   for (const step of steps) {
     if (options.signal?.aborted)
@@ -360,11 +362,11 @@ export async function upgradeCluster(
     const t0 = Date.now();
     await shells.ensure([step.node]);
     progress(`${step.node}: cordon and drain`);
-    await drain(kubectl, step.node);
+    await drainNode(kubectl, step.node);
     const summary = await runStep(kubectl, shells, step, target, progress);
     const uncordon = await kubectl.run(["uncordon", step.node, "--request-timeout=30s"]);
     must(step.node, "uncordon", uncordon);
-    const healthy = await waitHealthy(kubectl, shells, step, target, HEALTHY_SECONDS);
+    const healthy = await waitHealthy(kubectl, shells, step, target, HEALTHY_SECONDS, whole);
     const seconds = (Date.now() - t0) / 1000;
     done.push({ node: step.node, kind: step.kind, seconds, summary });
     progress(
@@ -375,7 +377,7 @@ export async function upgradeCluster(
 }
 
 /** Cordons and drains a node: every pod but DaemonSets', mirror pods and g8s's helper pods evicted, budgets honoured. */
-async function drain(kubectl: GuestKubectl, node: string): Promise<void> {
+export async function drainNode(kubectl: GuestKubectl, node: string): Promise<void> {
   const r = await kubectl.run(
     [
       "drain",
@@ -449,26 +451,103 @@ async function waitHealthy(
   step: UpgradeStep | undefined,
   target: string,
   timeoutSeconds: number,
+  workloads: ReadonlySet<string>,
+): Promise<number> {
+  return waitClusterHealthy(
+    kubectl,
+    shells,
+    timeoutSeconds,
+    step ? `after ${step.node}'s upgrade` : "before the upgrade",
+    { workloads, ...(step ? { nodeCheck: (view: ClusterVersions) => onTarget(view, step, target) } : {}) },
+  );
+}
+
+/** Why the node of `step` does not run the target yet; "" when it does. */
+function onTarget(view: ClusterVersions, step: UpgradeStep, target: string): string {
+  const node = view.nodes.find((n) => n.name === step.node);
+  if (node === undefined) return `${step.node} is gone`;
+  if (node.kubelet !== target) return `${step.node}'s kubelet reports ${node.kubelet}`;
+  if (node.master && !masterDone(node, target))
+    return `${step.node}'s control plane: ${CONTROL_PLANE_PODS.map((p) => `${p} ${node.controlPlane?.[p] ?? "not ready"}`).join(", ")}`;
+  return "";
+}
+
+/**
+ * Waits until the cluster is healthy (see unhealthy), looking every 3 s; an AccessError naming
+ * `when` (after whose step) and the last reason when it is not within the timeout. The seconds it took.
+ */
+export async function waitClusterHealthy(
+  kubectl: GuestKubectl,
+  shells: NodeShells,
+  timeoutSeconds: number,
+  when: string,
+  checks: HealthChecks = {},
 ): Promise<number> {
   const started = Date.now();
   let last = "";
   while ((Date.now() - started) / 1000 < timeoutSeconds) {
-    last = await unhealthy(kubectl, shells, step, target).catch((err: Error) => err.message);
+    last = await unhealthy(kubectl, shells, checks).catch((err: Error) => err.message);
     if (last === "") return (Date.now() - started) / 1000;
     await sleep(3000);
   }
-  throw new AccessError(
-    `the cluster was not healthy ${timeoutSeconds} s ${step ? `after ${step.node}'s upgrade` : "before the upgrade"}: ${last}`,
+  throw new AccessError(`the cluster was not healthy ${timeoutSeconds} s ${when}: ${last}`);
+}
+
+export interface HealthChecks {
+  /** What else the node just rolled must show (its versions); "" when it does. */
+  readonly nodeCheck?: (view: ClusterVersions) => string;
+  /** Workloads fully ready before the rollout (readyWorkloads): each must be again. */
+  readonly workloads?: ReadonlySet<string>;
+}
+
+interface Workload {
+  kind: string;
+  metadata: { name: string; namespace: string };
+  spec?: { replicas?: number };
+  status?: { readyReplicas?: number; numberReady?: number; desiredNumberScheduled?: number };
+}
+
+/** Ready and wanted replicas of a Deployment, StatefulSet or DaemonSet. */
+function replicas(w: Workload): { ready: number; wanted: number } {
+  if (w.kind === "DaemonSet")
+    return { ready: w.status?.numberReady ?? 0, wanted: w.status?.desiredNumberScheduled ?? 0 };
+  return { ready: w.status?.readyReplicas ?? 0, wanted: w.spec?.replicas ?? 1 };
+}
+
+async function workloads(kubectl: GuestKubectl): Promise<Map<string, Workload>> {
+  const list = await kubectl.json<{ items: Workload[] }>([
+    "get",
+    "deployments,statefulsets,daemonsets",
+    "--all-namespaces",
+  ]);
+  return new Map(list.items.map((w) => [`${w.kind.toLowerCase()} ${w.metadata.namespace}/${w.metadata.name}`, w]));
+}
+
+/**
+ * The Deployments, StatefulSets and DaemonSets with every replica ready: before a rollout, what
+ * must be whole again before each next node. A node's restart can take its pods' readiness
+ * with it for a while (its kubelet away from the API, its pods marked not ready); draining the
+ * next node then would leave a Service with fewer endpoints than it had, or none. Workloads not
+ * whole before the rollout do not hold it up.
+ */
+export async function readyWorkloads(kubectl: GuestKubectl): Promise<Set<string>> {
+  const all = await workloads(kubectl);
+  return new Set(
+    [...all]
+      .filter(([, w]) => {
+        const r = replicas(w);
+        return r.ready >= r.wanted;
+      })
+      .map(([key]) => key),
   );
 }
 
-/** Why the cluster is not healthy yet; "" when it is. */
-async function unhealthy(
-  kubectl: GuestKubectl,
-  shells: NodeShells,
-  step: UpgradeStep | undefined,
-  target: string,
-): Promise<string> {
+/**
+ * Why the cluster is not healthy yet; "" when it is: the API server answers every readyz check,
+ * every Node is Ready, the workloads whole before the rollout are whole again, the node's own
+ * check has nothing to say, and every master's etcd member reports itself healthy.
+ */
+async function unhealthy(kubectl: GuestKubectl, shells: NodeShells, checks: HealthChecks): Promise<string> {
   const ready = await kubectl.run(["get", "--raw", "/readyz", "--request-timeout=10s"], { timeoutMs: 15_000 });
   if (ready.code !== 0 || ready.out.trim() !== "ok") return `readyz: ${firstLines(ready.err || ready.out, 1)}`;
   const nodes = await kubectl.json<{
@@ -476,14 +555,19 @@ async function unhealthy(
   }>(["get", "nodes"]);
   const notReady = nodes.items.filter((n) => n.status.conditions?.find((c) => c.type === "Ready")?.status !== "True");
   if (notReady.length > 0) return `not Ready: ${notReady.map((n) => n.metadata.name).join(", ")}`;
-  const view = await readVersions(kubectl);
-  if (step !== undefined) {
-    const node = view.nodes.find((n) => n.name === step.node);
-    if (node === undefined) return `${step.node} is gone`;
-    if (node.kubelet !== target) return `${step.node}'s kubelet reports ${node.kubelet}`;
-    if (node.master && !masterDone(node, target))
-      return `${step.node}'s control plane: ${CONTROL_PLANE_PODS.map((p) => `${p} ${node.controlPlane?.[p] ?? "not ready"}`).join(", ")}`;
+  if (checks.workloads !== undefined && checks.workloads.size > 0) {
+    const now = await workloads(kubectl);
+    const behind = [...checks.workloads].flatMap((key) => {
+      const w = now.get(key);
+      if (w === undefined) return []; // deleted meanwhile: not the rollout's to wait for
+      const r = replicas(w);
+      return r.ready >= r.wanted ? [] : [`${key} (${r.ready} of ${r.wanted} ready)`];
+    });
+    if (behind.length > 0) return `not whole again: ${behind.slice(0, 5).join(", ")}${behind.length > 5 ? ", …" : ""}`;
   }
+  const view = await readVersions(kubectl);
+  const why = checks.nodeCheck?.(view) ?? "";
+  if (why !== "") return why;
   // Every member healthy: each master's own etcd says so (a member without quorum does not).
   const masters = view.nodes.filter((n) => n.master).map((n) => n.name);
   await shells.ensure(masters);

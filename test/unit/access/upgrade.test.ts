@@ -4,7 +4,13 @@
  * runs on a real three-master guest cluster in test/lab/ha.test.ts.
  */
 import * as assert from "node:assert/strict";
-import { upgradeSteps, type ClusterVersions, type NodeVersion } from "../../../automation/access/upgrade";
+import {
+  readyWorkloads,
+  upgradeSteps,
+  type ClusterVersions,
+  type NodeVersion,
+} from "../../../automation/access/upgrade";
+import type { GuestKubectl } from "../../../automation/access/guestNodes";
 import { AccessError } from "../../../automation/access/userKubeconfig";
 
 const OLD = "v1.34.12";
@@ -90,5 +96,49 @@ describe("upgradeSteps", () => {
       /w's kubelet is v1\.35\.9, newer than v1\.35\.4/,
     );
     assert.throws(() => upgradeSteps(cluster(OLD, [worker("w", OLD)]), NEW), /no Node labelled/);
+  });
+});
+
+describe("readyWorkloads", () => {
+  it("the Deployments, StatefulSets and DaemonSets with every replica ready: what must be whole again after each node", async () => {
+    const items = [
+      {
+        kind: "Deployment",
+        metadata: { name: "web", namespace: "default" },
+        spec: { replicas: 2 },
+        status: { readyReplicas: 2 },
+      },
+      {
+        kind: "Deployment",
+        metadata: { name: "broken", namespace: "default" },
+        spec: { replicas: 2 },
+        status: { readyReplicas: 1 },
+      },
+      { kind: "Deployment", metadata: { name: "none", namespace: "default" }, spec: { replicas: 0 }, status: {} },
+      { kind: "StatefulSet", metadata: { name: "db", namespace: "data" }, spec: { replicas: 1 }, status: {} },
+      {
+        kind: "DaemonSet",
+        metadata: { name: "kube-proxy", namespace: "kube-system" },
+        status: { numberReady: 4, desiredNumberScheduled: 4 },
+      },
+      {
+        kind: "DaemonSet",
+        metadata: { name: "flannel", namespace: "kube-flannel" },
+        status: { numberReady: 3, desiredNumberScheduled: 4 },
+      },
+    ];
+    const asked: string[] = [];
+    const kubectl = {
+      json: (args: readonly string[]) => {
+        asked.push(args.join(" "));
+        return Promise.resolve({ items });
+      },
+    } as unknown as GuestKubectl;
+    assert.deepEqual([...(await readyWorkloads(kubectl))].sort(), [
+      "daemonset kube-system/kube-proxy",
+      "deployment default/none",
+      "deployment default/web",
+    ]);
+    assert.deepEqual(asked, ["get deployments,statefulsets,daemonsets --all-namespaces"]);
   });
 });
