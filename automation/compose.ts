@@ -21,7 +21,16 @@ import { G8S_POLICIES } from "../policy/policies";
 import { createApiServer, type ApiServer } from "./reconciler/server";
 import { FileStatusStore } from "./reconciler/status";
 import { PassHistory } from "./reconciler/history";
-import type { Engine, PassRecord, PreviewResource, StackStatus, UpgradeRecord, Violation } from "./reconciler/types";
+import type {
+  Engine,
+  PassRecord,
+  PreviewResource,
+  RollRecord,
+  StackStatus,
+  UpgradeRecord,
+  Violation,
+} from "./reconciler/types";
+import { hostKubeconfig, readNodeSets, rollNodes, rollSteps } from "./access/roll";
 import { Coordinator } from "./coordination/coordinator";
 import { kubeApiFor, targetFromEnvironment } from "./coordination/kubeClient";
 import { KubernetesLeaseStore } from "./coordination/kubernetesLeases";
@@ -172,6 +181,7 @@ export async function buildReconciler(settings: Settings, options: BuildOptions)
     clearPendingOperations: settings.clearPendingOperations,
     checkPolicies: checkG8sPolicies,
     drainPools: (stack, components) => drainRemovedPools(engine as Engine, logger, redact, stack.name, components),
+    roll: (stack, signal, progress) => rollGuest(engine as Engine, logger, options.env, stack, signal, progress),
     upgrade: (stack, signal, progress) => upgradeGuest(engine as Engine, logger, stack, signal, progress, upgraded),
     onPass: (record) => {
       metrics.observePass(record);
@@ -296,6 +306,65 @@ async function drainRemovedPools(
  * reached is looked at again at the next pass (a warning, not a failure: a stack whose cluster is
  * down is the update's to report). A refused change (a downgrade) or a failed node fails the pass.
  */
+/**
+ * A KVM stack's nodes whose pods are behind their StatefulSet's template after the update are
+ * restarted on it one at a time, each drained first (automation/access/roll.ts). Nothing to do
+ * (the usual pass) costs one look at the host's StatefulSets and pods. A cluster whose API cannot
+ * be reached is left for the next pass (a warning: its node may be the one to restart... but a
+ * drain needs the API, so nothing is deleted without it).
+ */
+async function rollGuest(
+  engine: Engine,
+  logger: pino.Logger,
+  env: NodeJS.ProcessEnv,
+  stack: DiscoveredStack,
+  signal: AbortSignal,
+  progress: (line: string) => void,
+): Promise<RollRecord | undefined> {
+  const namespace = stack.kvmNamespace;
+  const clusterId = stack.policyConfig?.clusterId;
+  if (namespace === undefined || clusterId === undefined) return undefined;
+  const resources = await engine.stackResources(stack.name);
+  if (resources === undefined || adminKubeconfigOutput(resources) === undefined) return undefined;
+  const kubectlPath = findKubectl(process.env);
+  const host = new GuestKubectl(kubectlPath, hostKubeconfig(resources, env));
+  let guest: GuestKubectl | undefined;
+  let shells: NodeShells | undefined;
+  try {
+    if (rollSteps(await readNodeSets(host, namespace, clusterId)).length === 0) return undefined;
+    guest = new GuestKubectl(kubectlPath, adminKubeconfigFromState(resources, stack.name));
+    let view: ClusterVersions;
+    try {
+      view = await readVersions(guest);
+    } catch (err) {
+      logger.warn({ stack: stack.name, err: (err as Error).message }, "roll: cannot reach the guest cluster to drain");
+      return undefined;
+    }
+    shells = new NodeShells(guest, pauseImageOf(view.cluster.replace(/^v/, "")), "roll");
+    await shells.close(); // a leftover of an interrupted roll
+    const report = await rollNodes(
+      host,
+      guest,
+      shells,
+      namespace,
+      clusterId,
+      (line) => {
+        logger.info({ stack: stack.name, roll: line }, "roll");
+        progress(line);
+      },
+      { signal },
+    );
+    return {
+      nodes: report.nodes.map((n) => ({ node: n.node, seconds: Math.round(n.seconds * 10) / 10 })),
+      seconds: Math.round(report.seconds * 10) / 10,
+    };
+  } finally {
+    await shells?.close();
+    guest?.close();
+    host.close();
+  }
+}
+
 async function upgradeGuest(
   engine: Engine,
   logger: pino.Logger,

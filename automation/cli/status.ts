@@ -1,7 +1,7 @@
 /** `g8s status`: the daemon's view of every stack, read from its API. */
 import { parseArgs } from "node:util";
 import { DEFAULT_PORT, type Settings } from "../config";
-import { age, firstExpiry, upgradeSummary } from "../reconciler/present";
+import { age, firstExpiry, rollSummary, upgradeSummary } from "../reconciler/present";
 import type { StackStatus } from "../reconciler/types";
 import { EXIT, UsageError, writeLine, type CliIo } from "./io";
 import { settingsFrom } from "./settingsFlags";
@@ -86,6 +86,7 @@ export function stackDetail(stack: StackStatus, now = Date.now()): string {
   if (pass) {
     const how = pass.direct ? ", a noticed change corrected at once (no preview)" : "";
     lines.push("", `last pass: ${pass.outcome} at ${pass.startedAt} in ${(pass.durationMs / 1000).toFixed(1)}s${how}`);
+    if (pass.rolled) lines.push(`restarted on the new template: ${rollSummary(pass.rolled)}`);
     if (pass.upgrade) lines.push(`upgraded: ${upgradeSummary(pass.upgrade)}`);
     if (pass.error) lines.push(`error: ${pass.error}`);
     if (pass.output) lines.push("", "engine output of the last pass:", pass.output);

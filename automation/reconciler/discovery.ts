@@ -46,6 +46,8 @@ export interface DiscoveredStack {
    * image (`packages: image`), whose CoreDNS an upgrade keeps.
    */
   readonly kubernetes?: { readonly version: string; readonly field: string; readonly nodeImage?: boolean };
+  /** A KVM cluster's namespace on the host cluster: where its node pods are rolled (automation/access/roll.ts). */
+  readonly kvmNamespace?: string;
 }
 
 export interface StackSource {
@@ -120,6 +122,7 @@ export class ProjectStackSource implements StackSource {
                 field: `${display}: kubernetes.version`,
                 ...(cluster.kubernetes.packages === "image" ? { nodeImage: true } : {}),
               },
+              ...(cluster.provider === "kvm" ? { kvmNamespace: `${cluster.kvm.namespacePrefix}${cluster.id}` } : {}),
               ...(cluster.etcd.backup.enabled
                 ? { etcdBackupSeconds: durationSeconds(cluster.etcd.backup.interval) }
                 : {}),

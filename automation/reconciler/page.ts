@@ -5,7 +5,7 @@
  * redacted (phases, outcomes, resource names, one-line errors), never an engine's whole output;
  * every value is escaped.
  */
-import { age, firstExpiry, upgradeSummary } from "./present";
+import { age, firstExpiry, rollSummary, upgradeSummary } from "./present";
 import type { PassRecord, StackStatus } from "./types";
 
 /** Seconds between the page's reloads. */
@@ -159,7 +159,7 @@ export function renderStack(stack: StackStatus, passes: readonly PassRecord[], n
   const history = [...passes].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
   const rows = history.map(
     (p) =>
-      `<tr><td>${escapeHtml(p.startedAt)}</td><td>${badge(p.outcome)}${p.direct ? " at once" : ""}</td><td>${escapeHtml(seconds(p.durationMs))}</td><td>${escapeHtml(seconds(p.detectMs))}</td><td>${escapeHtml(seconds(p.correctMs))}</td><td>${escapeHtml(driftNames(p))}${p.upgrade ? `<div class="muted">upgraded ${escapeHtml(upgradeSummary(p.upgrade))}</div>` : ""}</td><td>${escapeHtml(firstLine(p.error))}</td></tr>`,
+      `<tr><td>${escapeHtml(p.startedAt)}</td><td>${badge(p.outcome)}${p.direct ? " at once" : ""}</td><td>${escapeHtml(seconds(p.durationMs))}</td><td>${escapeHtml(seconds(p.detectMs))}</td><td>${escapeHtml(seconds(p.correctMs))}</td><td>${escapeHtml(driftNames(p))}${p.rolled ? `<div class="muted">restarted on the new template ${escapeHtml(rollSummary(p.rolled))}</div>` : ""}${p.upgrade ? `<div class="muted">upgraded ${escapeHtml(upgradeSummary(p.upgrade))}</div>` : ""}</td><td>${escapeHtml(firstLine(p.error))}</td></tr>`,
   );
   return page(
     `g8s: ${stack.name}`,

@@ -19,7 +19,7 @@ import type { PreviewResource, PreviewResult, Violation } from "./types";
 import { aptVersionChangeProblem, versionChangeProblem, type ReconcileMode } from "../../components/spec";
 import { removedPoolComponents } from "./drain";
 import { dueCertificates, parsePkiOutput, runRenewal } from "./renewal";
-import type { CertificateStatus, RenewalRecord, UpgradeRecord } from "./types";
+import type { CertificateStatus, RenewalRecord, RollRecord, UpgradeRecord } from "./types";
 
 /** True when the change summary holds anything but `same`. */
 export function hasChanges(summary: Readonly<Record<string, number>> | undefined): boolean {
@@ -101,6 +101,16 @@ export interface PassContext {
    */
   readonly drainPools?: (stack: DiscoveredStack, components: readonly string[]) => Promise<DrainedPools | undefined>;
   readonly upgrade?: UpgradeHook;
+  /**
+   * Before the upgrade, in the same passes: restarts the KVM nodes whose pods are behind their
+   * StatefulSet's template, each drained first (automation/access/roll.ts); undefined when none
+   * were. Throwing fails the pass (phase roll); the next pass goes on where it stopped.
+   */
+  readonly roll?: (
+    stack: DiscoveredStack,
+    signal: AbortSignal,
+    progress: (line: string) => void,
+  ) => Promise<RollRecord | undefined>;
   /** Where a long phase is (the upgrade's node): the stack's status message while the pass runs. */
   readonly progress?: (line: string) => void;
 }
@@ -176,7 +186,7 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
   if (start.kind !== "destroy") await renew();
   if (start.kind === "skip") return done("skipped");
 
-  let phase: "detect" | "drain" | "correct" | "upgrade" | "destroy" = "detect";
+  let phase: "detect" | "drain" | "correct" | "roll" | "upgrade" | "destroy" = "detect";
   let drift: readonly ResourceDrift[] = [];
   let changeSummary: Readonly<Record<string, number>> | undefined;
   let detectMs: number | undefined;
@@ -212,14 +222,22 @@ export async function runPass(stack: DiscoveredStack, ctx: PassContext): Promise
     // wrong for this cluster, whatever the preview would say.
     const refused = await versionRefusal(engine, stack);
     if (refused !== undefined) return done("invalid", { error: refused });
-    // The cluster's nodes follow the update: a changed kubernetes.version is rolled out after it.
+    // The cluster's nodes follow the update: KVM nodes behind their pod template are restarted
+    // on it, then a changed kubernetes.version is rolled out.
     const thenUpgrade = async (record: PassRecord): Promise<PassRecord> => {
-      if (ctx.upgrade === undefined || start.mode !== "correct") return record;
+      if (start.mode !== "correct") return record;
       if (record.outcome !== "corrected" && record.outcome !== "in-sync") return record;
+      let next = record;
+      if (ctx.roll !== undefined) {
+        phase = "roll";
+        const rolled = await ctx.roll(stack, signal, (line) => ctx.progress?.(`roll: ${line}`));
+        if (rolled !== undefined) next = { ...next, outcome: "corrected", rolled, durationMs: clock.now() - started };
+      }
+      if (ctx.upgrade === undefined) return next;
       phase = "upgrade";
       const upgrade = await ctx.upgrade(stack, signal, (line) => ctx.progress?.(`upgrade: ${line}`));
-      if (upgrade === undefined) return record;
-      return { ...record, outcome: "corrected", upgrade, durationMs: clock.now() - started };
+      if (upgrade === undefined) return next;
+      return { ...next, outcome: "corrected", upgrade, durationMs: clock.now() - started };
     };
     if (ctx.atOnce && start.mode === "correct") {
       phase = "correct";

@@ -1,5 +1,5 @@
 /** How a stack's times read for people, the same in `g8s status` and on the status page. */
-import type { StackStatus, UpgradeRecord } from "./types";
+import type { RollRecord, StackStatus, UpgradeRecord } from "./types";
 
 /** A time relative to now: `in 3m`, `40s ago`, `-` for none. */
 export function age(iso: string | undefined, now: number): string {
@@ -19,8 +19,17 @@ export function firstExpiry(stack: StackStatus, now: number): string {
   return `${age(first.notAfter, now)} (${first.key}${renewing})`;
 }
 
+function nodeTimes(nodes: RollRecord["nodes"]): string {
+  return nodes.map((n) => `${n.node} ${n.seconds.toFixed(1)} s`).join(", ");
+}
+
 /** A pass's rolling upgrade in one line: `v1.34.12 → v1.35.4 in 333.9 s (master-0 110.6 s, …)`. */
 export function upgradeSummary(upgrade: UpgradeRecord): string {
-  const nodes = upgrade.nodes.map((n) => `${n.node} ${n.seconds.toFixed(1)} s`).join(", ");
-  return `${upgrade.from} → ${upgrade.to} in ${upgrade.seconds.toFixed(1)} s (${nodes})`;
+  return `${upgrade.from} → ${upgrade.to} in ${upgrade.seconds.toFixed(1)} s (${nodeTimes(upgrade.nodes)})`;
+}
+
+/** A pass's node restarts on a new pod template in one line: `1 node in 97.0 s (pool-a-0 97.0 s)`. */
+export function rollSummary(rolled: RollRecord): string {
+  const count = `${rolled.nodes.length} node${rolled.nodes.length === 1 ? "" : "s"}`;
+  return `${count} in ${rolled.seconds.toFixed(1)} s (${nodeTimes(rolled.nodes)})`;
 }

@@ -65,6 +65,8 @@ export interface SchedulerOptions {
   readonly checkPolicies?: PassContext["checkPolicies"];
   /** Drains the node pools an update removes, before it (see pass.ts). */
   readonly drainPools?: PassContext["drainPools"];
+  /** Restarts KVM nodes behind their pod template after the update, each drained first (see pass.ts). */
+  readonly roll?: PassContext["roll"];
   /** Rolls a guest cluster to its file's Kubernetes version after the update (see pass.ts). */
   readonly upgrade?: PassContext["upgrade"];
   /** Drop pending operations left by a crash instead of stopping at needs-attention. */
@@ -95,7 +97,16 @@ export interface Gate {
 }
 
 type Hooks =
-  "onPass" | "onRenewal" | "onStatus" | "onLoad" | "onForget" | "checkPolicies" | "drainPools" | "upgrade" | "gate";
+  | "onPass"
+  | "onRenewal"
+  | "onStatus"
+  | "onLoad"
+  | "onForget"
+  | "checkPolicies"
+  | "drainPools"
+  | "roll"
+  | "upgrade"
+  | "gate";
 type ResolvedOptions = Required<Omit<SchedulerOptions, Hooks>> &
   Pick<SchedulerOptions, Hooks> & { readonly shutdownGraceMs: number };
 
@@ -546,6 +557,7 @@ export class Scheduler {
         redact: this.options.redact,
         checkPolicies: this.options.checkPolicies,
         drainPools: this.options.drainPools,
+        roll: this.options.roll,
         upgrade: this.options.upgrade,
         progress: (line) => this.commit(e, progressed(e.state, line)),
         atOnce,

@@ -255,6 +255,8 @@ export interface PassRecord {
   };
   /** The rolling upgrade the pass made after its update: versions, each node and its seconds. */
   readonly upgrade?: UpgradeRecord;
+  /** The KVM nodes the pass restarted on their new pod template after its update, each drained first. */
+  readonly rolled?: RollRecord;
   /** The renewal the pass ran first (or after its preview, when certificates fell due meanwhile). */
   readonly renewal?: RenewalRecord;
   /** The certificates as read after the pass's `up` (which may have reissued some). */
@@ -265,6 +267,12 @@ export interface PassRecord {
 export interface UpgradeRecord {
   readonly from: string;
   readonly to: string;
+  readonly nodes: readonly { readonly node: string; readonly seconds: number }[];
+  readonly seconds: number;
+}
+
+/** A roll of KVM nodes onto their StatefulSet's new template (automation/access/roll.ts), as a pass records it. */
+export interface RollRecord {
   readonly nodes: readonly { readonly node: string; readonly seconds: number }[];
   readonly seconds: number;
 }

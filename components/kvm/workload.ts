@@ -195,7 +195,11 @@ export function nodeSetSpec(o: NodeSetOptions): StatefulSetSpec {
     // Parallel: a restarted master must not wait for master-0's readiness, which needs quorum.
     podManagementPolicy: "Parallel",
     selector: { matchLabels: o.selector },
-    updateStrategy: { type: "RollingUpdate" },
+    // OnDelete: a changed template (cpus, memory, the QEMU image) restarts no VM by itself. The
+    // reconciler restarts them one at a time, each guest node drained first and the cluster
+    // healthy again before the next (automation/access/roll.ts); a rolling update would stop a
+    // VM with its pods still on it.
+    updateStrategy: { type: "OnDelete" },
     // Disks outlive a `pulumi destroy` of the StatefulSet; a removed worker's disk goes with it
     // (a new node must not boot an old identity), a removed master's etcd data stays.
     persistentVolumeClaimRetentionPolicy: {

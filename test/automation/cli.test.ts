@@ -168,9 +168,11 @@ describe("g8s status", () => {
         startedAt: "2026-12-07T21:00:00.000Z",
         durationMs: 340_000,
         upgrade,
+        rolled: { nodes: [{ node: "pool-default-0", seconds: 97 }], seconds: 97.4 },
       },
     });
     assert.match(text, /\nupgraded: v1\.34\.12 → v1\.35\.4 in 333\.9 s \(master-0 110\.6 s, pool-default-0 12\.0 s\)/);
+    assert.match(text, /\nrestarted on the new template: 1 node in 97\.4 s \(pool-default-0 97\.0 s\)\nupgraded/);
   });
 
   it("finds the daemon through the settings: G8S_PORT, --port or the daemon's --config file", async () => {

@@ -97,6 +97,15 @@ describe("the status page", () => {
     const upgrade = { from: "v1.34.12", to: "v1.35.4", nodes: [{ node: "master-0", seconds: 110.6 }], seconds: 120 };
     const html = renderStack(status("s"), [pass("2026-12-02T11:50:00.000Z", { upgrade })], NOW);
     assert.match(html, /upgraded v1\.34\.12 → v1\.35\.4 in 120\.0 s \(master-0 110\.6 s\)/);
+    const rolled = {
+      nodes: [
+        { node: "pool-a-0", seconds: 48.5 },
+        { node: "pool-a-1", seconds: 50 },
+      ],
+      seconds: 99,
+    };
+    const restarted = renderStack(status("s"), [pass("2026-12-02T11:50:00.000Z", { rolled })], NOW);
+    assert.match(restarted, /restarted on the new template 2 nodes in 99\.0 s \(pool-a-0 48\.5 s, pool-a-1 50\.0 s\)/);
   });
 
   it("keeps the last passes of each stack, without the engine's output", () => {

@@ -169,6 +169,53 @@ describe("one pass", () => {
     assert.deepEqual(calls, [], "detect never touches the nodes");
   });
 
+  it("restarts KVM nodes behind their template before the upgrade, records them, and fails the pass (phase roll) when a node does", async () => {
+    const calls: string[] = [];
+    let roll: "none" | "rolled" | "fail" = "rolled";
+    const said: string[] = [];
+    const ctxWith = () => ({
+      ...ctx(),
+      roll: async (s: DiscoveredStack, _signal: AbortSignal, progress: (line: string) => void) => {
+        calls.push(`roll ${s.name} (ups so far: ${engine.ups("s").length})`);
+        progress("pool-a-0: cordon and drain");
+        if (roll === "fail") throw new Error("pool-a-0: not back on the new template 900 s after its pod was deleted");
+        return roll === "none" ? undefined : { nodes: [{ node: "pool-a-0", seconds: 48.5 }], seconds: 50 };
+      },
+      upgrade: async () => {
+        calls.push("upgrade");
+        return undefined;
+      },
+      progress: (line: string) => void said.push(line),
+    });
+    const go = async (s: DiscoveredStack) => {
+      const pending = runPass(s, ctxWith());
+      await clock.advance(10_000);
+      return pending;
+    };
+    engine.plan("s", "drift");
+    const rolled = await go(stack());
+    assert.equal(rolled.outcome, "corrected");
+    assert.deepEqual(rolled.rolled?.nodes, [{ node: "pool-a-0", seconds: 48.5 }]);
+    assert.deepEqual(calls, ["roll s (ups so far: 1)", "upgrade"], "after the update, before the upgrade");
+    assert.deepEqual(said, ["roll: pool-a-0: cordon and drain"]);
+    // In sync, a node still behind (an earlier roll stopped): the restart is the correction.
+    assert.equal((await go(stack())).outcome, "corrected");
+    roll = "none";
+    const quiet = await go(stack());
+    assert.equal(quiet.outcome, "in-sync");
+    assert.equal(quiet.rolled, undefined);
+    roll = "fail";
+    calls.length = 0;
+    const failed = await go(stack());
+    assert.equal(failed.outcome, "failed");
+    assert.match(failed.error ?? "", /^roll: pool-a-0: not back on the new template/);
+    assert.deepEqual(calls, ["roll s (ups so far: 1)"], "no upgrade after a failed roll");
+    calls.length = 0;
+    roll = "rolled";
+    assert.equal((await go(stack({ mode: "detect" }))).outcome, "in-sync");
+    assert.deepEqual(calls, [], "detect never touches the nodes");
+  });
+
   it("redacts the error text of a failed pass", async () => {
     engine.previewRefresh = async () => {
       throw new Error("bad passphrase s3cr3t");

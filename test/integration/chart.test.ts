@@ -153,6 +153,7 @@ describe("Helm chart charts/g8s on the host cluster", function () {
         assert.equal(can(verb, resourceOf(apiPath)), "yes", `${verb} ${kind}`);
     }
     assert.equal(can("create", "pods"), "no");
+    assert.equal(can("delete", "pods"), "yes", "a node-pool change restarts a guest node's QEMU pod");
     assert.equal(can("create", "clusterroles.rbac.authorization.k8s.io"), "no");
     assert.equal(can("delete", "nodes"), "no");
   });

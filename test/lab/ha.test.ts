@@ -271,4 +271,87 @@ describe("lab: three masters keep etcd's quorum when one stops (system container
     assert.equal(counts.failed, 0, `failed requests during the upgrade: ${counts.failures.join(" | ")}`);
     assert.ok(counts.ok > 100, `the probe ran (${counts.ok} answers)`);
   });
+
+  it("a node-pool change (memory) restarts the worker on its new pod template: drained first, the Service answering throughout", async function () {
+    // The web Deployment and Service of the upgrade above; the probe runs on master-0 now (the worker restarts).
+    const clusterIp = lab.kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}").out;
+    assert.match(clusterIp, /^[\d.]+$/, "the Service of the upgrade test");
+    const worker = "pool-default-0";
+    const bootBefore = lab.kubectl("get", "node", worker, "-o", "jsonpath={.status.nodeInfo.bootID}").out;
+    const namespace = lab.plan().namespace;
+    const revision = (what: string) =>
+      lab.hostKubectl(
+        "get",
+        ...what.split(" "),
+        "-n",
+        namespace,
+        "-o",
+        what.startsWith("pod")
+          ? "jsonpath={.metadata.labels.controller-revision-hash}"
+          : "jsonpath={.status.updateRevision}",
+      ).out;
+    const revisionBefore = revision(`statefulset pool-default`);
+    assert.equal(revision(`pod ${worker}`), revisionBefore);
+
+    const stop = "/run/g8s-probe-stop";
+    const ready = "/run/g8s-probe-ready";
+    lab.onNode("master-0", "rm", "-f", stop, ready);
+    const probe = lab.onNodeAsync("master-0", "python3", "-c", PROBE_PY, clusterIp, stop, ready);
+    await waitUntil(
+      "3 s of answers in a row through the Service",
+      () => lab.onNode("master-0", "test", "-e", ready).code === 0,
+      120_000,
+    );
+    // The pool's memory changes: the StatefulSet's template (OnDelete: no VM restarts by itself).
+    lab.write({ ...STACK, kubernetesVersion: TO, reconcileMode: "correct", workerMemoryGiB: 3 });
+    const follow = lab.followPodRestarts();
+    const started = Date.now();
+    const pass = await lab.g8sInHostDns("reconcile", STACK.id, "--json");
+    const seconds = (Date.now() - started) / 1000;
+    const restarted = await follow.stop();
+    await sleep(3000);
+    lab.onNode("master-0", "touch", stop);
+    const probed = await probe;
+    assert.equal(pass.code, 0, `${pass.out}\n${pass.err}`);
+    const record = JSON.parse(pass.out.split("\n")[0]) as {
+      outcome: string;
+      rolled?: { nodes: { node: string; seconds: number }[]; seconds: number };
+    };
+    assert.equal(record.outcome, "corrected", pass.out);
+    assert.deepEqual(
+      record.rolled?.nodes.map((n) => n.node),
+      [worker],
+      pass.out,
+    );
+    assert.deepEqual(restarted, [worker]);
+    // The worker runs the new template: a new revision, booted again, Ready and schedulable.
+    const revisionAfter = revision(`statefulset pool-default`);
+    assert.notEqual(revisionAfter, revisionBefore);
+    assert.equal(revision(`pod ${worker}`), revisionAfter);
+    assert.equal(
+      lab.hostKubectl(
+        "get",
+        "statefulset",
+        "pool-default",
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].resources.limits.memory}",
+      ).code,
+      0,
+    );
+    assert.notEqual(lab.kubectl("get", "node", worker, "-o", "jsonpath={.status.nodeInfo.bootID}").out, bootBefore);
+    assert.equal(lab.readiness().get(worker), "True");
+    assert.equal(lab.kubectl("get", "node", worker, "-o", "jsonpath={.spec.unschedulable}").out, "");
+    // The masters' pods were not touched.
+    assert.equal(revision("pod master-0"), revision("statefulset master"));
+
+    const counts = JSON.parse(probed.out) as { ok: number; failed: number; failures: string[]; seconds: number };
+    process.stdout.write(
+      `      node-pool change (memory) of ${worker}: the pass ${seconds.toFixed(1)} s, the roll ${record.rolled?.seconds} s ` +
+        `(${worker} ${record.rolled?.nodes[0].seconds} s); probe: ${counts.ok} answered, ${counts.failed} failed ${counts.failures.join(" | ")}\n`,
+    );
+    assert.equal(counts.failed, 0, `failed requests during the roll: ${counts.failures.join(" | ")}`);
+    assert.ok(counts.ok > 100, `the probe ran (${counts.ok} answers)`);
+  });
 });

@@ -5,7 +5,7 @@
  */
 import * as assert from "node:assert/strict";
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
@@ -196,6 +196,36 @@ export class TestLab {
     return { ...r, err: r.err.trim() };
   }
 
+  /**
+   * `g8s ARGS…` as the daemon runs in the host cluster, where the guest API's Service name
+   * (`api.<namespace>.svc`, the stack's adminKubeconfig server) resolves: in a mount namespace of
+   * its own whose /etc/hosts adds the name as the lab's nodes have it (master-0's address).
+   */
+  async g8sInHostDns(...args: string[]): Promise<Result> {
+    const api = readFileSync(path.join(this.labDir, "nodes", "master-0", "hosts"), "utf8")
+      .split("\n")
+      .filter((l) => / api\./.test(l));
+    const hosts = path.join(this.labDir, "hosts-with-api");
+    writeFileSync(hosts, `${readFileSync("/etc/hosts", "utf8").trimEnd()}\n${api.join("\n")}\n`);
+    const r = await run(
+      "unshare",
+      [
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount --bind "$0" /etc/hosts && exec "$@"',
+        hosts,
+        process.execPath,
+        G8S,
+        ...args,
+      ],
+      this.g8sEnv(),
+    );
+    return { ...r, err: r.err.trim() };
+  }
+
   private g8sEnv(): NodeJS.ProcessEnv {
     return {
       ...process.env,
@@ -205,6 +235,8 @@ export class TestLab {
       G8S_OFFLINE: "true",
       PULUMI_CONFIG_PASSPHRASE_FILE: path.join(this.labDir, "passphrase"),
       PULUMI_CONFIG_PASSPHRASE: undefined,
+      // The host cluster the stack is applied to (a reconcile's up, a roll's pods).
+      KUBECONFIG: path.join(this.labDir, "host", "kubeconfig"),
     };
   }
 
@@ -235,6 +267,54 @@ export class TestLab {
       encoding: "utf8",
     });
     return { code: r.status, out: r.stdout.trim(), err: r.stderr.trim() };
+  }
+
+  /**
+   * Stands in for the host's kubelets while g8s restarts nodes: the host cluster's nodes are
+   * simulated (KWOK), so a pod made again runs nothing. Every 2 s this looks at the guest's pods
+   * on the host; a node whose pod is a new one (another uid) is stopped and booted again by
+   * `lab up` from the new pod's documents, as its VM would restart. `stop()` ends the watch and
+   * names the nodes it restarted.
+   */
+  followPodRestarts(): { stop: () => Promise<string[]> } {
+    const namespace = this.plan().namespace;
+    const uids = () =>
+      new Map(
+        this.hostKubectl(
+          "get",
+          "pods",
+          "-n",
+          namespace,
+          "-o",
+          "jsonpath={range .items[*]}{.metadata.name}={.metadata.uid} {end}",
+        )
+          .out.split(" ")
+          .filter((p) => p.includes("="))
+          .map((p) => p.split("=") as [string, string]),
+      );
+    const seen = uids();
+    const restarted: string[] = [];
+    let stopping = false;
+    const loop = (async () => {
+      while (!stopping) {
+        await sleep(2000);
+        for (const [pod, uid] of uids()) {
+          if (seen.get(pod) === uid || !existsSync(this.stateDir(pod))) continue;
+          seen.set(pod, uid);
+          const stopped = this.stopNode(pod);
+          if (stopped.code !== 0) throw new Error(`stopping ${pod}: ${stopped.err}`);
+          await this.up(15);
+          restarted.push(pod);
+        }
+      }
+    })();
+    return {
+      stop: async () => {
+        stopping = true;
+        await loop;
+        return restarted;
+      },
+    };
   }
 
   /** The node's system-container state directory (nspawn-node.sh's --state-dir). */

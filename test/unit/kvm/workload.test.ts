@@ -1,6 +1,6 @@
 /** The QEMU pods' secret share with an object store for etcd snapshots: the operator's keys, masters only. */
 import * as assert from "node:assert/strict";
-import { podVolumes, type NodeSetOptions } from "../../../components/kvm/workload";
+import { nodeSetSpec, podVolumes, type NodeSetOptions } from "../../../components/kvm/workload";
 import { kvmClusterSpec } from "./helpers";
 
 const options = (role: "master" | "worker", withStore: boolean): NodeSetOptions => ({
@@ -57,5 +57,13 @@ describe("KVM: the node secret share with etcd.backup.objectStore", () => {
       name: "node-secrets",
       secret: { secretName: "master-secrets", defaultMode: 0o400 },
     });
+  });
+});
+
+describe("KVM: how a changed template reaches the VMs", () => {
+  it("OnDelete for masters and workers: the reconciler restarts each VM after draining its node (automation/access/roll.ts)", () => {
+    for (const role of ["master", "worker"] as const) {
+      assert.deepEqual(nodeSetSpec(options(role, false)).updateStrategy, { type: "OnDelete" }, role);
+    }
   });
 });
