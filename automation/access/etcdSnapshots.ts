@@ -194,8 +194,15 @@ export function initialCluster(members: readonly string[]): string {
   return [...members].sort().join(",");
 }
 
+/**
+ * Every master's restore starts RESTORE_DELAY_SECONDS after its unit is made (a transient timer):
+ * the first restore to start stops the API server these commands reach the masters through, so
+ * no start may depend on the API being up after another one began.
+ */
+export const RESTORE_DELAY_SECONDS = 10;
 const START_SCRIPT = String.raw`. ${ETCD_BACKUP_ENV_PATH} || exit 3
-systemd-run --no-block --quiet --unit "$1" -p Type=oneshot -p RemainAfterExit=yes -p TimeoutStartSec=${RESTORE_FOLLOW_SECONDS} ${ETCD_RESTORE_SCRIPT_PATH} "$SNAPSHOT_DIR/$2" --initial-cluster "$3"`;
+systemd-run --quiet --unit "$1" --on-active=${RESTORE_DELAY_SECONDS} -p Type=oneshot -p RemainAfterExit=yes -p TimeoutStartSec=${RESTORE_FOLLOW_SECONDS} ${ETCD_RESTORE_SCRIPT_PATH} "$SNAPSHOT_DIR/$2" --initial-cluster "$3"`;
+const CANCEL_SCRIPT = String.raw`systemctl stop "$1.timer"`;
 const STATE_SCRIPT = String.raw`systemctl show -p ActiveState -p Result "$1"; journalctl -u "$1" -t ${ETCD_RESTORE_SCRIPT_PATH.split("/").pop()} -o cat --no-pager -n 5 | sed 's/^/log /'`;
 
 export interface RestoreProgress {
@@ -300,8 +307,21 @@ export async function restoreEtcd(
   const unit = `g8s-etcd-restore-${Date.now().toString(36)}`;
   const started = Date.now();
   const starts = await Promise.all(nodes.map((n) => shells.run(n, START_SCRIPT, [unit, name, cluster])));
-  starts.forEach((r, i) => mustRun(nodes[i], `starting ${unit}`, r));
-  progress(`started ${unit} on ${nodes.join(", ")} as members ${cluster}: the API goes away until etcd is restored`);
+  const failed = starts.findIndex((r) => r.code !== 0);
+  if (failed >= 0) {
+    // All or none: the timers set on the others are stopped before they fire.
+    const set = nodes.filter((_, i) => starts[i].code === 0);
+    const cancels = await Promise.all(set.map((n) => shells.run(n, CANCEL_SCRIPT, [unit])));
+    const left = set.filter((_, i) => cancels[i].code !== 0);
+    mustRun(
+      nodes[failed],
+      `starting ${unit} (${left.length === 0 ? "nothing was restored" : `its timer could not be stopped on ${left.join(", ")}: stop ${unit}.timer there now`})`,
+      starts[failed],
+    );
+  }
+  progress(
+    `set ${unit} to start in ${RESTORE_DELAY_SECONDS} s on ${nodes.join(", ")} as members ${cluster}: the API goes away until etcd is restored`,
+  );
 
   // 4. Follow the units. The API drops out while they run; afterwards it no longer knows the
   // helper pods (made after the snapshot), so they are made again.

@@ -80,7 +80,7 @@ describe("g8s etcd: snapshot listings and restore units", () => {
       state: "failed",
       log: "etcd is not healthy",
     });
-    // Not started yet (systemd-run --no-block): neither done nor failed.
+    // Not started yet (its timer has not fired): neither done nor failed.
     assert.deepEqual(parseUnitState("ActiveState=inactive\nResult=success\n"), { state: "running" });
   });
 
