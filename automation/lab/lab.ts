@@ -640,10 +640,15 @@ class Lab {
         this.consoleTail(node),
       );
     if (stage === "cloud-init") {
-      const result = this.onNode(node, "cat", "/var/lib/cloud/data/result.json");
+      // A command in the node can fail for a moment while its systemd settles: look a few times.
+      let result = this.onNode(node, "cat", "/var/lib/cloud/data/result.json");
+      for (let i = 0; i < 5 && !result.ok; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        result = this.onNode(node, "cat", "/var/lib/cloud/data/result.json");
+      }
       const errors = result.ok
         ? ((JSON.parse(result.stdout) as { v1?: { errors?: string[] } }).v1?.errors ?? [])
-        : ["no result.json"];
+        : [`no result.json (${result.stderr.trim().split("\n").at(-1) ?? ""})`];
       if (errors.length > 0) {
         const log = this.onNode(node, "tail", "-n", String(CONSOLE_TAIL_LINES), "/var/log/cloud-init-output.log");
         throw new LabError(
