@@ -331,7 +331,8 @@ async function rollGuest(
   let guest: GuestKubectl | undefined;
   let shells: NodeShells | undefined;
   try {
-    if (rollSteps(await readNodeSets(host, namespace, clusterId)).length === 0) return undefined;
+    const sets = await readNodeSets(host, namespace, clusterId);
+    if (rollSteps(sets).length === 0) return undefined;
     guest = new GuestKubectl(kubectlPath, adminKubeconfigFromState(resources, stack.name));
     let view: ClusterVersions;
     try {
@@ -352,7 +353,7 @@ async function rollGuest(
         logger.info({ stack: stack.name, roll: line }, "roll");
         progress(line);
       },
-      { signal },
+      { signal, sets },
     );
     return {
       nodes: report.nodes.map((n) => ({ node: n.node, seconds: Math.round(n.seconds * 10) / 10 })),

@@ -229,6 +229,8 @@ export interface RollOptions {
   readonly signal?: AbortSignal;
   /** Between two looks at a pod or a node (default 3 s). */
   readonly pollMs?: number;
+  /** The sets as the caller just read them (readNodeSets): not read again. */
+  readonly sets?: readonly NodeSet[];
 }
 
 /**
@@ -246,7 +248,7 @@ export async function rollNodes(
   options: RollOptions = {},
 ): Promise<RollReport> {
   const started = Date.now();
-  const steps = rollSteps(await readNodeSets(host, namespace, clusterId));
+  const steps = rollSteps(options.sets ?? (await readNodeSets(host, namespace, clusterId)));
   if (steps.length === 0) return { nodes: [], seconds: 0 };
   progress(
     `${steps.length} node(s) behind their template: ${steps.map((s) => `${s.node}${s.finish ? " (its roll stopped)" : ""}`).join(", ")}`,
